@@ -1,0 +1,84 @@
+"""A durable Kafka producer for asyncio code.
+
+kafka-python's producer is used because its idempotent mode works against every broker we run
+(aiokafka's InitProducerId fails on Tansu). Its sender thread does the I/O; results are handed
+back to the event loop, so ``send`` returns only once the broker acknowledged (acks=all).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+log = logging.getLogger(__name__)
+
+
+class BrokerUnavailable(Exception):
+    """The message was not acknowledged by the broker; the caller must not report success."""
+
+
+class DurableProducer:
+    def __init__(self, bootstrap_servers: list[str], *, timeout_s: float = 3.0) -> None:
+        self._bootstrap_servers = bootstrap_servers
+        self._timeout_s = timeout_s
+        self._producer: KafkaProducer | None = None
+        self._lock = asyncio.Lock()
+
+    async def _get(self) -> KafkaProducer:
+        if self._producer is not None:
+            return self._producer
+        async with self._lock:
+            if self._producer is None:
+                self._producer = await asyncio.to_thread(self._connect)
+            return self._producer
+
+    def _connect(self) -> KafkaProducer:
+        try:
+            return KafkaProducer(
+                bootstrap_servers=self._bootstrap_servers,
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=1,
+                # Shopify waits 5 s for our answer; give up well before so it can retry.
+                max_block_ms=int(self._timeout_s * 1000),
+                request_timeout_ms=int(self._timeout_s * 1000),
+                delivery_timeout_ms=int(self._timeout_s * 1000) + 100,
+                retry_backoff_ms=50,
+                reconnect_backoff_max_ms=1000,
+            )
+        except KafkaError as exc:
+            raise BrokerUnavailable(str(exc)) from exc
+
+    async def send(self, topic: str, value: bytes, key: bytes | None = None) -> Any:
+        """Produce one message and wait for the broker's acknowledgement."""
+        producer = await self._get()
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Any] = loop.create_future()
+
+        def _resolve(result: Any) -> None:
+            if not done.done():
+                done.set_result(result)
+
+        def _reject(exc: BaseException) -> None:
+            if not done.done():
+                done.set_exception(BrokerUnavailable(str(exc)))
+
+        try:
+            record = producer.send(topic, value=value, key=key)
+        except KafkaError as exc:
+            raise BrokerUnavailable(str(exc)) from exc
+        record.add_callback(lambda md: loop.call_soon_threadsafe(_resolve, md))
+        record.add_errback(lambda exc: loop.call_soon_threadsafe(_reject, exc))
+        try:
+            return await asyncio.wait_for(done, self._timeout_s + 0.5)
+        except TimeoutError as exc:
+            raise BrokerUnavailable("broker did not acknowledge in time") from exc
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            await asyncio.to_thread(producer.close, 2)

@@ -1,0 +1,89 @@
+"""Topic names, keys and message schemas: the public Kafka interface of Stockpulse.
+
+Values are JSON objects carrying ``schema_version``; see docs/topics.md for examples.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+RAW_WEBHOOKS = "shopify.webhooks"
+SKU_EVENTS = "stockpulse.sku-events"  # internal: normalised per-SKU work, keyed shop|sku
+UPDATES = "stockpulse.updates"
+FORECASTS = "stockpulse.forecasts"
+ALERTS = "stockpulse.alerts"
+
+ALL_TOPICS = (RAW_WEBHOOKS, SKU_EVENTS, UPDATES, FORECASTS, ALERTS)
+
+SCHEMA_VERSION = 1
+
+
+def sku_key(shop: str, sku_ref: str) -> bytes:
+    """Key of per-SKU messages: all of one SKU's messages share a partition, hence one owner."""
+    return f"{shop}|{sku_ref}".encode()
+
+
+def shop_key(shop: str) -> bytes:
+    return shop.encode()
+
+
+class WebhookEnvelope(BaseModel):
+    """One accepted Shopify webhook as produced to ``shopify.webhooks`` (payload PII-stripped)."""
+
+    schema_version: int = SCHEMA_VERSION
+    topic: str
+    shop: str
+    event_id: str
+    webhook_id: str
+    triggered_at: str | None = None
+    api_version: str | None = None
+    received_at: str
+    payload: dict[str, Any]
+
+
+class SkuEvent(BaseModel):
+    """A single per-SKU change derived from a webhook; internal to the stream pipeline."""
+
+    schema_version: int = SCHEMA_VERSION
+    kind: Literal["sale_line", "refund_line", "stock", "variant", "product_delete", "shop_redact"]
+    shop: str
+    event_id: str
+    received_at: str
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class SkuUpdate(BaseModel):
+    """A SKU's current numbers after a change, published to ``stockpulse.updates``.
+
+    Each message carries absolute values (not deltas) so a consumer that misses or repeats
+    messages still ends on the right numbers.
+    """
+
+    schema_version: int = SCHEMA_VERSION
+    type: Literal["stock", "demand"]
+    shop: str
+    variant_id: int
+    sku: str | None
+    title: str | None
+    stock: int | None
+    sold_today: int
+    sold_7d: int
+    sold_28d: int
+    avg_daily_demand: float
+    days_of_cover: float | None
+    as_of: str
+    events: list[str] = Field(default_factory=list, description="Shopify event ids applied")
+    received_at: str | None = Field(
+        default=None, description="When the earliest of those webhooks reached the ingress"
+    )
+
+
+def dumps(model: BaseModel) -> bytes:
+    return model.model_dump_json().encode()
+
+
+def loads_json(value: bytes | str) -> Any:
+    return json.loads(value)

@@ -1,0 +1,80 @@
+"""Typed settings read from the environment, with safe local defaults."""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+# Printed whenever it is in use so nobody mistakes a development install for a real one.
+DEVELOPMENT_WEBHOOK_SECRET = "stockpulse-development-secret"
+
+
+class Settings(BaseSettings):
+    """Everything a Stockpulse process needs to know about its surroundings."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    database_url: str = Field(
+        default="postgresql://postgres@127.0.0.1:5432/stockpulse",
+        description="PostgreSQL/TimescaleDB connection URL.",
+    )
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092", description="Comma-separated Kafka bootstrap servers."
+    )
+    shopify_api_key: str = Field(default="", description="Shopify app client id.")
+    shopify_api_secret: str = Field(
+        default=DEVELOPMENT_WEBHOOK_SECRET,
+        description="Shopify app client secret(s); comma-separated during rotation, newest first.",
+    )
+    shopify_api_version: str = Field(default="2025-10", description="Shopify Admin API version.")
+    smtp_url: str = Field(default="smtp://127.0.0.1:1025", description="Outgoing mail server.")
+    stockpulse_secret_key: str = Field(
+        default="development-only-secret-key", description="Signs sessions and CSRF tokens."
+    )
+    stockpulse_encryption_keys: str = Field(
+        default="", description="Base64 AES-256 keys for tokens at rest, newest first."
+    )
+    stockpulse_base_url: str = Field(
+        default="http://127.0.0.1:8000", description="Public URL of the web app."
+    )
+    webhook_max_body_bytes: int = Field(
+        default=1024 * 1024, description="Larger webhook bodies are refused with 413."
+    )
+    kafka_topic_partitions: int = Field(
+        default=8, description="Partitions for topics Stockpulse creates; the unit of scale-out."
+    )
+    websocket_backlog: int = Field(
+        default=256, description="Messages kept per socket before the oldest are dropped."
+    )
+    known_shops_refresh_seconds: float = Field(
+        default=5.0, description="How stale the ingress's cached list of installed shops may be."
+    )
+
+    @field_validator("shopify_api_secret")
+    @classmethod
+    def _secret_not_blank(cls, value: str) -> str:
+        if not [s for s in value.split(",") if s.strip()]:
+            raise ValueError("SHOPIFY_API_SECRET needs at least one non-empty secret")
+        return value
+
+    @property
+    def webhook_secrets(self) -> list[bytes]:
+        return [s.strip().encode() for s in self.shopify_api_secret.split(",") if s.strip()]
+
+    @property
+    def uses_development_secret(self) -> bool:
+        return self.shopify_api_secret == DEVELOPMENT_WEBHOOK_SECRET
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        return [s.strip() for s in self.kafka_bootstrap_servers.split(",") if s.strip()]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,146 @@
+"""The ``stockpulse`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+
+import click
+
+from connectors.settings import get_settings
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@click.group()
+def main() -> None:
+    """Stockpulse: real-time inventory forecasting and alerting for Shopify stores."""
+
+
+@main.command()
+@click.option("--port", default=8000, show_default=True, help="Port of the dashboard and webhooks.")
+@click.option("--data-dir", default=".data", show_default=True, type=click.Path(),
+              help="Where the embedded PostgreSQL cluster and logs live.")
+@click.option("--simulate/--no-simulate", default=True, show_default=True,
+              help="Run the demo store that sends signed webhooks.")
+@click.option("--orders-per-minute", default=30.0, show_default=True)
+def up(port: int, data_dir: str, simulate: bool, orders_per_minute: float) -> None:
+    """Run the whole product on embedded defaults (Ctrl-C stops everything)."""
+    from ops.stack import run_stack
+
+    _logging("warning")
+    sys.exit(run_stack(port=port, data_dir=data_dir, simulate=simulate,
+                       orders_per_minute=orders_per_minute))
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True)
+@click.option("--workers", default=1, show_default=True, help="Web processes sharing the port.")
+def web(host: str, port: int, workers: int) -> None:
+    """Serve the web app (webhooks, dashboard, API, WebSocket feed)."""
+    import uvicorn
+
+    _warn_development_secret()
+    uvicorn.run("web.app:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level="warning", access_log=False, loop="uvloop", http="httptools",
+                ws="websockets-sansio", lifespan="on")
+
+
+@main.command()
+@click.option("--loglevel", default="warn", show_default=True)
+def worker(loglevel: str) -> None:
+    """Run the stream worker (Faust)."""
+    from connectors.db.migrate import migrate as apply_migrations
+    from streams.app import run_worker
+
+    apply_migrations(get_settings().database_url)
+    run_worker(loglevel)
+
+
+@main.command()
+def migrate() -> None:
+    """Apply database migrations."""
+    from connectors.db.migrate import migrate as apply_migrations
+
+    _logging("info")
+    applied = apply_migrations(get_settings().database_url)
+    click.echo(f"applied {len(applied)} migration(s)" if applied else "database is up to date")
+
+
+@main.group()
+def shops() -> None:
+    """Manage installed shops."""
+
+
+@shops.command("add")
+@click.argument("domain")
+@click.option("--name", default=None)
+@click.option("--timezone", default="UTC", show_default=True)
+def shops_add(domain: str, name: str | None, timezone: str) -> None:
+    """Install a shop by hand (the Shopify OAuth flow does this for real shops)."""
+    from ops.stack import install_shop
+
+    install_shop(get_settings().database_url, domain, name=name, timezone=timezone)
+    click.echo(f"installed {domain}")
+
+
+@main.command()
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True)
+@click.option("--shop", default="demo.myshopify.com", show_default=True)
+@click.option("--orders-per-minute", default=30.0, show_default=True)
+@click.option("--backfill-days", default=0, show_default=True)
+@click.option("--seed", default=7, show_default=True)
+@click.option("--duration", default=None, type=float, help="Stop after this many seconds.")
+def simulate(url: str, shop: str, orders_per_minute: float, backfill_days: int, seed: int,
+             duration: float | None) -> None:
+    """Send a demo store's signed webhooks to a running Stockpulse."""
+    from ops.simulator import StoreSimulator
+
+    _logging("info")
+    secret = get_settings().webhook_secrets[0].decode()
+    sim = StoreSimulator(url, shop, secret, seed=seed, orders_per_minute=orders_per_minute)
+    try:
+        asyncio.run(sim.run(backfill_days=backfill_days, duration_s=duration))
+    except KeyboardInterrupt:
+        pass
+    click.echo(f"sent {sim.sent} webhooks")
+
+
+@main.group()
+def bench() -> None:
+    """Benchmarks against a running stack (figures go to docs/benchmarks.md)."""
+
+
+@bench.command("ingest")
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True)
+@click.option("--shop", default="demo.myshopify.com", show_default=True)
+@click.option("-n", "--count", default=20000, show_default=True, help="Webhooks for throughput.")
+@click.option("-c", "--concurrency", default=64, show_default=True)
+@click.option("--e2e-rate", default=200.0, show_default=True, help="Webhooks/s for end-to-end.")
+@click.option("--e2e-seconds", default=15.0, show_default=True)
+@click.option("--json", "json_out", default=None, type=click.Path(), help="Write results here.")
+def bench_ingest(url: str, shop: str, count: int, concurrency: int, e2e_rate: float,
+                 e2e_seconds: float, json_out: str | None) -> None:
+    """Ingress throughput/latency, then end-to-end latency webhook → WebSocket."""
+    from ops.bench import run_ingest_bench
+
+    secret = get_settings().webhook_secrets[0].decode()
+    asyncio.run(run_ingest_bench(url, shop, secret, count=count, concurrency=concurrency,
+                                 e2e_rate=e2e_rate, e2e_seconds=e2e_seconds, json_out=json_out))
+
+
+def _warn_development_secret() -> None:
+    settings = get_settings()
+    if settings.uses_development_secret:
+        click.echo(f"SHOPIFY_API_SECRET is not set: using the development secret "
+                   f"{settings.shopify_api_secret!r}. Never use it in production.", err=True)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()

@@ -1,0 +1,206 @@
+"""The whole product on one machine: database, broker, worker, web, and the demo store.
+
+``stockpulse up`` and the test fixtures both use :class:`Stack`, so the tests exercise the same
+start-up path a user gets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+
+from connectors.db.migrate import migrate
+from connectors.kafka.admin import ensure_topics
+from connectors.settings import get_settings
+from ops.embedded import LocalBroker, LocalPostgres, free_port, port_open
+from ops.processes import ManagedProcess
+
+DEMO_SHOP = "demo.myshopify.com"
+
+
+def install_shop(database_url: str, domain: str, *, name: str | None = None,
+                 timezone: str = "UTC") -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO shops (domain, name, timezone) VALUES (%s, %s, %s)"
+            " ON CONFLICT (domain) DO UPDATE SET name = coalesce(excluded.name, shops.name),"
+            " timezone = excluded.timezone, uninstalled_at = NULL",
+            (domain, name, timezone),
+        )
+
+
+class Stack:
+    def __init__(self, data_dir: Path, *, web_port: int | None = None, durable: bool = True,
+                 database_url: str | None = None, bootstrap_servers: str | None = None,
+                 extra_env: dict[str, str] | None = None, pg_port: int | None = None,
+                 broker_port: int | None = None) -> None:
+        self.data_dir = data_dir
+        self.web_port = web_port or free_port()
+        self.postgres = None if database_url else LocalPostgres(data_dir / "pg", pg_port,
+                                                                durable=durable)
+        self.broker = None if bootstrap_servers else LocalBroker(
+            broker_port, log_path=data_dir / "logs" / "broker.log")
+        self._database_url = database_url
+        self._bootstrap = bootstrap_servers
+        self.extra_env = extra_env or {}
+        self.worker: ManagedProcess | None = None
+        self.web: ManagedProcess | None = None
+
+    @property
+    def database_url(self) -> str:
+        if self.postgres is not None:
+            return self.postgres.url()
+        assert self._database_url
+        return self._database_url
+
+    @property
+    def bootstrap_servers(self) -> str:
+        if self.broker is not None:
+            return self.broker.bootstrap
+        assert self._bootstrap
+        return self._bootstrap
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    def env(self) -> dict[str, str]:
+        return {
+            "DATABASE_URL": self.database_url,
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+            "STOCKPULSE_BASE_URL": self.base_url,
+            "PYTHONUNBUFFERED": "1",
+            "STOCKPULSE_WORKER_DATADIR": str(self.data_dir / "worker"),
+            **self.extra_env,
+        }
+
+    def start_infrastructure(self) -> None:
+        (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        if self.postgres is not None:
+            self.postgres.start()
+        if self.broker is not None:
+            self.broker.start()
+        migrate(self.database_url)
+        partitions = int(self.extra_env.get("KAFKA_TOPIC_PARTITIONS",
+                                            get_settings().kafka_topic_partitions))
+        ensure_topics(self.bootstrap_servers.split(","), partitions)
+
+    def start_worker(self) -> ManagedProcess:
+        self.worker = ManagedProcess("worker", ["worker"], self.env(),
+                                     self.data_dir / "logs" / "worker.log")
+        self.worker.start()
+        return self.worker
+
+    def start_web(self, timeout_s: float = 60) -> ManagedProcess:
+        self.web = ManagedProcess("web", ["web", "--port", str(self.web_port)], self.env(),
+                                  self.data_dir / "logs" / "web.log")
+        self.web.start()
+        self.wait_ready(timeout_s)
+        return self.web
+
+    def wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.web is not None and not self.web.running:
+                raise RuntimeError(f"web exited:\n{self.web.log_tail()}")
+            if port_open(self.web_port):
+                try:
+                    if httpx.get(f"{self.base_url}/readyz", timeout=5).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+            time.sleep(0.1)
+        tail = self.web.log_tail() if self.web else ""
+        raise TimeoutError(f"web not ready after {timeout_s}s:\n{tail}")
+
+    def stop(self, drain_s: float = 0.0) -> None:
+        """Stop in dependency order: no new webhooks first, then let the worker catch up."""
+        if self.web is not None:
+            self.web.stop()
+        if drain_s:
+            time.sleep(drain_s)
+        if self.worker is not None:
+            self.worker.stop()
+        if self.broker is not None:
+            self.broker.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
+
+
+def _shop_has_history(database_url: str, shop: str) -> bool:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute("SELECT 1 FROM order_lines WHERE shop = %s LIMIT 1",
+                            (shop,)).fetchone() is not None
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run_stack(*, port: int, data_dir: str, simulate: bool, orders_per_minute: float) -> int:
+    # Explicit handlers: a shell may start us with SIGINT ignored, and SIGTERM (systemd, CI)
+    # deserves the same orderly stop as Ctrl-C.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    settings = get_settings()
+    database_url = os.environ.get("DATABASE_URL")
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if port_open(port):
+        print(f"port {port} is already in use; pick another with --port")
+        return 1
+    stack = Stack(Path(data_dir), web_port=port, database_url=database_url,
+                  bootstrap_servers=bootstrap)
+    t0 = time.monotonic()
+    simulator: ManagedProcess | None = None
+    try:
+        print("starting PostgreSQL…" if stack.postgres else f"using database {database_url}")
+        print("starting the Kafka-protocol broker…" if stack.broker else f"using Kafka at {bootstrap}")
+        stack.start_infrastructure()
+        install_shop(stack.database_url, DEMO_SHOP, name="Demo Store")
+        print("starting the worker and the web app…")
+        stack.start_worker()
+        stack.start_web()
+        secret = settings.webhook_secrets[0].decode()
+        print()
+        print(f"  Dashboard:  {stack.base_url}/shops/{DEMO_SHOP}")
+        print(f"  Webhooks:   POST {stack.base_url}/webhooks/shopify")
+        print(f"  Feed:       ws://127.0.0.1:{port}/ws/shops/{DEMO_SHOP}")
+        if settings.uses_development_secret:
+            print(f"  Webhook secret (development default, set SHOPIFY_API_SECRET): {secret}")
+        print(f"  Logs:       {Path(data_dir).resolve() / 'logs'}")
+        print(f"  Up in {time.monotonic() - t0:.1f}s. Ctrl-C stops everything.")
+        print()
+        children = [stack.worker, stack.web]
+        if simulate:
+            backfill = 0 if _shop_has_history(stack.database_url, DEMO_SHOP) else 28
+            simulator = ManagedProcess(
+                "simulator",
+                ["simulate", "--url", stack.base_url, "--shop", DEMO_SHOP,
+                 "--orders-per-minute", str(orders_per_minute), "--backfill-days", str(backfill)],
+                stack.env(), Path(data_dir) / "logs" / "simulator.log")
+            simulator.start()
+            children.append(simulator)
+        while True:
+            time.sleep(0.5)
+            stopped = [c for c in children if c is not None and not c.running]
+            if stopped:
+                for child in stopped:
+                    print(f"{child.name} stopped unexpectedly; its log ends with:\n"
+                          f"{child.log_tail(1500)}")
+                return 1
+    except KeyboardInterrupt:
+        print("\nstopping…")
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not strand children
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if simulator is not None:
+            simulator.stop()
+        stack.stop(drain_s=2.0)
+        print("stopped.")
+    return 0

@@ -1,0 +1,175 @@
+"""The Faust worker: raw webhooks → per-SKU events → PostgreSQL → ``stockpulse.updates``.
+
+At-least-once throughout; correctness comes from the idempotent write path (connectors.db.ledger)
+and truth lives in PostgreSQL, so nothing here depends on Faust table recovery.
+
+Faust's ``take()`` acknowledges a batch even when its body raises, so a batch body here never
+lets an exception escape: transient failures are retried in place, poison input is dead-lettered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from dataclasses import asdict
+from typing import Any
+
+import faust
+from psycopg_pool import AsyncConnectionPool
+
+from connectors.db import ledger
+from connectors.db.migrate import ensure_partitions
+from connectors.db.pool import open_pool
+from connectors.kafka.topics import (
+    RAW_WEBHOOKS,
+    SKU_EVENTS,
+    UPDATES,
+    SkuEvent,
+    WebhookEnvelope,
+    dumps,
+)
+from connectors.settings import get_settings
+from streams.normalise import MalformedWebhook, normalise
+from streams.publish import build_updates
+
+log = logging.getLogger("stockpulse.worker")
+settings = get_settings()
+
+BATCH_MAX = 500
+BATCH_WITHIN_S = 0.01
+RETRY_BACKOFF_MAX_S = 5.0
+STALE_OUTBOX_S = 5.0
+
+app = faust.App(
+    "stockpulse",
+    broker=[f"kafka://{s}" for s in settings.bootstrap_servers],
+    store="memory://",
+    topic_partitions=settings.kafka_topic_partitions,
+    consumer_auto_offset_reset="earliest",
+    producer_acks=-1,
+    broker_session_timeout=float(os.environ.get("STOCKPULSE_KAFKA_SESSION_TIMEOUT", "10")),
+    broker_rebalance_timeout=float(os.environ.get("STOCKPULSE_KAFKA_SESSION_TIMEOUT", "10")),
+    broker_heartbeat_interval=1.0,
+    broker_commit_interval=0.5,
+    web_enabled=False,
+    # Faust keeps only small local files here (no tables are used); truth lives in PostgreSQL.
+    datadir=os.environ.get("STOCKPULSE_WORKER_DATADIR", ".data/worker"),
+)
+
+_raw = app.topic(RAW_WEBHOOKS, key_type=bytes, value_type=bytes, key_serializer="raw",
+                 value_serializer="raw")
+_sku_events = app.topic(SKU_EVENTS, key_type=bytes, value_type=bytes, key_serializer="raw",
+                        value_serializer="raw")
+_updates = app.topic(UPDATES, key_type=bytes, value_type=bytes, key_serializer="raw",
+                     value_serializer="raw")
+
+_pool: AsyncConnectionPool | None = None
+_pool_lock = asyncio.Lock()
+
+
+async def pool() -> AsyncConnectionPool:
+    global _pool
+    async with _pool_lock:
+        if _pool is None:
+            _pool = await open_pool(settings.database_url, max_size=4)
+    return _pool
+
+
+async def _retrying(what: str, work: Any) -> Any:
+    """Run ``work()`` until it succeeds; the worker must not skip a batch it could not apply."""
+    delay = 0.1
+    while True:
+        try:
+            return await work()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s failed; retrying in %.1fs", what, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_BACKOFF_MAX_S)
+
+
+async def _send_all(topic: faust.TopicT, messages: list[tuple[bytes, bytes]]) -> None:
+    """Produce and wait for every acknowledgement."""
+    futures = [await topic.send(key=key, value=value) for key, value in messages]
+    await asyncio.gather(*futures)
+
+
+@app.agent(_raw)
+async def normalise_webhooks(stream: faust.StreamT) -> None:
+    async for batch in stream.take(BATCH_MAX, within=BATCH_WITHIN_S):
+        messages: list[tuple[bytes, bytes]] = []
+        for raw in batch:
+            try:
+                envelope = WebhookEnvelope.model_validate_json(raw)
+                messages.extend((key, dumps(event)) for key, event in normalise(envelope))
+            except (ValueError, MalformedWebhook) as exc:
+                # The ingress verified and parsed it, so this is a payload we cannot use.
+                log.error("dropping unusable webhook: %s", exc)
+        await _retrying("producing sku events", lambda: _send_all(_sku_events, messages))
+
+
+async def _publish(touched: list[dict], outbox_ids: list[int]) -> None:
+    db = await pool()
+    async with db.connection() as conn:
+        updates = await build_updates(conn, touched)
+        await conn.commit()
+    await _send_all(_updates, [(key, dumps(update)) for key, update in updates])
+    async with db.connection() as conn:
+        await ledger.delete_outbox(conn, outbox_ids)
+        await conn.commit()
+
+
+async def _apply_batch(events: list[SkuEvent]) -> None:
+    db = await pool()
+    async with db.connection() as conn:
+        changes, outbox_ids = await ledger.apply_events(conn, events)
+    if outbox_ids:
+        await _publish([asdict(t) for t in changes], outbox_ids)
+
+
+@app.agent(_sku_events)
+async def apply_sku_events(stream: faust.StreamT) -> None:
+    async for batch in stream.take(BATCH_MAX, within=BATCH_WITHIN_S):
+        events = []
+        for raw in batch:
+            try:
+                events.append(SkuEvent.model_validate_json(raw))
+            except ValueError as exc:
+                log.error("dropping unreadable sku event: %s", exc)
+        if events:
+            await _retrying("applying sku events", lambda: _apply_batch(events))
+
+
+@app.timer(interval=2.0)
+async def flush_stale_outbox() -> None:
+    """Publish what a crashed worker committed but never published."""
+    try:
+        db = await pool()
+        async with db.connection() as conn:
+            rows = await ledger.take_stale_outbox(conn, STALE_OUTBOX_S)
+            if not rows:
+                return
+            updates = await build_updates(conn, rows)
+            await _send_all(_updates, [(key, dumps(update)) for key, update in updates])
+            await ledger.delete_outbox(conn, [r["id"] for r in rows])
+            await conn.commit()
+            log.info("published %d updates left in the outbox", len(rows))
+    except Exception:
+        log.exception("flushing the outbox failed; will retry")
+
+
+@app.timer(interval=6 * 3600.0)
+async def roll_partitions() -> None:
+    try:
+        await asyncio.to_thread(ensure_partitions, settings.database_url)
+    except Exception:
+        log.exception("rolling partitions forward failed; will retry")
+
+
+def run_worker(loglevel: str = "info") -> None:
+    """Run the worker in this process until it is told to stop."""
+    sys.argv = ["stockpulse-worker", "worker", "--loglevel", loglevel]
+    app.main()

@@ -1,0 +1,39 @@
+"""Build the public ``stockpulse.updates`` messages for SKUs that changed."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from psycopg import AsyncConnection
+
+from connectors.db.queries import sku_rows
+from connectors.kafka.topics import SkuUpdate, sku_key
+
+
+async def build_updates(conn: AsyncConnection, touched: Iterable[dict]) -> list[tuple[bytes, SkuUpdate]]:
+    """One keyed message per touched SKU that still exists, with its current numbers.
+
+    ``touched`` items have shop, variant_id, type, event_ids and received_at (outbox rows or
+    ``Touched`` records as dicts).
+    """
+    by_shop: dict[str, dict[int, dict]] = defaultdict(dict)
+    for t in touched:
+        by_shop[t["shop"]][t["variant_id"]] = t
+    now = datetime.now(UTC).isoformat()
+    out = []
+    for shop, wanted in by_shop.items():
+        for row in await sku_rows(conn, shop, list(wanted)):
+            cause = wanted[row.variant_id]
+            received_at = cause.get("received_at")
+            update = SkuUpdate(
+                type=cause["type"],
+                shop=shop,
+                as_of=now,
+                events=list(cause.get("event_ids") or []),
+                received_at=received_at.isoformat() if received_at else None,
+                **row.as_dict(),
+            )
+            out.append((sku_key(shop, str(row.variant_id)), update))
+    return out

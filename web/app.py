@@ -1,0 +1,78 @@
+"""The Litestar application: ingress, dashboard, JSON API, WebSocket feed and health."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from litestar import Litestar
+from litestar.logging.config import LoggingConfig
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+
+from connectors.db.pool import open_pool
+from connectors.kafka.admin import ensure_topics
+from connectors.kafka.producer import DurableProducer
+from connectors.settings import Settings, get_settings
+from web.dashboard import ApiController, DashboardController, shop_feed
+from web.health import HealthController
+from web.hub import Hub
+from web.ingress import WebhookController
+from web.shops import ShopDirectory
+
+log = logging.getLogger(__name__)
+HERE = Path(__file__).parent
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        pool = await open_pool(settings.database_url, max_size=10)
+        producer = DurableProducer(settings.bootstrap_servers)
+        hub = Hub(settings.websocket_backlog)
+        app.state.update(settings=settings, pool=pool, producer=producer, hub=hub,
+                         shops=ShopDirectory(pool, settings.known_shops_refresh_seconds))
+        # The broker may come later than the web app; the hub keeps trying meanwhile.
+        topics = asyncio.create_task(asyncio.to_thread(
+            ensure_topics, settings.bootstrap_servers, settings.kafka_topic_partitions, 3600))
+        feed = asyncio.create_task(_after(topics, hub.run(settings.bootstrap_servers)))
+        try:
+            yield
+        finally:
+            feed.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await feed
+            await producer.close()
+            await pool.close()
+
+    return Litestar(
+        route_handlers=[
+            WebhookController,
+            DashboardController,
+            ApiController,
+            HealthController,
+            shop_feed,
+            create_static_files_router(path="/static", directories=[HERE / "static"]),
+        ],
+        lifespan=[lifespan],
+        template_config=TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine),
+        request_max_body_size=settings.webhook_max_body_bytes,
+        openapi_config=None,
+        logging_config=LoggingConfig(root={"level": "WARNING", "handlers": ["queue_listener"]},
+                                     log_exceptions="always"),
+        debug=False,
+    )
+
+
+async def _after(first: asyncio.Task, then: object) -> None:
+    try:
+        await first
+    except Exception:
+        log.exception("could not create Kafka topics; the feed will retry on its own")
+    await then  # type: ignore[misc]

@@ -1,0 +1,102 @@
+"""Dashboard pages, the JSON API and the WebSocket feed of one shop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+
+from litestar import Controller, Request, WebSocket, get, websocket
+from litestar.datastructures import State
+from litestar.exceptions import NotFoundException, WebSocketDisconnect
+from litestar.response import Redirect, Template
+
+from connectors.db.queries import get_shop, known_shops, sku_rows
+
+SHOP_DOMAIN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9\-_]*\.myshopify\.com$")
+
+
+async def _shop_or_404(state: State, shop: str) -> dict:
+    if not SHOP_DOMAIN.match(shop):
+        raise NotFoundException("unknown shop")
+    async with state.pool.connection() as conn:
+        found = await get_shop(conn, shop)
+    if found is None:
+        raise NotFoundException("unknown shop")
+    return found
+
+
+class DashboardController(Controller):
+    @get("/")
+    async def index(self, state: State) -> Template | Redirect:
+        async with state.pool.connection() as conn:
+            shops = sorted(await known_shops(conn))
+        if len(shops) == 1:
+            return Redirect(f"/shops/{shops[0]}")
+        return Template("index.html", context={"shops": shops})
+
+    @get("/shops/{shop_domain:str}")
+    async def shop_page(self, state: State, shop_domain: str) -> Template:
+        shop = await _shop_or_404(state, shop_domain)
+        async with state.pool.connection() as conn:
+            rows = await sku_rows(conn, shop_domain)
+        return Template("dashboard.html", context={"shop": shop, "rows": rows})
+
+    @get("/shops/{shop_domain:str}/rows")
+    async def shop_rows(self, state: State, shop_domain: str) -> Template:
+        """The table body alone, for htmx to refresh after a reconnect or a new SKU."""
+        await _shop_or_404(state, shop_domain)
+        async with state.pool.connection() as conn:
+            rows = await sku_rows(conn, shop_domain)
+        return Template("_rows.html", context={"rows": rows})
+
+
+class ApiController(Controller):
+    path = "/api/v1"
+
+    @get("/shops/{shop_domain:str}/skus")
+    async def skus(self, state: State, shop_domain: str) -> dict:
+        await _shop_or_404(state, shop_domain)
+        async with state.pool.connection() as conn:
+            rows = await sku_rows(conn, shop_domain)
+        return {"shop": shop_domain, "skus": [r.as_dict() for r in rows]}
+
+
+@websocket("/ws/shops/{shop_domain:str}")
+async def shop_feed(socket: WebSocket, shop_domain: str) -> None:
+    """JSON messages with a ``type`` (``stock``, ``demand``, …) for one shop, pushed as they happen."""
+    state = socket.app.state
+    if not SHOP_DOMAIN.match(shop_domain) or not await state.shops.is_installed(shop_domain):
+        await socket.close(code=4404, reason="unknown shop")
+        return
+    await socket.accept()
+    subscriber = state.hub.subscribe(shop_domain)
+    # Clients send nothing we need; reading still tells us at once when they go away.
+    closed = asyncio.create_task(_wait_closed(socket))
+    try:
+        await socket.send_text(json.dumps({"type": "hello", "shop": shop_domain}))
+        while not closed.done():
+            drained = asyncio.create_task(subscriber.drain())
+            await asyncio.wait({drained, closed}, return_when=asyncio.FIRST_COMPLETED)
+            if not drained.done():
+                drained.cancel()
+                break
+            for message in drained.result():
+                await socket.send_text(message)
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        pass
+    finally:
+        closed.cancel()
+        state.hub.unsubscribe(subscriber)
+
+
+async def _wait_closed(socket: WebSocket) -> None:
+    try:
+        while True:
+            await socket.receive_data(mode="text")
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        return
+
+
+def request_is_htmx(request: Request) -> bool:
+    return request.headers.get("hx-request") == "true"

@@ -1,0 +1,29 @@
+"""Prometheus metrics of the web process, served at /metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+registry = CollectorRegistry()
+
+webhooks = Counter(
+    "stockpulse_webhooks_total",
+    "Webhooks received, by Shopify topic and outcome (accepted, ignored, or the HTTP error).",
+    ["topic", "outcome"],
+    registry=registry,
+)
+ingress_seconds = Histogram(
+    "stockpulse_webhook_ingress_seconds",
+    "Time from request received to answer, accepted webhooks only.",
+    buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+    registry=registry,
+)
+sockets = Gauge("stockpulse_websockets", "Open WebSocket feeds.", registry=registry)
+socket_dropped = Counter(
+    "stockpulse_websocket_dropped_total",
+    "Messages dropped because a socket's backlog was full (slow client).",
+    registry=registry,
+)
+hub_messages = Counter(
+    "stockpulse_hub_messages_total", "Messages the hub read from Kafka.", registry=registry
+)

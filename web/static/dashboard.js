@@ -1,0 +1,54 @@
+// Live dashboard: applies JSON feed messages to the table cells in place. A SKU the table does
+// not show yet, or a reconnect (messages may have been missed), makes htmx reload the rows.
+(() => {
+  const shop = document.currentScript.dataset.shop;
+  const rows = document.getElementById("sku-rows");
+  const live = document.getElementById("live");
+  const format = {
+    stock: (v) => (v === null ? "—" : String(v)),
+    avg_daily_demand: (v) => v.toFixed(2),
+    days_of_cover: (v) => (v === null ? "∞" : v.toFixed(1)),
+  };
+  let delay = 500;
+  let connectedBefore = false;
+
+  function refresh() { htmx.trigger(rows, "stockpulse:refresh"); }
+
+  function apply(message) {
+    const row = rows.querySelector(`tr[data-variant="${message.variant_id}"]`);
+    if (!row) { refresh(); return; }
+    for (const cell of row.querySelectorAll("td[data-field]")) {
+      const field = cell.dataset.field;
+      if (!(field in message)) continue;
+      const value = message[field];
+      const text = format[field] ? format[field](value) : (value ?? "—");
+      if (cell.textContent !== text) {
+        cell.textContent = text;
+        cell.classList.remove("changed");
+        void cell.offsetWidth;  // restart the highlight animation
+        cell.classList.add("changed");
+      }
+      if (field === "days_of_cover") cell.classList.toggle("low", value !== null && value < 7);
+    }
+  }
+
+  function connect() {
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const socket = new WebSocket(`${scheme}://${location.host}/ws/shops/${shop}`);
+    socket.onopen = () => {
+      live.dataset.state = "open"; live.textContent = "live"; delay = 500;
+      if (connectedBefore) refresh();
+      connectedBefore = true;
+    };
+    socket.onmessage = (event) => {
+      const message = JSON.parse(event.data);
+      if (message.type === "stock" || message.type === "demand") apply(message);
+    };
+    socket.onclose = () => {
+      live.dataset.state = "closed"; live.textContent = "reconnecting…";
+      setTimeout(connect, delay);
+      delay = Math.min(delay * 2, 10000);
+    };
+  }
+  connect();
+})();
