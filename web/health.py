@@ -13,6 +13,7 @@ from connectors.kafka.admin import broker_reachable
 from web import metrics
 
 _BROKER_CHECK_TTL_S = 2.0
+_BROKER_CHECK_TIMEOUT_S = 2.0
 
 
 class HealthController(Controller):
@@ -42,9 +43,22 @@ async def _database_ok(state: State) -> bool:
 
 
 async def _broker_ok(state: State) -> bool:
-    # Probing the broker opens a connection; a cached answer keeps load balancers' polls cheap.
+    """Whether the broker answered a metadata request recently.
+
+    Probing opens a connection, so answers are cached briefly and only one probe runs at a time;
+    a probe that cannot finish in time counts as "not ready" rather than stalling the caller.
+    """
     checked_at, ok = state.get("broker_check", (float("-inf"), False))
-    if time.monotonic() - checked_at > _BROKER_CHECK_TTL_S:
-        ok = await asyncio.to_thread(broker_reachable, state.settings.bootstrap_servers)
-        state.broker_check = (time.monotonic(), ok)
+    if time.monotonic() - checked_at <= _BROKER_CHECK_TTL_S:
+        return ok
+    probe = state.get("broker_probe")
+    if probe is None or probe.done():
+        probe = asyncio.ensure_future(
+            asyncio.to_thread(broker_reachable, state.settings.bootstrap_servers))
+        state.broker_probe = probe
+    try:
+        ok = await asyncio.wait_for(asyncio.shield(probe), _BROKER_CHECK_TIMEOUT_S)
+    except TimeoutError:
+        ok = False
+    state.broker_check = (time.monotonic(), ok)
     return ok

@@ -91,6 +91,7 @@ class Hub:
                 auto_offset_reset="latest",
                 enable_auto_commit=False,
                 fetch_max_wait_ms=20,
+                retry_backoff_ms=500,  # during a broker outage, retry without flooding the log
             )
             try:
                 await consumer.start()

@@ -108,6 +108,13 @@ async def known_shops(conn: AsyncConnection) -> set[str]:
     return {r["domain"] for r in await cur.fetchall()}
 
 
+async def shop_installed(conn: AsyncConnection, shop: str) -> bool:
+    cur = await conn.execute(
+        "SELECT 1 FROM shops WHERE domain = %s AND uninstalled_at IS NULL", (shop,)
+    )
+    return await cur.fetchone() is not None
+
+
 async def get_shop(conn: AsyncConnection, shop: str) -> dict[str, Any] | None:
     cur = await conn.execute(
         "SELECT domain, name, timezone, currency FROM shops WHERE domain = %s", (shop,)

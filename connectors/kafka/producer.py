@@ -69,14 +69,20 @@ class DurableProducer:
 
         try:
             record = producer.send(topic, value=value, key=key)
-        except KafkaError as exc:
-            raise BrokerUnavailable(str(exc)) from exc
-        record.add_callback(lambda md: loop.call_soon_threadsafe(_resolve, md))
-        record.add_errback(lambda exc: loop.call_soon_threadsafe(_reject, exc))
-        try:
+            record.add_callback(lambda md: loop.call_soon_threadsafe(_resolve, md))
+            record.add_errback(lambda exc: loop.call_soon_threadsafe(_reject, exc))
             return await asyncio.wait_for(done, self._timeout_s + 0.5)
-        except TimeoutError as exc:
-            raise BrokerUnavailable("broker did not acknowledge in time") from exc
+        except (KafkaError, BrokerUnavailable, TimeoutError) as exc:
+            self._discard(producer)
+            raise BrokerUnavailable(str(exc) or "broker did not acknowledge in time") from exc
+
+    def _discard(self, producer: KafkaProducer) -> None:
+        """Drop a client that failed: after some errors (a broker that lost our producer id,
+        for one) kafka-python's idempotent producer stays failed for good, so the next send
+        starts a fresh one."""
+        if self._producer is producer:
+            self._producer = None
+            asyncio.get_running_loop().run_in_executor(None, producer.close, 0)
 
     async def close(self) -> None:
         if self._producer is not None:

@@ -1,0 +1,48 @@
+"""Session fixtures: real PostgreSQL, a real Kafka-protocol broker, the real worker and web app."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ops.stack import Stack
+from tests.support import SECRET
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+STACK_ENV = {"SHOPIFY_API_SECRET": f"{SECRET},an-old-rotated-secret", "KAFKA_TOPIC_PARTITIONS": "4"}
+
+
+def start_stack(name: str) -> Stack:
+    """A whole Stockpulse on loopback in a fresh directory (throwaway, non-durable PostgreSQL)."""
+    data_dir = Path(tempfile.mkdtemp(prefix=f"stockpulse-{name}-"))
+    stack = Stack(data_dir, durable=False, extra_env=dict(STACK_ENV))
+    try:
+        stack.start_infrastructure()
+        stack.start_worker()
+        stack.start_web()
+    except BaseException:
+        stop_stack(stack, name)
+        raise
+    return stack
+
+
+def stop_stack(stack: Stack, name: str) -> None:
+    stack.stop()
+    # Keep the logs of every run where CI can show them; drop the database files.
+    logs = stack.data_dir / "logs"
+    if logs.exists():
+        target = ARTIFACTS / name
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(logs, target)
+    shutil.rmtree(stack.data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    running = start_stack("shared")
+    yield running
+    stop_stack(running, "shared")

@@ -1,0 +1,157 @@
+"""The ingress refuses bad input clearly, changes nothing for it, and keeps serving."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+import websockets.sync.client as ws
+from kafka import KafkaConsumer
+from websockets.exceptions import InvalidStatus
+
+from connectors.kafka.topics import RAW_WEBHOOKS
+from connectors.shopify.webhooks import sign
+from ops.shopify_payloads import signed_webhook
+from ops.stack import Stack
+from tests.support import (
+    SECRET,
+    Ids,
+    deliver,
+    deliver_ok,
+    make_variant,
+    new_shop,
+    order_hook,
+    product_hook,
+    scalar,
+    units_sold,
+    wait_until,
+)
+
+
+def _raw_topic_event_ids(stack: Stack) -> set[str]:
+    consumer = KafkaConsumer(RAW_WEBHOOKS, bootstrap_servers=stack.bootstrap_servers,
+                             auto_offset_reset="earliest", group_id=None,
+                             consumer_timeout_ms=3000, enable_auto_commit=False)
+    try:
+        return {json.loads(m.value)["event_id"] for m in consumer}
+    finally:
+        consumer.close()
+
+
+def _resigned(hook, body: bytes, secret: str = SECRET) -> dict[str, str]:
+    return {**hook.headers, "X-Shopify-Hmac-Sha256": sign(body, secret.encode())}
+
+
+def test_bad_input_is_refused_with_a_clear_error_and_nothing_is_produced(stack: Stack) -> None:
+    shop = new_shop(stack)
+    variant = make_variant()
+    refused: list[str] = []
+
+    def expect(status: int, hook, **kwargs) -> None:
+        response = deliver(stack, hook, **kwargs)
+        assert response.status_code == status, (status, response.text)
+        assert response.json()["message"]
+        refused.append(hook.event_id)
+
+    order, _ = order_hook(shop, [(Ids.next(), variant, 1)])
+    tampered = order.body.replace(b'"quantity":1', b'"quantity":9')
+    expect(401, order, body=tampered)  # body changed after signing
+    expect(401, order, headers={**order.headers, "X-Shopify-Hmac-Sha256": "not base64!"})
+    expect(401, order, headers={k: v for k, v in order.headers.items() if "Hmac" not in k})
+    expect(401, order, headers=_resigned(order, order.body, secret="someone-elses-secret"))
+
+    malformed = b'{"id": 1, "line_items": ['
+    expect(400, order, body=malformed, headers=_resigned(order, malformed))
+    not_object = b"[1, 2, 3]"
+    expect(400, order, body=not_object, headers=_resigned(order, not_object))
+    no_topic = {k: v for k, v in order.headers.items() if k != "X-Shopify-Topic"}
+    expect(400, order, headers=no_topic)
+
+    oversized = json.dumps({"id": 1, "padding": "x" * (1024 * 1024)}).encode()
+    expect(413, order, body=oversized, headers=_resigned(order, oversized))
+
+    stranger, _ = order_hook("never-installed.myshopify.com", [(Ids.next(), variant, 1)])
+    expect(404, stranger)
+
+    produced = _raw_topic_event_ids(stack)
+    assert produced.isdisjoint(refused)
+    assert scalar(stack, "SELECT count(*) FROM order_lines WHERE shop = %s", shop) == 0
+
+    # …and the process keeps serving.
+    deliver_ok(stack, product_hook(shop, variant))
+    good, _ = order_hook(shop, [(Ids.next(), variant, 2)])
+    deliver_ok(stack, good)
+    wait_until(lambda: units_sold(stack, shop, variant.variant_id) == 2, what="good order")
+
+
+def test_a_rotated_secret_is_still_accepted(stack: Stack) -> None:
+    shop = new_shop(stack)
+    variant = make_variant()
+    hook, _ = order_hook(shop, [(Ids.next(), variant, 1)])
+    response = deliver(stack, hook, headers=_resigned(hook, hook.body, "an-old-rotated-secret"))
+    assert response.status_code == 200
+
+
+def test_customer_data_never_reaches_kafka(stack: Stack) -> None:
+    shop = new_shop(stack)
+    hook, order_id = order_hook(shop, [(Ids.next(), make_variant(), 1)])
+    assert b"jane.doe@example.com" in hook.body and b"Main St" in hook.body
+    deliver_ok(stack, hook)
+    consumer = KafkaConsumer(RAW_WEBHOOKS, bootstrap_servers=stack.bootstrap_servers,
+                             auto_offset_reset="earliest", group_id=None,
+                             consumer_timeout_ms=3000)
+    try:
+        mine = [json.loads(m.value) for m in consumer if json.loads(m.value)["event_id"] == hook.event_id]
+    finally:
+        consumer.close()
+    assert len(mine) == 1
+    envelope = mine[0]
+    assert envelope["payload"]["id"] == order_id
+    assert envelope["shop"] == shop and envelope["topic"] == "orders/create"
+    text = json.dumps(envelope)
+    for pii in ("jane.doe@example.com", "Jane", "Doe", "Main St", "+15551234567"):
+        assert pii not in text
+
+
+def test_privacy_webhooks_are_verified_and_acknowledged(stack: Stack) -> None:
+    shop = new_shop(stack)
+    payload = {"shop_id": 1, "shop_domain": shop, "customer": {"id": 5, "email": "a@b.c"},
+               "orders_to_redact": [1, 2]}
+    hook = signed_webhook("customers/redact", shop, payload, SECRET)
+    assert deliver(stack, hook).status_code == 200
+    bad = {**hook.headers, "X-Shopify-Hmac-Sha256": sign(hook.body, b"wrong")}
+    assert deliver(stack, hook, headers=bad).status_code == 401
+    assert hook.event_id not in _raw_topic_event_ids(stack)
+
+
+def test_shop_redact_erases_the_shop(stack: Stack) -> None:
+    shop = new_shop(stack)
+    variant = make_variant()
+    deliver_ok(stack, product_hook(shop, variant))
+    order, _ = order_hook(shop, [(Ids.next(), variant, 1)])
+    deliver_ok(stack, order)
+    wait_until(lambda: units_sold(stack, shop, variant.variant_id) == 1, what="order")
+    deliver_ok(stack, signed_webhook("shop/redact", shop, {"shop_id": 1, "shop_domain": shop},
+                                     SECRET))
+    wait_until(lambda: scalar(stack, "SELECT count(*) FROM shops WHERE domain = %s", shop) == 0,
+               what="shop erased")
+    for table in ("variants", "order_lines", "daily_demand", "demand_ledger"):
+        assert scalar(stack, f"SELECT count(*) FROM {table} WHERE shop = %s", shop) == 0, table
+
+
+def test_health_and_metrics(stack: Stack) -> None:
+    assert httpx.get(f"{stack.base_url}/healthz").json() == {"status": "ok"}
+    ready = httpx.get(f"{stack.base_url}/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"] == {"database": True, "kafka": True}
+    text = httpx.get(f"{stack.base_url}/metrics").text
+    assert "stockpulse_webhooks_total" in text
+    assert 'outcome="401"' in text or "stockpulse_webhook_ingress_seconds" in text
+
+
+def test_unknown_shop_feed_is_refused(stack: Stack) -> None:
+    # Closing before accepting makes the server refuse the handshake with 403.
+    with pytest.raises(InvalidStatus) as refused:
+        with ws.connect(f"ws://127.0.0.1:{stack.web_port}/ws/shops/nope.myshopify.com"):
+            pass
+    assert refused.value.response.status_code == 403

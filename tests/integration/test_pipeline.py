@@ -1,0 +1,143 @@
+"""Webhooks through the real ingress, broker, worker and database to the WebSocket feed."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from ops.stack import Stack
+from tests.support import (
+    FeedClient,
+    Ids,
+    deliver_ok,
+    make_variant,
+    new_shop,
+    order_hook,
+    product_hook,
+    query,
+    refund_hook,
+    scalar,
+    sku_api,
+    stock_hook,
+    stock_of,
+    units_sold,
+    wait_until,
+)
+
+
+def _known_product(stack: Stack, shop: str, sku: str = "TEE-M", stock: int = 50):
+    variant = make_variant(sku)
+    deliver_ok(stack, product_hook(shop, variant))
+    deliver_ok(stack, stock_hook(shop, variant, stock, datetime.now(UTC) - timedelta(hours=1)))
+    wait_until(lambda: stock_of(stack, shop, variant) == stock, what="initial stock")
+    return variant
+
+
+async def test_order_becomes_sales_demand_and_a_feed_message_for_that_shop_only(stack: Stack) -> None:
+    shop, other_shop = new_shop(stack), new_shop(stack)
+    variant = _known_product(stack, shop, stock=40)
+
+    async with FeedClient(stack, shop) as feed, FeedClient(stack, other_shop) as other_feed:
+        hook, order_id = order_hook(shop, [(Ids.next(), variant, 3)])
+        await asyncio.to_thread(deliver_ok, stack, hook)
+
+        message = await feed.wait_for(lambda m: m["type"] == "demand"
+                                      and hook.event_id in m["events"])
+        assert message["variant_id"] == variant.variant_id
+        assert message["sku"] == "TEE-M"
+        assert message["sold_today"] == 3 and message["sold_7d"] == 3 and message["sold_28d"] == 3
+        assert message["stock"] == 40
+        assert message["avg_daily_demand"] == round(3 / 28, 3)
+        assert message["days_of_cover"] == round(40 / (3 / 28), 1)
+        assert message["schema_version"] == 1
+
+        await asyncio.sleep(1.0)  # the other shop's feed gets nothing, not even late
+        assert other_feed.messages == []
+
+    rows = query(stack, "SELECT order_id, variant_id, quantity, counted_units FROM order_lines"
+                        " WHERE shop = %s", shop)
+    assert rows == [(order_id, variant.variant_id, 3, 3)]
+    assert units_sold(stack, shop, variant.variant_id) == 3
+    api = sku_api(stack, shop)[variant.variant_id]
+    assert api["sold_28d"] == 3 and api["stock"] == 40
+
+
+def test_redelivered_webhook_counts_once(stack: Stack) -> None:
+    shop = new_shop(stack)
+    variant = _known_product(stack, shop)
+    hook, _ = order_hook(shop, [(Ids.next(), variant, 2)])
+    for _ in range(3):
+        deliver_ok(stack, hook)  # same body, same X-Shopify-Event-Id
+    marker, _ = order_hook(shop, [(Ids.next(), variant, 5)])
+    deliver_ok(stack, marker)  # processed after the duplicates on the same partition
+    wait_until(lambda: units_sold(stack, shop, variant.variant_id) >= 7, what="orders applied")
+    assert units_sold(stack, shop, variant.variant_id) == 7
+    assert scalar(stack, "SELECT count(*) FROM demand_ledger WHERE shop = %s", shop) == 2
+
+
+def test_older_inventory_update_arriving_late_is_ignored(stack: Stack) -> None:
+    shop = new_shop(stack)
+    variant = _known_product(stack, shop, stock=10)
+    now = datetime.now(UTC)
+    deliver_ok(stack, stock_hook(shop, variant, 7, now))  # newest first…
+    deliver_ok(stack, stock_hook(shop, variant, 99, now - timedelta(minutes=5)))  # …then stale
+    marker_variant = make_variant("MARKER")
+    deliver_ok(stack, product_hook(shop, marker_variant))
+    deliver_ok(stack, stock_hook(shop, variant, None, now - timedelta(minutes=6), location_id=2))
+    wait_until(lambda: scalar(stack, "SELECT count(*) FROM inventory_levels WHERE shop = %s",
+                              shop) == 2, what="second location applied")
+    assert stock_of(stack, shop, variant) == 7
+    assert sku_api(stack, shop)[variant.variant_id]["stock"] == 7  # untracked location ignored
+
+
+def test_cancellation_and_restocked_refund_reverse_demand_once(stack: Stack) -> None:
+    shop = new_shop(stack)
+    variant = _known_product(stack, shop)
+    cancelled_line, refunded_line, kept_line = Ids.next(), Ids.next(), Ids.next()
+
+    cancelled, cancelled_id = order_hook(shop, [(cancelled_line, variant, 4)])
+    refunded, refunded_id = order_hook(shop, [(refunded_line, variant, 5), (kept_line, variant, 1)])
+    deliver_ok(stack, cancelled)
+    deliver_ok(stack, refunded)
+    wait_until(lambda: units_sold(stack, shop, variant.variant_id) == 10, what="orders counted")
+
+    cancel, _ = order_hook(shop, [(cancelled_line, variant, 4)], order_id=cancelled_id,
+                           cancelled=True)
+    restock = refund_hook(shop, refunded_id, [(refunded_line, variant, 2)], restock_type="return")
+    no_restock = refund_hook(shop, refunded_id, [(kept_line, variant, 1)],
+                             restock_type="no_restock")
+    for hook in (cancel, cancel, restock, restock, no_restock):  # redeliveries included
+        deliver_ok(stack, hook)
+    # A late redelivery of the original order must not revive the cancelled line.
+    deliver_ok(stack, cancelled)
+    marker, _ = order_hook(shop, [(Ids.next(), variant, 100)])
+    deliver_ok(stack, marker)
+    wait_until(lambda: units_sold(stack, shop, variant.variant_id) >= 100, what="marker order")
+    # 4 cancelled → 0; 5 with 2 returned → 3; 1 refunded without restock still sold → 1; + 100.
+    assert units_sold(stack, shop, variant.variant_id) == 104
+
+
+def test_refund_arriving_before_its_order_is_applied_when_the_order_comes(stack: Stack) -> None:
+    shop = new_shop(stack)
+    variant = _known_product(stack, shop)
+    line = Ids.next()
+    order_id = Ids.next()
+    deliver_ok(stack, refund_hook(shop, order_id, [(line, variant, 1)]))
+    order, _ = order_hook(shop, [(line, variant, 3)], order_id=order_id)
+    deliver_ok(stack, order)
+    wait_until(lambda: units_sold(stack, shop, variant.variant_id) == 2, what="net of refund")
+    marker, _ = order_hook(shop, [(Ids.next(), variant, 10)])
+    deliver_ok(stack, marker)
+    wait_until(lambda: units_sold(stack, shop, variant.variant_id) == 12, what="marker")
+
+
+def test_sales_fall_on_the_shops_local_day(stack: Stack) -> None:
+    shop = new_shop(stack, timezone="America/Los_Angeles")
+    variant = _known_product(stack, shop)
+    # 03:00 UTC on 2 March is still 1 March in Los Angeles.
+    at = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)
+    hook, _ = order_hook(shop, [(Ids.next(), variant, 2)], created_at=at)
+    deliver_ok(stack, hook)
+    day = wait_until(lambda: scalar(stack, "SELECT day FROM daily_demand WHERE shop = %s", shop),
+                     what="daily demand row")
+    assert str(day) == "2026-03-01"

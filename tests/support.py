@@ -1,0 +1,168 @@
+"""Helpers shared by the integration and end-to-end tests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import httpx
+import psycopg
+import websockets
+
+from ops.shopify_payloads import (
+    Product,
+    SignedWebhook,
+    Variant,
+    inventory_level_payload,
+    order_payload,
+    product_payload,
+    refund_payload,
+    signed_webhook,
+)
+from ops.stack import Stack, install_shop
+
+SECRET = "test-webhook-secret"
+T = TypeVar("T")
+
+
+def new_shop(stack: Stack, timezone: str = "UTC") -> str:
+    shop = f"t{uuid.uuid4().hex[:12]}.myshopify.com"
+    install_shop(stack.database_url, shop, timezone=timezone)
+    return shop
+
+
+class Ids:
+    """Unique Shopify-like ids per test run."""
+
+    _next = int(time.time() * 1000) * 1000
+
+    @classmethod
+    def next(cls) -> int:
+        cls._next += 1
+        return cls._next
+
+
+def make_variant(sku: str = "TEE-M", price: str = "20.00") -> Variant:
+    product_id = Ids.next()
+    return Variant(variant_id=Ids.next(), product_id=product_id, inventory_item_id=Ids.next(),
+                   sku=sku, title="M", price=price)
+
+
+def product_hook(shop: str, variant: Variant, updated_at: datetime | None = None) -> SignedWebhook:
+    product = Product(variant.product_id, f"Product {variant.sku}", [variant])
+    return signed_webhook("products/create", shop,
+                          product_payload(product, updated_at or datetime.now(UTC)), SECRET)
+
+
+def stock_hook(shop: str, variant: Variant, available: int | None, updated_at: datetime,
+               location_id: int = 1) -> SignedWebhook:
+    return signed_webhook("inventory_levels/update", shop,
+                          inventory_level_payload(variant.inventory_item_id, location_id,
+                                                  available, updated_at), SECRET)
+
+
+def order_hook(shop: str, lines: list[tuple[int, Variant, int]], *, order_id: int | None = None,
+               created_at: datetime | None = None, cancelled: bool = False,
+               event_id: str | None = None) -> tuple[SignedWebhook, int]:
+    order_id = order_id or Ids.next()
+    created = created_at or datetime.now(UTC) - timedelta(minutes=1)
+    topic = "orders/cancelled" if cancelled else "orders/create"
+    payload = order_payload(order_id, created, lines,
+                            cancelled_at=datetime.now(UTC) if cancelled else None)
+    return signed_webhook(topic, shop, payload, SECRET, event_id=event_id), order_id
+
+
+def refund_hook(shop: str, order_id: int, lines: list[tuple[int, Variant, int]],
+                restock_type: str = "return", refund_id: int | None = None) -> SignedWebhook:
+    return signed_webhook("refunds/create", shop,
+                          refund_payload(refund_id or Ids.next(), order_id, datetime.now(UTC),
+                                         lines, restock_type=restock_type), SECRET)
+
+
+def deliver(stack: Stack, hook: SignedWebhook, *, headers: dict[str, str] | None = None,
+            body: bytes | None = None) -> httpx.Response:
+    return httpx.post(f"{stack.base_url}/webhooks/shopify",
+                      content=hook.body if body is None else body,
+                      headers=hook.headers if headers is None else headers, timeout=10)
+
+
+def deliver_ok(stack: Stack, hook: SignedWebhook) -> None:
+    response = deliver(stack, hook)
+    assert response.status_code == 200, response.text
+
+
+def wait_until(probe: Callable[[], T], timeout_s: float = 20, what: str = "condition") -> T:
+    deadline = time.monotonic() + timeout_s
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}; last value {last!r}")
+
+
+def query(stack: Stack, sql: str, *params: Any) -> list[tuple]:
+    with psycopg.connect(stack.database_url) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def scalar(stack: Stack, sql: str, *params: Any) -> Any:
+    rows = query(stack, sql, *params)
+    return rows[0][0] if rows else None
+
+
+def units_sold(stack: Stack, shop: str, variant_id: int) -> int:
+    return int(scalar(stack, "SELECT coalesce(sum(units), 0) FROM daily_demand"
+                             " WHERE shop = %s AND variant_id = %s", shop, variant_id))
+
+
+def stock_of(stack: Stack, shop: str, variant: Variant) -> int | None:
+    return scalar(stack, "SELECT sum(available) FROM inventory_levels"
+                         " WHERE shop = %s AND inventory_item_id = %s",
+                  shop, variant.inventory_item_id)
+
+
+def sku_api(stack: Stack, shop: str) -> dict[int, dict]:
+    body = httpx.get(f"{stack.base_url}/api/v1/shops/{shop}/skus", timeout=10).json()
+    return {s["variant_id"]: s for s in body["skus"]}
+
+
+class FeedClient:
+    """A WebSocket subscriber to one shop's feed that records every message it gets."""
+
+    def __init__(self, stack: Stack, shop: str) -> None:
+        self.url = f"ws://127.0.0.1:{stack.web_port}/ws/shops/{shop}"
+        self.messages: list[dict] = []
+        self._socket: Any = None
+        self._reader: asyncio.Task | None = None
+
+    async def __aenter__(self) -> FeedClient:
+        self._socket = await websockets.connect(self.url)
+        hello = json.loads(await asyncio.wait_for(self._socket.recv(), 10))
+        assert hello["type"] == "hello"
+        self._reader = asyncio.create_task(self._read())
+        return self
+
+    async def _read(self) -> None:
+        async for raw in self._socket:
+            self.messages.append(json.loads(raw))
+
+    async def wait_for(self, predicate: Callable[[dict], bool], timeout_s: float = 20) -> dict:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for message in self.messages:
+                if predicate(message):
+                    return message
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"no matching feed message in {timeout_s}s; got {self.messages!r}")
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._reader:
+            self._reader.cancel()
+        await self._socket.close()
