@@ -124,14 +124,34 @@ def bench() -> None:
 @click.option("--e2e-rate", default=200.0, show_default=True, help="Webhooks/s for end-to-end.")
 @click.option("--e2e-seconds", default=15.0, show_default=True)
 @click.option("--json", "json_out", default=None, type=click.Path(), help="Write results here.")
+@click.option("--embedded", is_flag=True,
+              help="Start a private stack (durable PostgreSQL, local broker) instead of --url.")
+@click.option("--web-workers", default=1, show_default=True, help="With --embedded.")
 def bench_ingest(url: str, shop: str, count: int, concurrency: int, e2e_rate: float,
-                 e2e_seconds: float, json_out: str | None) -> None:
+                 e2e_seconds: float, json_out: str | None, embedded: bool, web_workers: int) -> None:
     """Ingress throughput/latency, then end-to-end latency webhook → WebSocket."""
+    import tempfile
+    from pathlib import Path
+
     from ops.bench import run_ingest_bench
+    from ops.stack import Stack, install_shop
 
     secret = get_settings().webhook_secrets[0].decode()
-    asyncio.run(run_ingest_bench(url, shop, secret, count=count, concurrency=concurrency,
-                                 e2e_rate=e2e_rate, e2e_seconds=e2e_seconds, json_out=json_out))
+    stack = None
+    if embedded:
+        stack = Stack(Path(tempfile.mkdtemp(prefix="stockpulse-bench-")), web_workers=web_workers)
+        stack.start_infrastructure()
+        install_shop(stack.database_url, shop)
+        stack.start_worker()
+        stack.start_web()
+        url = stack.base_url
+    try:
+        asyncio.run(run_ingest_bench(url, shop, secret, count=count, concurrency=concurrency,
+                                     e2e_rate=e2e_rate, e2e_seconds=e2e_seconds,
+                                     json_out=json_out))
+    finally:
+        if stack is not None:
+            stack.stop()
 
 
 def _warn_development_secret() -> None:

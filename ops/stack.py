@@ -39,8 +39,9 @@ class Stack:
     def __init__(self, data_dir: Path, *, web_port: int | None = None, durable: bool = True,
                  database_url: str | None = None, bootstrap_servers: str | None = None,
                  extra_env: dict[str, str] | None = None, pg_port: int | None = None,
-                 broker_port: int | None = None) -> None:
+                 broker_port: int | None = None, web_workers: int = 1) -> None:
         self.data_dir = data_dir
+        self.web_workers = web_workers
         self.web_port = web_port or free_port()
         self.postgres = None if database_url else LocalPostgres(data_dir / "pg", pg_port,
                                                                 durable=durable)
@@ -98,7 +99,8 @@ class Stack:
         return self.worker
 
     def start_web(self, timeout_s: float = 60) -> ManagedProcess:
-        self.web = ManagedProcess("web", ["web", "--port", str(self.web_port)], self.env(),
+        self.web = ManagedProcess("web", ["web", "--port", str(self.web_port),
+                                          "--workers", str(self.web_workers)], self.env(),
                                   self.data_dir / "logs" / "web.log")
         self.web.start()
         self.wait_ready(timeout_s)

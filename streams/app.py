@@ -171,5 +171,6 @@ async def roll_partitions() -> None:
 
 def run_worker(loglevel: str = "info") -> None:
     """Run the worker in this process until it is told to stop."""
-    sys.argv = ["stockpulse-worker", "worker", "--loglevel", loglevel]
+    # The worker CLI turns Faust's own web server back on unless told not to.
+    sys.argv = ["stockpulse-worker", "worker", "--without-web", "--loglevel", loglevel]
     app.main()

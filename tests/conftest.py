@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from ops.stack import Stack
-from tests.support import SECRET
+from tests.support import (
+    SECRET,
+    deliver_ok,
+    make_variant,
+    new_shop,
+    product_hook,
+    query,
+    wait_until,
+)
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 STACK_ENV = {"SHOPIFY_API_SECRET": f"{SECRET},an-old-rotated-secret", "KAFKA_TOPIC_PARTITIONS": "4"}
@@ -24,10 +32,21 @@ def start_stack(name: str) -> Stack:
         stack.start_infrastructure()
         stack.start_worker()
         stack.start_web()
+        wait_for_pipeline(stack)
     except BaseException:
         stop_stack(stack, name)
         raise
     return stack
+
+
+def wait_for_pipeline(stack: Stack, timeout_s: float = 120) -> None:
+    """Block until a webhook makes it all the way into PostgreSQL (the worker has joined its
+    consumer group), so tests time the product rather than the start-up."""
+    shop = new_shop(stack)
+    variant = make_variant("PROBE")
+    deliver_ok(stack, product_hook(shop, variant))
+    wait_until(lambda: query(stack, "SELECT 1 FROM variants WHERE shop = %s", shop),
+               timeout_s=timeout_s, what="the worker to process a first webhook")
 
 
 def stop_stack(stack: Stack, name: str) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg
 from psycopg import AsyncConnection
+from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
 from connectors.kafka.topics import SkuEvent
@@ -64,142 +65,71 @@ class ChangeSet:
         return len(self._by_sku)
 
 
-async def _apply_sale_line(conn: AsyncConnection, e: SkuEvent, changes: ChangeSet) -> None:
-    d = e.data
-    params = {**d, "shop": e.shop}
-    await conn.execute(
-        "INSERT INTO variants (shop, variant_id, product_id, sku, product_title, price)"
-        " VALUES (%(shop)s, %(variant_id)s, %(product_id)s, %(sku)s, %(title)s, %(price)s)"
-        " ON CONFLICT (shop, variant_id) DO NOTHING",
-        params,
-    )
-    # Cancellation is sticky: a late orders/create never revives a cancelled line.
-    await conn.execute(
-        "INSERT INTO order_lines (shop, line_item_id, order_id, variant_id, ordered_at, day,"
-        " quantity, unit_price, cancelled, test)"
-        " SELECT %(shop)s, %(line_item_id)s, %(order_id)s, %(variant_id)s, %(ordered_at)s,"
-        "  (%(ordered_at)s::timestamptz AT TIME ZONE s.timezone)::date,"
-        "  %(quantity)s, %(price)s, %(cancelled)s, %(test)s"
-        " FROM shops s WHERE s.domain = %(shop)s"
-        " ON CONFLICT (shop, line_item_id) DO UPDATE"
-        " SET cancelled = order_lines.cancelled OR excluded.cancelled",
-        params,
-    )
-    await _recount(conn, e, d["line_item_id"], changes)
-
-
-async def _apply_refund_line(conn: AsyncConnection, e: SkuEvent, changes: ChangeSet) -> None:
-    d = e.data
-    await conn.execute(
-        "INSERT INTO refund_lines (shop, refund_id, line_item_id, quantity, restocked, created_at)"
-        " VALUES (%(shop)s, %(refund_id)s, %(line_item_id)s, %(quantity)s, %(restocked)s,"
-        "  %(created_at)s)"
-        " ON CONFLICT (shop, refund_id, line_item_id) DO NOTHING",
-        {**d, "shop": e.shop},
-    )
-    await _recount(conn, e, d["line_item_id"], changes)
-
-
-async def _recount(conn: AsyncConnection, e: SkuEvent, line_item_id: int, changes: ChangeSet) -> None:
-    cur = await conn.execute(
-        "SELECT stockpulse_recount_line(%s, %s, %s) AS variant_id", (e.shop, line_item_id, e.event_id)
-    )
-    row = await cur.fetchone()
-    if row and row["variant_id"] is not None:
-        changes.add(e.shop, row["variant_id"], "demand", e)
-
-
-async def _apply_stock(conn: AsyncConnection, e: SkuEvent, changes: ChangeSet) -> None:
-    params = {**e.data, "shop": e.shop}
-    cur = await conn.execute(
-        "INSERT INTO inventory_levels AS l (shop, inventory_item_id, location_id, available,"
-        " updated_at)"
-        " SELECT %(shop)s, %(inventory_item_id)s, %(location_id)s, %(available)s, %(updated_at)s"
-        " WHERE EXISTS (SELECT 1 FROM shops WHERE domain = %(shop)s)"
-        " ON CONFLICT (shop, inventory_item_id, location_id) DO UPDATE"
-        " SET available = excluded.available, updated_at = excluded.updated_at"
-        " WHERE l.updated_at < excluded.updated_at"
-        " RETURNING 1",
-        params,
-    )
-    if await cur.fetchone() is None:
-        return  # stale or repeated: a newer level is already stored
-    await conn.execute(
-        "INSERT INTO stock_history (shop, inventory_item_id, location_id, available, ts)"
-        " VALUES (%(shop)s, %(inventory_item_id)s, %(location_id)s, %(available)s, %(updated_at)s)"
-        " ON CONFLICT DO NOTHING",
-        params,
-    )
-    cur = await conn.execute(
-        "SELECT variant_id FROM variants WHERE shop = %(shop)s"
-        " AND inventory_item_id = %(inventory_item_id)s",
-        params,
-    )
-    for row in await cur.fetchall():
-        changes.add(e.shop, row["variant_id"], "stock", e)
-
-
-async def _apply_variant(conn: AsyncConnection, e: SkuEvent, changes: ChangeSet) -> None:
-    cur = await conn.execute(
-        "INSERT INTO variants AS v (shop, variant_id, product_id, sku, product_title,"
-        " variant_title, inventory_item_id, price, tracked, updated_at)"
-        " SELECT %(shop)s, %(variant_id)s, %(product_id)s, %(sku)s, %(product_title)s,"
-        "  %(variant_title)s, %(inventory_item_id)s, %(price)s, %(tracked)s, %(updated_at)s"
-        " WHERE EXISTS (SELECT 1 FROM shops WHERE domain = %(shop)s)"
-        " ON CONFLICT (shop, variant_id) DO UPDATE SET"
-        "  product_id = excluded.product_id, sku = excluded.sku,"
-        "  product_title = excluded.product_title, variant_title = excluded.variant_title,"
-        "  inventory_item_id = excluded.inventory_item_id, price = excluded.price,"
-        "  tracked = excluded.tracked, deleted = false, updated_at = excluded.updated_at"
-        " WHERE v.updated_at IS NULL OR v.updated_at < excluded.updated_at"
-        " RETURNING variant_id",
-        {**e.data, "shop": e.shop},
-    )
-    row = await cur.fetchone()
-    if row:
-        changes.add(e.shop, row["variant_id"], "stock", e)
-
-
-async def _apply_product_delete(conn: AsyncConnection, e: SkuEvent, changes: ChangeSet) -> None:
-    await conn.execute(
-        "UPDATE variants SET deleted = true WHERE shop = %s AND product_id = %s",
-        (e.shop, e.data["product_id"]),
-    )
-
-
-async def _apply_shop_redact(conn: AsyncConnection, e: SkuEvent, changes: ChangeSet) -> None:
+# One statement per event kind; each returns the variant ids whose numbers changed.
+_STATEMENTS: dict[str, tuple[str, str]] = {
+    "sale_line": ("demand",
+                  "SELECT stockpulse_apply_sale_line(%(shop)s, %(line_item_id)s, %(order_id)s,"
+                  " %(variant_id)s, %(product_id)s, %(sku)s, %(title)s, %(quantity)s, %(price)s,"
+                  " %(ordered_at)s, %(cancelled)s, %(test)s, %(cause)s)"),
+    "refund_line": ("demand",
+                    "SELECT stockpulse_apply_refund_line(%(shop)s, %(refund_id)s,"
+                    " %(line_item_id)s, %(quantity)s, %(restocked)s, %(created_at)s, %(cause)s)"),
+    "stock": ("stock",
+              "SELECT stockpulse_apply_stock(%(shop)s, %(inventory_item_id)s, %(location_id)s,"
+              " %(available)s, %(updated_at)s)"),
+    "variant": ("stock",
+                "SELECT stockpulse_apply_variant(%(shop)s, %(variant_id)s, %(product_id)s,"
+                " %(sku)s, %(product_title)s, %(variant_title)s, %(inventory_item_id)s,"
+                " %(price)s, %(tracked)s, %(updated_at)s)"),
+    "product_delete": ("stock",
+                       "UPDATE variants SET deleted = true"
+                       " WHERE shop = %(shop)s AND product_id = %(product_id)s"
+                       " RETURNING variant_id"),
     # Tables without a foreign key to shops (time series, outbox) are cleared explicitly.
-    for table in ("demand_ledger", "stock_history", "update_outbox", "dead_letters"):
-        await conn.execute(f"DELETE FROM {table} WHERE shop = %s", (e.shop,))
-    await conn.execute("DELETE FROM shops WHERE domain = %s", (e.shop,))
-
-
-_APPLY = {
-    "sale_line": _apply_sale_line,
-    "refund_line": _apply_refund_line,
-    "stock": _apply_stock,
-    "variant": _apply_variant,
-    "product_delete": _apply_product_delete,
-    "shop_redact": _apply_shop_redact,
+    "shop_redact": ("stock",
+                    "WITH a AS (DELETE FROM demand_ledger WHERE shop = %(shop)s),"
+                    " b AS (DELETE FROM stock_history WHERE shop = %(shop)s),"
+                    " c AS (DELETE FROM update_outbox WHERE shop = %(shop)s),"
+                    " d AS (DELETE FROM dead_letters WHERE shop = %(shop)s)"
+                    " DELETE FROM shops WHERE domain = %(shop)s RETURNING NULL::bigint"),
 }
 
 
+async def _apply_all(conn: AsyncConnection, events: Sequence[SkuEvent], changes: ChangeSet) -> None:
+    """Send every event's statement in one pipeline, then read which SKUs changed."""
+    async with conn.pipeline() as pipeline:
+        pending = []
+        for event in events:
+            type_, sql = _STATEMENTS[event.kind]
+            params = {**event.data, "shop": event.shop, "cause": event.event_id}
+            cursor = conn.cursor(row_factory=tuple_row)
+            pending.append((event, type_, await cursor.execute(sql, params)))
+        await pipeline.sync()
+        for event, type_, cursor in pending:
+            for (variant_id,) in await cursor.fetchall():
+                if variant_id is not None:
+                    changes.add(event.shop, variant_id, type_, event)
+
+
 async def _apply_one(conn: AsyncConnection, event: SkuEvent, changes: ChangeSet) -> None:
-    await _APPLY[event.kind](conn, event, changes)
+    await _apply_all(conn, [event], changes)
 
 
 async def _record_outbox(conn: AsyncConnection, changes: ChangeSet) -> list[int]:
-    ids = []
-    for t in changes:
-        cur = await conn.execute(
-            "INSERT INTO update_outbox (shop, variant_id, type, event_ids, received_at)"
-            " VALUES (%s, %s, %s, %s, %s) RETURNING id",
-            (t.shop, t.variant_id, t.type, t.event_ids[-50:], t.received_at),
-        )
-        row = await cur.fetchone()
-        assert row is not None
-        ids.append(row["id"])
-    return ids
+    if not len(changes):
+        return []
+    rows = [{"shop": t.shop, "variant_id": t.variant_id, "type": t.type,
+             "event_ids": t.event_ids[-50:],
+             "received_at": t.received_at.isoformat() if t.received_at else None}
+            for t in changes]
+    cur = await conn.execute(
+        "INSERT INTO update_outbox (shop, variant_id, type, event_ids, received_at)"
+        " SELECT shop, variant_id, type, event_ids, received_at FROM jsonb_to_recordset(%s)"
+        " AS x(shop text, variant_id bigint, type text, event_ids text[], received_at timestamptz)"
+        " RETURNING id",
+        (Jsonb(rows),),
+    )
+    return [r["id"] for r in await cur.fetchall()]
 
 
 async def apply_events(conn: AsyncConnection, events: Sequence[SkuEvent]) -> tuple[ChangeSet, list[int]]:
@@ -211,8 +141,7 @@ async def apply_events(conn: AsyncConnection, events: Sequence[SkuEvent]) -> tup
     changes = ChangeSet()
     try:
         async with conn.transaction():
-            for event in events:
-                await _apply_one(conn, event, changes)
+            await _apply_all(conn, events, changes)
             outbox_ids = await _record_outbox(conn, changes)
         return changes, outbox_ids
     except POISON_ERRORS:

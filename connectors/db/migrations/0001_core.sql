@@ -96,44 +96,6 @@ CREATE TABLE stockpulse_meta (
     value  text NOT NULL
 );
 
--- Recompute one line item's net demand and apply the difference to daily_demand and the ledger.
--- Returns the variant whose numbers changed, or NULL when nothing changed.
-CREATE FUNCTION stockpulse_recount_line(p_shop text, p_line_item_id bigint, p_cause text)
-RETURNS bigint LANGUAGE plpgsql AS $$
-DECLARE
-    line       order_lines%ROWTYPE;
-    restocked_units  integer;
-    net_units  integer;
-    net_rev    numeric(16, 2);
-BEGIN
-    SELECT * INTO line FROM order_lines
-     WHERE shop = p_shop AND line_item_id = p_line_item_id FOR UPDATE;
-    IF NOT FOUND THEN
-        RETURN NULL;  -- a refund ahead of its order: counted when the order arrives
-    END IF;
-    SELECT coalesce(sum(quantity), 0) INTO restocked_units FROM refund_lines
-     WHERE shop = p_shop AND line_item_id = p_line_item_id AND restocked;
-    IF line.cancelled OR line.test OR line.variant_id IS NULL THEN
-        net_units := 0;
-    ELSE
-        net_units := greatest(line.quantity - restocked_units, 0);
-    END IF;
-    net_rev := net_units * line.unit_price;
-    IF net_units = line.counted_units AND net_rev = line.counted_revenue THEN
-        RETURN NULL;
-    END IF;
-    UPDATE order_lines SET counted_units = net_units, counted_revenue = net_rev
-     WHERE shop = p_shop AND line_item_id = p_line_item_id;
-    INSERT INTO daily_demand AS d (shop, variant_id, day, units, revenue)
-    VALUES (p_shop, line.variant_id, line.day, net_units - line.counted_units,
-            net_rev - line.counted_revenue)
-    ON CONFLICT (shop, variant_id, day) DO UPDATE
-       SET units = d.units + excluded.units, revenue = d.revenue + excluded.revenue;
-    INSERT INTO demand_ledger (shop, variant_id, line_item_id, ts, units_delta, revenue_delta, cause)
-    VALUES (p_shop, line.variant_id, p_line_item_id, line.ordered_at,
-            net_units - line.counted_units, net_rev - line.counted_revenue, p_cause);
-    RETURN line.variant_id;
-END $$;
 
 -- Events that cannot be applied (bad data, a shop already erased). Kept for an operator to
 -- inspect so one bad message never blocks its partition.

@@ -1,0 +1,228 @@
+"""``stockpulse bench ingest``: ingress throughput and end-to-end latency of a running stack.
+
+Phase 1 sends ``count`` pre-signed webhooks at ``concurrency`` and times each answer. Phase 2
+paces stock webhooks at ``e2e_rate``/s while a WebSocket client listens, and matches each
+accepted webhook to the feed message that names its event id.
+
+aiohttp drives the load because client and server share this machine's two cores and its
+client costs less CPU per request than httpx; what it measures is the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from ops.shopify_payloads import (
+    Product,
+    SignedWebhook,
+    Variant,
+    inventory_level_payload,
+    order_payload,
+    product_payload,
+    signed_webhook,
+)
+
+console = Console()
+BENCH_SKUS = 200
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def _catalogue() -> list[Variant]:
+    base = 5_000_000_000
+    return [Variant(variant_id=base + i, product_id=base + i, inventory_item_id=base + 100_000 + i,
+                    sku=f"BENCH-{i:04d}", title="Default Title", price="10.00")
+            for i in range(BENCH_SKUS)]
+
+
+class Clock:
+    """Strictly increasing timestamps so every stock update is newer than the last."""
+
+    def __init__(self) -> None:
+        self.t = datetime.now(UTC)
+
+    def next(self) -> datetime:
+        self.t = max(self.t + timedelta(milliseconds=1), datetime.now(UTC))
+        return self.t
+
+
+def _mixed_webhooks(shop: str, secret: str, variants: list[Variant], count: int) -> list[SignedWebhook]:
+    """Orders and stock updates in the proportion a store sends them (about 1:1)."""
+    clock = Clock()
+    hooks = []
+    ids = int(time.time() * 1000) * 1000
+    for i in range(count):
+        variant = variants[i % len(variants)]
+        if i % 2:
+            ids += 2
+            payload = order_payload(ids, clock.next(), [(ids + 1, variant, 1)])
+            hooks.append(signed_webhook("orders/create", shop, payload, secret))
+        else:
+            payload = inventory_level_payload(variant.inventory_item_id, 1, 1000 - i % 500, clock.next())
+            hooks.append(signed_webhook("inventory_levels/update", shop, payload, secret))
+    return hooks
+
+
+async def _post(session: aiohttp.ClientSession, url: str, hook: SignedWebhook) -> tuple[int, float]:
+    started = time.perf_counter()
+    async with session.post(url, data=hook.body, headers=hook.headers) as response:
+        await response.read()
+        return response.status, time.perf_counter() - started
+
+
+async def _setup_catalogue(session: aiohttp.ClientSession, url: str, shop: str, secret: str,
+                           variants: list[Variant]) -> None:
+    now = datetime.now(UTC)
+    for v in variants:
+        product = Product(v.product_id, f"Bench {v.sku}", [v])
+        status, _ = await _post(session, url, signed_webhook("products/create", shop,
+                                                             product_payload(product, now), secret))
+        if status != 200:
+            raise SystemExit(f"setup failed: products/create answered {status}")
+
+
+async def throughput(session: aiohttp.ClientSession, url: str, hooks: list[SignedWebhook],
+                     concurrency: int) -> dict[str, Any]:
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    queue = iter(hooks)
+
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("ingress throughput", total=len(hooks))
+
+        async def worker() -> None:
+            for hook in queue:
+                status, latency = await _post(session, url, hook)
+                statuses[status] = statuses.get(status, 0) + 1
+                if status == 200:
+                    latencies.append(latency)
+                progress.advance(task)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return {
+        "webhooks": len(hooks),
+        "concurrency": concurrency,
+        "seconds": round(elapsed, 2),
+        "accepted_per_s": round(len(latencies) / elapsed, 1),
+        "statuses": statuses,
+        "ingress_p50_ms": round(percentile(latencies, 50) * 1000, 2),
+        "ingress_p99_ms": round(percentile(latencies, 99) * 1000, 2),
+    }
+
+
+async def end_to_end(session: aiohttp.ClientSession, base_url: str, shop: str, secret: str,
+                     variants: list[Variant], rate: float, seconds: float) -> dict[str, Any]:
+    url = f"{base_url}/webhooks/shopify"
+    accepted_at: dict[str, float] = {}
+    received_at: dict[str, float] = {}
+    pipeline_s: list[float] = []
+    clock = Clock()
+    ws_url = base_url.replace("http", "ws", 1) + f"/ws/shops/{shop}"
+
+    async with session.ws_connect(ws_url, max_msg_size=0) as socket:
+        await socket.receive_json(timeout=10)  # hello
+
+        async def listen() -> None:
+            async for frame in socket:
+                now = time.perf_counter()
+                message = json.loads(frame.data)
+                for event_id in message.get("events", ()):
+                    received_at.setdefault(event_id, now)
+                if message.get("received_at") and message.get("as_of"):
+                    pipeline_s.append(
+                        (datetime.fromisoformat(message["as_of"])
+                         - datetime.fromisoformat(message["received_at"])).total_seconds())
+
+        listener = asyncio.create_task(listen())
+        total = int(rate * seconds)
+        in_flight = set()
+        started = time.perf_counter()
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task(f"end to end at {rate:.0f}/s", total=total)
+            for i in range(total):
+                # Pace by schedule, not by sleep length, so slow answers do not lower the rate.
+                delay = started + i / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                variant = variants[i % len(variants)]
+                hook = signed_webhook("inventory_levels/update", shop, inventory_level_payload(
+                    variant.inventory_item_id, 1, 500 + i % 100, clock.next()), secret)
+
+                async def send(hook: SignedWebhook = hook) -> None:
+                    status, _ = await _post(session, url, hook)
+                    if status == 200:
+                        accepted_at[hook.event_id] = time.perf_counter()
+                    progress.advance(task)
+
+                in_flight.add(asyncio.create_task(send()))
+                in_flight = {t for t in in_flight if not t.done()}
+            await asyncio.gather(*in_flight)
+            achieved_rate = total / (time.perf_counter() - started)
+        deadline = time.perf_counter() + 10
+        while time.perf_counter() < deadline and len(received_at.keys() & accepted_at.keys()) < len(accepted_at):
+            await asyncio.sleep(0.05)
+        listener.cancel()
+
+    latencies = [received_at[e] - accepted_at[e] for e in accepted_at if e in received_at]
+    # A message can arrive before the 200 is read (the feed is that fast); count that as 0.
+    latencies = [max(x, 0.0) for x in latencies]
+    return {
+        "rate_per_s": rate,
+        "achieved_rate_per_s": round(achieved_rate, 1),
+        "accepted": len(accepted_at),
+        "delivered_to_socket": len(latencies),
+        "e2e_p50_ms": round(percentile(latencies, 50) * 1000, 1),
+        "e2e_p99_ms": round(percentile(latencies, 99) * 1000, 1),
+        "e2e_max_ms": round(max(latencies, default=float("nan")) * 1000, 1),
+        "ingress_to_published_p50_ms": round(percentile(pipeline_s, 50) * 1000, 1),
+        "ingress_to_published_p99_ms": round(percentile(pipeline_s, 99) * 1000, 1),
+    }
+
+
+async def run_ingest_bench(base_url: str, shop: str, secret: str, *, count: int, concurrency: int,
+                           e2e_rate: float, e2e_seconds: float, json_out: str | None) -> dict:
+    url = f"{base_url.rstrip('/')}/webhooks/shopify"
+    variants = _catalogue()
+    connector = aiohttp.TCPConnector(limit=max(concurrency, 256))
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
+        console.print(f"setting up {len(variants)} SKUs on {shop}…")
+        await _setup_catalogue(session, url, shop, secret, variants)
+        hooks = _mixed_webhooks(shop, secret, variants, count)
+        warmup = _mixed_webhooks(shop, secret, variants, min(1000, count))
+        await throughput(session, url, warmup, concurrency)
+        ingest = await throughput(session, url, hooks, concurrency)
+        console.print("letting the worker catch up before timing end to end…")
+        await asyncio.sleep(max(3.0, count / 2000))
+        e2e = await end_to_end(session, base_url.rstrip("/"), shop, secret, variants, e2e_rate,
+                               e2e_seconds)
+    results = {"ingest": ingest, "end_to_end": e2e,
+               "ran_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    table = Table(title="stockpulse bench ingest")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for section in ("ingest", "end_to_end"):
+        for key, value in results[section].items():
+            table.add_row(f"{section}.{key}", str(value))
+    console.print(table)
+    if json_out:
+        Path(json_out).write_text(json.dumps(results, indent=2))
+    return results

@@ -1,0 +1,77 @@
+"""A real headless Chromium watches the dashboard change live after a webhook."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, expect, sync_playwright
+
+from ops.stack import Stack
+from tests.conftest import ARTIFACTS
+from tests.support import (
+    Ids,
+    deliver_ok,
+    make_variant,
+    new_shop,
+    order_hook,
+    product_hook,
+    stock_hook,
+    stock_of,
+    wait_until,
+)
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-quic"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is not installed (Debian: apt-get install chromium)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+def test_stock_and_demand_cells_change_without_reload(stack: Stack, browser: Browser) -> None:
+    shop = new_shop(stack)
+    variant = make_variant("MUG-BLUE", price="12.00")
+    deliver_ok(stack, product_hook(shop, variant))
+    deliver_ok(stack, stock_hook(shop, variant, 30, datetime.now(UTC) - timedelta(minutes=5)))
+    wait_until(lambda: stock_of(stack, shop, variant) == 30, what="initial stock")
+
+    page = browser.new_page()
+    page.goto(f"{stack.base_url}/shops/{shop}")
+    row = page.locator(f'tr[data-variant="{variant.variant_id}"]')
+    expect(row.locator('[data-field="stock"]')).to_have_text("30")
+    expect(row.locator('[data-field="sku"]')).to_have_text("MUG-BLUE")
+    expect(page.locator("#live")).to_have_attribute("data-state", "open")
+    page.evaluate("window.__sameDocument = true")  # lost if the page reloads
+
+    deliver_ok(stack, stock_hook(shop, variant, 17, datetime.now(UTC)))
+    expect(row.locator('[data-field="stock"]')).to_have_text("17", timeout=5000)
+
+    order, _ = order_hook(shop, [(Ids.next(), variant, 4)])
+    deliver_ok(stack, order)
+    expect(row.locator('[data-field="sold_today"]')).to_have_text("4", timeout=5000)
+    expect(row.locator('[data-field="sold_28d"]')).to_have_text("4")
+    expect(row.locator('[data-field="days_of_cover"]')).to_have_text(f"{17 / (4 / 28):.1f}")
+
+    # A product the page has never seen appears too (htmx reloads the rows, not the page).
+    newcomer = make_variant("CAP-RED")
+    deliver_ok(stack, product_hook(shop, newcomer))
+    deliver_ok(stack, stock_hook(shop, newcomer, 9, datetime.now(UTC)))
+    expect(page.locator(f'tr[data-variant="{newcomer.variant_id}"] [data-field="stock"]')
+           ).to_have_text("9", timeout=5000)
+
+    assert page.evaluate("window.__sameDocument") is True
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+    page.close()
