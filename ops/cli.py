@@ -130,6 +130,7 @@ def bench() -> None:
 def bench_ingest(url: str, shop: str, count: int, concurrency: int, e2e_rate: float,
                  e2e_seconds: float, json_out: str | None, embedded: bool, web_workers: int) -> None:
     """Ingress throughput/latency, then end-to-end latency webhook → WebSocket."""
+    import shutil
     import tempfile
     from pathlib import Path
 
@@ -152,6 +153,7 @@ def bench_ingest(url: str, shop: str, count: int, concurrency: int, e2e_rate: fl
     finally:
         if stack is not None:
             stack.stop()
+            shutil.rmtree(stack.data_dir, ignore_errors=True)
 
 
 def _warn_development_secret() -> None:

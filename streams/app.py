@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sys
 from dataclasses import asdict
 from typing import Any
 
@@ -31,6 +30,7 @@ from connectors.kafka.topics import (
     dumps,
 )
 from connectors.settings import get_settings
+from streams import transport
 from streams.normalise import MalformedWebhook, normalise
 from streams.publish import build_updates
 
@@ -44,7 +44,7 @@ STALE_OUTBOX_S = 5.0
 
 app = faust.App(
     "stockpulse",
-    broker=[f"kafka://{s}" for s in settings.bootstrap_servers],
+    broker=[f"{transport.SCHEME}://{s}" for s in settings.bootstrap_servers],
     store="memory://",
     topic_partitions=settings.kafka_topic_partitions,
     consumer_auto_offset_reset="earliest",
@@ -52,7 +52,7 @@ app = faust.App(
     broker_session_timeout=float(os.environ.get("STOCKPULSE_KAFKA_SESSION_TIMEOUT", "10")),
     broker_rebalance_timeout=float(os.environ.get("STOCKPULSE_KAFKA_SESSION_TIMEOUT", "10")),
     broker_heartbeat_interval=1.0,
-    broker_commit_interval=0.5,
+    broker_commit_interval=2.8,
     web_enabled=False,
     # Faust keeps only small local files here (no tables are used); truth lives in PostgreSQL.
     datadir=os.environ.get("STOCKPULSE_WORKER_DATADIR", ".data/worker"),
@@ -111,23 +111,42 @@ async def normalise_webhooks(stream: faust.StreamT) -> None:
         await _retrying("producing sku events", lambda: _send_all(_sku_events, messages))
 
 
-async def _publish(touched: list[dict], outbox_ids: list[int]) -> None:
-    db = await pool()
-    async with db.connection() as conn:
-        updates = await build_updates(conn, touched)
-        await conn.commit()
-    await _send_all(_updates, [(key, dumps(update)) for key, update in updates])
-    async with db.connection() as conn:
-        await ledger.delete_outbox(conn, outbox_ids)
-        await conn.commit()
+class _PublishedOutbox:
+    """Outbox rows whose updates the broker acknowledged. They are deleted in the next
+    transaction rather than one of their own (one commit per batch); lost in a crash, they are
+    only published once more. Callers take the ids before awaiting anything, so the agent and
+    the timer never delete or drop each other's."""
+
+    def __init__(self) -> None:
+        self._ids: list[int] = []
+
+    def add(self, ids: list[int]) -> None:
+        self._ids.extend(ids)
+
+    def take(self) -> list[int]:
+        ids, self._ids = self._ids, []
+        return ids
+
+
+_published = _PublishedOutbox()
 
 
 async def _apply_batch(events: list[SkuEvent]) -> None:
     db = await pool()
-    async with db.connection() as conn:
-        changes, outbox_ids = await ledger.apply_events(conn, events)
-    if outbox_ids:
-        await _publish([asdict(t) for t in changes], outbox_ids)
+    done = _published.take()
+    try:
+        async with db.connection() as conn:
+            async with conn.transaction():
+                if done:
+                    await ledger.delete_outbox(conn, done)
+                changes, outbox_ids = await ledger.apply_events(conn, events)
+                # Read inside the transaction (it sees its own writes); publish after commit.
+                updates = await build_updates(conn, [asdict(t) for t in changes])
+    except BaseException:
+        _published.add(done)
+        raise
+    await _send_all(_updates, [(key, dumps(update)) for key, update in updates])
+    _published.add(outbox_ids)
 
 
 @app.agent(_sku_events)
@@ -143,12 +162,20 @@ async def apply_sku_events(stream: faust.StreamT) -> None:
             await _retrying("applying sku events", lambda: _apply_batch(events))
 
 
-@app.timer(interval=2.0)
+@app.timer(interval=5.0)
 async def flush_stale_outbox() -> None:
     """Publish what a crashed worker committed but never published."""
     try:
         db = await pool()
         async with db.connection() as conn:
+            done = _published.take()
+            if done:
+                try:
+                    await ledger.delete_outbox(conn, done)
+                    await conn.commit()
+                except BaseException:
+                    _published.add(done)
+                    raise
             rows = await ledger.take_stale_outbox(conn, STALE_OUTBOX_S)
             if not rows:
                 return
@@ -169,8 +196,11 @@ async def roll_partitions() -> None:
         log.exception("rolling partitions forward failed; will retry")
 
 
-def run_worker(loglevel: str = "info") -> None:
+def run_worker(loglevel: str = "warn") -> None:
     """Run the worker in this process until it is told to stop."""
-    # The worker CLI turns Faust's own web server back on unless told not to.
-    sys.argv = ["stockpulse-worker", "worker", "--without-web", "--loglevel", loglevel]
-    app.main()
+    worker = faust.Worker(app, loglevel=loglevel)
+    # Faust's terminal spinner lowers the root logger to DEBUG so it can spin on every record;
+    # every debug call in aiokafka and Faust then builds a record, a tenth of the worker's CPU.
+    worker.spinner = None
+    worker.execute_from_commandline()
+

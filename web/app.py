@@ -21,7 +21,7 @@ from connectors.settings import Settings, get_settings
 from web.dashboard import ApiController, DashboardController, shop_feed
 from web.health import HealthController
 from web.hub import Hub
-from web.ingress import WebhookController
+from web.ingress import shopify_webhooks
 from web.shops import ShopDirectory
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     return Litestar(
         route_handlers=[
-            WebhookController,
+            shopify_webhooks,
             DashboardController,
             ApiController,
             HealthController,

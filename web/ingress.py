@@ -1,15 +1,22 @@
-"""POST /webhooks/shopify: verify, strip PII, hand to Kafka, and only then say 200."""
+"""POST /webhooks/shopify: verify, strip PII, hand to Kafka, and only then say 200.
+
+This is the hottest path of the product, so it is a plain ASGI handler: Litestar routes to it,
+but dependency injection, signature parsing and response objects are skipped (they cost about
+half of the ingress's CPU under load). ``accept_webhook`` holds the logic; the rest is wiring.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from litestar import Controller, Request, Response, post
-from litestar.datastructures import State
-from litestar.exceptions import ClientException
+from litestar import asgi
+from litestar.types import Receive, Scope, Send
 
 from connectors.kafka.producer import BrokerUnavailable
 from connectors.kafka.topics import RAW_WEBHOOKS, WebhookEnvelope, dumps, shop_key
@@ -19,63 +26,113 @@ from web import metrics
 log = logging.getLogger(__name__)
 
 
-def _answer(status: int, message: str, topic: str, outcome: str | None = None) -> Response:
-    metrics.webhooks.labels(topic=topic or "-", outcome=outcome or str(status)).inc()
-    return Response({"status": status, "message": message}, status_code=status)
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: int
+    message: str
+    label: str  # the metrics outcome: accepted, ignored, or the status code
 
 
-class WebhookController(Controller):
-    path = "/webhooks/shopify"
+def _refuse(status: int, message: str) -> Outcome:
+    return Outcome(status, message, str(status))
 
-    @post("", status_code=200)
-    async def receive(self, request: Request, state: State) -> Response:
-        started = time.perf_counter()
-        topic_header = request.headers.get(webhooks.TOPIC_HEADER, "")
-        try:
-            body = await request.body()
-        except ClientException as exc:
-            if exc.status_code == 413:
-                return _answer(413, "body too large", topic_header)
-            raise
-        # Nothing is trusted, not even the headers, before the signature checks out.
-        if not webhooks.verify(body, request.headers.get(webhooks.HMAC_HEADER),
-                               state.settings.webhook_secrets):
-            return _answer(401, "invalid HMAC signature", topic_header)
-        headers = webhooks.WebhookHeaders.parse(request.headers)
-        if headers is None:
-            return _answer(400, "missing Shopify webhook headers", topic_header)
-        try:
-            payload = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            return _answer(400, "body is not valid JSON", headers.topic)
-        if not isinstance(payload, dict):
-            return _answer(400, "body is not a JSON object", headers.topic)
-        try:
-            installed = await state.shops.is_installed(headers.shop)
-        except Exception:
-            log.exception("could not read installed shops")
-            return _answer(503, "temporarily unavailable", headers.topic)
-        if not installed:
-            return _answer(404, "unknown shop", headers.topic)
 
-        kept = webhooks.project(headers.topic, payload)
-        if kept is None:
-            # Customer privacy requests land here too: we hold no customer data to report or erase.
-            return _answer(200, "ignored", headers.topic, outcome="ignored")
-        envelope = WebhookEnvelope(
-            topic=headers.topic,
-            shop=headers.shop,
-            event_id=headers.event_id,
-            webhook_id=headers.webhook_id,
-            triggered_at=headers.triggered_at,
-            api_version=headers.api_version,
-            received_at=datetime.now(UTC).isoformat(),
-            payload=kept,
-        )
-        try:
-            await state.producer.send(RAW_WEBHOOKS, dumps(envelope), key=shop_key(headers.shop))
-        except BrokerUnavailable as exc:
-            log.warning("broker unavailable, asking Shopify to retry: %s", exc)
-            return _answer(503, "temporarily unavailable, retry later", headers.topic)
+async def accept_webhook(body: bytes, headers: Mapping[str, str], state: Any) -> Outcome:
+    """Decide what to answer Shopify for one delivery, producing it to Kafka when accepted.
+
+    ``headers`` must have lower-case names. Nothing is produced or written unless the answer is
+    200 "accepted".
+    """
+    # Nothing is trusted, not even the headers, before the signature checks out.
+    if not webhooks.verify(body, headers.get(webhooks.HMAC_HEADER), state.settings.webhook_secrets):
+        return _refuse(401, "invalid HMAC signature")
+    parsed = webhooks.WebhookHeaders.parse(headers)
+    if parsed is None:
+        return _refuse(400, "missing Shopify webhook headers")
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return _refuse(400, "body is not valid JSON")
+    if not isinstance(payload, dict):
+        return _refuse(400, "body is not a JSON object")
+    try:
+        installed = await state.shops.is_installed(parsed.shop)
+    except Exception:
+        log.exception("could not read installed shops")
+        return _refuse(503, "temporarily unavailable")
+    if not installed:
+        return _refuse(404, "unknown shop")
+    kept = webhooks.project(parsed.topic, payload)
+    if kept is None:
+        # Customer privacy requests land here too: we hold no customer data to report or erase.
+        return Outcome(200, "ignored", "ignored")
+    envelope = WebhookEnvelope(
+        topic=parsed.topic,
+        shop=parsed.shop,
+        event_id=parsed.event_id,
+        webhook_id=parsed.webhook_id,
+        triggered_at=parsed.triggered_at,
+        api_version=parsed.api_version,
+        received_at=datetime.now(UTC).isoformat(),
+        payload=kept,
+    )
+    try:
+        await state.producer.send(RAW_WEBHOOKS, dumps(envelope), key=shop_key(parsed.shop))
+    except BrokerUnavailable as exc:
+        log.warning("broker unavailable, asking Shopify to retry: %s", exc)
+        return _refuse(503, "temporarily unavailable, retry later")
+    return Outcome(200, "accepted", "accepted")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    declared = dict(scope["headers"]).get(b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ConnectionError("client went away")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _respond(send: Send, status: int, message: str) -> None:
+    body = json.dumps({"status": status, "message": message}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+@asgi("/webhooks/shopify", copy_scope=False)
+async def shopify_webhooks(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope.get("method") != "POST":
+        await _respond(send, 405, "use POST")
+        return
+    started = time.perf_counter()
+    state = scope["litestar_app"].state
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    topic = headers.get(webhooks.TOPIC_HEADER) or "-"
+    try:
+        body = await _read_body(scope, receive, state.settings.webhook_max_body_bytes)
+    except _TooLarge:
+        outcome = _refuse(413, "body too large")
+    except ConnectionError:
+        return
+    else:
+        outcome = await accept_webhook(body, headers, state)
+    metrics.webhooks.labels(topic=topic, outcome=outcome.label).inc()
+    if outcome.label == "accepted":
         metrics.ingress_seconds.observe(time.perf_counter() - started)
-        return _answer(200, "accepted", headers.topic, outcome="accepted")
+    await _respond(send, outcome.status, outcome.message)

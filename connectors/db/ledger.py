@@ -133,10 +133,10 @@ async def _record_outbox(conn: AsyncConnection, changes: ChangeSet) -> list[int]
 
 
 async def apply_events(conn: AsyncConnection, events: Sequence[SkuEvent]) -> tuple[ChangeSet, list[int]]:
-    """Apply ``events`` in one transaction; returns the touched SKUs and their outbox row ids.
+    """Apply ``events``; returns the touched SKUs and their outbox row ids.
 
-    If the batch hits a poison event, it is re-applied one event at a time under savepoints and
-    the bad events are dead-lettered.
+    Runs in a transaction of its own, or as a savepoint inside the caller's. If the batch hits a
+    poison event, it is re-applied one event at a time and the bad events are dead-lettered.
     """
     changes = ChangeSet()
     try:
