@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import statistics
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,9 +46,17 @@ def percentile(values: list[float], q: float) -> float:
 
 def _catalogue() -> list[Variant]:
     base = 5_000_000_000
-    return [Variant(variant_id=base + i, product_id=base + i, inventory_item_id=base + 100_000 + i,
-                    sku=f"BENCH-{i:04d}", title="Default Title", price="10.00")
-            for i in range(BENCH_SKUS)]
+    return [
+        Variant(
+            variant_id=base + i,
+            product_id=base + i,
+            inventory_item_id=base + 100_000 + i,
+            sku=f"BENCH-{i:04d}",
+            title="Default Title",
+            price="10.00",
+        )
+        for i in range(BENCH_SKUS)
+    ]
 
 
 class Clock:
@@ -67,8 +74,9 @@ class Clock:
         return self.t
 
 
-def _mixed_webhooks(shop: str, secret: str, variants: list[Variant], count: int,
-                    clock: Clock) -> list[SignedWebhook]:
+def _mixed_webhooks(
+    shop: str, secret: str, variants: list[Variant], count: int, clock: Clock
+) -> list[SignedWebhook]:
     """Orders and stock updates in the proportion a store sends them (about 1:1)."""
     hooks = []
     ids = int(time.time() * 1000) * 1000
@@ -79,7 +87,9 @@ def _mixed_webhooks(shop: str, secret: str, variants: list[Variant], count: int,
             payload = order_payload(ids, clock.next(), [(ids + 1, variant, 1)])
             hooks.append(signed_webhook("orders/create", shop, payload, secret))
         else:
-            payload = inventory_level_payload(variant.inventory_item_id, 1, 1000 - i % 500, clock.next())
+            payload = inventory_level_payload(
+                variant.inventory_item_id, 1, 1000 - i % 500, clock.next()
+            )
             hooks.append(signed_webhook("inventory_levels/update", shop, payload, secret))
     return hooks
 
@@ -91,19 +101,24 @@ async def _post(session: aiohttp.ClientSession, url: str, hook: SignedWebhook) -
         return response.status, time.perf_counter() - started
 
 
-async def _setup_catalogue(session: aiohttp.ClientSession, url: str, shop: str, secret: str,
-                           variants: list[Variant]) -> None:
+async def _setup_catalogue(
+    session: aiohttp.ClientSession, url: str, shop: str, secret: str, variants: list[Variant]
+) -> None:
     now = datetime.now(UTC)
     for v in variants:
         product = Product(v.product_id, f"Bench {v.sku}", [v])
-        status, _ = await _post(session, url, signed_webhook("products/create", shop,
-                                                             product_payload(product, now), secret))
+        status, _ = await _post(
+            session,
+            url,
+            signed_webhook("products/create", shop, product_payload(product, now), secret),
+        )
         if status != 200:
             raise SystemExit(f"setup failed: products/create answered {status}")
 
 
-async def throughput(session: aiohttp.ClientSession, url: str, hooks: list[SignedWebhook],
-                     concurrency: int) -> dict[str, Any]:
+async def throughput(
+    session: aiohttp.ClientSession, url: str, hooks: list[SignedWebhook], concurrency: int
+) -> dict[str, Any]:
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     queue = iter(hooks)
@@ -133,9 +148,16 @@ async def throughput(session: aiohttp.ClientSession, url: str, hooks: list[Signe
     }
 
 
-async def end_to_end(session: aiohttp.ClientSession, base_url: str, shop: str, secret: str,
-                     variants: list[Variant], rate: float, seconds: float,
-                     clock: Clock) -> dict[str, Any]:
+async def end_to_end(
+    session: aiohttp.ClientSession,
+    base_url: str,
+    shop: str,
+    secret: str,
+    variants: list[Variant],
+    rate: float,
+    seconds: float,
+    clock: Clock,
+) -> dict[str, Any]:
     url = f"{base_url}/webhooks/shopify"
     accepted_at: dict[str, float] = {}
     received_at: dict[str, float] = {}
@@ -151,11 +173,18 @@ async def end_to_end(session: aiohttp.ClientSession, base_url: str, shop: str, s
                 message = json.loads(frame.data)
                 for event_id in message.get("events", ()):
                     received_at.setdefault(event_id, now)
-                if message.get("received_at") and message.get("as_of") and len(message.get("events", ())) == 1:
+                if (
+                    message.get("received_at")
+                    and message.get("as_of")
+                    and len(message.get("events", ())) == 1
+                ):
                     # Only single-event messages: a coalesced one's received_at is its oldest.
                     pipeline_s.append(
-                        (datetime.fromisoformat(message["as_of"])
-                         - datetime.fromisoformat(message["received_at"])).total_seconds())
+                        (
+                            datetime.fromisoformat(message["as_of"])
+                            - datetime.fromisoformat(message["received_at"])
+                        ).total_seconds()
+                    )
 
         listener = asyncio.create_task(listen())
         total = int(rate * seconds)
@@ -169,8 +198,14 @@ async def end_to_end(session: aiohttp.ClientSession, base_url: str, shop: str, s
                 if delay > 0:
                     await asyncio.sleep(delay)
                 variant = variants[i % len(variants)]
-                hook = signed_webhook("inventory_levels/update", shop, inventory_level_payload(
-                    variant.inventory_item_id, 1, 500 + i % 100, clock.next()), secret)
+                hook = signed_webhook(
+                    "inventory_levels/update",
+                    shop,
+                    inventory_level_payload(
+                        variant.inventory_item_id, 1, 500 + i % 100, clock.next()
+                    ),
+                    secret,
+                )
 
                 async def send(hook: SignedWebhook = hook) -> None:
                     status, _ = await _post(session, url, hook)
@@ -182,9 +217,12 @@ async def end_to_end(session: aiohttp.ClientSession, base_url: str, shop: str, s
                 in_flight = {t for t in in_flight if not t.done()}
             await asyncio.gather(*in_flight)
             achieved_rate = total / (time.perf_counter() - started)
+        # Give the last messages up to 10 s to arrive; the listener fills received_at meanwhile.
         deadline = time.perf_counter() + 10
-        while time.perf_counter() < deadline and len(received_at.keys() & accepted_at.keys()) < len(accepted_at):
+        missing = accepted_at.keys() - received_at.keys()
+        while missing and time.perf_counter() < deadline:
             await asyncio.sleep(0.05)
+            missing = accepted_at.keys() - received_at.keys()
         listener.cancel()
 
     latencies = [received_at[e] - accepted_at[e] for e in accepted_at if e in received_at]
@@ -204,8 +242,15 @@ async def end_to_end(session: aiohttp.ClientSession, base_url: str, shop: str, s
     }
 
 
-async def drain(session: aiohttp.ClientSession, base_url: str, shop: str, secret: str,
-                variants: list[Variant], clock: Clock, timeout_s: float = 300) -> float:
+async def drain(
+    session: aiohttp.ClientSession,
+    base_url: str,
+    shop: str,
+    secret: str,
+    variants: list[Variant],
+    clock: Clock,
+    timeout_s: float = 300,
+) -> float:
     """Seconds until a marker stock level per SKU shows in the API, i.e. the worker has worked
     through everything sent before (every SKU's partition is covered). The API, not the feed,
     is polled: the feed may drop a slow reader's oldest messages by design."""
@@ -214,8 +259,12 @@ async def drain(session: aiohttp.ClientSession, base_url: str, shop: str, secret
     marker_base = 10_000 + int(time.time()) % 10_000 * 1000
     wanted = {}
     for i, variant in enumerate(variants):
-        hook = signed_webhook("inventory_levels/update", shop, inventory_level_payload(
-            variant.inventory_item_id, 1, marker_base + i, clock.next()), secret)
+        hook = signed_webhook(
+            "inventory_levels/update",
+            shop,
+            inventory_level_payload(variant.inventory_item_id, 1, marker_base + i, clock.next()),
+            secret,
+        )
         status, _ = await _post(session, url, hook)
         if status != 200:
             raise SystemExit(f"marker webhook answered {status}")
@@ -230,16 +279,28 @@ async def drain(session: aiohttp.ClientSession, base_url: str, shop: str, secret
             if done == len(wanted):
                 return time.perf_counter() - started
             if time.perf_counter() - started > timeout_s:
-                raise SystemExit(f"worker did not catch up within {timeout_s}s ({done}/{len(wanted)})")
+                raise SystemExit(
+                    f"worker did not catch up within {timeout_s}s ({done}/{len(wanted)})"
+                )
             await asyncio.sleep(0.1)
 
 
-async def run_ingest_bench(base_url: str, shop: str, secret: str, *, count: int, concurrency: int,
-                           e2e_rate: float, e2e_seconds: float, json_out: str | None) -> dict:
+async def run_ingest_bench(
+    base_url: str,
+    shop: str,
+    secret: str,
+    *,
+    count: int,
+    concurrency: int,
+    e2e_rate: float,
+    e2e_seconds: float,
+) -> dict:
     url = f"{base_url.rstrip('/')}/webhooks/shopify"
     variants = _catalogue()
     connector = aiohttp.TCPConnector(limit=max(concurrency, 256))
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=aiohttp.ClientTimeout(total=30)
+    ) as session:
         console.print(f"setting up {len(variants)} SKUs on {shop}…")
         await _setup_catalogue(session, url, shop, secret, variants)
         clock = Clock()
@@ -254,10 +315,14 @@ async def run_ingest_bench(base_url: str, shop: str, secret: str, *, count: int,
         ingest["worker_caught_up_after_s"] = round(caught_up_s, 2)
         # Everything sent in the phase (webhooks and markers) was applied in this time.
         ingest["worker_applied_per_s"] = round((len(hooks) + len(variants)) / applied_s, 1)
-        e2e = await end_to_end(session, base_url.rstrip("/"), shop, secret, variants, e2e_rate,
-                               e2e_seconds, clock)
-    results = {"ingest": ingest, "end_to_end": e2e,
-               "ran_at": datetime.now(UTC).isoformat(timespec="seconds")}
+        e2e = await end_to_end(
+            session, base_url.rstrip("/"), shop, secret, variants, e2e_rate, e2e_seconds, clock
+        )
+    results: dict[str, Any] = {
+        "ingest": ingest,
+        "end_to_end": e2e,
+        "ran_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
     table = Table(title="stockpulse bench ingest")
     table.add_column("measure")
     table.add_column("value", justify="right")
@@ -265,6 +330,8 @@ async def run_ingest_bench(base_url: str, shop: str, secret: str, *, count: int,
         for key, value in results[section].items():
             table.add_row(f"{section}.{key}", str(value))
     console.print(table)
-    if json_out:
-        Path(json_out).write_text(json.dumps(results, indent=2))
     return results
+
+
+def write_results(results: dict, path: str) -> None:
+    Path(path).write_text(json.dumps(results, indent=2))

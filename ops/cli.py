@@ -13,7 +13,9 @@ from connectors.settings import get_settings
 
 
 def _logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
 @click.group()
@@ -23,18 +25,30 @@ def main() -> None:
 
 @main.command()
 @click.option("--port", default=8000, show_default=True, help="Port of the dashboard and webhooks.")
-@click.option("--data-dir", default=".data", show_default=True, type=click.Path(),
-              help="Where the embedded PostgreSQL cluster and logs live.")
-@click.option("--simulate/--no-simulate", default=True, show_default=True,
-              help="Run the demo store that sends signed webhooks.")
+@click.option(
+    "--data-dir",
+    default=".data",
+    show_default=True,
+    type=click.Path(),
+    help="Where the embedded PostgreSQL cluster and logs live.",
+)
+@click.option(
+    "--simulate/--no-simulate",
+    default=True,
+    show_default=True,
+    help="Run the demo store that sends signed webhooks.",
+)
 @click.option("--orders-per-minute", default=30.0, show_default=True)
 def up(port: int, data_dir: str, simulate: bool, orders_per_minute: float) -> None:
     """Run the whole product on embedded defaults (Ctrl-C stops everything)."""
     from ops.stack import run_stack
 
     _logging("warning")
-    sys.exit(run_stack(port=port, data_dir=data_dir, simulate=simulate,
-                       orders_per_minute=orders_per_minute))
+    sys.exit(
+        run_stack(
+            port=port, data_dir=data_dir, simulate=simulate, orders_per_minute=orders_per_minute
+        )
+    )
 
 
 @main.command()
@@ -46,9 +60,19 @@ def web(host: str, port: int, workers: int) -> None:
     import uvicorn
 
     _warn_development_secret()
-    uvicorn.run("web.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="warning", access_log=False, loop="uvloop", http="httptools",
-                ws="websockets-sansio", lifespan="on")
+    uvicorn.run(
+        "web.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        ws="websockets-sansio",
+        lifespan="on",
+    )
 
 
 @main.command()
@@ -96,8 +120,14 @@ def shops_add(domain: str, name: str | None, timezone: str) -> None:
 @click.option("--backfill-days", default=0, show_default=True)
 @click.option("--seed", default=7, show_default=True)
 @click.option("--duration", default=None, type=float, help="Stop after this many seconds.")
-def simulate(url: str, shop: str, orders_per_minute: float, backfill_days: int, seed: int,
-             duration: float | None) -> None:
+def simulate(
+    url: str,
+    shop: str,
+    orders_per_minute: float,
+    backfill_days: int,
+    seed: int,
+    duration: float | None,
+) -> None:
     """Send a demo store's signed webhooks to a running Stockpulse."""
     from ops.simulator import StoreSimulator
 
@@ -124,17 +154,29 @@ def bench() -> None:
 @click.option("--e2e-rate", default=200.0, show_default=True, help="Webhooks/s for end-to-end.")
 @click.option("--e2e-seconds", default=15.0, show_default=True)
 @click.option("--json", "json_out", default=None, type=click.Path(), help="Write results here.")
-@click.option("--embedded", is_flag=True,
-              help="Start a private stack (durable PostgreSQL, local broker) instead of --url.")
+@click.option(
+    "--embedded",
+    is_flag=True,
+    help="Start a private stack (durable PostgreSQL, local broker) instead of --url.",
+)
 @click.option("--web-workers", default=1, show_default=True, help="With --embedded.")
-def bench_ingest(url: str, shop: str, count: int, concurrency: int, e2e_rate: float,
-                 e2e_seconds: float, json_out: str | None, embedded: bool, web_workers: int) -> None:
+def bench_ingest(
+    url: str,
+    shop: str,
+    count: int,
+    concurrency: int,
+    e2e_rate: float,
+    e2e_seconds: float,
+    json_out: str | None,
+    embedded: bool,
+    web_workers: int,
+) -> None:
     """Ingress throughput/latency, then end-to-end latency webhook → WebSocket."""
     import shutil
     import tempfile
     from pathlib import Path
 
-    from ops.bench import run_ingest_bench
+    from ops.bench import run_ingest_bench, write_results
     from ops.stack import Stack, install_shop
 
     secret = get_settings().webhook_secrets[0].decode()
@@ -147,9 +189,19 @@ def bench_ingest(url: str, shop: str, count: int, concurrency: int, e2e_rate: fl
         stack.start_web()
         url = stack.base_url
     try:
-        asyncio.run(run_ingest_bench(url, shop, secret, count=count, concurrency=concurrency,
-                                     e2e_rate=e2e_rate, e2e_seconds=e2e_seconds,
-                                     json_out=json_out))
+        results = asyncio.run(
+            run_ingest_bench(
+                url,
+                shop,
+                secret,
+                count=count,
+                concurrency=concurrency,
+                e2e_rate=e2e_rate,
+                e2e_seconds=e2e_seconds,
+            )
+        )
+        if json_out:
+            write_results(results, json_out)
     finally:
         if stack is not None:
             stack.stop()
@@ -159,8 +211,11 @@ def bench_ingest(url: str, shop: str, count: int, concurrency: int, e2e_rate: fl
 def _warn_development_secret() -> None:
     settings = get_settings()
     if settings.uses_development_secret:
-        click.echo(f"SHOPIFY_API_SECRET is not set: using the development secret "
-                   f"{settings.shopify_api_secret!r}. Never use it in production.", err=True)
+        click.echo(
+            f"SHOPIFY_API_SECRET is not set: using the development secret "
+            f"{settings.shopify_api_secret!r}. Never use it in production.",
+            err=True,
+        )
 
 
 if __name__ == "__main__":

@@ -37,7 +37,9 @@ def wait_for_port(port: int, timeout_s: float, process: subprocess.Popen | None 
     deadline = time.monotonic() + timeout_s
     while not port_open(port):
         if process is not None and process.poll() is not None:
-            raise RuntimeError(f"process exited with {process.returncode} before port {port} opened")
+            raise RuntimeError(
+                f"process exited with {process.returncode} before port {port} opened"
+            )
         if time.monotonic() > deadline:
             raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout_s}s")
         time.sleep(0.05)
@@ -45,8 +47,10 @@ def wait_for_port(port: int, timeout_s: float, process: subprocess.Popen | None 
 
 def postgres_bin_dir() -> Path:
     """The newest PostgreSQL server installation on this machine."""
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"),
-                        key=lambda p: int(Path(p).parent.parent.name))
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/postgres"),
+        key=lambda p: int(Path(p).parent.parent.name),
+    )
     if candidates:
         return Path(candidates[-1]).parent
     found = shutil.which("postgres") or shutil.which("pg_ctl")
@@ -87,24 +91,54 @@ class LocalPostgres:
                 if parent.stat().st_mode & 0o005 != 0o005 and parent.owner() == "root":
                     parent.chmod(parent.stat().st_mode | 0o005)
         if not (self.data_dir / "PG_VERSION").exists():
-            self._run("initdb", "--no-sync", "-A", "trust", "-U", "postgres", "-E", "UTF8",
-                      "-D", str(self.data_dir))
-        options = [f"-p {self.port}", "-c listen_addresses=127.0.0.1",
-                   "-c unix_socket_directories=''", "-c max_connections=200"]
+            self._run(
+                "initdb",
+                "--no-sync",
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "-D",
+                str(self.data_dir),
+            )
+        options = [
+            f"-p {self.port}",
+            "-c listen_addresses=127.0.0.1",
+            "-c unix_socket_directories=''",
+            "-c max_connections=200",
+        ]
         if not self.durable:
             options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
-        result = self._run("pg_ctl", "-D", str(self.data_dir), "-o", " ".join(options),
-                           "-l", str(self.data_dir / "server.log"), "-w", "-t", "60", "start",
-                           check=False)
+        result = self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data_dir),
+            "-o",
+            " ".join(options),
+            "-l",
+            str(self.data_dir / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+            check=False,
+        )
         if result.returncode != 0:
-            tail = (self.data_dir / "server.log").read_text()[-2000:] if (
-                self.data_dir / "server.log").exists() else ""
+            tail = (
+                (self.data_dir / "server.log").read_text()[-2000:]
+                if (self.data_dir / "server.log").exists()
+                else ""
+            )
             raise RuntimeError(f"PostgreSQL did not start: {result.stderr}\n{tail}")
         self.create_database("stockpulse")
 
     def create_database(self, name: str) -> None:
         with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+            ).fetchone()
             if not exists:
                 conn.execute(f'CREATE DATABASE "{name}"')
 
@@ -134,9 +168,19 @@ class LocalBroker:
         address = f"tcp://127.0.0.1:{self.port}"
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(
-            [tansu_binary(), "broker", "--listener-url", address,
-             "--advertised-listener-url", address, "--storage-engine", "memory://tansu/"],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                tansu_binary(),
+                "broker",
+                "--listener-url",
+                address,
+                "--advertised-listener-url",
+                address,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         wait_for_port(self.port, 15, self.process)
 

@@ -30,7 +30,9 @@ class ManagedProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "ops.cli", *self.args],
             env={**os.environ, **self.env},
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
             cwd=Path(__file__).resolve().parent.parent,
         )
         log.close()

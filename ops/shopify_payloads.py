@@ -28,9 +28,16 @@ class SignedWebhook:
     headers: dict[str, str]
 
 
-def signed_webhook(topic: str, shop: str, payload: dict[str, Any], secret: str, *,
-                   event_id: str | None = None, api_version: str = "2025-10",
-                   triggered_at: datetime | None = None) -> SignedWebhook:
+def signed_webhook(
+    topic: str,
+    shop: str,
+    payload: dict[str, Any],
+    secret: str,
+    *,
+    event_id: str | None = None,
+    api_version: str = "2025-10",
+    triggered_at: datetime | None = None,
+) -> SignedWebhook:
     """A webhook exactly as Shopify would POST it (redeliveries reuse the event id)."""
     body = json.dumps(payload, separators=(",", ":")).encode()
     event_id = event_id or str(uuid.uuid4())
@@ -90,21 +97,28 @@ def product_payload(product: Product, updated_at: datetime) -> dict[str, Any]:
     }
 
 
-def inventory_level_payload(inventory_item_id: int, location_id: int, available: int | None,
-                            updated_at: datetime) -> dict[str, Any]:
+def inventory_level_payload(
+    inventory_item_id: int, location_id: int, available: int | None, updated_at: datetime
+) -> dict[str, Any]:
     return {
         "inventory_item_id": inventory_item_id,
         "location_id": location_id,
         "available": available,
         "updated_at": iso(updated_at),
         "admin_graphql_api_id": f"gid://shopify/InventoryLevel/{location_id}?inventory_item_id="
-                                f"{inventory_item_id}",
+        f"{inventory_item_id}",
     }
 
 
-def order_payload(order_id: int, created_at: datetime, lines: list[tuple[int, Variant, int]], *,
-                  cancelled_at: datetime | None = None, location_id: int | None = None,
-                  test: bool = False) -> dict[str, Any]:
+def order_payload(
+    order_id: int,
+    created_at: datetime,
+    lines: list[tuple[int, Variant, int]],
+    *,
+    cancelled_at: datetime | None = None,
+    location_id: int | None = None,
+    test: bool = False,
+) -> dict[str, Any]:
     """An order with ``lines`` of (line_item_id, variant, quantity), customer data included
     because Shopify includes it: the ingress must strip it."""
     total = sum(float(v.price) * q for _, v, q in lines)
@@ -122,8 +136,13 @@ def order_payload(order_id: int, created_at: datetime, lines: list[tuple[int, Va
         "location_id": location_id,
         "email": "jane.doe@example.com",
         "phone": "+15551234567",
-        "customer": {"id": 9001, "email": "jane.doe@example.com", "first_name": "Jane",
-                     "last_name": "Doe", "phone": "+15551234567"},
+        "customer": {
+            "id": 9001,
+            "email": "jane.doe@example.com",
+            "first_name": "Jane",
+            "last_name": "Doe",
+            "phone": "+15551234567",
+        },
         "billing_address": {"name": "Jane Doe", "address1": "1 Main St", "city": "Springfield"},
         "shipping_address": {"name": "Jane Doe", "address1": "1 Main St", "city": "Springfield"},
         "line_items": [
@@ -141,9 +160,15 @@ def order_payload(order_id: int, created_at: datetime, lines: list[tuple[int, Va
     }
 
 
-def refund_payload(refund_id: int, order_id: int, created_at: datetime,
-                   lines: list[tuple[int, Variant, int]], *, restock_type: str = "return",
-                   location_id: int | None = None) -> dict[str, Any]:
+def refund_payload(
+    refund_id: int,
+    order_id: int,
+    created_at: datetime,
+    lines: list[tuple[int, Variant, int]],
+    *,
+    restock_type: str = "return",
+    location_id: int | None = None,
+) -> dict[str, Any]:
     return {
         "id": refund_id,
         "order_id": order_id,
@@ -159,9 +184,14 @@ def refund_payload(refund_id: int, order_id: int, created_at: datetime,
                 "restock_type": restock_type,
                 "location_id": location_id,
                 "subtotal": f"{float(v.price) * quantity:.2f}",
-                "line_item": {"id": line_item_id, "variant_id": v.variant_id,
-                              "product_id": v.product_id, "sku": v.sku, "quantity": quantity,
-                              "price": v.price},
+                "line_item": {
+                    "id": line_item_id,
+                    "variant_id": v.variant_id,
+                    "product_id": v.product_id,
+                    "sku": v.sku,
+                    "quantity": quantity,
+                    "price": v.price,
+                },
             }
             for i, (line_item_id, v, quantity) in enumerate(lines)
         ],

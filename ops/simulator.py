@@ -52,8 +52,16 @@ class SimulatedSku:
 
 
 class StoreSimulator:
-    def __init__(self, base_url: str, shop: str, secret: str, *, seed: int = 7,
-                 orders_per_minute: float = 30.0, duplicate_rate: float = 0.02) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        shop: str,
+        secret: str,
+        *,
+        seed: int = 7,
+        orders_per_minute: float = 30.0,
+        duplicate_rate: float = 0.02,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.shop = shop
         self.secret = secret
@@ -102,8 +110,9 @@ class StoreSimulator:
             delay = 0.5
             while True:
                 try:
-                    response = await client.post(f"{self.base_url}/webhooks/shopify",
-                                                 content=hook.body, headers=hook.headers)
+                    response = await client.post(
+                        f"{self.base_url}/webhooks/shopify", content=hook.body, headers=hook.headers
+                    )
                     if response.status_code < 300:
                         break
                     log.warning("%s answered %s; retrying", hook.topic, response.status_code)
@@ -123,14 +132,16 @@ class StoreSimulator:
 
     async def publish_catalogue(self, client: httpx.AsyncClient) -> None:
         for product in self.products:
-            await self.post(client, self.hook("products/create",
-                                              product_payload(product, self.stamp())))
+            await self.post(
+                client, self.hook("products/create", product_payload(product, self.stamp()))
+            )
         for sku in self.skus:
             await self.report_stock(client, sku)
 
     async def report_stock(self, client: httpx.AsyncClient, sku: SimulatedSku) -> None:
-        payload = inventory_level_payload(sku.variant.inventory_item_id, LOCATION_ID, sku.stock,
-                                          self.stamp())
+        payload = inventory_level_payload(
+            sku.variant.inventory_item_id, LOCATION_ID, sku.stock, self.stamp()
+        )
         await self.post(client, self.hook("inventory_levels/update", payload))
 
     def rhythm(self, at: datetime) -> float:
@@ -138,7 +149,10 @@ class StoreSimulator:
 
     def pick_lines(self, at_rate: bool = True) -> list[tuple[int, Variant, int]]:
         weights = [s.daily_rate for s in self.skus]
-        chosen = {id(s): s for s in self.rng.choices(self.skus, weights, k=self.rng.choice((1, 1, 1, 2, 3)))}
+        chosen = {
+            id(s): s
+            for s in self.rng.choices(self.skus, weights, k=self.rng.choice((1, 1, 1, 2, 3)))
+        }
         return [(self.next_id(), s.variant, self.rng.choice((1, 1, 1, 2))) for s in chosen.values()]
 
     async def backfill(self, client: httpx.AsyncClient, days: int) -> None:
@@ -151,38 +165,59 @@ class StoreSimulator:
             orders = max(0, round(self.rng.gauss(total_rate * self.rhythm(date) / 1.6, 2)))
             for _ in range(orders):
                 created = date + timedelta(minutes=self.rng.uniform(-600, 600))
-                hooks.append(self.hook("orders/create",
-                                       order_payload(self.next_id(), created, self.pick_lines())))
+                hooks.append(
+                    self.hook(
+                        "orders/create", order_payload(self.next_id(), created, self.pick_lines())
+                    )
+                )
         for start in range(0, len(hooks), 20):
-            await asyncio.gather(*(self.post(client, h) for h in hooks[start:start + 20]))
+            await asyncio.gather(*(self.post(client, h) for h in hooks[start : start + 20]))
         log.info("backfilled %d orders over %d days", len(hooks), days)
 
     async def place_order(self, client: httpx.AsyncClient) -> None:
-        lines = [(li, v, q) for li, v, q in self.pick_lines()
-                 if self.sku_of(v).stock >= q]
+        lines = [(li, v, q) for li, v, q in self.pick_lines() if self.sku_of(v).stock >= q]
         if not lines:
             return
         order_id = self.next_id()
         created = self.stamp()
-        await self.post(client, self.hook("orders/create",
-                                          order_payload(order_id, created, lines,
-                                                        location_id=LOCATION_ID)))
+        await self.post(
+            client,
+            self.hook(
+                "orders/create", order_payload(order_id, created, lines, location_id=LOCATION_ID)
+            ),
+        )
         for _, variant, quantity in lines:
             sku = self.sku_of(variant)
             sku.stock -= quantity
             await self.report_stock(client, sku)
         roll = self.rng.random()
         if roll < 0.03:
-            await self.post(client, self.hook("orders/cancelled", order_payload(
-                order_id, created, lines, cancelled_at=self.stamp(), location_id=LOCATION_ID)))
+            await self.post(
+                client,
+                self.hook(
+                    "orders/cancelled",
+                    order_payload(
+                        order_id, created, lines, cancelled_at=self.stamp(), location_id=LOCATION_ID
+                    ),
+                ),
+            )
             await self.restock(client, lines)
         elif roll < 0.08:
             returned = lines[:1]
-            await self.post(client, self.hook("refunds/create", refund_payload(
-                self.next_id(), order_id, self.stamp(), returned, location_id=LOCATION_ID)))
+            await self.post(
+                client,
+                self.hook(
+                    "refunds/create",
+                    refund_payload(
+                        self.next_id(), order_id, self.stamp(), returned, location_id=LOCATION_ID
+                    ),
+                ),
+            )
             await self.restock(client, returned)
 
-    async def restock(self, client: httpx.AsyncClient, lines: list[tuple[int, Variant, int]]) -> None:
+    async def restock(
+        self, client: httpx.AsyncClient, lines: list[tuple[int, Variant, int]]
+    ) -> None:
         for _, variant, quantity in lines:
             sku = self.sku_of(variant)
             sku.stock += quantity

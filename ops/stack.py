@@ -6,7 +6,6 @@ start-up path a user gets.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import time
@@ -24,8 +23,9 @@ from ops.processes import ManagedProcess
 DEMO_SHOP = "demo.myshopify.com"
 
 
-def install_shop(database_url: str, domain: str, *, name: str | None = None,
-                 timezone: str = "UTC") -> None:
+def install_shop(
+    database_url: str, domain: str, *, name: str | None = None, timezone: str = "UTC"
+) -> None:
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO shops (domain, name, timezone) VALUES (%s, %s, %s)"
@@ -36,17 +36,30 @@ def install_shop(database_url: str, domain: str, *, name: str | None = None,
 
 
 class Stack:
-    def __init__(self, data_dir: Path, *, web_port: int | None = None, durable: bool = True,
-                 database_url: str | None = None, bootstrap_servers: str | None = None,
-                 extra_env: dict[str, str] | None = None, pg_port: int | None = None,
-                 broker_port: int | None = None, web_workers: int = 1) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        web_port: int | None = None,
+        durable: bool = True,
+        database_url: str | None = None,
+        bootstrap_servers: str | None = None,
+        extra_env: dict[str, str] | None = None,
+        pg_port: int | None = None,
+        broker_port: int | None = None,
+        web_workers: int = 1,
+    ) -> None:
         self.data_dir = data_dir
         self.web_workers = web_workers
         self.web_port = web_port or free_port()
-        self.postgres = None if database_url else LocalPostgres(data_dir / "pg", pg_port,
-                                                                durable=durable)
-        self.broker = None if bootstrap_servers else LocalBroker(
-            broker_port, log_path=data_dir / "logs" / "broker.log")
+        self.postgres = (
+            None if database_url else LocalPostgres(data_dir / "pg", pg_port, durable=durable)
+        )
+        self.broker = (
+            None
+            if bootstrap_servers
+            else LocalBroker(broker_port, log_path=data_dir / "logs" / "broker.log")
+        )
         self._database_url = database_url
         self._bootstrap = bootstrap_servers
         self.extra_env = extra_env or {}
@@ -88,20 +101,25 @@ class Stack:
         if self.broker is not None:
             self.broker.start()
         migrate(self.database_url)
-        partitions = int(self.extra_env.get("KAFKA_TOPIC_PARTITIONS",
-                                            get_settings().kafka_topic_partitions))
+        partitions = int(
+            self.extra_env.get("KAFKA_TOPIC_PARTITIONS", get_settings().kafka_topic_partitions)
+        )
         ensure_topics(self.bootstrap_servers.split(","), partitions)
 
     def start_worker(self) -> ManagedProcess:
-        self.worker = ManagedProcess("worker", ["worker"], self.env(),
-                                     self.data_dir / "logs" / "worker.log")
+        self.worker = ManagedProcess(
+            "worker", ["worker"], self.env(), self.data_dir / "logs" / "worker.log"
+        )
         self.worker.start()
         return self.worker
 
     def start_web(self, timeout_s: float = 60) -> ManagedProcess:
-        self.web = ManagedProcess("web", ["web", "--port", str(self.web_port),
-                                          "--workers", str(self.web_workers)], self.env(),
-                                  self.data_dir / "logs" / "web.log")
+        self.web = ManagedProcess(
+            "web",
+            ["web", "--port", str(self.web_port), "--workers", str(self.web_workers)],
+            self.env(),
+            self.data_dir / "logs" / "web.log",
+        )
         self.web.start()
         self.wait_ready(timeout_s)
         return self.web
@@ -137,8 +155,10 @@ class Stack:
 
 def _shop_has_history(database_url: str, shop: str) -> bool:
     with psycopg.connect(database_url) as conn:
-        return conn.execute("SELECT 1 FROM order_lines WHERE shop = %s LIMIT 1",
-                            (shop,)).fetchone() is not None
+        return (
+            conn.execute("SELECT 1 FROM order_lines WHERE shop = %s LIMIT 1", (shop,)).fetchone()
+            is not None
+        )
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -156,13 +176,16 @@ def run_stack(*, port: int, data_dir: str, simulate: bool, orders_per_minute: fl
     if port_open(port):
         print(f"port {port} is already in use; pick another with --port")
         return 1
-    stack = Stack(Path(data_dir), web_port=port, database_url=database_url,
-                  bootstrap_servers=bootstrap)
+    stack = Stack(
+        Path(data_dir), web_port=port, database_url=database_url, bootstrap_servers=bootstrap
+    )
     t0 = time.monotonic()
     simulator: ManagedProcess | None = None
     try:
         print("starting PostgreSQL…" if stack.postgres else f"using database {database_url}")
-        print("starting the Kafka-protocol broker…" if stack.broker else f"using Kafka at {bootstrap}")
+        print(
+            "starting the Kafka-protocol broker…" if stack.broker else f"using Kafka at {bootstrap}"
+        )
         stack.start_infrastructure()
         install_shop(stack.database_url, DEMO_SHOP, name="Demo Store")
         print("starting the worker and the web app…")
@@ -183,9 +206,20 @@ def run_stack(*, port: int, data_dir: str, simulate: bool, orders_per_minute: fl
             backfill = 0 if _shop_has_history(stack.database_url, DEMO_SHOP) else 28
             simulator = ManagedProcess(
                 "simulator",
-                ["simulate", "--url", stack.base_url, "--shop", DEMO_SHOP,
-                 "--orders-per-minute", str(orders_per_minute), "--backfill-days", str(backfill)],
-                stack.env(), Path(data_dir) / "logs" / "simulator.log")
+                [
+                    "simulate",
+                    "--url",
+                    stack.base_url,
+                    "--shop",
+                    DEMO_SHOP,
+                    "--orders-per-minute",
+                    str(orders_per_minute),
+                    "--backfill-days",
+                    str(backfill),
+                ],
+                stack.env(),
+                Path(data_dir) / "logs" / "simulator.log",
+            )
             simulator.start()
             children.append(simulator)
         while True:
@@ -193,8 +227,10 @@ def run_stack(*, port: int, data_dir: str, simulate: bool, orders_per_minute: fl
             stopped = [c for c in children if c is not None and not c.running]
             if stopped:
                 for child in stopped:
-                    print(f"{child.name} stopped unexpectedly; its log ends with:\n"
-                          f"{child.log_tail(1500)}")
+                    print(
+                        f"{child.name} stopped unexpectedly; its log ends with:\n"
+                        f"{child.log_tail(1500)}"
+                    )
                 return 1
     except KeyboardInterrupt:
         print("\nstopping…")

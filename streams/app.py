@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 from dataclasses import asdict
+from functools import partial
 from typing import Any
 
 import faust
@@ -20,7 +21,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from connectors.db import ledger
 from connectors.db.migrate import ensure_partitions
-from connectors.db.pool import open_pool
+from connectors.db.pool import DictConnection, open_pool
 from connectors.kafka.topics import (
     RAW_WEBHOOKS,
     SKU_EVENTS,
@@ -58,18 +59,21 @@ app = faust.App(
     datadir=os.environ.get("STOCKPULSE_WORKER_DATADIR", ".data/worker"),
 )
 
-_raw = app.topic(RAW_WEBHOOKS, key_type=bytes, value_type=bytes, key_serializer="raw",
-                 value_serializer="raw")
-_sku_events = app.topic(SKU_EVENTS, key_type=bytes, value_type=bytes, key_serializer="raw",
-                        value_serializer="raw")
-_updates = app.topic(UPDATES, key_type=bytes, value_type=bytes, key_serializer="raw",
-                     value_serializer="raw")
+_raw = app.topic(
+    RAW_WEBHOOKS, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+)
+_sku_events = app.topic(
+    SKU_EVENTS, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+)
+_updates = app.topic(
+    UPDATES, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+)
 
-_pool: AsyncConnectionPool | None = None
+_pool: AsyncConnectionPool[DictConnection] | None = None
 _pool_lock = asyncio.Lock()
 
 
-async def pool() -> AsyncConnectionPool:
+async def pool() -> AsyncConnectionPool[DictConnection]:
     global _pool
     async with _pool_lock:
         if _pool is None:
@@ -108,7 +112,7 @@ async def normalise_webhooks(stream: faust.StreamT) -> None:
             except (ValueError, MalformedWebhook) as exc:
                 # The ingress verified and parsed it, so this is a payload we cannot use.
                 log.error("dropping unusable webhook: %s", exc)
-        await _retrying("producing sku events", lambda: _send_all(_sku_events, messages))
+        await _retrying("producing sku events", partial(_send_all, _sku_events, messages))
 
 
 class _PublishedOutbox:
@@ -135,13 +139,12 @@ async def _apply_batch(events: list[SkuEvent]) -> None:
     db = await pool()
     done = _published.take()
     try:
-        async with db.connection() as conn:
-            async with conn.transaction():
-                if done:
-                    await ledger.delete_outbox(conn, done)
-                changes, outbox_ids = await ledger.apply_events(conn, events)
-                # Read inside the transaction (it sees its own writes); publish after commit.
-                updates = await build_updates(conn, [asdict(t) for t in changes])
+        async with db.connection() as conn, conn.transaction():
+            if done:
+                await ledger.delete_outbox(conn, done)
+            changes, outbox_ids = await ledger.apply_events(conn, events)
+            # Read inside the transaction (it sees its own writes); publish after commit.
+            updates = await build_updates(conn, [asdict(t) for t in changes])
     except BaseException:
         _published.add(done)
         raise
@@ -159,7 +162,7 @@ async def apply_sku_events(stream: faust.StreamT) -> None:
             except ValueError as exc:
                 log.error("dropping unreadable sku event: %s", exc)
         if events:
-            await _retrying("applying sku events", lambda: _apply_batch(events))
+            await _retrying("applying sku events", partial(_apply_batch, events))
 
 
 @app.timer(interval=5.0)
@@ -203,4 +206,3 @@ def run_worker(loglevel: str = "warn") -> None:
     # every debug call in aiokafka and Faust then builds a record, a tenth of the worker's CPU.
     worker.spinner = None
     worker.execute_from_commandline()
-

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from connectors.kafka.topics import SkuEvent, WebhookEnvelope, sku_key
+from connectors.kafka.topics import SkuEvent, SkuEventKind, WebhookEnvelope, sku_key
 
 # Restocked refund lines give the units back to the shelf, so they stop counting as demand.
 # "no_restock" refunds (damaged goods, goodwill) leave the sale counted.
@@ -22,9 +22,10 @@ class MalformedWebhook(ValueError):
     """A webhook that passed the ingress but lacks what its topic needs."""
 
 
-def _event(env: WebhookEnvelope, kind: str, data: dict[str, Any]) -> SkuEvent:
-    return SkuEvent(kind=kind, shop=env.shop, event_id=env.event_id,  # type: ignore[arg-type]
-                    received_at=env.received_at, data=data)
+def _event(env: WebhookEnvelope, kind: SkuEventKind, data: dict[str, Any]) -> SkuEvent:
+    return SkuEvent(
+        kind=kind, shop=env.shop, event_id=env.event_id, received_at=env.received_at, data=data
+    )
 
 
 def _orders(env: WebhookEnvelope) -> list[tuple[bytes, SkuEvent]]:
@@ -56,8 +57,11 @@ def _refund(env: WebhookEnvelope) -> list[tuple[bytes, SkuEvent]]:
     out = []
     for rli in refund.get("refund_line_items") or []:
         restock_type = rli.get("restock_type")
-        restocked = (restock_type in RESTOCK_TYPES if restock_type is not None
-                     else bool(refund.get("restock")))
+        restocked = (
+            restock_type in RESTOCK_TYPES
+            if restock_type is not None
+            else bool(refund.get("restock"))
+        )
         line_item = rli.get("line_item") or {}
         variant_id = line_item.get("variant_id")
         data = {
@@ -124,8 +128,12 @@ def normalise(env: WebhookEnvelope) -> list[tuple[bytes, SkuEvent]]:
             return _product(env)
         if env.topic == "products/delete":
             pid = int(env.payload["id"])
-            return [(sku_key(env.shop, f"product:{pid}"),
-                     _event(env, "product_delete", {"product_id": pid}))]
+            return [
+                (
+                    sku_key(env.shop, f"product:{pid}"),
+                    _event(env, "product_delete", {"product_id": pid}),
+                )
+            ]
         if env.topic == "shop/redact":
             return [(env.shop.encode(), _event(env, "shop_redact", {}))]
     except (KeyError, TypeError, ValueError) as exc:

@@ -6,13 +6,14 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from psycopg import AsyncConnection
-
+from connectors.db.pool import DictConnection
 from connectors.db.queries import sku_rows
 from connectors.kafka.topics import SkuUpdate, sku_key
 
 
-async def build_updates(conn: AsyncConnection, touched: Iterable[dict]) -> list[tuple[bytes, SkuUpdate]]:
+async def build_updates(
+    conn: DictConnection, touched: Iterable[dict]
+) -> list[tuple[bytes, SkuUpdate]]:
     """One keyed message per touched SKU that still exists, with its current numbers.
 
     ``touched`` items have shop, variant_id, type, event_ids and received_at (outbox rows or

@@ -45,8 +45,11 @@ def wait_for_pipeline(stack: Stack, timeout_s: float = 120) -> None:
     shop = new_shop(stack)
     variant = make_variant("PROBE")
     deliver_ok(stack, product_hook(shop, variant))
-    wait_until(lambda: query(stack, "SELECT 1 FROM variants WHERE shop = %s", shop),
-               timeout_s=timeout_s, what="the worker to process a first webhook")
+    wait_until(
+        lambda: query(stack, "SELECT 1 FROM variants WHERE shop = %s", shop),
+        timeout_s=timeout_s,
+        what="the worker to process a first webhook",
+    )
 
 
 def stop_stack(stack: Stack, name: str) -> None:

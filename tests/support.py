@@ -49,46 +49,82 @@ class Ids:
 
 def make_variant(sku: str = "TEE-M", price: str = "20.00") -> Variant:
     product_id = Ids.next()
-    return Variant(variant_id=Ids.next(), product_id=product_id, inventory_item_id=Ids.next(),
-                   sku=sku, title="M", price=price)
+    return Variant(
+        variant_id=Ids.next(),
+        product_id=product_id,
+        inventory_item_id=Ids.next(),
+        sku=sku,
+        title="M",
+        price=price,
+    )
 
 
 def product_hook(shop: str, variant: Variant, updated_at: datetime | None = None) -> SignedWebhook:
     product = Product(variant.product_id, f"Product {variant.sku}", [variant])
-    return signed_webhook("products/create", shop,
-                          product_payload(product, updated_at or datetime.now(UTC)), SECRET)
+    return signed_webhook(
+        "products/create", shop, product_payload(product, updated_at or datetime.now(UTC)), SECRET
+    )
 
 
-def stock_hook(shop: str, variant: Variant, available: int | None, updated_at: datetime,
-               location_id: int = 1) -> SignedWebhook:
-    return signed_webhook("inventory_levels/update", shop,
-                          inventory_level_payload(variant.inventory_item_id, location_id,
-                                                  available, updated_at), SECRET)
+def stock_hook(
+    shop: str, variant: Variant, available: int | None, updated_at: datetime, location_id: int = 1
+) -> SignedWebhook:
+    return signed_webhook(
+        "inventory_levels/update",
+        shop,
+        inventory_level_payload(variant.inventory_item_id, location_id, available, updated_at),
+        SECRET,
+    )
 
 
-def order_hook(shop: str, lines: list[tuple[int, Variant, int]], *, order_id: int | None = None,
-               created_at: datetime | None = None, cancelled: bool = False,
-               event_id: str | None = None) -> tuple[SignedWebhook, int]:
+def order_hook(
+    shop: str,
+    lines: list[tuple[int, Variant, int]],
+    *,
+    order_id: int | None = None,
+    created_at: datetime | None = None,
+    cancelled: bool = False,
+    event_id: str | None = None,
+) -> tuple[SignedWebhook, int]:
     order_id = order_id or Ids.next()
     created = created_at or datetime.now(UTC) - timedelta(minutes=1)
     topic = "orders/cancelled" if cancelled else "orders/create"
-    payload = order_payload(order_id, created, lines,
-                            cancelled_at=datetime.now(UTC) if cancelled else None)
+    payload = order_payload(
+        order_id, created, lines, cancelled_at=datetime.now(UTC) if cancelled else None
+    )
     return signed_webhook(topic, shop, payload, SECRET, event_id=event_id), order_id
 
 
-def refund_hook(shop: str, order_id: int, lines: list[tuple[int, Variant, int]],
-                restock_type: str = "return", refund_id: int | None = None) -> SignedWebhook:
-    return signed_webhook("refunds/create", shop,
-                          refund_payload(refund_id or Ids.next(), order_id, datetime.now(UTC),
-                                         lines, restock_type=restock_type), SECRET)
+def refund_hook(
+    shop: str,
+    order_id: int,
+    lines: list[tuple[int, Variant, int]],
+    restock_type: str = "return",
+    refund_id: int | None = None,
+) -> SignedWebhook:
+    return signed_webhook(
+        "refunds/create",
+        shop,
+        refund_payload(
+            refund_id or Ids.next(), order_id, datetime.now(UTC), lines, restock_type=restock_type
+        ),
+        SECRET,
+    )
 
 
-def deliver(stack: Stack, hook: SignedWebhook, *, headers: dict[str, str] | None = None,
-            body: bytes | None = None) -> httpx.Response:
-    return httpx.post(f"{stack.base_url}/webhooks/shopify",
-                      content=hook.body if body is None else body,
-                      headers=hook.headers if headers is None else headers, timeout=10)
+def deliver(
+    stack: Stack,
+    hook: SignedWebhook,
+    *,
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+) -> httpx.Response:
+    return httpx.post(
+        f"{stack.base_url}/webhooks/shopify",
+        content=hook.body if body is None else body,
+        headers=hook.headers if headers is None else headers,
+        timeout=10,
+    )
 
 
 def deliver_ok(stack: Stack, hook: SignedWebhook) -> None:
@@ -118,14 +154,23 @@ def scalar(stack: Stack, sql: str, *params: Any) -> Any:
 
 
 def units_sold(stack: Stack, shop: str, variant_id: int) -> int:
-    return int(scalar(stack, "SELECT coalesce(sum(units), 0) FROM daily_demand"
-                             " WHERE shop = %s AND variant_id = %s", shop, variant_id))
+    return int(
+        scalar(
+            stack,
+            "SELECT coalesce(sum(units), 0) FROM daily_demand WHERE shop = %s AND variant_id = %s",
+            shop,
+            variant_id,
+        )
+    )
 
 
 def stock_of(stack: Stack, shop: str, variant: Variant) -> int | None:
-    return scalar(stack, "SELECT sum(available) FROM inventory_levels"
-                         " WHERE shop = %s AND inventory_item_id = %s",
-                  shop, variant.inventory_item_id)
+    return scalar(
+        stack,
+        "SELECT sum(available) FROM inventory_levels WHERE shop = %s AND inventory_item_id = %s",
+        shop,
+        variant.inventory_item_id,
+    )
 
 
 def sku_api(stack: Stack, shop: str) -> dict[int, dict]:

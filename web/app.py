@@ -36,11 +36,19 @@ def create_app(settings: Settings | None = None) -> Litestar:
         pool = await open_pool(settings.database_url, max_size=10)
         producer = DurableProducer(settings.bootstrap_servers)
         hub = Hub(settings.websocket_backlog)
-        app.state.update(settings=settings, pool=pool, producer=producer, hub=hub,
-                         shops=ShopDirectory(pool, settings.known_shops_refresh_seconds))
+        app.state.update(
+            settings=settings,
+            pool=pool,
+            producer=producer,
+            hub=hub,
+            shops=ShopDirectory(pool, settings.known_shops_refresh_seconds),
+        )
         # The broker may come later than the web app; the hub keeps trying meanwhile.
-        topics = asyncio.create_task(asyncio.to_thread(
-            ensure_topics, settings.bootstrap_servers, settings.kafka_topic_partitions, 3600))
+        topics = asyncio.create_task(
+            asyncio.to_thread(
+                ensure_topics, settings.bootstrap_servers, settings.kafka_topic_partitions, 3600
+            )
+        )
         feed = asyncio.create_task(_after(topics, hub.run(settings.bootstrap_servers)))
         try:
             yield
@@ -64,8 +72,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         template_config=TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine),
         request_max_body_size=settings.webhook_max_body_bytes,
         openapi_config=None,
-        logging_config=LoggingConfig(root={"level": "WARNING", "handlers": ["queue_listener"]},
-                                     log_exceptions="always"),
+        logging_config=LoggingConfig(
+            root={"level": "WARNING", "handlers": ["queue_listener"]}, log_exceptions="always"
+        ),
         debug=False,
     )
 

@@ -64,7 +64,7 @@ class ApiController(Controller):
 
 @websocket("/ws/shops/{shop_domain:str}")
 async def shop_feed(socket: WebSocket, shop_domain: str) -> None:
-    """JSON messages with a ``type`` (``stock``, ``demand``, …) for one shop, pushed as they happen."""
+    """JSON messages with a ``type`` (``stock``, ``demand``, …) for one shop, as they happen."""
     state = socket.app.state
     if not SHOP_DOMAIN.match(shop_domain) or not await state.shops.is_installed(shop_domain):
         await socket.close(code=4404, reason="unknown shop")

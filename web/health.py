@@ -54,7 +54,8 @@ async def _broker_ok(state: State) -> bool:
     probe = state.get("broker_probe")
     if probe is None or probe.done():
         probe = asyncio.ensure_future(
-            asyncio.to_thread(broker_reachable, state.settings.bootstrap_servers))
+            asyncio.to_thread(broker_reachable, state.settings.bootstrap_servers)
+        )
         state.broker_probe = probe
     try:
         ok = await asyncio.wait_for(asyncio.shield(probe), _BROKER_CHECK_TIMEOUT_S)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from litestar import asgi
-from litestar.types import Receive, Scope, Send
+from litestar.types import HTTPResponseStartEvent, Receive, Scope, Send
 
 from connectors.kafka.producer import BrokerUnavailable
 from connectors.kafka.topics import RAW_WEBHOOKS, WebhookEnvelope, dumps, shop_key
@@ -98,7 +98,7 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise ConnectionError("client went away")
-        chunk = message.get("body", b"")
+        chunk: bytes = message.get("body", b"")  # type: ignore[assignment]
         size += len(chunk)
         if size > limit:
             raise _TooLarge
@@ -109,10 +109,16 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
 
 async def _respond(send: Send, status: int, message: str) -> None:
     body = json.dumps({"status": status, "message": message}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
+    start: HTTPResponseStartEvent = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+    }
+    await send(start)
+    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 @asgi("/webhooks/shopify", copy_scope=False)

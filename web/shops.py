@@ -6,6 +6,7 @@ import time
 
 from psycopg_pool import AsyncConnectionPool
 
+from connectors.db.pool import DictConnection
 from connectors.db.queries import known_shops, shop_installed
 
 
@@ -17,7 +18,7 @@ class ShopDirectory:
     can cause such lookups.
     """
 
-    def __init__(self, pool: AsyncConnectionPool, refresh_s: float) -> None:
+    def __init__(self, pool: AsyncConnectionPool[DictConnection], refresh_s: float) -> None:
         self._pool = pool
         self._refresh_s = refresh_s
         self._shops: set[str] = set()

@@ -17,10 +17,10 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from psycopg import AsyncConnection
 from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
+from connectors.db.pool import DictConnection
 from connectors.kafka.topics import SkuEvent
 
 log = logging.getLogger(__name__)
@@ -67,35 +67,47 @@ class ChangeSet:
 
 # One statement per event kind; each returns the variant ids whose numbers changed.
 _STATEMENTS: dict[str, tuple[str, str]] = {
-    "sale_line": ("demand",
-                  "SELECT stockpulse_apply_sale_line(%(shop)s, %(line_item_id)s, %(order_id)s,"
-                  " %(variant_id)s, %(product_id)s, %(sku)s, %(title)s, %(quantity)s, %(price)s,"
-                  " %(ordered_at)s, %(cancelled)s, %(test)s, %(cause)s)"),
-    "refund_line": ("demand",
-                    "SELECT stockpulse_apply_refund_line(%(shop)s, %(refund_id)s,"
-                    " %(line_item_id)s, %(quantity)s, %(restocked)s, %(created_at)s, %(cause)s)"),
-    "stock": ("stock",
-              "SELECT stockpulse_apply_stock(%(shop)s, %(inventory_item_id)s, %(location_id)s,"
-              " %(available)s, %(updated_at)s)"),
-    "variant": ("stock",
-                "SELECT stockpulse_apply_variant(%(shop)s, %(variant_id)s, %(product_id)s,"
-                " %(sku)s, %(product_title)s, %(variant_title)s, %(inventory_item_id)s,"
-                " %(price)s, %(tracked)s, %(updated_at)s)"),
-    "product_delete": ("stock",
-                       "UPDATE variants SET deleted = true"
-                       " WHERE shop = %(shop)s AND product_id = %(product_id)s"
-                       " RETURNING variant_id"),
+    "sale_line": (
+        "demand",
+        "SELECT stockpulse_apply_sale_line(%(shop)s, %(line_item_id)s, %(order_id)s,"
+        " %(variant_id)s, %(product_id)s, %(sku)s, %(title)s, %(quantity)s, %(price)s,"
+        " %(ordered_at)s, %(cancelled)s, %(test)s, %(cause)s)",
+    ),
+    "refund_line": (
+        "demand",
+        "SELECT stockpulse_apply_refund_line(%(shop)s, %(refund_id)s,"
+        " %(line_item_id)s, %(quantity)s, %(restocked)s, %(created_at)s, %(cause)s)",
+    ),
+    "stock": (
+        "stock",
+        "SELECT stockpulse_apply_stock(%(shop)s, %(inventory_item_id)s, %(location_id)s,"
+        " %(available)s, %(updated_at)s)",
+    ),
+    "variant": (
+        "stock",
+        "SELECT stockpulse_apply_variant(%(shop)s, %(variant_id)s, %(product_id)s,"
+        " %(sku)s, %(product_title)s, %(variant_title)s, %(inventory_item_id)s,"
+        " %(price)s, %(tracked)s, %(updated_at)s)",
+    ),
+    "product_delete": (
+        "stock",
+        "UPDATE variants SET deleted = true"
+        " WHERE shop = %(shop)s AND product_id = %(product_id)s"
+        " RETURNING variant_id",
+    ),
     # Tables without a foreign key to shops (time series, outbox) are cleared explicitly.
-    "shop_redact": ("stock",
-                    "WITH a AS (DELETE FROM demand_ledger WHERE shop = %(shop)s),"
-                    " b AS (DELETE FROM stock_history WHERE shop = %(shop)s),"
-                    " c AS (DELETE FROM update_outbox WHERE shop = %(shop)s),"
-                    " d AS (DELETE FROM dead_letters WHERE shop = %(shop)s)"
-                    " DELETE FROM shops WHERE domain = %(shop)s RETURNING NULL::bigint"),
+    "shop_redact": (
+        "stock",
+        "WITH a AS (DELETE FROM demand_ledger WHERE shop = %(shop)s),"
+        " b AS (DELETE FROM stock_history WHERE shop = %(shop)s),"
+        " c AS (DELETE FROM update_outbox WHERE shop = %(shop)s),"
+        " d AS (DELETE FROM dead_letters WHERE shop = %(shop)s)"
+        " DELETE FROM shops WHERE domain = %(shop)s RETURNING NULL::bigint",
+    ),
 }
 
 
-async def _apply_all(conn: AsyncConnection, events: Sequence[SkuEvent], changes: ChangeSet) -> None:
+async def _apply_all(conn: DictConnection, events: Sequence[SkuEvent], changes: ChangeSet) -> None:
     """Send every event's statement in one pipeline, then read which SKUs changed."""
     async with conn.pipeline() as pipeline:
         pending = []
@@ -111,17 +123,23 @@ async def _apply_all(conn: AsyncConnection, events: Sequence[SkuEvent], changes:
                     changes.add(event.shop, variant_id, type_, event)
 
 
-async def _apply_one(conn: AsyncConnection, event: SkuEvent, changes: ChangeSet) -> None:
+async def _apply_one(conn: DictConnection, event: SkuEvent, changes: ChangeSet) -> None:
     await _apply_all(conn, [event], changes)
 
 
-async def _record_outbox(conn: AsyncConnection, changes: ChangeSet) -> list[int]:
+async def _record_outbox(conn: DictConnection, changes: ChangeSet) -> list[int]:
     if not len(changes):
         return []
-    rows = [{"shop": t.shop, "variant_id": t.variant_id, "type": t.type,
-             "event_ids": t.event_ids[-50:],
-             "received_at": t.received_at.isoformat() if t.received_at else None}
-            for t in changes]
+    rows = [
+        {
+            "shop": t.shop,
+            "variant_id": t.variant_id,
+            "type": t.type,
+            "event_ids": t.event_ids[-50:],
+            "received_at": t.received_at.isoformat() if t.received_at else None,
+        }
+        for t in changes
+    ]
     cur = await conn.execute(
         "INSERT INTO update_outbox (shop, variant_id, type, event_ids, received_at)"
         " SELECT shop, variant_id, type, event_ids, received_at FROM jsonb_to_recordset(%s)"
@@ -132,7 +150,9 @@ async def _record_outbox(conn: AsyncConnection, changes: ChangeSet) -> list[int]
     return [r["id"] for r in await cur.fetchall()]
 
 
-async def apply_events(conn: AsyncConnection, events: Sequence[SkuEvent]) -> tuple[ChangeSet, list[int]]:
+async def apply_events(
+    conn: DictConnection, events: Sequence[SkuEvent]
+) -> tuple[ChangeSet, list[int]]:
     """Apply ``events``; returns the touched SKUs and their outbox row ids.
 
     Runs in a transaction of its own, or as a savepoint inside the caller's. If the batch hits a
@@ -163,7 +183,9 @@ async def apply_events(conn: AsyncConnection, events: Sequence[SkuEvent]) -> tup
     return changes, outbox_ids
 
 
-async def take_stale_outbox(conn: AsyncConnection, older_than_s: float, limit: int = 500) -> list[dict[str, Any]]:
+async def take_stale_outbox(
+    conn: DictConnection, older_than_s: float, limit: int = 500
+) -> list[dict[str, Any]]:
     """Outbox rows a crashed or slow worker left behind, locked for this transaction."""
     cur = await conn.execute(
         "SELECT id, shop, variant_id, type, event_ids, received_at FROM update_outbox"
@@ -174,5 +196,5 @@ async def take_stale_outbox(conn: AsyncConnection, older_than_s: float, limit: i
     return list(await cur.fetchall())
 
 
-async def delete_outbox(conn: AsyncConnection, ids: Iterable[int]) -> None:
+async def delete_outbox(conn: DictConnection, ids: Iterable[int]) -> None:
     await conn.execute("DELETE FROM update_outbox WHERE id = ANY(%s)", (list(ids),))

@@ -69,7 +69,7 @@ def migrate(database_url: str) -> list[int]:
                 if migration.version in done:
                     continue
                 with conn.transaction():
-                    conn.execute(migration.path.read_text())  # type: ignore[call-overload]
+                    conn.execute(migration.path.read_text().encode())
                     conn.execute(
                         "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
                         (migration.version, migration.path.name),

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from psycopg import AsyncConnection
-
+from connectors.db.pool import DictConnection
 from models.inventory import DEMAND_WINDOW_DAYS, average_daily_demand, days_of_cover
 
 # One row per SKU of a shop: stock summed over locations (untracked levels ignored) and units
@@ -95,7 +94,9 @@ def _to_row(r: dict[str, Any]) -> SkuRow:
     )
 
 
-async def sku_rows(conn: AsyncConnection, shop: str, variant_ids: Sequence[int] | None = None) -> list[SkuRow]:
+async def sku_rows(
+    conn: DictConnection, shop: str, variant_ids: Sequence[int] | None = None
+) -> list[SkuRow]:
     """The shop's SKUs (or just ``variant_ids``) with stock and demand figures."""
     cur = await conn.execute(
         _SKU_ROWS, {"shop": shop, "ids": list(variant_ids) if variant_ids is not None else None}
@@ -103,27 +104,33 @@ async def sku_rows(conn: AsyncConnection, shop: str, variant_ids: Sequence[int] 
     return [_to_row(r) for r in await cur.fetchall()]
 
 
-async def known_shops(conn: AsyncConnection) -> set[str]:
+async def known_shops(conn: DictConnection) -> set[str]:
     cur = await conn.execute("SELECT domain FROM shops WHERE uninstalled_at IS NULL")
     return {r["domain"] for r in await cur.fetchall()}
 
 
-async def shop_installed(conn: AsyncConnection, shop: str) -> bool:
+async def shop_installed(conn: DictConnection, shop: str) -> bool:
     cur = await conn.execute(
         "SELECT 1 FROM shops WHERE domain = %s AND uninstalled_at IS NULL", (shop,)
     )
     return await cur.fetchone() is not None
 
 
-async def get_shop(conn: AsyncConnection, shop: str) -> dict[str, Any] | None:
+async def get_shop(conn: DictConnection, shop: str) -> dict[str, Any] | None:
     cur = await conn.execute(
         "SELECT domain, name, timezone, currency FROM shops WHERE domain = %s", (shop,)
     )
     return await cur.fetchone()
 
 
-async def upsert_shop(conn: AsyncConnection, domain: str, *, name: str | None = None,
-                      timezone: str = "UTC", currency: str | None = None) -> None:
+async def upsert_shop(
+    conn: DictConnection,
+    domain: str,
+    *,
+    name: str | None = None,
+    timezone: str = "UTC",
+    currency: str | None = None,
+) -> None:
     await conn.execute(
         "INSERT INTO shops (domain, name, timezone, currency) VALUES (%s, %s, %s, %s)"
         " ON CONFLICT (domain) DO UPDATE SET name = coalesce(excluded.name, shops.name),"

@@ -80,11 +80,12 @@ class DurableProducer:
         """Drop a client that failed: after some errors (a broker that lost our producer id,
         for one) kafka-python's idempotent producer stays failed for good, so the next send
         starts a fresh one."""
+        close = producer.close
         if self._producer is producer:
             self._producer = None
-            asyncio.get_running_loop().run_in_executor(None, producer.close, 0)
+            asyncio.get_running_loop().run_in_executor(None, close, 0)
 
     async def close(self) -> None:
-        if self._producer is not None:
-            producer, self._producer = self._producer, None
+        producer, self._producer = self._producer, None
+        if producer is not None:
             await asyncio.to_thread(producer.close, 2)

@@ -44,11 +44,16 @@ class WebhookEnvelope(BaseModel):
     payload: dict[str, Any]
 
 
+SkuEventKind = Literal[
+    "sale_line", "refund_line", "stock", "variant", "product_delete", "shop_redact"
+]
+
+
 class SkuEvent(BaseModel):
     """A single per-SKU change derived from a webhook; internal to the stream pipeline."""
 
     schema_version: int = SCHEMA_VERSION
-    kind: Literal["sale_line", "refund_line", "stock", "variant", "product_delete", "shop_redact"]
+    kind: SkuEventKind
     shop: str
     event_id: str
     received_at: str

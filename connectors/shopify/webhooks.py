@@ -83,18 +83,43 @@ class WebhookHeaders:
 
 # What each topic may keep. Anything not listed (customer, emails, addresses, phones, notes,
 # browser details…) never leaves the ingress, so no PII reaches Kafka or PostgreSQL.
-_LINE_ITEM_FIELDS = ("id", "variant_id", "product_id", "sku", "quantity", "price", "title",
-                     "variant_title", "name")
-_ORDER_FIELDS = ("id", "created_at", "updated_at", "cancelled_at", "test", "location_id",
-                 "currency", "financial_status", "fulfillment_status")
+_LINE_ITEM_FIELDS = (
+    "id",
+    "variant_id",
+    "product_id",
+    "sku",
+    "quantity",
+    "price",
+    "title",
+    "variant_title",
+    "name",
+)
+_ORDER_FIELDS = (
+    "id",
+    "created_at",
+    "updated_at",
+    "cancelled_at",
+    "test",
+    "location_id",
+    "currency",
+    "financial_status",
+    "fulfillment_status",
+)
 _REFUND_FIELDS = ("id", "order_id", "created_at", "processed_at", "restock")
-_REFUND_LINE_FIELDS = ("id", "line_item_id", "quantity", "restock_type", "location_id",
-                       "subtotal")
+_REFUND_LINE_FIELDS = ("id", "line_item_id", "quantity", "restock_type", "location_id", "subtotal")
 _INVENTORY_LEVEL_FIELDS = ("inventory_item_id", "location_id", "available", "updated_at")
-_PRODUCT_FIELDS = ("id", "title", "status", "product_type", "vendor", "created_at",
-                   "updated_at")
-_VARIANT_FIELDS = ("id", "product_id", "sku", "title", "price", "inventory_item_id",
-                   "inventory_management", "inventory_policy", "updated_at")
+_PRODUCT_FIELDS = ("id", "title", "status", "product_type", "vendor", "created_at", "updated_at")
+_VARIANT_FIELDS = (
+    "id",
+    "product_id",
+    "sku",
+    "title",
+    "price",
+    "inventory_item_id",
+    "inventory_management",
+    "inventory_policy",
+    "updated_at",
+)
 
 
 def _pick(source: Mapping[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:

@@ -25,9 +25,16 @@ from tests.support import (
 )
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +75,9 @@ def test_stock_and_demand_cells_change_without_reload(stack: Stack, browser: Bro
     newcomer = make_variant("CAP-RED")
     deliver_ok(stack, product_hook(shop, newcomer))
     deliver_ok(stack, stock_hook(shop, newcomer, 9, datetime.now(UTC)))
-    expect(page.locator(f'tr[data-variant="{newcomer.variant_id}"] [data-field="stock"]')
-           ).to_have_text("9", timeout=5000)
+    expect(
+        page.locator(f'tr[data-variant="{newcomer.variant_id}"] [data-field="stock"]')
+    ).to_have_text("9", timeout=5000)
 
     assert page.evaluate("window.__sameDocument") is True
     ARTIFACTS.mkdir(exist_ok=True)

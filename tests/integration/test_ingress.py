@@ -29,14 +29,24 @@ from tests.support import (
 )
 
 
-def _raw_topic_event_ids(stack: Stack) -> set[str]:
-    consumer = KafkaConsumer(RAW_WEBHOOKS, bootstrap_servers=stack.bootstrap_servers,
-                             auto_offset_reset="earliest", group_id=None,
-                             consumer_timeout_ms=3000, enable_auto_commit=False)
+def _raw_envelopes(stack: Stack) -> list[dict]:
+    """Every envelope the ingress produced so far, read back from the broker."""
+    consumer = KafkaConsumer(
+        RAW_WEBHOOKS,
+        bootstrap_servers=stack.bootstrap_servers,
+        auto_offset_reset="earliest",
+        group_id=None,
+        consumer_timeout_ms=3000,
+        enable_auto_commit=False,
+    )
     try:
-        return {json.loads(m.value)["event_id"] for m in consumer}
+        return [json.loads(m.value) for m in consumer]
     finally:
         consumer.close()
+
+
+def _raw_topic_event_ids(stack: Stack) -> set[str]:
+    return {envelope["event_id"] for envelope in _raw_envelopes(stack)}
 
 
 def _resigned(hook, body: bytes, secret: str = SECRET) -> dict[str, str]:
@@ -98,13 +108,7 @@ def test_customer_data_never_reaches_kafka(stack: Stack) -> None:
     hook, order_id = order_hook(shop, [(Ids.next(), make_variant(), 1)])
     assert b"jane.doe@example.com" in hook.body and b"Main St" in hook.body
     deliver_ok(stack, hook)
-    consumer = KafkaConsumer(RAW_WEBHOOKS, bootstrap_servers=stack.bootstrap_servers,
-                             auto_offset_reset="earliest", group_id=None,
-                             consumer_timeout_ms=3000)
-    try:
-        mine = [json.loads(m.value) for m in consumer if json.loads(m.value)["event_id"] == hook.event_id]
-    finally:
-        consumer.close()
+    mine = [e for e in _raw_envelopes(stack) if e["event_id"] == hook.event_id]
     assert len(mine) == 1
     envelope = mine[0]
     assert envelope["payload"]["id"] == order_id
@@ -116,8 +120,12 @@ def test_customer_data_never_reaches_kafka(stack: Stack) -> None:
 
 def test_privacy_webhooks_are_verified_and_acknowledged(stack: Stack) -> None:
     shop = new_shop(stack)
-    payload = {"shop_id": 1, "shop_domain": shop, "customer": {"id": 5, "email": "a@b.c"},
-               "orders_to_redact": [1, 2]}
+    payload = {
+        "shop_id": 1,
+        "shop_domain": shop,
+        "customer": {"id": 5, "email": "a@b.c"},
+        "orders_to_redact": [1, 2],
+    }
     hook = signed_webhook("customers/redact", shop, payload, SECRET)
     assert deliver(stack, hook).status_code == 200
     bad = {**hook.headers, "X-Shopify-Hmac-Sha256": sign(hook.body, b"wrong")}
@@ -132,10 +140,13 @@ def test_shop_redact_erases_the_shop(stack: Stack) -> None:
     order, _ = order_hook(shop, [(Ids.next(), variant, 1)])
     deliver_ok(stack, order)
     wait_until(lambda: units_sold(stack, shop, variant.variant_id) == 1, what="order")
-    deliver_ok(stack, signed_webhook("shop/redact", shop, {"shop_id": 1, "shop_domain": shop},
-                                     SECRET))
-    wait_until(lambda: scalar(stack, "SELECT count(*) FROM shops WHERE domain = %s", shop) == 0,
-               what="shop erased")
+    deliver_ok(
+        stack, signed_webhook("shop/redact", shop, {"shop_id": 1, "shop_domain": shop}, SECRET)
+    )
+    wait_until(
+        lambda: scalar(stack, "SELECT count(*) FROM shops WHERE domain = %s", shop) == 0,
+        what="shop erased",
+    )
     for table in ("variants", "order_lines", "daily_demand", "demand_ledger"):
         assert scalar(stack, f"SELECT count(*) FROM {table} WHERE shop = %s", shop) == 0, table
 
@@ -151,7 +162,7 @@ def test_health_and_metrics(stack: Stack) -> None:
 
 def test_unknown_shop_feed_is_refused(stack: Stack) -> None:
     # Closing before accepting makes the server refuse the handshake with 403.
-    with pytest.raises(InvalidStatus) as refused:
-        with ws.connect(f"ws://127.0.0.1:{stack.web_port}/ws/shops/nope.myshopify.com"):
-            pass
+    url = f"ws://127.0.0.1:{stack.web_port}/ws/shops/nope.myshopify.com"
+    with pytest.raises(InvalidStatus) as refused, ws.connect(url):
+        pass
     assert refused.value.response.status_code == 403

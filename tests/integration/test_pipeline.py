@@ -33,7 +33,9 @@ def _known_product(stack: Stack, shop: str, sku: str = "TEE-M", stock: int = 50)
     return variant
 
 
-async def test_order_becomes_sales_demand_and_a_feed_message_for_that_shop_only(stack: Stack) -> None:
+async def test_order_becomes_sales_demand_and_a_feed_message_for_that_shop_only(
+    stack: Stack,
+) -> None:
     shop, other_shop = new_shop(stack), new_shop(stack)
     variant = _known_product(stack, shop, stock=40)
 
@@ -41,8 +43,9 @@ async def test_order_becomes_sales_demand_and_a_feed_message_for_that_shop_only(
         hook, order_id = order_hook(shop, [(Ids.next(), variant, 3)])
         await asyncio.to_thread(deliver_ok, stack, hook)
 
-        message = await feed.wait_for(lambda m: m["type"] == "demand"
-                                      and hook.event_id in m["events"])
+        message = await feed.wait_for(
+            lambda m: m["type"] == "demand" and hook.event_id in m["events"]
+        )
         assert message["variant_id"] == variant.variant_id
         assert message["sku"] == "TEE-M"
         assert message["sold_today"] == 3 and message["sold_7d"] == 3 and message["sold_28d"] == 3
@@ -54,8 +57,11 @@ async def test_order_becomes_sales_demand_and_a_feed_message_for_that_shop_only(
         await asyncio.sleep(1.0)  # the other shop's feed gets nothing, not even late
         assert other_feed.messages == []
 
-    rows = query(stack, "SELECT order_id, variant_id, quantity, counted_units FROM order_lines"
-                        " WHERE shop = %s", shop)
+    rows = query(
+        stack,
+        "SELECT order_id, variant_id, quantity, counted_units FROM order_lines WHERE shop = %s",
+        shop,
+    )
     assert rows == [(order_id, variant.variant_id, 3, 3)]
     assert units_sold(stack, shop, variant.variant_id) == 3
     api = sku_api(stack, shop)[variant.variant_id]
@@ -84,8 +90,10 @@ def test_older_inventory_update_arriving_late_is_ignored(stack: Stack) -> None:
     marker_variant = make_variant("MARKER")
     deliver_ok(stack, product_hook(shop, marker_variant))
     deliver_ok(stack, stock_hook(shop, variant, None, now - timedelta(minutes=6), location_id=2))
-    wait_until(lambda: scalar(stack, "SELECT count(*) FROM inventory_levels WHERE shop = %s",
-                              shop) == 2, what="second location applied")
+    wait_until(
+        lambda: scalar(stack, "SELECT count(*) FROM inventory_levels WHERE shop = %s", shop) == 2,
+        what="second location applied",
+    )
     assert stock_of(stack, shop, variant) == 7
     assert sku_api(stack, shop)[variant.variant_id]["stock"] == 7  # untracked location ignored
 
@@ -101,11 +109,13 @@ def test_cancellation_and_restocked_refund_reverse_demand_once(stack: Stack) -> 
     deliver_ok(stack, refunded)
     wait_until(lambda: units_sold(stack, shop, variant.variant_id) == 10, what="orders counted")
 
-    cancel, _ = order_hook(shop, [(cancelled_line, variant, 4)], order_id=cancelled_id,
-                           cancelled=True)
+    cancel, _ = order_hook(
+        shop, [(cancelled_line, variant, 4)], order_id=cancelled_id, cancelled=True
+    )
     restock = refund_hook(shop, refunded_id, [(refunded_line, variant, 2)], restock_type="return")
-    no_restock = refund_hook(shop, refunded_id, [(kept_line, variant, 1)],
-                             restock_type="no_restock")
+    no_restock = refund_hook(
+        shop, refunded_id, [(kept_line, variant, 1)], restock_type="no_restock"
+    )
     for hook in (cancel, cancel, restock, restock, no_restock):  # redeliveries included
         deliver_ok(stack, hook)
     # A late redelivery of the original order must not revive the cancelled line.
@@ -138,6 +148,8 @@ def test_sales_fall_on_the_shops_local_day(stack: Stack) -> None:
     at = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)
     hook, _ = order_hook(shop, [(Ids.next(), variant, 2)], created_at=at)
     deliver_ok(stack, hook)
-    day = wait_until(lambda: scalar(stack, "SELECT day FROM daily_demand WHERE shop = %s", shop),
-                     what="daily demand row")
+    day = wait_until(
+        lambda: scalar(stack, "SELECT day FROM daily_demand WHERE shop = %s", shop),
+        what="daily demand row",
+    )
     assert str(day) == "2026-03-01"

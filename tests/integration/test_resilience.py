@@ -66,16 +66,22 @@ def test_broker_outage_answers_503_and_the_retry_is_processed_once(private_stack
         return deliver(stack, hook).status_code == 200
 
     wait_until(shopify_retry, timeout_s=60, what="ingress accepting again")
-    wait_until(lambda: units_sold(stack, shop, variant.variant_id) >= 3, timeout_s=90,
-               what="retried order processed")
+    wait_until(
+        lambda: units_sold(stack, shop, variant.variant_id) >= 3,
+        timeout_s=90,
+        what="retried order processed",
+    )
     marker, _ = order_hook(shop, [(Ids.next(), variant, 10)])
     deliver_ok(stack, marker)
-    wait_until(lambda: units_sold(stack, shop, variant.variant_id) >= 13, timeout_s=30,
-               what="marker order")
+    wait_until(
+        lambda: units_sold(stack, shop, variant.variant_id) >= 13, timeout_s=30, what="marker order"
+    )
     assert units_sold(stack, shop, variant.variant_id) == 13
 
 
-def _burst(shop: str, rng: random.Random, size: int) -> tuple[list[SignedWebhook], dict, dict, list]:
+def _burst(
+    shop: str, rng: random.Random, size: int
+) -> tuple[list[SignedWebhook], dict, dict, list]:
     """About ``size`` webhooks for 20 SKUs, with the numbers they must produce."""
     variants = [make_variant(f"SKU-{i:02d}") for i in range(20)]
     catalogue = [product_hook(shop, v) for v in variants]
@@ -86,19 +92,31 @@ def _burst(shop: str, rng: random.Random, size: int) -> tuple[list[SignedWebhook
     while len(hooks) < size:
         roll = rng.random()
         if roll < 0.55 or not lines:
-            order_lines = [(Ids.next(), rng.choice(variants), rng.randint(1, 4))
-                           for _ in range(rng.randint(1, 3))]
-            hook, order_id = order_hook(shop, order_lines,
-                                        created_at=base + timedelta(minutes=rng.randint(0, 1400)))
+            order_lines = [
+                (Ids.next(), rng.choice(variants), rng.randint(1, 4))
+                for _ in range(rng.randint(1, 3))
+            ]
+            hook, order_id = order_hook(
+                shop, order_lines, created_at=base + timedelta(minutes=rng.randint(0, 1400))
+            )
             hooks.append(hook)
             for line_id, v, qty in order_lines:
-                lines[line_id] = {"variant": v, "qty": qty, "order": order_id,
-                                  "cancelled": False, "restocked": 0}
+                lines[line_id] = {
+                    "variant": v,
+                    "qty": qty,
+                    "order": order_id,
+                    "cancelled": False,
+                    "restocked": 0,
+                }
         elif roll < 0.65:
             line_id = rng.choice(list(lines))
             line = lines[line_id]
-            cancel, _ = order_hook(shop, [(line_id, line["variant"], line["qty"])],
-                                   order_id=line["order"], cancelled=True)
+            cancel, _ = order_hook(
+                shop,
+                [(line_id, line["variant"], line["qty"])],
+                order_id=line["order"],
+                cancelled=True,
+            )
             hooks.append(cancel)
             line["cancelled"] = True
         elif roll < 0.75:
@@ -106,8 +124,14 @@ def _burst(shop: str, rng: random.Random, size: int) -> tuple[list[SignedWebhook
             line = lines[line_id]
             qty = rng.randint(1, line["qty"])
             restock = rng.random() < 0.7
-            hooks.append(refund_hook(shop, line["order"], [(line_id, line["variant"], qty)],
-                                     restock_type="return" if restock else "no_restock"))
+            hooks.append(
+                refund_hook(
+                    shop,
+                    line["order"],
+                    [(line_id, line["variant"], qty)],
+                    restock_type="return" if restock else "no_restock",
+                )
+            )
             line["restocked"] += qty if restock else 0
         else:
             v = rng.choice(variants)
@@ -138,11 +162,13 @@ async def test_worker_killed_mid_burst_converges_to_the_exact_numbers(private_st
     gate = asyncio.Semaphore(16)
 
     async with httpx.AsyncClient(timeout=10) as client:
+
         async def send(hook: SignedWebhook) -> None:
             nonlocal delivered, killed_at
             async with gate:
-                response = await client.post(f"{stack.base_url}/webhooks/shopify",
-                                             content=hook.body, headers=hook.headers)
+                response = await client.post(
+                    f"{stack.base_url}/webhooks/shopify", content=hook.body, headers=hook.headers
+                )
                 assert response.status_code == 200, response.text
                 delivered += 1
                 if delivered == 350 and killed_at is None:
@@ -154,18 +180,26 @@ async def test_worker_killed_mid_burst_converges_to_the_exact_numbers(private_st
     assert killed_at is not None and not stack.worker.running
 
     def actual_units() -> dict[int, int]:
-        return {v.variant_id: units_sold(stack, shop, v.variant_id) for v in variants
-                if units_sold(stack, shop, v.variant_id)}
+        return {
+            v.variant_id: units_sold(stack, shop, v.variant_id)
+            for v in variants
+            if units_sold(stack, shop, v.variant_id)
+        }
 
     partial = actual_units()
     assert partial != {k: v for k, v in expected_units.items() if v}, "worker finished before kill"
 
     stack.start_worker()
     wanted_units = {k: v for k, v in expected_units.items() if v}
-    wait_until(lambda: actual_units() == wanted_units, timeout_s=120,
-               what="demand to converge after restart")
+    wait_until(
+        lambda: actual_units() == wanted_units,
+        timeout_s=120,
+        what="demand to converge after restart",
+    )
     for v in variants:
         if v.inventory_item_id in expected_stock:
             assert stock_of(stack, shop, v) == expected_stock[v.inventory_item_id], v.sku
-    print(f"\nburst of {len(hooks)} webhooks, worker SIGKILLed after {killed_at}; "
-          f"converged to {sum(wanted_units.values())} units over {len(wanted_units)} SKUs")
+    print(
+        f"\nburst of {len(hooks)} webhooks, worker SIGKILLed after {killed_at}; "
+        f"converged to {sum(wanted_units.values())} units over {len(wanted_units)} SKUs"
+    )

@@ -7,16 +7,31 @@ from streams.normalise import MalformedWebhook, normalise
 
 
 def envelope(topic: str, payload: dict) -> WebhookEnvelope:
-    return WebhookEnvelope(topic=topic, shop="s.myshopify.com", event_id="e1", webhook_id="w1",
-                           received_at="2026-01-01T00:00:00+00:00", payload=payload)
+    return WebhookEnvelope(
+        topic=topic,
+        shop="s.myshopify.com",
+        event_id="e1",
+        webhook_id="w1",
+        received_at="2026-01-01T00:00:00+00:00",
+        payload=payload,
+    )
 
 
 def test_order_lines_become_sale_events_keyed_by_variant() -> None:
-    events = normalise(envelope("orders/create", {
-        "id": 10, "created_at": "2026-01-01T10:00:00Z", "test": False,
-        "line_items": [{"id": 1, "variant_id": 7, "quantity": 2, "price": "3.50", "sku": "A"},
-                       {"id": 2, "variant_id": None, "quantity": 1, "price": "9"}],  # custom
-    }))
+    events = normalise(
+        envelope(
+            "orders/create",
+            {
+                "id": 10,
+                "created_at": "2026-01-01T10:00:00Z",
+                "test": False,
+                "line_items": [
+                    {"id": 1, "variant_id": 7, "quantity": 2, "price": "3.50", "sku": "A"},
+                    {"id": 2, "variant_id": None, "quantity": 1, "price": "9"},
+                ],  # custom
+            },
+        )
+    )
     assert len(events) == 1
     key, event = events[0]
     assert key == b"s.myshopify.com|7"
@@ -26,29 +41,58 @@ def test_order_lines_become_sale_events_keyed_by_variant() -> None:
 
 
 def test_cancelled_orders_mark_their_lines_cancelled() -> None:
-    _, event = normalise(envelope("orders/cancelled", {
-        "id": 10, "created_at": "2026-01-01T10:00:00Z", "cancelled_at": "2026-01-02T00:00:00Z",
-        "line_items": [{"id": 1, "variant_id": 7, "quantity": 2, "price": "3.50"}],
-    }))[0]
+    _, event = normalise(
+        envelope(
+            "orders/cancelled",
+            {
+                "id": 10,
+                "created_at": "2026-01-01T10:00:00Z",
+                "cancelled_at": "2026-01-02T00:00:00Z",
+                "line_items": [{"id": 1, "variant_id": 7, "quantity": 2, "price": "3.50"}],
+            },
+        )
+    )[0]
     assert event.data["cancelled"] is True
 
 
-@pytest.mark.parametrize(("restock_type", "restocked"), [
-    ("return", True), ("cancel", True), ("legacy_restock", True), ("no_restock", False)])
+@pytest.mark.parametrize(
+    ("restock_type", "restocked"),
+    [("return", True), ("cancel", True), ("legacy_restock", True), ("no_restock", False)],
+)
 def test_only_restocked_refund_lines_give_demand_back(restock_type: str, restocked: bool) -> None:
-    key, event = normalise(envelope("refunds/create", {
-        "id": 3, "order_id": 10,
-        "refund_line_items": [{"line_item_id": 1, "quantity": 1, "restock_type": restock_type,
-                               "line_item": {"variant_id": 7}}],
-    }))[0]
+    key, event = normalise(
+        envelope(
+            "refunds/create",
+            {
+                "id": 3,
+                "order_id": 10,
+                "refund_line_items": [
+                    {
+                        "line_item_id": 1,
+                        "quantity": 1,
+                        "restock_type": restock_type,
+                        "line_item": {"variant_id": 7},
+                    }
+                ],
+            },
+        )
+    )[0]
     assert key == b"s.myshopify.com|7"
     assert event.data["restocked"] is restocked
 
 
 def test_inventory_levels_are_keyed_by_inventory_item_and_keep_untracked_as_none() -> None:
-    key, event = normalise(envelope("inventory_levels/update", {
-        "inventory_item_id": 55, "location_id": 1, "available": None,
-        "updated_at": "2026-01-01T00:00:00Z"}))[0]
+    key, event = normalise(
+        envelope(
+            "inventory_levels/update",
+            {
+                "inventory_item_id": 55,
+                "location_id": 1,
+                "available": None,
+                "updated_at": "2026-01-01T00:00:00Z",
+            },
+        )
+    )[0]
     assert key == b"s.myshopify.com|inv:55"
     assert event.data["available"] is None
 

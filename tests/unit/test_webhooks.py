@@ -25,9 +25,13 @@ def test_verify_accepts_any_current_secret_and_rejects_the_rest() -> None:
 
 
 def test_headers_are_read_case_insensitively_and_fall_back_to_webhook_id() -> None:
-    parsed = WebhookHeaders.parse({"x-shopify-topic": "orders/create",
-                                   "X-SHOPIFY-SHOP-DOMAIN": "Shop.myshopify.com",
-                                   "X-Shopify-Webhook-Id": "w1"})
+    parsed = WebhookHeaders.parse(
+        {
+            "x-shopify-topic": "orders/create",
+            "X-SHOPIFY-SHOP-DOMAIN": "Shop.myshopify.com",
+            "X-Shopify-Webhook-Id": "w1",
+        }
+    )
     assert parsed is not None
     assert parsed.shop == "shop.myshopify.com" and parsed.event_id == "w1"
     assert WebhookHeaders.parse({"X-Shopify-Topic": "orders/create"}) is None
@@ -35,14 +39,32 @@ def test_headers_are_read_case_insensitively_and_fall_back_to_webhook_id() -> No
 
 def test_projection_keeps_what_features_need_and_drops_customer_data() -> None:
     order = {
-        "id": 1, "created_at": "2026-01-01T00:00:00Z", "test": False, "email": "a@b.c",
-        "phone": "1", "customer": {"email": "a@b.c"}, "shipping_address": {"name": "A"},
-        "billing_address": {"name": "A"}, "note": "call me", "browser_ip": "1.2.3.4",
-        "line_items": [{"id": 5, "variant_id": 6, "quantity": 2, "price": "1.00",
-                        "properties": [{"name": "engraving", "value": "Jane"}]}],
+        "id": 1,
+        "created_at": "2026-01-01T00:00:00Z",
+        "test": False,
+        "email": "a@b.c",
+        "phone": "1",
+        "customer": {"email": "a@b.c"},
+        "shipping_address": {"name": "A"},
+        "billing_address": {"name": "A"},
+        "note": "call me",
+        "browser_ip": "1.2.3.4",
+        "line_items": [
+            {
+                "id": 5,
+                "variant_id": 6,
+                "quantity": 2,
+                "price": "1.00",
+                "properties": [{"name": "engraving", "value": "Jane"}],
+            }
+        ],
     }
     kept = project("orders/create", order)
-    assert kept == {"id": 1, "created_at": "2026-01-01T00:00:00Z", "test": False,
-                    "line_items": [{"id": 5, "variant_id": 6, "quantity": 2, "price": "1.00"}]}
+    assert kept == {
+        "id": 1,
+        "created_at": "2026-01-01T00:00:00Z",
+        "test": False,
+        "line_items": [{"id": 5, "variant_id": 6, "quantity": 2, "price": "1.00"}],
+    }
     assert project("customers/redact", {"customer": {"email": "a@b.c"}}) is None
     assert project("orders/create", ["not", "an", "object"]) is None

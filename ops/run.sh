@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The README's two commands.
+#   ops/run.sh up [stockpulse up options]   run the whole product on embedded defaults
+#   ops/run.sh test [pytest options]        lint, type-check and run the full test suite
+# Each installs what it needs and is missing: uv (from PyPI), PostgreSQL and Chromium (Debian).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "need root (or sudo) to run: $*" >&2; exit 1; fi
+}
+
+apt_updated=""
+apt_install() {
+  if [ -z "$apt_updated" ]; then as_root apt-get update -qq; apt_updated=1; fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+ensure_uv() {
+  export PATH="$HOME/.local/bin:$PATH"
+  command -v uv >/dev/null && return
+  echo "installing uv…"
+  if ! python3 -m pip --version >/dev/null 2>&1; then apt_install python3-pip; fi
+  python3 -m pip install --quiet --user uv 2>/dev/null \
+    || python3 -m pip install --quiet --user --break-system-packages uv
+}
+
+ensure_postgres() {
+  [ -n "${DATABASE_URL:-}" ] && return
+  compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null && return
+  echo "installing PostgreSQL (Debian package)…"
+  apt_install postgresql
+}
+
+ensure_chromium() {
+  command -v chromium >/dev/null && return
+  echo "installing Chromium for the browser tests (Debian package)…"
+  apt_install chromium
+}
+
+sync_env() {
+  uv sync --frozen --quiet
+}
+
+command="${1:-}"
+shift || true
+case "$command" in
+  up)
+    ensure_uv; ensure_postgres; sync_env
+    exec uv run --frozen stockpulse up "$@"
+    ;;
+  test)
+    ensure_uv; ensure_postgres; ensure_chromium; sync_env
+    uv run --frozen ruff check .
+    uv run --frozen ruff format --check .
+    uv run --frozen mypy
+    exec uv run --frozen pytest "$@"
+    ;;
+  *)
+    echo "usage: ops/run.sh up [--port PORT] | ops/run.sh test [pytest args]" >&2
+    exit 2
+    ;;
+esac
