@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +35,62 @@ from ops.shopify_payloads import (
 
 console = Console()
 BENCH_SKUS = 200
+
+
+class CpuMeter:
+    """CPU used by named processes (and their children) between two readings, from /proc.
+
+    Shows where the time goes when client, web, worker, broker and database share the cores.
+    """
+
+    def __init__(self, roots: dict[str, int], alone: dict[str, int] | None = None) -> None:
+        self.roots = roots
+        self.alone = alone or {}  # counted without their children
+        self._tick = os.sysconf("SC_CLK_TCK")
+        self._start: dict[str, float] = {}
+        self._started_at = 0.0
+
+    @staticmethod
+    def _stat(pid: int) -> tuple[int, float] | None:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            return None
+        return int(fields[1]), float(int(fields[11]) + int(fields[12]))  # ppid, utime+stime
+
+    def _read(self) -> dict[str, float]:
+        table = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and (stat := self._stat(int(entry))) is not None:
+                table[int(entry)] = stat
+        children: dict[int, list[int]] = {}
+        for pid, (ppid, _) in table.items():
+            children.setdefault(ppid, []).append(pid)
+        totals = {}
+        for name, root in self.roots.items():
+            seen, todo, ticks = set(), [root], 0.0
+            while todo:
+                pid = todo.pop()
+                if pid in seen or pid not in table:
+                    continue
+                seen.add(pid)
+                ticks += table[pid][1]
+                todo.extend(children.get(pid, ()))
+            totals[name] = ticks / self._tick
+        for name, pid in self.alone.items():
+            totals[name] = table[pid][1] / self._tick if pid in table else 0.0
+        return totals
+
+    def start(self) -> None:
+        self._start = self._read()
+        self._started_at = time.perf_counter()
+
+    def percent(self) -> dict[str, float]:
+        """Per process, % of one core since start(); the machine has os.cpu_count() of them."""
+        elapsed = time.perf_counter() - self._started_at
+        now = self._read()
+        return {n: round(100 * (now[n] - self._start.get(n, 0)) / elapsed, 1) for n in now}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -294,6 +351,7 @@ async def run_ingest_bench(
     concurrency: int,
     e2e_rate: float,
     e2e_seconds: float,
+    cpu_of: dict[str, int] | None = None,
 ) -> dict:
     url = f"{base_url.rstrip('/')}/webhooks/shopify"
     variants = _catalogue()
@@ -308,16 +366,22 @@ async def run_ingest_bench(
         hooks = _mixed_webhooks(shop, secret, variants, count, clock)
         await throughput(session, url, warmup, concurrency)
         await drain(session, base_url.rstrip("/"), shop, secret, variants, clock)
+        # With --embedded the stack runs as our children: count the client alone.
+        meter = CpuMeter(cpu_of or {}, alone={"bench client": os.getpid()})
+        meter.start()
         phase_started = time.perf_counter()
         ingest = await throughput(session, url, hooks, concurrency)
+        ingest["cpu_percent_of_a_core"] = meter.percent()
         caught_up_s = await drain(session, base_url.rstrip("/"), shop, secret, variants, clock)
         applied_s = time.perf_counter() - phase_started
         ingest["worker_caught_up_after_s"] = round(caught_up_s, 2)
         # Everything sent in the phase (webhooks and markers) was applied in this time.
         ingest["worker_applied_per_s"] = round((len(hooks) + len(variants)) / applied_s, 1)
+        meter.start()
         e2e = await end_to_end(
             session, base_url.rstrip("/"), shop, secret, variants, e2e_rate, e2e_seconds, clock
         )
+    e2e["cpu_percent_of_a_core"] = meter.percent()
     results: dict[str, Any] = {
         "ingest": ingest,
         "end_to_end": e2e,

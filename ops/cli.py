@@ -181,6 +181,7 @@ def bench_ingest(
 
     secret = get_settings().webhook_secrets[0].decode()
     stack = None
+    cpu_of: dict[str, int] | None = None
     if embedded:
         stack = Stack(Path(tempfile.mkdtemp(prefix="stockpulse-bench-")), web_workers=web_workers)
         stack.start_infrastructure()
@@ -188,6 +189,7 @@ def bench_ingest(
         stack.start_worker()
         stack.start_web()
         url = stack.base_url
+        cpu_of = stack.process_ids()
     try:
         results = asyncio.run(
             run_ingest_bench(
@@ -198,6 +200,7 @@ def bench_ingest(
                 concurrency=concurrency,
                 e2e_rate=e2e_rate,
                 e2e_seconds=e2e_seconds,
+                cpu_of=cpu_of,
             )
         )
         if json_out:

@@ -139,6 +139,20 @@ class Stack:
         tail = self.web.log_tail() if self.web else ""
         raise TimeoutError(f"web not ready after {timeout_s}s:\n{tail}")
 
+    def process_ids(self) -> dict[str, int]:
+        """Top process of each running part, for CPU accounting (children are counted too)."""
+        ids = {}
+        for name, proc in (("web", self.web), ("worker", self.worker)):
+            if proc is not None and proc.process is not None:
+                ids[name] = proc.process.pid
+        if self.broker is not None and self.broker.process is not None:
+            ids["broker"] = self.broker.process.pid
+        if self.postgres is not None:
+            pid_file = self.postgres.data_dir / "postmaster.pid"
+            if pid_file.exists():
+                ids["postgres"] = int(pid_file.read_text().split()[0])
+        return ids
+
     def stop(self, drain_s: float = 0.0) -> None:
         """Stop in dependency order: no new webhooks first, then let the worker catch up."""
         if self.web is not None:
