@@ -6,7 +6,7 @@ import asyncio
 import json
 import re
 
-from litestar import Controller, Request, WebSocket, get, websocket
+from litestar import Controller, WebSocket, get, websocket
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException, WebSocketDisconnect
 from litestar.response import Redirect, Template
@@ -96,7 +96,3 @@ async def _wait_closed(socket: WebSocket) -> None:
             await socket.receive_data(mode="text")
     except (WebSocketDisconnect, RuntimeError, OSError):
         return
-
-
-def request_is_htmx(request: Request) -> bool:
-    return request.headers.get("hx-request") == "true"

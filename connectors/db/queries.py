@@ -121,20 +121,3 @@ async def get_shop(conn: DictConnection, shop: str) -> dict[str, Any] | None:
         "SELECT domain, name, timezone, currency FROM shops WHERE domain = %s", (shop,)
     )
     return await cur.fetchone()
-
-
-async def upsert_shop(
-    conn: DictConnection,
-    domain: str,
-    *,
-    name: str | None = None,
-    timezone: str = "UTC",
-    currency: str | None = None,
-) -> None:
-    await conn.execute(
-        "INSERT INTO shops (domain, name, timezone, currency) VALUES (%s, %s, %s, %s)"
-        " ON CONFLICT (domain) DO UPDATE SET name = coalesce(excluded.name, shops.name),"
-        " timezone = excluded.timezone, currency = coalesce(excluded.currency, shops.currency),"
-        " uninstalled_at = NULL",
-        (domain, name, timezone, currency),
-    )

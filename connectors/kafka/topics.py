@@ -5,7 +5,6 @@ Values are JSON objects carrying ``schema_version``; see docs/topics.md for exam
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -88,7 +87,3 @@ class SkuUpdate(BaseModel):
 
 def dumps(model: BaseModel) -> bytes:
     return model.model_dump_json().encode()
-
-
-def loads_json(value: bytes | str) -> Any:
-    return json.loads(value)

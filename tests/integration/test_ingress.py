@@ -155,9 +155,17 @@ def test_health_and_metrics(stack: Stack) -> None:
     assert httpx.get(f"{stack.base_url}/healthz").json() == {"status": "ok"}
     ready = httpx.get(f"{stack.base_url}/readyz")
     assert ready.status_code == 200 and ready.json()["checks"] == {"database": True, "kafka": True}
-    text = httpx.get(f"{stack.base_url}/metrics").text
-    assert "stockpulse_webhooks_total" in text
-    assert 'outcome="401"' in text or "stockpulse_webhook_ingress_seconds" in text
+
+    def refused_count() -> float:
+        text = httpx.get(f"{stack.base_url}/metrics").text
+        line = 'stockpulse_webhooks_total{outcome="401",topic="metrics/probe"}'
+        return next((float(x.split()[-1]) for x in text.splitlines() if x.startswith(line)), 0.0)
+
+    before = refused_count()
+    probe = signed_webhook("metrics/probe", new_shop(stack), {"id": 1}, "not-our-secret")
+    assert deliver(stack, probe).status_code == 401
+    assert refused_count() == before + 1
+    assert "stockpulse_webhook_ingress_seconds_count" in httpx.get(f"{stack.base_url}/metrics").text
 
 
 def test_unknown_shop_feed_is_refused(stack: Stack) -> None:
