@@ -41,7 +41,9 @@ settings = get_settings()
 BATCH_MAX = 500
 BATCH_WITHIN_S = 0.01
 RETRY_BACKOFF_MAX_S = 5.0
-STALE_OUTBOX_S = 5.0
+# Older than this, an outbox row was left by a worker that crashed: its owner deletes its own
+# rows within 5 s (the timer below), so a healthy worker's rows are never taken.
+STALE_OUTBOX_S = 15.0
 
 app = faust.App(
     "stockpulse",

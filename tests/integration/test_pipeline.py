@@ -153,3 +153,22 @@ def test_sales_fall_on_the_shops_local_day(stack: Stack) -> None:
         what="daily demand row",
     )
     assert str(day) == "2026-03-01"
+
+
+async def test_update_committed_but_never_published_is_published_later(stack: Stack) -> None:
+    """A worker that crashed between its commit and its publish leaves an outbox row behind."""
+    shop = new_shop(stack)
+    variant = _known_product(stack, shop, stock=12)
+    query(
+        stack,
+        "INSERT INTO update_outbox (shop, variant_id, type, event_ids, created_at)"
+        " VALUES (%s, %s, 'stock', ARRAY['lost-event'], now() - interval '1 minute')"
+        " RETURNING id",
+        shop,
+        variant.variant_id,
+    )
+    async with FeedClient(stack, shop) as feed:
+        message = await feed.wait_for(lambda m: m.get("events") == ["lost-event"], timeout_s=20)
+    assert message["variant_id"] == variant.variant_id and message["stock"] == 12
+    remaining = scalar(stack, "SELECT count(*) FROM update_outbox WHERE shop = %s", shop)
+    assert remaining == 0
