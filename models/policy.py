@@ -1,0 +1,156 @@
+"""Inventory policy: sales velocity, stockout projection, safety stock, reorder point and
+quantity, overstock and dead stock, ABC classes. Plain numbers in, plain numbers out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
+
+DEAD_STOCK_WINDOWS = (30, 60, 90)
+
+
+def service_level_z(service_level: float) -> float:
+    """The standard normal quantile for a cycle service level.
+
+    >>> round(service_level_z(0.95), 4)
+    1.6449
+    """
+    if not 0.5 <= service_level < 1:
+        raise ValueError("service level must be in [0.5, 1)")
+    return NormalDist().inv_cdf(service_level)
+
+
+def sales_velocity(daily_units: Sequence[float], in_stock: Sequence[bool] | None = None) -> float:
+    """Mean units per day over days the SKU could be sold.
+
+    A day out of stock says nothing about demand (nothing could be sold), so it is left out;
+    pass ``in_stock=None`` for products that may oversell.
+
+    >>> sales_velocity([4, 0, 0, 6], in_stock=[True, False, False, True])
+    5.0
+    >>> sales_velocity([4, 0, 0, 6])
+    2.5
+    """
+    if in_stock is not None and len(in_stock) != len(daily_units):
+        raise ValueError("daily_units and in_stock differ in length")
+    days = [
+        u for u, ok in zip(daily_units, in_stock or [True] * len(daily_units), strict=True) if ok
+    ]
+    return sum(days) / len(days) if days else 0.0
+
+
+def safety_stock(
+    service_level: float,
+    demand_sd: float,
+    lead_time_days: float,
+    demand_mean: float = 0.0,
+    lead_time_sd_days: float = 0.0,
+) -> float:
+    """Units held against demand (and lead-time) variability over the lead time:
+    ``z · sqrt(L · σ_d² + d² · σ_L²)``, which is ``z · σ_d · √L`` for a fixed lead time.
+
+    >>> round(safety_stock(0.95, demand_sd=20, lead_time_days=16), 1)
+    131.6
+    """
+    variance = lead_time_days * demand_sd**2 + demand_mean**2 * lead_time_sd_days**2
+    return service_level_z(service_level) * math.sqrt(variance)
+
+
+def reorder_point(lead_time_demand: float, safety: float) -> float:
+    """Stock level at which to reorder: expected lead-time demand plus safety stock.
+
+    >>> reorder_point(1600, 131.6)
+    1731.6
+    """
+    return lead_time_demand + safety
+
+
+def reorder_quantity(
+    target_cover_days: float,
+    daily_demand: float,
+    safety: float,
+    on_hand: float,
+    incoming: float = 0.0,
+) -> int:
+    """Units to order now to reach ``target_cover_days`` of demand plus safety stock
+    (order-up-to), never negative.
+
+    >>> reorder_quantity(30, daily_demand=4, safety=10, on_hand=50, incoming=20)
+    60
+    """
+    wanted = target_cover_days * daily_demand + safety - on_hand - incoming
+    return max(0, math.ceil(wanted - 1e-9))
+
+
+@dataclass(frozen=True)
+class StockoutProjection:
+    days_of_cover: float | None  # None: the forecast never exhausts the stock
+    stockout_day_index: int | None  # index into the forecast of the first day short
+
+
+def project_stockout(
+    stock: float, daily_forecast: Sequence[float], incoming: float = 0.0
+) -> StockoutProjection:
+    """Walk a daily demand forecast down from stock on hand plus incoming.
+
+    Days of cover is fractional: the stock runs out part-way through the day it ends.
+
+    >>> project_stockout(10, [4, 4, 4, 4])
+    StockoutProjection(days_of_cover=2.5, stockout_day_index=2)
+    >>> project_stockout(10, [1, 1]).days_of_cover is None
+    True
+    """
+    left = max(stock, 0.0) + incoming
+    for day, demand in enumerate(daily_forecast):
+        if demand >= left and demand > 0:
+            return StockoutProjection(day + left / demand, day)
+        left -= demand
+    return StockoutProjection(None, None)
+
+
+def is_overstock(days_of_cover: float | None, stock: float, threshold_days: float) -> bool:
+    """More cover than ``threshold_days`` (no demand at all with stock on hand counts too)."""
+    if stock <= 0:
+        return False
+    return days_of_cover is None or days_of_cover > threshold_days
+
+
+def dead_stock_window(days_since_last_sale: int | None, stock: float) -> int | None:
+    """The longest of the 30/60/90-day windows without a sale, for a SKU that has stock.
+
+    >>> dead_stock_window(75, stock=12)
+    60
+    >>> dead_stock_window(10, stock=12) is None
+    True
+    """
+    if stock <= 0:
+        return None
+    if days_since_last_sale is None:  # never sold
+        return DEAD_STOCK_WINDOWS[-1]
+    passed = [w for w in DEAD_STOCK_WINDOWS if days_since_last_sale >= w]
+    return passed[-1] if passed else None
+
+
+def abc_classes(
+    revenue: Mapping[str, float], a_share: float = 0.80, b_share: float = 0.15
+) -> dict[str, str]:
+    """Pareto classes by revenue: the SKUs making the first 80 % are A, the next 15 % B, the
+    rest C. A SKU is classed by where its revenue starts, so one big SKU alone can be A.
+
+    >>> abc_classes({"a": 70, "b": 20, "c": 6, "d": 4})
+    {'a': 'A', 'b': 'A', 'c': 'B', 'd': 'C'}
+    """
+    total = sum(max(v, 0.0) for v in revenue.values())
+    # A SKU starting exactly on a boundary belongs to the lower class; the tolerance keeps
+    # float sums such as 0.80 + 0.15 = 0.9500000000000001 from moving it up.
+    a_end, b_end = a_share - 1e-9, a_share + b_share - 1e-9
+    classes: dict[str, str] = {}
+    cumulative = 0.0
+    for sku, value in sorted(revenue.items(), key=lambda kv: (-kv[1], kv[0])):
+        start = cumulative / total if total else 1.0
+        classes[sku] = "A" if start < a_end else "B" if start < b_end else "C"
+        cumulative += max(value, 0.0)
+    return classes
