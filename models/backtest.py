@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from models.accuracy import seasonal_naive_scale
-from models.forecast import SEASON, Forecaster
+from models.forecast import SEASON, Forecaster, Series
 
 
 @dataclass
@@ -42,16 +42,16 @@ class Score:
 
 
 def backtest(
-    series: Iterable[tuple[np.ndarray, np.ndarray | None]],
+    series: Iterable[Series],
     make: Callable[[], Forecaster],
     horizon: int,
     folds: int,
 ) -> Score:
     """Score the forecaster ``make()`` builds on every series that is long enough."""
     score = Score()
-    for y, in_stock in series:
-        y = np.asarray(y, dtype=float)
-        stock = np.ones(y.size, dtype=bool) if in_stock is None else np.asarray(in_stock)
+    for one in series:
+        y = np.asarray(one.y, dtype=float)
+        stock = np.ones(y.size, dtype=bool) if one.in_stock is None else np.asarray(one.in_stock)
         if y.size < horizon * folds + 2 * SEASON:
             continue
         started = time.perf_counter()
@@ -62,7 +62,7 @@ def backtest(
             if not ok.any():
                 continue
             model = make()
-            model.fit(train, stock[:origin])
+            model.fit(train, stock[:origin], one.start)
             predicted = model.forecast(horizon)
             actual = test[ok]
             mean, lower, upper = predicted.mean[ok], predicted.lower[ok], predicted.upper[ok]

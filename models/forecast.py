@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from datetime import date
 
 import numpy as np
 
@@ -28,15 +29,26 @@ class Forecast:
     upper: np.ndarray
 
 
+@dataclass(frozen=True)
+class Series:
+    """A SKU's daily units, oldest first, with whether it could sell each day."""
+
+    y: np.ndarray
+    in_stock: np.ndarray | None = None
+    start: date | None = None
+
+
 class Forecaster(ABC):
     """Learns a daily demand series, then forecasts ``horizon`` days after its last day."""
 
     name: str
 
     @abstractmethod
-    def fit(self, y: np.ndarray, in_stock: np.ndarray | None = None) -> None:
-        """Learn from ``y`` (units per day, oldest first); days where ``in_stock`` is False are
-        ignored."""
+    def fit(
+        self, y: np.ndarray, in_stock: np.ndarray | None = None, start: date | None = None
+    ) -> None:
+        """Learn from ``y`` (units per day, oldest first, the first on ``start``); days where
+        ``in_stock`` is False are ignored."""
 
     @abstractmethod
     def forecast(self, horizon: int) -> Forecast:
@@ -59,7 +71,8 @@ def fill_censored(y: np.ndarray, in_stock: np.ndarray | None, window: int = 28) 
     return filled
 
 
-def _interval(mean: np.ndarray, residuals: np.ndarray) -> Forecast:
+def interval_from_residuals(mean: np.ndarray, residuals: np.ndarray) -> Forecast:
+    """An 80 % interval from the empirical quantiles of past one-step errors."""
     if residuals.size < 5:
         spread_lo = spread_hi = np.sqrt(np.maximum(mean, 0))  # Poisson-like fallback
         lower, upper = mean - 1.2816 * spread_lo, mean + 1.2816 * spread_hi
@@ -74,7 +87,9 @@ class SeasonalNaive(Forecaster):
 
     name = "seasonal_naive"
 
-    def fit(self, y: np.ndarray, in_stock: np.ndarray | None = None) -> None:
+    def fit(
+        self, y: np.ndarray, in_stock: np.ndarray | None = None, start: date | None = None
+    ) -> None:
         self._y = fill_censored(y, in_stock)
         if self._y.size < SEASON:
             raise ValueError("seasonal naive needs at least one week")
@@ -83,7 +98,7 @@ class SeasonalNaive(Forecaster):
     def forecast(self, horizon: int) -> Forecast:
         last_week = self._y[-SEASON:]
         mean = np.array([last_week[i % SEASON] for i in range(horizon)])
-        return _interval(mean, self._residuals)
+        return interval_from_residuals(mean, self._residuals)
 
 
 class MovingAverage(Forecaster):
@@ -95,7 +110,9 @@ class MovingAverage(Forecaster):
     def __init__(self, window: int = 7) -> None:
         self.window = window
 
-    def fit(self, y: np.ndarray, in_stock: np.ndarray | None = None) -> None:
+    def fit(
+        self, y: np.ndarray, in_stock: np.ndarray | None = None, start: date | None = None
+    ) -> None:
         y = np.asarray(y, dtype=float)
         mask = np.ones(y.size, dtype=bool) if in_stock is None else in_stock
         seen = y[mask]
@@ -107,4 +124,4 @@ class MovingAverage(Forecaster):
             self._residuals = np.array([])
 
     def forecast(self, horizon: int) -> Forecast:
-        return _interval(np.full(horizon, self._level), self._residuals)
+        return interval_from_residuals(np.full(horizon, self._level), self._residuals)

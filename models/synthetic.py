@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from models.forecast import Series
+
 KINDS = ("steady", "seasonal", "intermittent", "launch", "promo")
 
 
@@ -81,6 +83,10 @@ def _one(rng: np.random.Generator, index: int, kind: str, end: date, days: int) 
         in_stock=in_stock,
         price=float(round(rng.uniform(5, 120), 2)),
     )
+
+
+def as_series(sku: SyntheticSku) -> Series:
+    return Series(sku.sales.astype(float), sku.in_stock, sku.dates[0])
 
 
 def generate(

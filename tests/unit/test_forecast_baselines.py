@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 
 from models.backtest import backtest
-from models.forecast import MovingAverage, SeasonalNaive, fill_censored
-from models.synthetic import generate
+from models.forecast import MovingAverage, SeasonalNaive, Series, fill_censored
+from models.synthetic import as_series, generate
 
 
 def test_seasonal_naive_is_exact_on_a_purely_weekly_series() -> None:
     weekly = np.array([2, 3, 4, 5, 8, 12, 9] * 20, dtype=float)
-    summary = backtest([(weekly, None)], SeasonalNaive, horizon=14, folds=3).summary()
+    summary = backtest([Series(weekly)], SeasonalNaive, horizon=14, folds=3).summary()
     assert summary["mase"] == 0.0 or np.isnan(summary["mase"])  # zero error (scale may be 0)
     assert summary["wape"] == 0.0 and summary["bias"] == 0.0 and summary["coverage"] == 1.0
 
@@ -32,7 +32,7 @@ def test_out_of_stock_days_are_not_scored() -> None:
     in_stock = np.ones(56, dtype=bool)
     y[-7:] = 0.0
     in_stock[-7:] = False  # the last test week sold nothing because nothing was there
-    summary = backtest([(y, in_stock)], MovingAverage, horizon=14, folds=1).summary()
+    summary = backtest([Series(y, in_stock)], MovingAverage, horizon=14, folds=1).summary()
     assert summary["wape"] == 0.0
 
 
@@ -47,7 +47,7 @@ def test_intervals_are_ordered_and_non_negative() -> None:
 
 
 def test_backtest_on_synthetic_data_gives_sane_scores() -> None:
-    data = [(s.sales, s.in_stock) for s in generate(30, 400, seed=5)]
+    data = [as_series(s) for s in generate(30, 400, seed=5)]
     for make in (SeasonalNaive, MovingAverage):
         score = backtest(data, make, horizon=28, folds=2)
         summary = score.summary()
@@ -58,6 +58,6 @@ def test_backtest_on_synthetic_data_gives_sane_scores() -> None:
 
 
 def test_short_series_are_skipped() -> None:
-    assert backtest([(np.ones(20), None)], MovingAverage, horizon=28, folds=4).series == 0
+    assert backtest([Series(np.ones(20))], MovingAverage, horizon=28, folds=4).series == 0
     with pytest.raises(ValueError):
         SeasonalNaive().fit(np.ones(3))
