@@ -88,8 +88,7 @@ class _TooLarge(Exception):
     pass
 
 
-async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    declared = dict(scope["headers"]).get(b"content-length")
+async def _read_body(receive: Receive, declared: str | None, limit: int) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _TooLarge
     chunks: list[bytes] = []
@@ -129,15 +128,20 @@ async def shopify_webhooks(scope: Scope, receive: Receive, send: Send) -> None:
     started = time.perf_counter()
     state = scope["litestar_app"].state
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-    topic = headers.get(webhooks.TOPIC_HEADER) or "-"
     try:
-        body = await _read_body(scope, receive, state.settings.webhook_max_body_bytes)
+        body = await _read_body(
+            receive, headers.get("content-length"), state.settings.webhook_max_body_bytes
+        )
     except _TooLarge:
         outcome = _refuse(413, "body too large")
     except ConnectionError:
         return
     else:
         outcome = await accept_webhook(body, headers, state)
+    # Only a signed request may name its topic: an unverified header as a label would let anyone
+    # grow the metrics without bound.
+    verified = outcome.status not in (401, 413)
+    topic = (headers.get(webhooks.TOPIC_HEADER) or "-") if verified else "-"
     metrics.webhooks.labels(topic=topic, outcome=outcome.label).inc()
     if outcome.label == "accepted":
         metrics.ingress_seconds.observe(time.perf_counter() - started)
