@@ -1,7 +1,12 @@
 """The nightly forecaster: Prophet per SKU, refitted on the whole history each night.
 
 Weekly seasonality always, yearly once there is a year of history, the shop country's public
-holidays; days out of stock are missing values, not zero demand.
+holidays; days out of stock are missing values, not zero demand. Seasonality is
+multiplicative (a busy SKU's Saturday peak is bigger than a slow one's) and the yearly curve
+has three Fourier terms, not Prophet's ten: with one or two years of noisy daily sales the
+default order fits noise (backtest MASE 0.787 against 0.768 on the synthetic store). The
+80 % interval comes from the fit's own residuals: Prophet's sampled intervals cost eight
+times the fit.
 """
 
 from __future__ import annotations
@@ -13,12 +18,14 @@ import holidays
 import numpy as np
 import pandas as pd
 
-from models.forecast import Forecast, Forecaster
+from models.forecast import Forecast, Forecaster, interval_from_residuals
 
 logging.getLogger("cmdstanpy").disabled = True  # it logs every fit at INFO
-logging.getLogger("prophet").setLevel(logging.WARNING)
-
+logging.getLogger("prophet.plot").disabled = True  # plotting is not used; no need for plotly
 YEARLY_AFTER_DAYS = 365
+YEARLY_FOURIER_ORDER = 3
+RESIDUAL_DAYS = 180
+STAN_SEED = 1
 
 
 def holiday_frame(country: str | None, first: date, last: date) -> pd.DataFrame | None:
@@ -35,16 +42,17 @@ def holiday_frame(country: str | None, first: date, last: date) -> pd.DataFrame 
 class ProphetForecaster(Forecaster):
     name = "prophet"
 
-    def __init__(self, country: str | None = "US", uncertainty_samples: int = 100) -> None:
+    def __init__(self, country: str | None = "US") -> None:
         self.country = country
-        self.uncertainty_samples = uncertainty_samples
-        self.fitted: np.ndarray | None = None  # in-sample predictions, for the online refinement
+        self.fitted: np.ndarray | None = None  # in-sample predictions
 
     def fit(
         self, y: np.ndarray, in_stock: np.ndarray | None = None, start: date | None = None
     ) -> None:
         from prophet import Prophet
 
+        # Importing prophet resets its logger to INFO; it warns about every short series.
+        logging.getLogger("prophet").setLevel(logging.ERROR)
         start = start or date(2020, 1, 1)
         dates = pd.date_range(start, periods=len(y), freq="D")
         values = np.asarray(y, dtype=float).copy()
@@ -53,20 +61,23 @@ class ProphetForecaster(Forecaster):
         frame = pd.DataFrame({"ds": dates, "y": values})
         self._model = Prophet(
             weekly_seasonality=True,
-            yearly_seasonality=len(y) >= YEARLY_AFTER_DAYS,
+            yearly_seasonality=YEARLY_FOURIER_ORDER if len(y) >= YEARLY_AFTER_DAYS else False,
             daily_seasonality=False,
+            seasonality_mode="multiplicative",
             holidays=holiday_frame(self.country, start, start + timedelta(days=len(y) + 366)),
-            interval_width=0.8,
-            uncertainty_samples=self.uncertainty_samples,
+            uncertainty_samples=0,
         )
-        self._model.fit(frame)
+        # cmdstan draws a random seed per fit otherwise, and the same history would give a
+        # slightly different forecast on every run.
+        self._model.fit(frame, seed=STAN_SEED)
         self._last = dates[-1]
         self.fitted = self._model.predict(frame[["ds"]])["yhat"].to_numpy()
+        seen = ~np.isnan(values)
+        self._residuals = (values - self.fitted)[seen][-RESIDUAL_DAYS:]
 
     def forecast(self, horizon: int) -> Forecast:
         future = pd.DataFrame(
             {"ds": pd.date_range(self._last + pd.Timedelta(days=1), periods=horizon, freq="D")}
         )
-        predicted = self._model.predict(future)
-        clip = lambda column: np.maximum(predicted[column].to_numpy(), 0)  # noqa: E731
-        return Forecast(clip("yhat"), clip("yhat_lower"), clip("yhat_upper"))
+        mean = self._model.predict(future)["yhat"].to_numpy()
+        return interval_from_residuals(mean, self._residuals)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from pathlib import Path
 import sys
 
 import click
@@ -209,6 +210,53 @@ def bench_ingest(
         if stack is not None:
             stack.stop()
             shutil.rmtree(stack.data_dir, ignore_errors=True)
+
+
+@main.group()
+def forecast() -> None:
+    """Forecast accuracy tools."""
+
+
+@forecast.command("evaluate")
+@click.option(
+    "--input",
+    "input_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="CSV with columns sku,date,quantity (daily; missing days mean zero).",
+)
+@click.option("--horizon", default=28, show_default=True, type=click.IntRange(1, 366))
+@click.option("--folds", default=4, show_default=True, type=click.IntRange(1, 52))
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--processes", type=click.IntRange(1, 64), help="Default: one per core.")
+def forecast_evaluate(
+    input_path: Path, horizon: int, folds: int, json_path: Path | None, processes: int | None
+) -> None:
+    """Backtest seasonal naive, 7-day moving average, Prophet, River and the combined model."""
+    import time
+
+    from rich.console import Console
+
+    from ops.evaluate import InputError, evaluate, print_table, read_demand_csv, skipped, write_json
+
+    console = Console()
+    try:
+        series = read_demand_csv(input_path)
+    except InputError as exc:
+        raise click.ClickException(str(exc)) from None
+    too_short = skipped(series, horizon, folds)
+    started = time.perf_counter()
+    results = evaluate(list(series.values()), horizon, folds, processes)
+    elapsed = time.perf_counter() - started
+    print_table(results, console)
+    console.print(
+        f"{len(series)} series ({too_short} too short for {folds} folds of {horizon} days), "
+        f"{elapsed:.1f} s"
+    )
+    if json_path:
+        meta = {"input": str(input_path), "horizon": horizon, "folds": folds,
+                "series": len(series), "too_short": too_short, "seconds": round(elapsed, 2)}
+        write_json(results, json_path, meta)
 
 
 def _warn_development_secret() -> None:

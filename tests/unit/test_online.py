@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import math
+from datetime import date, timedelta
+
+import numpy as np
+
+from models.combined import Baseline, live_forecast
+from models.forecast import Forecast
+from models.online import OnlineDemandModel, nowcast
+
+MONDAY = date(2026, 1, 5)
+
+
+def trained(days: int, units: float = 6.0) -> OnlineDemandModel:
+    model = OnlineDemandModel()
+    for i in range(days):
+        model.learn_day(MONDAY + timedelta(days=i), units)
+    return model
+
+
+def test_days_out_of_stock_teach_nothing() -> None:
+    model = trained(60)
+    before = model.forecast(MONDAY + timedelta(days=60), 7).mean
+    for i in range(60, 75):
+        model.learn_day(MONDAY + timedelta(days=i), 0.0, in_stock=False)
+    after = model.forecast(MONDAY + timedelta(days=75), 7).mean
+    assert np.allclose(before, after)
+    assert model.days_learned == 60
+
+
+def test_a_day_learned_twice_counts_once() -> None:
+    once, twice = trained(40), trained(40)
+    twice.learn_day(MONDAY + timedelta(days=39), 500.0)  # a replayed, late-corrected day
+    first = MONDAY + timedelta(days=40)
+    assert once.forecast(first, 90).mean.tolist() == twice.forecast(first, 90).mean.tolist()
+
+
+def test_state_round_trips_through_bytes() -> None:
+    model = trained(45)
+    restored = OnlineDemandModel.from_bytes(model.to_bytes())
+    first = MONDAY + timedelta(days=45)
+    assert restored.forecast(first, 90).mean.tolist() == model.forecast(first, 90).mean.tolist()
+    restored.learn_day(first, 12.0)
+    model.learn_day(first, 12.0)
+    assert restored.level.get() == model.level.get()
+    assert len(model.to_bytes()) < 4096
+
+
+def test_level_follows_a_step_change() -> None:
+    model = trained(60, units=5.0)
+    for i in range(60, 120):
+        model.learn_day(MONDAY + timedelta(days=i), 15.0)
+    mean = model.forecast(MONDAY + timedelta(days=120), 14).mean
+    assert math.isclose(mean.mean(), 15.0, rel_tol=0.1), mean
+
+
+def test_intervals_contain_the_mean() -> None:
+    rng = np.random.default_rng(3)
+    model = OnlineDemandModel()
+    for i in range(200):
+        model.learn_day(MONDAY + timedelta(days=i), float(rng.poisson(8)))
+    forecast = model.forecast(MONDAY + timedelta(days=200), 90)
+    assert (forecast.lower <= forecast.mean).all() and (forecast.mean <= forecast.upper).all()
+    assert (forecast.upper - forecast.lower).mean() > 2  # Poisson(8) is not a point
+
+
+def test_nowcast_adds_the_rest_of_the_day() -> None:
+    assert nowcast(10, 3, 0.75) == 5.5
+    assert nowcast(10, 30, 1.0) == 30  # the day is over: what sold is the demand
+
+
+def test_new_skus_get_a_low_confidence_moving_average() -> None:
+    model = trained(10, units=4.0)
+    live = live_forecast(model, None, MONDAY + timedelta(days=10), 90)
+    assert (live.method, live.confidence) == ("moving_average_7", "low")
+    assert np.allclose(live.forecast.mean, 4.0)
+
+
+def test_the_nightly_baseline_is_averaged_with_the_online_model() -> None:
+    model = trained(60, units=10.0)
+    first = MONDAY + timedelta(days=60)
+    assert live_forecast(model, None, first, 30).method == "river"
+    flat = np.full(120, 20.0)
+    baseline = Baseline(first - timedelta(days=1), flat, flat - 5, flat + 5)
+    live = live_forecast(model, baseline, first, 30)
+    assert (live.method, live.confidence) == ("combined", "high")
+    assert np.allclose(live.forecast.mean, 15.0, atol=0.5)
+    stale = Baseline(first - timedelta(days=200), flat, flat, flat)  # does not cover the window
+    assert live_forecast(model, stale, first, 30).method == "river"
+    assert isinstance(live.forecast, Forecast)
