@@ -55,6 +55,23 @@ class Settings(BaseSettings):
         default=5.0, description="How stale the ingress's cached list of installed shops may be."
     )
 
+    lead_time_days: float = Field(
+        default=14, description="Supplier lead time used for reorder points until set per SKU."
+    )
+    service_level: float = Field(
+        default=0.95, gt=0.5, lt=1, description="Cycle service level behind safety stock."
+    )
+    target_cover_days: float = Field(
+        default=30, description="Days of demand a suggested reorder should cover."
+    )
+    overstock_days: float = Field(default=180, description="More cover than this is overstock.")
+    nightly_at: str = Field(
+        default="02:00", description="Shop-local time (HH:MM) of the nightly forecast refit."
+    )
+    nightly_processes: int = Field(
+        default=0, description="Processes for the nightly refit; 0 means one per core."
+    )
+
     @field_validator("shopify_api_secret")
     @classmethod
     def _secret_not_blank(cls, value: str) -> str:

@@ -45,6 +45,7 @@ class OnlineDemandModel:
         self.error_high = stats.Quantile(0.90)
         self.days_learned = 0
         self.last_day: date | None = None
+        self.last_sale: date | None = None
 
     def _factor(self, weekday: int) -> float:
         if self.days_learned < WARMUP_DAYS or not self.weekday_days[weekday]:
@@ -60,6 +61,8 @@ class OnlineDemandModel:
         if self.last_day is not None and day <= self.last_day:
             return
         self.last_day = day
+        if units > 0:
+            self.last_sale = day
         if not in_stock:
             return
         if self.days_learned >= INTERVAL_AFTER:
@@ -87,7 +90,8 @@ class OnlineDemandModel:
 
     def recent_mean(self) -> float:
         """The mean of the last seven in-stock days: the fallback for new SKUs."""
-        return float(self.recent.get() or 0.0)
+        value = self.recent.get()  # type: ignore[operator]  # Rolling proxies Mean.get
+        return float(value) if value else 0.0
 
     def to_bytes(self) -> bytes:
         return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
@@ -95,7 +99,7 @@ class OnlineDemandModel:
     @staticmethod
     def from_bytes(blob: bytes) -> OnlineDemandModel:
         # Only ever our own worker's output, read back from our own database.
-        model = pickle.loads(blob)  # noqa: S301
+        model = pickle.loads(blob)
         if not isinstance(model, OnlineDemandModel):
             raise TypeError("not an online demand model")
         return model

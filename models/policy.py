@@ -154,3 +154,56 @@ def abc_classes(
         classes[sku] = "A" if start < a_end else "B" if start < b_end else "C"
         cumulative += max(value, 0.0)
     return classes
+
+
+@dataclass(frozen=True)
+class InventoryPlan:
+    days_of_cover: float | None
+    stockout_day_index: int | None
+    safety_stock: float
+    reorder_point: float
+    reorder_quantity: int
+    overstock: bool
+    dead_stock_days: int | None
+
+
+def inventory_plan(
+    stock: float,
+    daily_mean: Sequence[float],
+    daily_sd: Sequence[float],
+    lead_time_days: int,
+    service_level: float,
+    target_cover_days: int,
+    overstock_days: float,
+    days_since_last_sale: int | None,
+    incoming: float = 0.0,
+) -> InventoryPlan:
+    """Everything a merchant acts on, from a daily forecast (mean and spread) and stock.
+
+    Lead-time demand and its spread come from the forecast itself, so a season or a trend in
+    the next weeks moves the reorder point.
+
+    >>> plan = inventory_plan(50, [4.0] * 60, [2.0] * 60, lead_time_days=4,
+    ...                       service_level=0.95, target_cover_days=30, overstock_days=180,
+    ...                       days_since_last_sale=1)
+    >>> plan.days_of_cover, round(plan.safety_stock, 2), round(plan.reorder_point, 2)
+    (12.5, 6.58, 22.58)
+    >>> plan.reorder_quantity  # 30 days × 4 + 6.58 − 50
+    77
+    """
+    lead = max(1, lead_time_days)
+    lead_demand = float(sum(daily_mean[:lead]))
+    sd = float(sum(daily_sd[:lead]) / min(lead, len(daily_sd))) if daily_sd else 0.0
+    safety = safety_stock(service_level, sd, lead)
+    cover_window = daily_mean[:target_cover_days]
+    daily = float(sum(cover_window) / len(cover_window)) if cover_window else 0.0
+    projection = project_stockout(stock, daily_mean, incoming)
+    return InventoryPlan(
+        days_of_cover=projection.days_of_cover,
+        stockout_day_index=projection.stockout_day_index,
+        safety_stock=safety,
+        reorder_point=reorder_point(lead_demand, safety),
+        reorder_quantity=reorder_quantity(target_cover_days, daily, safety, stock, incoming),
+        overstock=is_overstock(projection.days_of_cover, stock, overstock_days),
+        dead_stock_days=dead_stock_window(days_since_last_sale, stock),
+    )

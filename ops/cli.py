@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from pathlib import Path
 import sys
+from pathlib import Path
+from typing import Any
 
 import click
 
@@ -212,6 +213,38 @@ def bench_ingest(
             shutil.rmtree(stack.data_dir, ignore_errors=True)
 
 
+@main.command()
+@click.option("--shop", "shops", multiple=True, help="Only these shops (default: all installed).")
+@click.option("--processes", default=0, show_default=True, help="Fitting processes; 0: one/core.")
+@click.option(
+    "--day",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Forecast from this shop-local day instead of today (history before it).",
+)
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def nightly(shops: tuple[str, ...], processes: int, day: Any, progress: bool) -> None:
+    """Refit every SKU with 30+ days of history; resumable, committed atomically per shop."""
+    from ops.nightly import run_nightly
+
+    _logging("warning")
+    settings = get_settings()
+    reports = asyncio.run(
+        run_nightly(
+            settings.database_url,
+            list(shops) or None,
+            processes or settings.nightly_processes,
+            day.date() if day else None,
+            progress,
+        )
+    )
+    for r in reports:
+        per_sku = r.cpu_seconds / r.fitted if r.fitted else 0.0
+        click.echo(
+            f"{r.shop} {r.run_day}: {r.status}; fitted {r.fitted}, resumed past {r.resumed}, "
+            f"{per_sku:.3f} s CPU per SKU"
+        )
+
+
 @main.group()
 def forecast() -> None:
     """Forecast accuracy tools."""
@@ -254,8 +287,14 @@ def forecast_evaluate(
         f"{elapsed:.1f} s"
     )
     if json_path:
-        meta = {"input": str(input_path), "horizon": horizon, "folds": folds,
-                "series": len(series), "too_short": too_short, "seconds": round(elapsed, 2)}
+        meta = {
+            "input": str(input_path),
+            "horizon": horizon,
+            "folds": folds,
+            "series": len(series),
+            "too_short": too_short,
+            "seconds": round(elapsed, 2),
+        }
         write_json(results, json_path, meta)
 
 

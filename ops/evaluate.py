@@ -126,4 +126,3 @@ def skipped(series: dict[str, Series], horizon: int, folds: int) -> int:
     """How many series are too short for the backtest (they are left out, not failed)."""
     needed = horizon * folds + 2 * SEASON  # as in models.backtest
     return sum(1 for s in series.values() if s.y.size < needed)
-

@@ -23,6 +23,7 @@ from connectors.db import ledger
 from connectors.db.migrate import ensure_partitions
 from connectors.db.pool import DictConnection, open_pool
 from connectors.kafka.topics import (
+    FORECASTS,
     RAW_WEBHOOKS,
     SKU_EVENTS,
     UPDATES,
@@ -32,6 +33,7 @@ from connectors.kafka.topics import (
 )
 from connectors.settings import get_settings
 from streams import transport
+from streams.forecasting import ForecastKeeper
 from streams.normalise import MalformedWebhook, normalise
 from streams.publish import build_updates
 
@@ -44,6 +46,7 @@ RETRY_BACKOFF_MAX_S = 5.0
 # Older than this, an outbox row was left by a worker that crashed: its owner deletes its own
 # rows within 5 s (the timer below), so a healthy worker's rows are never taken.
 STALE_OUTBOX_S = 15.0
+FORECAST_CHECK_S = float(os.environ.get("STOCKPULSE_FORECAST_CHECK_S", "30"))
 
 app = faust.App(
     "stockpulse",
@@ -70,6 +73,13 @@ _sku_events = app.topic(
 _updates = app.topic(
     UPDATES, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
 )
+
+_forecasts = app.topic(
+    FORECASTS, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+)
+_keeper = ForecastKeeper(settings)
+# SKUs whose forecast could not be refreshed after their batch; the forecast timer retries.
+_forecasts_owed: dict[str, set[int]] = {}
 
 _pool: AsyncConnectionPool[DictConnection] | None = None
 _pool_lock = asyncio.Lock()
@@ -152,6 +162,30 @@ async def _apply_batch(events: list[SkuEvent]) -> None:
         raise
     await _send_all(_updates, [(key, dumps(update)) for key, update in updates])
     _published.add(outbox_ids)
+    for update in updates:
+        _forecasts_owed.setdefault(update[1].shop, set()).add(update[1].variant_id)
+
+
+async def _publish_forecasts(shop: str, variant_ids: list[int] | None) -> int:
+    db = await pool()
+    async with db.connection() as conn:
+        messages = await _keeper.forecasts(conn, shop, variant_ids)
+    await _send_all(_forecasts, [(key, dumps(update)) for key, update in messages])
+    return len(messages)
+
+
+async def _pay_forecasts_owed() -> None:
+    """Forecasts for the SKUs the last batches changed. A failure never fails the batch (its
+    updates are committed and published); the SKUs stay owed and the timer retries them."""
+    while _forecasts_owed:
+        shop = next(iter(_forecasts_owed))
+        ids = _forecasts_owed.pop(shop)
+        try:
+            await _publish_forecasts(shop, sorted(ids))
+        except Exception:
+            _forecasts_owed.setdefault(shop, set()).update(ids)
+            log.exception("refreshing forecasts of %s failed; will retry", shop)
+            return
 
 
 @app.agent(_sku_events)
@@ -165,6 +199,7 @@ async def apply_sku_events(stream: faust.StreamT) -> None:
                 log.error("dropping unreadable sku event: %s", exc)
         if events:
             await _retrying("applying sku events", partial(_apply_batch, events))
+            await _pay_forecasts_owed()
 
 
 @app.timer(interval=5.0)
@@ -191,6 +226,34 @@ async def flush_stale_outbox() -> None:
             log.info("published %d updates left in the outbox", len(rows))
     except Exception:
         log.exception("flushing the outbox failed; will retry")
+
+
+_shop_state: dict[str, tuple[object, int | None]] = {}
+
+
+@app.timer(interval=FORECAST_CHECK_S)
+async def refresh_forecasts() -> None:
+    """Republish a shop's forecasts when its day closes or a nightly run commits, and pay any
+    forecasts a failed refresh still owes."""
+    try:
+        await _pay_forecasts_owed()
+        db = await pool()
+        async with db.connection() as conn:
+            cur = await conn.execute(
+                "SELECT s.domain, (now() AT TIME ZONE s.timezone)::date AS today, "
+                "(SELECT max(id) FROM forecast_runs r WHERE r.shop = s.domain "
+                " AND r.status = 'committed') AS run FROM shops s WHERE s.uninstalled_at IS NULL"
+            )
+            shops = await cur.fetchall()
+            await conn.commit()
+        for shop in shops:
+            state = (shop["today"], shop["run"])
+            if _shop_state.get(shop["domain"]) != state:
+                count = await _publish_forecasts(shop["domain"], None)
+                _shop_state[shop["domain"]] = state
+                log.info("republished %d forecasts of %s", count, shop["domain"])
+    except Exception:
+        log.exception("refreshing forecasts failed; will retry")
 
 
 @app.timer(interval=6 * 3600.0)

@@ -85,5 +85,33 @@ class SkuUpdate(BaseModel):
     )
 
 
+class ForecastUpdate(BaseModel):
+    """A SKU's forecast and inventory plan, published to ``stockpulse.forecasts`` whenever a
+    sale, a stock change, a closed day or a nightly run changes it. Absolute values."""
+
+    schema_version: int = SCHEMA_VERSION
+    type: Literal["forecast"] = "forecast"
+    shop: str
+    variant_id: int
+    sku: str | None
+    first_day: str = Field(description="Shop-local date of the first forecast day (today)")
+    mean: list[float] = Field(description="Expected units per day; today's is a nowcast")
+    lower: list[float] = Field(description="80 % interval, lower bound per day")
+    upper: list[float] = Field(description="80 % interval, upper bound per day")
+    method: Literal["combined", "river", "moving_average_7"]
+    confidence: Literal["high", "medium", "low"]
+    mase: float | None = Field(description="This SKU's MASE over earlier nightly runs")
+    stock: int | None
+    days_of_cover: float | None
+    stockout_date: str | None
+    safety_stock: float
+    reorder_point: float
+    reorder_quantity: int
+    overstock: bool
+    dead_stock_days: int | None
+    abc_class: str | None
+    as_of: str
+
+
 def dumps(model: BaseModel) -> bytes:
     return model.model_dump_json().encode()

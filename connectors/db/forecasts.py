@@ -1,0 +1,252 @@
+"""Queries behind forecasting: demand history, online model state and nightly runs."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+
+from connectors.db.pool import DictConnection
+
+RUNS_KEPT_DAYS = 90
+
+
+@dataclass(frozen=True)
+class DemandHistory:
+    """A SKU's units per shop-local day from ``first_day``, and whether it could sell."""
+
+    first_day: date
+    units: np.ndarray
+    in_stock: np.ndarray
+    last_sale: date | None
+
+    def day(self, index: int) -> date:
+        return self.first_day + timedelta(days=index)
+
+
+_DEMAND = """
+SELECT variant_id, day, units FROM daily_demand
+ WHERE shop = %(shop)s AND day <= %(last)s
+   AND (%(first)s::date IS NULL OR day >= %(first)s)
+   AND (%(ids)s::bigint[] IS NULL OR variant_id = ANY(%(ids)s))
+ ORDER BY variant_id, day
+"""
+
+# Per SKU, location and shop-local day: the level it closed the day on and the highest it
+# reached. A day is out of stock when nothing sold and no location had stock at any point.
+_STOCK_DAYS = """
+SELECT v.variant_id, sh.location_id, (sh.ts AT TIME ZONE s.timezone)::date AS day,
+       (array_agg(sh.available ORDER BY sh.ts DESC))[1] AS closing,
+       max(sh.available) AS highest
+  FROM stock_history sh
+  JOIN shops s ON s.domain = sh.shop
+  JOIN variants v ON v.shop = sh.shop AND v.inventory_item_id = sh.inventory_item_id
+ WHERE sh.shop = %(shop)s AND sh.available IS NOT NULL
+   AND sh.ts < ((%(last)s::date + 1)::timestamp AT TIME ZONE s.timezone)
+   AND (%(ids)s::bigint[] IS NULL OR v.variant_id = ANY(%(ids)s))
+ GROUP BY 1, 2, 3
+ ORDER BY 1, 3
+"""
+
+
+async def demand_history(
+    conn: DictConnection,
+    shop: str,
+    last: date,
+    variant_ids: Sequence[int] | None = None,
+    first: date | None = None,
+) -> dict[int, DemandHistory]:
+    """Closed days up to ``last``, zero-filled, with stockouts: for every SKU in
+    ``variant_ids`` when ``first`` is given (a SKU that sold nothing has a run of zeros), else
+    for each SKU from its first sale."""
+    params = {"shop": shop, "last": last, "first": first, "ids": _ids(variant_ids)}
+    sold: dict[int, dict[date, int]] = defaultdict(dict)
+    for r in await (await conn.execute(_DEMAND, params)).fetchall():
+        sold[r["variant_id"]][r["day"]] = r["units"]
+    stock_days: dict[int, dict[date, dict[int, tuple[int, int]]]] = defaultdict(
+        lambda: defaultdict(dict)
+    )
+    for r in await (await conn.execute(_STOCK_DAYS, params)).fetchall():
+        stock_days[r["variant_id"]][r["day"]][r["location_id"]] = (r["closing"], r["highest"])
+    wanted = variant_ids if (first is not None and variant_ids is not None) else list(sold)
+    histories = {}
+    for variant_id in wanted:
+        by_day = sold.get(variant_id, {})
+        start = first or min(by_day)
+        length = (last - start).days + 1
+        if length <= 0:
+            continue
+        units = np.zeros(length)
+        for day, n in by_day.items():
+            units[(day - start).days] = n
+        in_stock = _in_stock(units, start, stock_days.get(variant_id, {}))
+        sales = [d for d, n in by_day.items() if n > 0]
+        histories[variant_id] = DemandHistory(start, units, in_stock, max(sales, default=None))
+    return histories
+
+
+def _in_stock(
+    units: np.ndarray, start: date, levels: dict[date, dict[int, tuple[int, int]]]
+) -> np.ndarray:
+    in_stock = np.ones(units.size, dtype=bool)
+    if not levels:
+        return in_stock  # stock not tracked: every day could sell
+    closing: dict[int, int] = {}
+    for day in sorted(d for d in levels if d < start):  # levels carried in from before
+        closing.update({loc: c for loc, (c, _) in levels[day].items()})
+    for i in range(units.size):
+        today = levels.get(start + timedelta(days=i), {})
+        opening_total = sum(closing.values()) if closing else 1
+        highest_today = max((h for _, h in today.values()), default=0)
+        in_stock[i] = units[i] > 0 or opening_total > 0 or highest_today > 0
+        closing.update({loc: c for loc, (c, _) in today.items()})
+    return in_stock
+
+
+def _ids(variant_ids: Sequence[int] | None) -> list[int] | None:
+    return list(variant_ids) if variant_ids is not None else None
+
+
+async def load_models(
+    conn: DictConnection, shop: str, variant_ids: Sequence[int]
+) -> dict[int, bytes]:
+    cur = await conn.execute(
+        "SELECT variant_id, state FROM sku_models WHERE shop = %s AND variant_id = ANY(%s)",
+        (shop, list(variant_ids)),
+    )
+    return {r["variant_id"]: bytes(r["state"]) for r in await cur.fetchall()}
+
+
+async def save_models(
+    conn: DictConnection, shop: str, states: Iterable[tuple[int, bytes, date | None, int]]
+) -> None:
+    """Upsert ``(variant_id, state, last_day, days_learned)`` rows."""
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            """
+            INSERT INTO sku_models (shop, variant_id, state, last_day, days_learned)
+            VALUES (%s, %s, %s, %s, %s)
+            ON CONFLICT (shop, variant_id) DO UPDATE
+               SET state = EXCLUDED.state, last_day = EXCLUDED.last_day,
+                   days_learned = EXCLUDED.days_learned, updated_at = now()
+            """,
+            [(shop, v, state, last_day, n) for v, state, last_day, n in states],
+        )
+
+
+async def current_run(conn: DictConnection, shop: str) -> int | None:
+    """The shop's last committed nightly run."""
+    cur = await conn.execute(
+        "SELECT id FROM forecast_runs WHERE shop = %s AND status = 'committed' "
+        "ORDER BY run_day DESC LIMIT 1",
+        (shop,),
+    )
+    row = await cur.fetchone()
+    return row["id"] if row else None
+
+
+async def run_forecasts(
+    conn: DictConnection, run_id: int, variant_ids: Sequence[int] | None = None
+) -> dict[int, dict[str, Any]]:
+    cur = await conn.execute(
+        "SELECT variant_id, first_day, mean, lower, upper, model, mase, abc_class "
+        "FROM run_forecasts WHERE run_id = %s "
+        "AND (%s::bigint[] IS NULL OR variant_id = ANY(%s))",
+        (run_id, _ids(variant_ids), _ids(variant_ids)),
+    )
+    return {r["variant_id"]: r for r in await cur.fetchall()}
+
+
+async def open_run(conn: DictConnection, shop: str, run_day: date) -> tuple[int, str]:
+    """The run for ``shop`` and ``run_day``: a new one, or the one a crash left behind."""
+    cur = await conn.execute(
+        """
+        INSERT INTO forecast_runs (shop, run_day, status) VALUES (%s, %s, 'running')
+        ON CONFLICT (shop, run_day) DO UPDATE SET shop = EXCLUDED.shop
+        RETURNING id, status
+        """,
+        (shop, run_day),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return row["id"], row["status"]
+
+
+async def done_in_run(conn: DictConnection, run_id: int) -> set[int]:
+    cur = await conn.execute("SELECT variant_id FROM run_forecasts WHERE run_id = %s", (run_id,))
+    return {r["variant_id"] for r in await cur.fetchall()}
+
+
+async def add_run_forecasts(
+    conn: DictConnection, run_id: int, shop: str, rows: Sequence[dict[str, Any]]
+) -> None:
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            """
+            INSERT INTO run_forecasts (run_id, shop, variant_id, first_day, mean, lower, upper,
+                                       model, mase, abc_class, fit_seconds)
+            VALUES (%(run_id)s, %(shop)s, %(variant_id)s, %(first_day)s, %(mean)s, %(lower)s,
+                    %(upper)s, %(model)s, %(mase)s, %(abc_class)s, %(fit_seconds)s)
+            ON CONFLICT (run_id, variant_id) DO NOTHING
+            """,
+            [{"run_id": run_id, "shop": shop} | row for row in rows],
+        )
+
+
+async def commit_run(conn: DictConnection, run_id: int, shop: str, run_day: date) -> None:
+    """Make the run the shop's current forecasts and forget runs older than 90 days."""
+    await conn.execute(
+        "UPDATE forecast_runs SET status = 'committed', finished_at = now(), "
+        "skus = (SELECT count(*) FROM run_forecasts WHERE run_id = %s) WHERE id = %s",
+        (run_id, run_id),
+    )
+    await conn.execute(
+        "DELETE FROM forecast_runs WHERE shop = %s AND run_day < %s",
+        (shop, run_day - timedelta(days=RUNS_KEPT_DAYS)),
+    )
+
+
+async def past_forecasts(
+    conn: DictConnection, shop: str, since: date, before: date
+) -> dict[int, list[dict[str, Any]]]:
+    """Forecasts of committed runs made from ``since`` up to ``before``, per SKU, oldest first."""
+    cur = await conn.execute(
+        """
+        SELECT rf.variant_id, rf.first_day, rf.mean FROM run_forecasts rf
+          JOIN forecast_runs r ON r.id = rf.run_id
+         WHERE r.shop = %s AND r.status = 'committed' AND r.run_day >= %s AND r.run_day < %s
+         ORDER BY r.run_day
+        """,
+        (shop, since, before),
+    )
+    out: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for r in await cur.fetchall():
+        out[r["variant_id"]].append(r)
+    return out
+
+
+async def revenue_by_sku(conn: DictConnection, shop: str, since: date) -> dict[int, float]:
+    cur = await conn.execute(
+        "SELECT variant_id, sum(revenue)::float AS revenue FROM daily_demand "
+        "WHERE shop = %s AND day >= %s GROUP BY variant_id",
+        (shop, since),
+    )
+    return {r["variant_id"]: r["revenue"] for r in await cur.fetchall()}
+
+
+async def shop_today(conn: DictConnection, shop: str) -> tuple[date, float, str | None]:
+    """The shop-local date, the fraction of it already gone, and the shop's country."""
+    cur = await conn.execute(
+        "SELECT (now() AT TIME ZONE timezone)::date AS today, "
+        "extract(epoch FROM (now() AT TIME ZONE timezone)::time) / 86400.0 AS elapsed, "
+        "country_code FROM shops WHERE domain = %s",
+        (shop,),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise LookupError(shop)
+    return row["today"], float(row["elapsed"]), row["country_code"]

@@ -1,0 +1,204 @@
+"""Keep every SKU's online model current and turn it into the forecast a merchant sees.
+
+Models are cached in memory and persisted in ``sku_models`` whenever they learn a day, so a
+restarted worker loads them instead of relearning; a SKU with no stored model (or one stored
+by an incompatible version) is rebuilt from its stored daily demand. A day is learned once it
+has closed in the shop's time zone; sales today feed the nowcast instead. Late corrections to
+a closed day (a refund hours later) reach the models at the next nightly run, which refits on
+the corrected history.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from connectors.db import forecasts as db
+from connectors.db.pool import DictConnection
+from connectors.db.queries import sku_rows
+from connectors.kafka.topics import ForecastUpdate, sku_key
+from connectors.settings import Settings
+from models.combined import HORIZON, Baseline, live_forecast
+from models.online import OnlineDemandModel, nowcast
+from models.policy import inventory_plan
+
+log = logging.getLogger("stockpulse.forecasting")
+Z_80 = 1.2816  # half-width of an 80 % normal interval, in standard deviations
+
+
+class ForecastKeeper:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._models: dict[tuple[str, int], OnlineDemandModel] = {}
+        self._runs: dict[str, int | None] = {}
+        self._baselines: dict[tuple[str, int], dict[str, Any] | None] = {}
+
+    async def forecasts(
+        self, conn: DictConnection, shop: str, variant_ids: Sequence[int] | None = None
+    ) -> list[tuple[bytes, ForecastUpdate]]:
+        """Bring the SKUs' models up to the last closed day and build their forecasts."""
+        today, elapsed, _ = await db.shop_today(conn, shop)
+        rows = await sku_rows(conn, shop, variant_ids)
+        if not rows:
+            await conn.commit()
+            return []
+        ids = [r.variant_id for r in rows]
+        models = await self._current_models(conn, shop, ids, today - timedelta(days=1))
+        baselines = await self._current_baselines(conn, shop, ids)
+        now = datetime.now(UTC).isoformat()
+        out = []
+        for row in rows:
+            base = baselines.get(row.variant_id)
+            baseline = (
+                Baseline(
+                    base["first_day"],
+                    np.asarray(base["mean"], dtype=float),
+                    np.asarray(base["lower"], dtype=float),
+                    np.asarray(base["upper"], dtype=float),
+                )
+                if base
+                else None
+            )
+            live = live_forecast(models[row.variant_id], baseline, today, HORIZON)
+            mean = live.forecast.mean.copy()
+            lower = live.forecast.lower.copy()
+            upper = live.forecast.upper.copy()
+            mean[0] = nowcast(mean[0], row.sold_today, elapsed)
+            lower[0] = nowcast(lower[0], row.sold_today, elapsed)
+            upper[0] = nowcast(upper[0], row.sold_today, elapsed)
+            still_to_sell = mean.copy()
+            still_to_sell[0] = max(mean[0] - row.sold_today, 0.0)
+            stock = row.stock if row.stock is not None else 0
+            last_sale = models[row.variant_id].last_sale
+            plan = inventory_plan(
+                stock,
+                still_to_sell.tolist(),
+                ((upper - lower) / (2 * Z_80)).tolist(),
+                lead_time_days=round(self.settings.lead_time_days),
+                service_level=self.settings.service_level,
+                target_cover_days=round(self.settings.target_cover_days),
+                overstock_days=self.settings.overstock_days,
+                days_since_last_sale=(today - last_sale).days if last_sale else None,
+            )
+            stockout = plan.stockout_day_index
+            update = ForecastUpdate(
+                shop=shop,
+                variant_id=row.variant_id,
+                sku=row.sku,
+                first_day=today.isoformat(),
+                mean=_rounded(mean),
+                lower=_rounded(lower),
+                upper=_rounded(upper),
+                method=live.method,  # type: ignore[arg-type]
+                confidence=live.confidence,  # type: ignore[arg-type]
+                mase=None if not base or base["mase"] is None else round(base["mase"], 3),
+                stock=row.stock,
+                days_of_cover=(
+                    None
+                    if row.stock is None or plan.days_of_cover is None
+                    else round(plan.days_of_cover, 1)
+                ),
+                stockout_date=(
+                    (today + timedelta(days=stockout)).isoformat()
+                    if stockout is not None and row.stock is not None
+                    else None
+                ),
+                safety_stock=round(plan.safety_stock, 1),
+                reorder_point=round(plan.reorder_point, 1),
+                reorder_quantity=plan.reorder_quantity if row.stock is not None else 0,
+                overstock=plan.overstock if row.stock is not None else False,
+                dead_stock_days=plan.dead_stock_days if row.stock is not None else None,
+                abc_class=base["abc_class"] if base else None,
+                as_of=now,
+            )
+            out.append((sku_key(shop, str(row.variant_id)), update))
+        await conn.commit()  # end the read transaction before the connection goes back
+        return out
+
+    async def _current_models(
+        self, conn: DictConnection, shop: str, ids: list[int], last_closed: date
+    ) -> dict[int, OnlineDemandModel]:
+        missing = [
+            v
+            for v in ids
+            if (shop, v) not in self._models or self._models[(shop, v)].last_day is None
+        ]
+        if missing:
+            for variant_id in missing:
+                self._models.pop((shop, variant_id), None)
+            for variant_id, blob in (await db.load_models(conn, shop, missing)).items():
+                try:
+                    self._models[(shop, variant_id)] = OnlineDemandModel.from_bytes(blob)
+                except Exception:
+                    log.warning("rebuilding the unreadable model of %s/%s", shop, variant_id)
+            unbuilt = [v for v in missing if (shop, v) not in self._models]
+            if unbuilt:
+                histories = await db.demand_history(conn, shop, last_closed, unbuilt)
+                for variant_id in unbuilt:
+                    self._models[(shop, variant_id)] = OnlineDemandModel()
+                await self._learn(conn, shop, histories)
+        # Models that learned some days but not the ones closed since (a brand-new SKU has no
+        # last day: its first sale comes in through a rebuild on the next worker start or run).
+        learned_until = {v: self._models[(shop, v)].last_day for v in ids}
+        stale = [v for v, last in learned_until.items() if last is not None and last < last_closed]
+        if stale:
+            since = min(d for v in stale if (d := learned_until[v]) is not None)
+            histories = await db.demand_history(
+                conn, shop, last_closed, stale, first=since + timedelta(days=1)
+            )
+            await self._learn(conn, shop, histories)
+        return {v: self._models[(shop, v)] for v in ids}
+
+    async def _learn(
+        self,
+        conn: DictConnection,
+        shop: str,
+        histories: dict[int, db.DemandHistory],
+    ) -> None:
+        changed = set()
+        for variant_id, history in histories.items():
+            model = self._models[(shop, variant_id)]
+            for i in range(history.units.size):
+                day = history.day(i)
+                if model.last_day is None or day > model.last_day:
+                    model.learn_day(day, float(history.units[i]), bool(history.in_stock[i]))
+                    changed.add(variant_id)
+        if changed:
+            await db.save_models(
+                conn,
+                shop,
+                [
+                    (v, m.to_bytes(), m.last_day, m.days_learned)
+                    for v in changed
+                    for m in [self._models[(shop, v)]]
+                ],
+            )
+            await conn.commit()
+
+    async def _current_baselines(
+        self, conn: DictConnection, shop: str, ids: list[int]
+    ) -> dict[int, dict[str, Any] | None]:
+        run = await db.current_run(conn, shop)
+        if self._runs.get(shop) != run:
+            self._runs[shop] = run
+            for key in [k for k in self._baselines if k[0] == shop]:
+                del self._baselines[key]
+        missing = [v for v in ids if (shop, v) not in self._baselines]
+        if missing:
+            found = await db.run_forecasts(conn, run, missing) if run is not None else {}
+            for v in missing:
+                self._baselines[(shop, v)] = found.get(v)
+        return {v: self._baselines[(shop, v)] for v in ids}
+
+    def forget(self, shop: str) -> None:
+        for cache in (self._models, self._baselines):
+            for key in [k for k in cache if k[0] == shop]:
+                del cache[key]
+
+
+def _rounded(values: np.ndarray) -> list[float]:
+    return [round(float(x), 2) for x in values]

@@ -1,0 +1,208 @@
+"""Forecasts in the live pipeline and the nightly batch, against the real stack."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from datetime import UTC, date, datetime, timedelta
+
+import psycopg
+
+from models.synthetic import generate
+from ops.stack import Stack
+from tests.support import (
+    FeedClient,
+    Ids,
+    Variant,
+    deliver_ok,
+    make_variant,
+    new_shop,
+    order_hook,
+    product_hook,
+    query,
+    scalar,
+    stock_hook,
+    wait_until,
+)
+
+HISTORY_DAYS = 60
+
+
+def seed_history(stack: Stack, shop: str, variant: Variant, units: list[int], end: date) -> None:
+    """Closed days of demand as the pipeline would have stored them, ending the day before
+    ``end``."""
+    start = end - timedelta(days=len(units))
+    with psycopg.connect(stack.database_url) as conn:
+        conn.cursor().executemany(
+            "INSERT INTO daily_demand (shop, variant_id, day, units, revenue) "
+            "VALUES (%s, %s, %s, %s, %s)",
+            [
+                (shop, variant.variant_id, start + timedelta(days=i), n, n * 20)
+                for i, n in enumerate(units)
+            ],
+        )
+
+
+def is_forecast_for(variant: Variant, **expected: object):
+    def matches(message: dict) -> bool:
+        return (
+            message["type"] == "forecast"
+            and message["variant_id"] == variant.variant_id
+            and all(message.get(k) == v for k, v in expected.items())
+        )
+
+    return matches
+
+
+async def test_orders_move_the_forecast_and_a_worker_restart_keeps_the_model(
+    stack: Stack,
+) -> None:
+    shop = new_shop(stack)
+    variant = make_variant("FCST-1")
+    today = datetime.now(UTC).date()
+    deliver_ok(stack, product_hook(shop, variant))
+    wait_until(lambda: query(stack, "SELECT 1 FROM variants WHERE shop = %s", shop))
+    seed_history(stack, shop, variant, [4, 4, 5, 6, 8, 9, 6] * (HISTORY_DAYS // 7) + [5] * 4, today)
+
+    async with FeedClient(stack, shop) as feed:
+        deliver_ok(stack, stock_hook(shop, variant, 200, datetime.now(UTC)))
+        first = await feed.wait_for(is_forecast_for(variant, stock=200))
+        assert (first["method"], first["confidence"]) == ("river", "medium")
+        assert len(first["mean"]) == 90 and first["first_day"] == today.isoformat()
+        assert 3 < sum(first["mean"][1:8]) / 7 < 9  # the history's weekly mean is 6
+        assert first["stockout_date"] is not None
+
+        hook, _ = order_hook(shop, [(Ids.next(), variant, 30)])
+        deliver_ok(stack, hook)
+        deliver_ok(stack, stock_hook(shop, variant, 170, datetime.now(UTC)))
+        after = await feed.wait_for(is_forecast_for(variant, stock=170))
+        # Today's nowcast holds the 30 sold so far; the stock left runs out sooner.
+        assert after["mean"][0] >= 30 > first["mean"][0]
+        assert after["stockout_date"] < first["stockout_date"]
+        assert after["days_of_cover"] < first["days_of_cover"]
+        print("stockout before, after the order:", first["stockout_date"], after["stockout_date"])
+
+    stored = query(
+        stack,
+        "SELECT days_learned, last_day, updated_at FROM sku_models "
+        "WHERE shop = %s AND variant_id = %s",
+        shop,
+        variant.variant_id,
+    )
+    assert stored and stored[0][0] == HISTORY_DAYS and stored[0][1] == today - timedelta(days=1)
+
+    assert stack.worker is not None
+    stack.worker.kill()
+    stack.start_worker()
+    async with FeedClient(stack, shop) as feed:
+        hook, _ = order_hook(shop, [(Ids.next(), variant, 2)])
+        deliver_ok(stack, hook)
+        deliver_ok(stack, stock_hook(shop, variant, 168, datetime.now(UTC)))
+        restarted = await feed.wait_for(is_forecast_for(variant, stock=168), timeout_s=90)
+    # The restarted worker loaded the stored model instead of relearning it: the same future.
+    assert restarted["mean"][1:] == after["mean"][1:]
+    assert (
+        query(
+            stack,
+            "SELECT updated_at FROM sku_models WHERE shop = %s AND variant_id = %s",
+            shop,
+            variant.variant_id,
+        )[0][0]
+        == stored[0][2]
+    )
+
+
+def seed_store(stack: Stack, shop: str, n_skus: int, days: int, end: date) -> list[int]:
+    skus = [s for s in generate(n_skus=n_skus, days=days, seed=5, end=end) if s.kind != "launch"]
+    ids = []
+    with psycopg.connect(stack.database_url) as conn:
+        cur = conn.cursor()
+        for s in skus:
+            v = make_variant(s.sku)
+            ids.append(v.variant_id)
+            cur.execute(
+                "INSERT INTO variants (shop, variant_id, product_id, sku, product_title, "
+                "inventory_item_id, price) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (shop, v.variant_id, v.product_id, s.sku, s.sku, v.inventory_item_id, s.price),
+            )
+            cur.executemany(
+                "INSERT INTO daily_demand (shop, variant_id, day, units, revenue) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                [
+                    (shop, v.variant_id, d, int(q), float(q) * s.price)
+                    for d, q in zip(s.dates, s.sales, strict=True)
+                    if q
+                ],
+            )
+    return ids
+
+
+def nightly(stack: Stack, shop: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "ops.cli", "nightly", "--shop", shop, "--no-progress", *args],
+        env={**os.environ, **stack.env()},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its fitting processes die with it
+    )
+
+
+def current_run(stack: Stack, shop: str) -> tuple[int, date] | None:
+    rows = query(
+        stack,
+        "SELECT id, run_day FROM forecast_runs WHERE shop = %s AND status = 'committed' "
+        "ORDER BY run_day DESC LIMIT 1",
+        shop,
+    )
+    return rows[0] if rows else None
+
+
+def test_a_nightly_run_killed_half_way_resumes_and_never_exposes_a_partial_run(
+    stack: Stack,
+) -> None:
+    shop = new_shop(stack)
+    today = datetime.now(UTC).date()
+    ids = seed_store(stack, shop, n_skus=48, days=400, end=today - timedelta(days=1))
+
+    yesterday_run = nightly(stack, shop, "--day", (today - timedelta(days=1)).isoformat())
+    output, _ = yesterday_run.communicate(timeout=240)
+    assert yesterday_run.returncode == 0, output
+    previous = current_run(stack, shop)
+    assert previous is not None and previous[1] == today - timedelta(days=1)
+    rows_of_run = "SELECT variant_id, mean FROM run_forecasts WHERE run_id = %s ORDER BY 1"
+    previous_rows = query(stack, rows_of_run, previous[0])
+    assert len(previous_rows) == len(ids)
+
+    interrupted = nightly(stack, shop)
+    new_run = wait_until(
+        lambda: scalar(
+            stack,
+            "SELECT r.id FROM forecast_runs r WHERE r.shop = %s AND r.run_day = %s "
+            "AND (SELECT count(*) FROM run_forecasts f WHERE f.run_id = r.id) >= 25",
+            shop,
+            today,
+        ),
+        timeout_s=120,
+        what="the nightly run to write its first batch",
+    )
+    os.killpg(interrupted.pid, signal.SIGKILL)
+    interrupted.wait()
+    written = scalar(stack, "SELECT count(*) FROM run_forecasts WHERE run_id = %s", new_run)
+    assert 25 <= written < len(ids), "killed too late to prove anything"
+    # The half-written run is invisible: yesterday's forecasts are still the current ones.
+    assert current_run(stack, shop) == previous
+    assert scalar(stack, "SELECT status FROM forecast_runs WHERE id = %s", new_run) == "running"
+    assert query(stack, rows_of_run, previous[0]) == previous_rows
+
+    rerun = nightly(stack, shop)
+    output, _ = rerun.communicate(timeout=240)
+    assert rerun.returncode == 0, output
+    print(output)
+    assert f"resumed past {written}" in output
+    assert current_run(stack, shop) == (new_run, today)
+    assert len(query(stack, rows_of_run, new_run)) == len(ids)
+    # Both runs are kept (90 days of runs), so accuracy can be tracked over time.
+    assert scalar(stack, "SELECT count(*) FROM forecast_runs WHERE shop = %s", shop) == 2
