@@ -298,6 +298,31 @@ def forecast_evaluate(
         write_json(results, json_path, meta)
 
 
+@bench.command("forecast")
+@click.option("--skus", default=1000, show_default=True, help="SKUs with 2 years of history.")
+@click.option("--single-process-skus", default=200, show_default=True)
+def bench_forecast(skus: int, single_process_skus: int) -> None:
+    """Online updates/s and forecast latency; nightly Prophet CPU per SKU and 1 vs 2 cores."""
+    from ops.bench_forecast import bench_nightly, bench_online
+
+    online = bench_online()
+    click.echo(
+        f"online: {online['updates_per_cpu_second']:,.0f} updates per CPU second "
+        f"({online['updates']:,} updates); 90-day forecast p50 "
+        f"{online['forecast_90d_p50_ms']:.3f} ms, p99 {online['forecast_90d_p99_ms']:.3f} ms"
+    )
+    one = bench_nightly(single_process_skus, 1)
+    two = bench_nightly(single_process_skus, 2)
+    full = bench_nightly(skus, os.cpu_count() or 1)
+    for r in (one, two, full):
+        click.echo(
+            f"nightly: {r['skus']} SKUs on {r['processes']} process(es) in "
+            f"{r['wall_seconds']:.1f} s ({r['skus_per_second']:.2f} SKUs/s), "
+            f"{r['cpu_seconds_per_sku']:.3f} s CPU per SKU"
+        )
+    click.echo(f"speed-up 2 vs 1 process: {one['wall_seconds'] / two['wall_seconds']:.2f}x")
+
+
 def _warn_development_secret() -> None:
     settings = get_settings()
     if settings.uses_development_secret:

@@ -7,11 +7,12 @@ from ops.evaluate import evaluate
 
 
 def test_combined_beats_seasonal_naive_prophet_and_river() -> None:
-    series = [as_series(s) for s in generate(n_skus=40, days=730, seed=0)]
+    # The set docs/benchmarks.md reports: on fewer series the margin is within the noise.
+    series = [as_series(s) for s in generate(n_skus=100, days=730, seed=42)]
     results = evaluate(series, horizon=28, folds=4, processes=2, progress=False)
     mase = {name: round(r["mase"], 4) for name, r in results.items()}
-    print("MASE on 40 synthetic SKUs, 4 folds of 28 days:", mase)
-    assert results["combined"]["series"] >= 30
+    print("MASE on 100 synthetic SKUs, 4 folds of 28 days:", mase)
+    assert results["combined"]["series"] >= 80
     assert mase["combined"] < mase["seasonal_naive"]
     assert mase["combined"] < mase["prophet"]
     assert mase["combined"] < mase["river"]
