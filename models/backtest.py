@@ -54,6 +54,11 @@ class Score:
         }
 
 
+def long_enough(length: int, horizon: int, folds: int) -> bool:
+    """Whether a series of ``length`` days has room for ``folds`` origins and a history."""
+    return length >= horizon * folds + 2 * SEASON
+
+
 def backtest(
     series: Iterable[Series],
     make: Callable[[], Forecaster],
@@ -65,7 +70,7 @@ def backtest(
     for one in series:
         y = np.asarray(one.y, dtype=float)
         stock = np.ones(y.size, dtype=bool) if one.in_stock is None else np.asarray(one.in_stock)
-        if y.size < horizon * folds + 2 * SEASON:
+        if not long_enough(y.size, horizon, folds):
             continue
         started = time.perf_counter()
         for k in range(folds):

@@ -21,9 +21,9 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from models.backtest import Score, backtest
+from models.backtest import Score, backtest, long_enough
 from models.combined import CombinedForecaster
-from models.forecast import SEASON, Forecaster, MovingAverage, SeasonalNaive, Series
+from models.forecast import Forecaster, MovingAverage, SeasonalNaive, Series
 from models.nightly import ProphetForecaster
 from models.online import RiverForecaster
 
@@ -124,5 +124,4 @@ def write_json(results: dict[str, dict[str, float]], path: Path, meta: dict[str,
 
 def skipped(series: dict[str, Series], horizon: int, folds: int) -> int:
     """How many series are too short for the backtest (they are left out, not failed)."""
-    needed = horizon * folds + 2 * SEASON  # as in models.backtest
-    return sum(1 for s in series.values() if s.y.size < needed)
+    return sum(1 for s in series.values() if not long_enough(s.y.size, horizon, folds))

@@ -72,7 +72,7 @@ def _init_worker() -> None:
 class RunReport:
     shop: str
     run_day: date
-    status: str  # "committed", "already committed" or "nothing to fit"
+    status: str  # "committed" or "already committed"
     fitted: int = 0
     resumed: int = 0
     cpu_seconds: float = 0.0
