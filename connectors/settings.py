@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import time
 from functools import lru_cache
 
 from pydantic import Field, field_validator
@@ -66,7 +67,9 @@ class Settings(BaseSettings):
     )
     overstock_days: float = Field(default=180, description="More cover than this is overstock.")
     nightly_at: str = Field(
-        default="02:00", description="Shop-local time (HH:MM) of the nightly forecast refit."
+        default="02:00",
+        description="Shop-local time (HH:MM) the worker starts the nightly refit; 'off' leaves "
+        "it to an external scheduler running `stockpulse nightly`.",
     )
     nightly_processes: int = Field(
         default=0, description="Processes for the nightly refit; 0 means one per core."
@@ -78,6 +81,17 @@ class Settings(BaseSettings):
         if not [s for s in value.split(",") if s.strip()]:
             raise ValueError("SHOPIFY_API_SECRET needs at least one non-empty secret")
         return value
+
+    @field_validator("nightly_at")
+    @classmethod
+    def _nightly_at_is_a_time(cls, value: str) -> str:
+        if value.strip().lower() != "off":
+            time.fromisoformat(value.strip())
+        return value.strip()
+
+    @property
+    def nightly_time(self) -> time | None:
+        return None if self.nightly_at.lower() == "off" else time.fromisoformat(self.nightly_at)
 
     @property
     def webhook_secrets(self) -> list[bytes]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -228,15 +229,21 @@ def nightly(shops: tuple[str, ...], processes: int, day: Any, progress: bool) ->
 
     _logging("warning")
     settings = get_settings()
-    reports = asyncio.run(
-        run_nightly(
-            settings.database_url,
-            list(shops) or None,
-            processes or settings.nightly_processes,
-            day.date() if day else None,
-            progress,
+    # The worker stops a scheduled run with SIGTERM; treat it as Ctrl-C so the run unwinds.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        reports = asyncio.run(
+            run_nightly(
+                settings.database_url,
+                list(shops) or None,
+                processes or settings.nightly_processes,
+                day.date() if day else None,
+                progress,
+            )
         )
-    )
+    except KeyboardInterrupt:
+        click.echo("stopped; what was written is kept and the next run resumes from it", err=True)
+        sys.exit(130)
     for r in reports:
         per_sku = r.cpu_seconds / r.fitted if r.fitted else 0.0
         click.echo(

@@ -72,7 +72,7 @@ def _init_worker() -> None:
 class RunReport:
     shop: str
     run_day: date
-    status: str  # "committed" or "already committed"
+    status: str  # "committed", "already committed" or "running elsewhere"
     fitted: int = 0
     resumed: int = 0
     cpu_seconds: float = 0.0
@@ -108,6 +108,26 @@ async def nightly_shop(
 ) -> RunReport:
     today, _, country = await db.shop_today(conn, shop)
     run_day = run_day or today
+    locked = await db.try_lock_nightly(conn, shop)
+    await conn.commit()
+    if not locked:
+        return RunReport(shop, run_day, "running elsewhere")
+    try:
+        return await _run_locked(conn, pool, shop, run_day, country, progress)
+    finally:
+        await conn.rollback()
+        await db.unlock_nightly(conn, shop)
+        await conn.commit()
+
+
+async def _run_locked(
+    conn: DictConnection,
+    pool: ProcessPoolExecutor,
+    shop: str,
+    run_day: date,
+    country: str | None,
+    progress: Progress | None,
+) -> RunReport:
     run_id, status = await db.open_run(conn, shop, run_day)
     await conn.commit()
     if status == "committed":
@@ -184,14 +204,15 @@ async def run_nightly(
                 MofNCompleteColumn(),
                 TimeRemainingColumn(),
             )
-            with (
-                ProcessPoolExecutor(
-                    processes or os.cpu_count() or 1, initializer=_init_worker
-                ) as pool,
-                Progress(*columns, disable=not show_progress) as progress,
-            ):
-                for shop in shops:
-                    reports.append(await nightly_shop(conn, pool, shop, run_day, progress))
+            pool = ProcessPoolExecutor(processes or os.cpu_count() or 1, initializer=_init_worker)
+            try:
+                with Progress(*columns, disable=not show_progress) as progress:
+                    for shop in shops:
+                        reports.append(await nightly_shop(conn, pool, shop, run_day, progress))
+            finally:
+                # Stopped early (Ctrl-C, SIGTERM), queued fits are dropped rather than run:
+                # what was committed is kept and the next run resumes from it.
+                pool.shutdown(wait=True, cancel_futures=True)
     finally:
         await db_pool.close()
     return reports

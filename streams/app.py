@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Awaitable
 from dataclasses import asdict
 from functools import partial
 from typing import Any
@@ -34,6 +35,7 @@ from connectors.kafka.topics import (
 from connectors.settings import get_settings
 from streams import transport
 from streams.forecasting import ForecastKeeper
+from streams.nightly_schedule import NightlySchedule
 from streams.normalise import MalformedWebhook, normalise
 from streams.publish import build_updates
 
@@ -254,6 +256,35 @@ async def refresh_forecasts() -> None:
                 log.info("republished %d forecasts of %s", count, shop["domain"])
     except Exception:
         log.exception("refreshing forecasts failed; will retry")
+
+
+_nightly = (
+    NightlySchedule(settings.nightly_time, settings.nightly_processes)
+    if settings.nightly_time is not None
+    else None
+)
+
+
+@app.timer(interval=float(os.environ.get("STOCKPULSE_NIGHTLY_CHECK_S", "60")))
+async def schedule_nightly() -> None:
+    """Start the nightly refit once each shop's local clock passes NIGHTLY_AT."""
+    if _nightly is None:
+        return
+    try:
+        db = await pool()
+        async with db.connection() as conn:
+            await _nightly.tick(conn)
+    except Exception:
+        log.exception("scheduling the nightly refit failed; will retry")
+
+
+def _stop_nightly(sender: Any, *_: Any, signal: Any, **__: Any) -> Awaitable[None]:
+    """A refit still running stops with the worker (it resumes on the next start)."""
+    return _nightly.stop() if _nightly is not None else asyncio.sleep(0)
+
+
+# mode types handlers with an unbound TypeVar that no function satisfies under mypy.
+app.on_before_shutdown.connect(_stop_nightly)  # type: ignore[arg-type]
 
 
 @app.timer(interval=6 * 3600.0)

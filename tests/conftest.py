@@ -21,7 +21,12 @@ from tests.support import (
 )
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-STACK_ENV = {"SHOPIFY_API_SECRET": f"{SECRET},an-old-rotated-secret", "KAFKA_TOPIC_PARTITIONS": "4"}
+STACK_ENV = {
+    "SHOPIFY_API_SECRET": f"{SECRET},an-old-rotated-secret",
+    "KAFKA_TOPIC_PARTITIONS": "4",
+    # Tests run nightly refits themselves, when they need one.
+    "NIGHTLY_AT": "off",
+}
 
 
 def start_stack(name: str) -> Stack:

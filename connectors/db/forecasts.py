@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, time, timedelta
 from typing import Any
 
 import numpy as np
@@ -159,6 +159,44 @@ async def run_forecasts(
         (run_id, _ids(variant_ids), _ids(variant_ids)),
     )
     return {r["variant_id"]: r for r in await cur.fetchall()}
+
+
+async def shops_due_for_nightly(conn: DictConnection, at: time) -> list[str]:
+    """Installed shops whose local clock is past ``at`` with no committed run for today.
+
+    A worker that was down at the refit time (or a run that failed) so catches up later the
+    same day; a shop installed in the afternoon gets its first forecasts the same day."""
+    cur = await conn.execute(
+        """
+        SELECT s.domain FROM shops s
+         WHERE s.uninstalled_at IS NULL
+           AND (now() AT TIME ZONE s.timezone)::time >= %s
+           AND NOT EXISTS (
+               SELECT 1 FROM forecast_runs r
+                WHERE r.shop = s.domain AND r.status = 'committed'
+                  AND r.run_day = (now() AT TIME ZONE s.timezone)::date)
+         ORDER BY s.domain
+        """,
+        (at,),
+    )
+    return [r["domain"] for r in await cur.fetchall()]
+
+
+async def try_lock_nightly(conn: DictConnection, shop: str) -> bool:
+    """Take the shop's nightly lock for this session; a crashed holder's goes with its
+    connection."""
+    cur = await conn.execute(
+        "SELECT pg_try_advisory_lock(hashtext('stockpulse.nightly'), hashtext(%s)) AS locked",
+        (shop,),
+    )
+    row = await cur.fetchone()
+    return bool(row and row["locked"])
+
+
+async def unlock_nightly(conn: DictConnection, shop: str) -> None:
+    await conn.execute(
+        "SELECT pg_advisory_unlock(hashtext('stockpulse.nightly'), hashtext(%s))", (shop,)
+    )
 
 
 async def open_run(conn: DictConnection, shop: str, run_day: date) -> tuple[int, str]:

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
+import time
+import uuid
 from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
 
 import psycopg
 
+from connectors.db import forecasts as db
+from connectors.db.migrate import migrate
+from connectors.db.pool import open_pool
 from models.synthetic import generate
-from ops.stack import Stack
+from ops.stack import Stack, install_shop
+from streams.nightly_schedule import NightlySchedule
 from tests.support import (
     FeedClient,
     Ids,
@@ -206,3 +214,79 @@ def test_a_nightly_run_killed_half_way_resumes_and_never_exposes_a_partial_run(
     assert len(query(stack, rows_of_run, new_run)) == len(ids)
     # Both runs are kept (90 days of runs), so accuracy can be tracked over time.
     assert scalar(stack, "SELECT count(*) FROM forecast_runs WHERE shop = %s", shop) == 2
+
+
+def zone_where_it_is(hour: int) -> str:
+    """An IANA zone whose local hour is ``hour`` right now (Etc/GMT-3 is UTC+3)."""
+    offset = (hour - datetime.now(UTC).hour + 12) % 24 - 12
+    return "UTC" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
+
+
+async def wait_for_child(schedule: NightlySchedule, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while schedule.running:
+        assert time.monotonic() < deadline, "the scheduled nightly run did not finish"
+        await asyncio.sleep(0.2)
+
+
+async def test_the_worker_schedule_refits_each_shop_after_its_local_refit_time(
+    stack: Stack,
+) -> None:
+    # Its own database, so the shared stack's other shops are never due here.
+    database_url = stack.database_url.rsplit("/", 1)[0] + f"/schedule_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(stack.database_url, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {database_url.rsplit('/', 1)[1]}")
+    migrate(database_url)
+    # At 12:00 local, a shop where it is 14:00 is due and one where it is 10:00 is not.
+    due, early = "due.myshopify.com", "early.myshopify.com"
+    install_shop(database_url, due, timezone=zone_where_it_is(14))
+    install_shop(database_url, early, timezone=zone_where_it_is(10))
+    local_today = scalar(stack, "SELECT (now() AT TIME ZONE %s)::date", zone_where_it_is(14))
+    variant = make_variant("SCHEDULED")
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO variants (shop, variant_id, product_id, sku, product_title, "
+            "inventory_item_id, price) VALUES (%s, %s, %s, 'SCHEDULED', 'Scheduled', %s, 20)",
+            (due, variant.variant_id, variant.product_id, variant.inventory_item_id),
+        )
+        conn.cursor().executemany(
+            "INSERT INTO daily_demand (shop, variant_id, day, units, revenue) "
+            "VALUES (%s, %s, %s, %s, %s)",
+            [
+                (due, variant.variant_id, local_today - timedelta(days=d), 3 + d % 7, 60)
+                for d in range(1, 61)
+            ],
+        )
+
+    schedule = NightlySchedule(
+        clock_time(12, 0), processes=1, env={**os.environ, "DATABASE_URL": database_url}
+    )
+    runs = "SELECT run_day, status FROM forecast_runs WHERE shop = %s"
+    pool = await open_pool(database_url, max_size=2)
+    try:
+        async with pool.connection() as holder, pool.connection() as conn:
+            # Another process (a second worker, an operator) already refitting the shop:
+            # the scheduled run steps aside instead of fitting it twice.
+            assert await db.try_lock_nightly(holder, due)
+            await holder.commit()
+            assert await schedule.tick(conn) == [due]
+            assert await schedule.tick(conn) == [], "started a second run beside the first"
+            await wait_for_child(schedule)
+            with psycopg.connect(database_url) as check:
+                assert check.execute(runs, (due,)).fetchall() == []
+            await db.unlock_nightly(holder, due)
+            await holder.commit()
+
+            assert await schedule.tick(conn) == [due]
+            await wait_for_child(schedule)
+            with psycopg.connect(database_url) as check:
+                assert check.execute(runs, (due,)).fetchall() == [(local_today, "committed")]
+                assert check.execute(runs, (early,)).fetchall() == []
+                fitted = check.execute(
+                    "SELECT variant_id, model FROM run_forecasts WHERE shop = %s", (due,)
+                ).fetchall()
+            assert fitted == [(variant.variant_id, "prophet")]
+            assert await schedule.tick(conn) == [], "refit a shop twice on one day"
+    finally:
+        await schedule.stop()
+        await pool.close()

@@ -1,0 +1,89 @@
+"""Start the nightly refit when a shop's local clock passes its refit time.
+
+The refit runs as ``stockpulse nightly`` in a child process: Prophet and its process pool stay
+out of the worker (and its memory), and the command is the same one an operator runs by hand.
+One child at a time, covering every shop that is due, so shops never compete for the cores.
+The run itself is resumable and takes a per-shop lock, so a second worker doing the same, or a
+child killed with its worker, costs time but never a wrong or duplicate forecast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from datetime import time as clock_time
+
+from connectors.db import forecasts as db
+from connectors.db.pool import DictConnection
+
+log = logging.getLogger("stockpulse.nightly_schedule")
+
+NIGHTLY_COMMAND = (sys.executable, "-m", "ops.cli", "nightly", "--no-progress")
+RETRY_AFTER_FAILURE_S = 15 * 60.0
+
+
+class NightlySchedule:
+    def __init__(
+        self,
+        at: clock_time,
+        processes: int = 0,
+        command: Sequence[str] = NIGHTLY_COMMAND,
+        retry_after_failure_s: float = RETRY_AFTER_FAILURE_S,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.at = at
+        self.processes = processes
+        self.command = tuple(command)
+        self.retry_after_failure_s = retry_after_failure_s
+        self.env = dict(env) if env is not None else None  # None: the worker's own
+        self._child: asyncio.subprocess.Process | None = None
+        self._not_before = 0.0
+
+    @property
+    def running(self) -> bool:
+        return self._child is not None and self._child.returncode is None
+
+    async def tick(self, conn: DictConnection) -> list[str]:
+        """Start a refit for the shops that are due, unless one is still running or the last
+        one failed recently; returns the shops started."""
+        if self.running or time.monotonic() < self._not_before:
+            return []
+        shops = await db.shops_due_for_nightly(conn, self.at)
+        await conn.commit()
+        if not shops:
+            return []
+        args = [*self.command, *(a for shop in shops for a in ("--shop", shop))]
+        if self.processes:
+            args += ["--processes", str(self.processes)]
+        self._child = await asyncio.create_subprocess_exec(*args, env=self.env)
+        asyncio.get_running_loop().create_task(self._watch(self._child, shops))
+        log.warning("started the nightly refit of %s", ", ".join(shops))
+        return shops
+
+    async def _watch(self, child: asyncio.subprocess.Process, shops: list[str]) -> None:
+        code = await child.wait()
+        if code == 0:
+            log.warning("nightly refit of %s finished", ", ".join(shops))
+        else:
+            self._not_before = time.monotonic() + self.retry_after_failure_s
+            log.error(
+                "nightly refit of %s exited with %s; retrying in %.0f s",
+                ", ".join(shops),
+                code,
+                self.retry_after_failure_s,
+            )
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop a running refit with the worker; it resumes at the next start."""
+        child = self._child
+        if child is None or child.returncode is not None:
+            return
+        child.terminate()
+        try:
+            await asyncio.wait_for(child.wait(), timeout_s)
+        except TimeoutError:
+            child.kill()
+            await child.wait()
