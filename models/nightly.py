@@ -44,7 +44,6 @@ class ProphetForecaster(Forecaster):
 
     def __init__(self, country: str | None = "US") -> None:
         self.country = country
-        self.fitted: np.ndarray | None = None  # in-sample predictions
 
     def fit(
         self, y: np.ndarray, in_stock: np.ndarray | None = None, start: date | None = None
@@ -71,13 +70,17 @@ class ProphetForecaster(Forecaster):
         # slightly different forecast on every run.
         self._model.fit(frame, seed=STAN_SEED)
         self._last = dates[-1]
-        self.fitted = self._model.predict(frame[["ds"]])["yhat"].to_numpy()
-        seen = ~np.isnan(values)
-        self._residuals = (values - self.fitted)[seen][-RESIDUAL_DAYS:]
+        self._recent = values[-RESIDUAL_DAYS:]
 
     def forecast(self, horizon: int) -> Forecast:
-        future = pd.DataFrame(
-            {"ds": pd.date_range(self._last + pd.Timedelta(days=1), periods=horizon, freq="D")}
+        # One predict over the recent history (for the residuals behind the interval) and the
+        # future: each predict call rebuilds every feature, about a fifth of a fit's CPU.
+        days = pd.date_range(
+            self._last - pd.Timedelta(days=self._recent.size - 1),
+            periods=self._recent.size + horizon,
+            freq="D",
         )
-        mean = self._model.predict(future)["yhat"].to_numpy()
-        return interval_from_residuals(mean, self._residuals)
+        predicted = self._model.predict(pd.DataFrame({"ds": days}))["yhat"].to_numpy()
+        recent, mean = predicted[: self._recent.size], predicted[self._recent.size :]
+        seen = ~np.isnan(self._recent)
+        return interval_from_residuals(mean, (self._recent - recent)[seen])
