@@ -134,6 +134,9 @@ def dead_stock_window(days_since_last_sale: int | None, stock: float) -> int | N
     return passed[-1] if passed else None
 
 
+ABC_WINDOW_DAYS = 90  # revenue behind the ABC classes: a quarter, long enough to cover a season
+
+
 def abc_classes(
     revenue: Mapping[str, float], a_share: float = 0.80, b_share: float = 0.15
 ) -> dict[str, str]:

@@ -25,12 +25,11 @@ from connectors.db.pool import DictConnection, open_pool
 from models.accuracy import seasonal_naive_scale
 from models.combined import HORIZON, LOW_HISTORY_DAYS
 from models.nightly import ProphetForecaster
-from models.policy import abc_classes
+from models.policy import ABC_WINDOW_DAYS, abc_classes
 
 WRITE_EVERY = 25  # forecasts per committed batch: what a crash can cost
 ACCURACY_AFTER_DAYS = 7  # a run is scored once a week of actuals has come in
 ACCURACY_WITHIN_DAYS = 35
-ABC_WINDOW_DAYS = 90
 
 
 @dataclass(frozen=True)

@@ -3,14 +3,16 @@
 Models are cached in memory and persisted in ``sku_models`` whenever they learn a day, so a
 restarted worker loads them instead of relearning; a SKU with no stored model (or one stored
 by an incompatible version) is rebuilt from its stored daily demand. A day is learned once it
-has closed in the shop's time zone; sales today feed the nowcast instead. Late corrections to
-a closed day (a refund hours later) reach the models at the next nightly run, which refits on
-the corrected history.
+has closed in the shop's time zone; sales today feed the nowcast instead. A change to a
+closed day's demand (a refund, an order webhook hours late) leaves a note in
+``demand_corrections`` (a trigger on ``daily_demand``), and a model that already learned that
+day is rebuilt from the corrected history.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -24,9 +26,10 @@ from connectors.kafka.topics import ForecastUpdate, sku_key
 from connectors.settings import Settings
 from models.combined import HORIZON, Baseline, live_forecast
 from models.online import OnlineDemandModel, nowcast
-from models.policy import inventory_plan
+from models.policy import ABC_WINDOW_DAYS, abc_classes, inventory_plan
 
 log = logging.getLogger("stockpulse.forecasting")
+ABC_REFRESH_S = 3600.0
 Z_80 = 1.2816  # half-width of an 80 % normal interval, in standard deviations
 
 
@@ -36,6 +39,9 @@ class ForecastKeeper:
         self._models: dict[tuple[str, int], OnlineDemandModel] = {}
         self._runs: dict[str, int | None] = {}
         self._baselines: dict[tuple[str, int], dict[str, Any] | None] = {}
+        # The last closed day a SKU's history was read up to, for models that learned nothing.
+        self._looked_until: dict[tuple[str, int], date] = {}
+        self._abc: dict[str, tuple[date, float, dict[int, str]]] = {}
 
     async def forecasts(
         self, conn: DictConnection, shop: str, variant_ids: Sequence[int] | None = None
@@ -49,6 +55,7 @@ class ForecastKeeper:
         ids = [r.variant_id for r in rows]
         models = await self._current_models(conn, shop, ids, today - timedelta(days=1))
         baselines = await self._current_baselines(conn, shop, ids)
+        classes = await self._abc_classes(conn, shop, today)
         now = datetime.now(UTC).isoformat()
         out = []
         for row in rows:
@@ -112,7 +119,8 @@ class ForecastKeeper:
                 reorder_quantity=plan.reorder_quantity if row.stock is not None else 0,
                 overstock=plan.overstock if row.stock is not None else False,
                 dead_stock_days=plan.dead_stock_days if row.stock is not None else None,
-                abc_class=base["abc_class"] if base else None,
+                # No revenue in the window is the Pareto tail.
+                abc_class=classes.get(row.variant_id, "C"),
                 as_of=now,
             )
             out.append((sku_key(shop, str(row.variant_id)), update))
@@ -122,27 +130,42 @@ class ForecastKeeper:
     async def _current_models(
         self, conn: DictConnection, shop: str, ids: list[int], last_closed: date
     ) -> dict[int, OnlineDemandModel]:
-        missing = [
-            v
-            for v in ids
-            if (shop, v) not in self._models or self._models[(shop, v)].last_day is None
-        ]
-        if missing:
-            for variant_id in missing:
+        # An online model cannot unlearn a day, so one that learned a day corrected since
+        # (a refund, an order webhook hours late) is rebuilt from the stored demand.
+        rebuild = set()
+        corrections = await db.take_corrections(conn, shop, ids)
+        if corrections:
+            self._abc.pop(shop, None)  # revenue of past days changed
+        for variant_id, day in corrections.items():
+            cached = self._models.get((shop, variant_id))
+            if cached is None or (cached.last_day is not None and day <= cached.last_day):
+                rebuild.add(variant_id)
                 self._models.pop((shop, variant_id), None)
-            for variant_id, blob in (await db.load_models(conn, shop, missing)).items():
+            self._looked_until.pop((shop, variant_id), None)  # its first sale may be earlier
+        missing = [v for v in ids if (shop, v) not in self._models]
+        loadable = [v for v in missing if v not in rebuild]
+        if loadable:
+            for variant_id, blob in (await db.load_models(conn, shop, loadable)).items():
                 try:
                     self._models[(shop, variant_id)] = OnlineDemandModel.from_bytes(blob)
                 except Exception:
                     log.warning("rebuilding the unreadable model of %s/%s", shop, variant_id)
-            unbuilt = [v for v in missing if (shop, v) not in self._models]
-            if unbuilt:
-                histories = await db.demand_history(conn, shop, last_closed, unbuilt)
-                for variant_id in unbuilt:
-                    self._models[(shop, variant_id)] = OnlineDemandModel()
-                await self._learn(conn, shop, histories)
-        # Models that learned some days but not the ones closed since (a brand-new SKU has no
-        # last day: its first sale comes in through a rebuild on the next worker start or run).
+        for variant_id in missing:
+            self._models.setdefault((shop, variant_id), OnlineDemandModel())
+        # Models with nothing learned yet learn from the SKU's first sale; a SKU that has never
+        # sold is looked up once per closed day, not on every batch that touches it.
+        from_first_sale = [
+            v
+            for v in ids
+            if self._models[(shop, v)].last_day is None
+            and self._looked_until.get((shop, v)) != last_closed
+        ]
+        if from_first_sale:
+            histories = await db.demand_history(conn, shop, last_closed, from_first_sale)
+            await self._learn(conn, shop, histories, must_save=rebuild)
+            for variant_id in from_first_sale:
+                self._looked_until[(shop, variant_id)] = last_closed
+        # Models that learned some days but not the ones closed since.
         learned_until = {v: self._models[(shop, v)].last_day for v in ids}
         stale = [v for v, last in learned_until.items() if last is not None and last < last_closed]
         if stale:
@@ -158,8 +181,11 @@ class ForecastKeeper:
         conn: DictConnection,
         shop: str,
         histories: dict[int, db.DemandHistory],
+        must_save: set[int] | frozenset[int] = frozenset(),
     ) -> None:
-        changed = set()
+        """Learn the days each model has not; store every model that changed, and the
+        ``must_save`` ones even unchanged (a rebuilt model replaces its stored one)."""
+        changed = set(must_save)
         for variant_id, history in histories.items():
             model = self._models[(shop, variant_id)]
             for i in range(history.units.size):
@@ -179,6 +205,20 @@ class ForecastKeeper:
             )
             await conn.commit()
 
+    async def _abc_classes(self, conn: DictConnection, shop: str, today: date) -> dict[int, str]:
+        """Revenue classes over the last ABC_WINDOW_DAYS: a slow-moving ranking, so worked out
+        again hourly, on a new shop-local day, or when past revenue was corrected."""
+        cached = self._abc.get(shop)
+        if cached is None or cached[0] != today or time.monotonic() - cached[1] > ABC_REFRESH_S:
+            revenue = await db.revenue_by_sku(conn, shop, today - timedelta(days=ABC_WINDOW_DAYS))
+            classes = abc_classes({str(v): r for v, r in revenue.items()})
+            cached = self._abc[shop] = (
+                today,
+                time.monotonic(),
+                {int(v): c for v, c in classes.items()},
+            )
+        return cached[2]
+
     async def _current_baselines(
         self, conn: DictConnection, shop: str, ids: list[int]
     ) -> dict[int, dict[str, Any] | None]:
@@ -195,9 +235,10 @@ class ForecastKeeper:
         return {v: self._baselines[(shop, v)] for v in ids}
 
     def forget(self, shop: str) -> None:
-        for cache in (self._models, self._baselines):
+        for cache in (self._models, self._baselines, self._looked_until):
             for key in [k for k in cache if k[0] == shop]:
                 del cache[key]
+        self._abc.pop(shop, None)
 
 
 def _rounded(values: np.ndarray) -> list[float]:

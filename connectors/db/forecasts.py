@@ -121,6 +121,19 @@ async def load_models(
     return {r["variant_id"]: bytes(r["state"]) for r in await cur.fetchall()}
 
 
+async def take_corrections(
+    conn: DictConnection, shop: str, variant_ids: Sequence[int] | None
+) -> dict[int, date]:
+    """Remove and return the earliest corrected closed day per SKU; inside the caller's
+    transaction, so the rows come back unless the rebuilt models are committed."""
+    cur = await conn.execute(
+        "DELETE FROM demand_corrections WHERE shop = %s "
+        "AND (%s::bigint[] IS NULL OR variant_id = ANY(%s)) RETURNING variant_id, earliest_day",
+        (shop, _ids(variant_ids), _ids(variant_ids)),
+    )
+    return {r["variant_id"]: r["earliest_day"] for r in await cur.fetchall()}
+
+
 async def save_models(
     conn: DictConnection, shop: str, states: Iterable[tuple[int, bytes, date | None, int]]
 ) -> None:

@@ -30,6 +30,7 @@ from tests.support import (
     order_hook,
     product_hook,
     query,
+    refund_hook,
     scalar,
     stock_hook,
     wait_until,
@@ -290,3 +291,42 @@ async def test_the_worker_schedule_refits_each_shop_after_its_local_refit_time(
     finally:
         await schedule.stop()
         await pool.close()
+
+
+async def test_a_late_order_and_its_refund_rebuild_the_model_from_the_corrected_days(
+    stack: Stack,
+) -> None:
+    shop = new_shop(stack)
+    variant = make_variant("LATE-1")
+    now = datetime.now(UTC)
+    deliver_ok(stack, product_hook(shop, variant))
+    wait_until(lambda: query(stack, "SELECT 1 FROM variants WHERE shop = %s", shop))
+    seed_history(stack, shop, variant, [4, 4, 5, 6, 8, 9, 6] * (HISTORY_DAYS // 7), now.date())
+
+    def future_of(message: dict) -> list[float]:
+        return message["mean"][1:]
+
+    async with FeedClient(stack, shop) as feed:
+        deliver_ok(stack, stock_hook(shop, variant, 200, now))
+        before = await feed.wait_for(is_forecast_for(variant, stock=200))
+        assert before["abc_class"] == "A"  # the shop's only seller
+        # An order from three days ago, delivered only now, lands on a day already learned.
+        line = Ids.next()
+        hook, order_id = order_hook(shop, [(line, variant, 60)], created_at=now - timedelta(days=3))
+        deliver_ok(stack, hook)
+        late = await feed.wait_for(
+            lambda m: is_forecast_for(variant)(m) and future_of(m) != future_of(before)
+        )
+        assert sum(future_of(late)[:7]) > sum(future_of(before)[:7])
+        # Returned in full, the corrected history is the original one again, and so is the
+        # rebuilt model: the same future to the cent.
+        deliver_ok(stack, refund_hook(shop, order_id, [(line, variant, 60)], restock_type="return"))
+        await feed.wait_for(
+            lambda m: is_forecast_for(variant)(m) and future_of(m) == future_of(before)
+        )
+        print(
+            "7-day demand before, with the late order:",
+            sum(future_of(before)[:7]),
+            sum(future_of(late)[:7]),
+        )
+    assert scalar(stack, "SELECT count(*) FROM demand_corrections WHERE shop = %s", shop) == 0
