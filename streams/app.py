@@ -49,6 +49,7 @@ RETRY_BACKOFF_MAX_S = 5.0
 # rows within 5 s (the timer below), so a healthy worker's rows are never taken.
 STALE_OUTBOX_S = 15.0
 FORECAST_CHECK_S = float(os.environ.get("STOCKPULSE_FORECAST_CHECK_S", "30"))
+FORECAST_GATHER_S = 0.25
 
 app = faust.App(
     "stockpulse",
@@ -80,8 +81,9 @@ _forecasts = app.topic(
     FORECASTS, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
 )
 _keeper = ForecastKeeper(settings)
-# SKUs whose forecast could not be refreshed after their batch; the forecast timer retries.
+# SKUs whose forecasts are due after their batch (or could not be refreshed: the timer retries).
 _forecasts_owed: dict[str, set[int]] = {}
+_forecasts_wanted = asyncio.Event()
 
 _pool: AsyncConnectionPool[DictConnection] | None = None
 _pool_lock = asyncio.Lock()
@@ -201,7 +203,19 @@ async def apply_sku_events(stream: faust.StreamT) -> None:
                 log.error("dropping unreadable sku event: %s", exc)
         if events:
             await _retrying("applying sku events", partial(_apply_batch, events))
-            await _pay_forecasts_owed()
+            _forecasts_wanted.set()
+
+
+@app.task
+async def publish_forecasts() -> None:
+    """Forecasts for the SKUs the last batches changed, off the apply path: the next batch's
+    updates never wait for them. Gathering a short while first makes one round of queries
+    serve the SKUs of many small batches, and a SKU changed twice is forecast once."""
+    while True:
+        await _forecasts_wanted.wait()
+        await asyncio.sleep(FORECAST_GATHER_S)
+        _forecasts_wanted.clear()
+        await _pay_forecasts_owed()
 
 
 @app.timer(interval=5.0)

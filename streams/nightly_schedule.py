@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -21,7 +22,16 @@ from connectors.db.pool import DictConnection
 
 log = logging.getLogger("stockpulse.nightly_schedule")
 
-NIGHTLY_COMMAND = (sys.executable, "-m", "ops.cli", "nightly", "--no-progress")
+# Lowered priority: the refit is background work, and on a small machine it shares the cores with
+# the live pipeline, whose latency the merchant sees.
+NIGHTLY_COMMAND = (
+    *(("nice", "-n", "10") if shutil.which("nice") else ()),
+    sys.executable,
+    "-m",
+    "ops.cli",
+    "nightly",
+    "--no-progress",
+)
 RETRY_AFTER_FAILURE_S = 15 * 60.0
 
 
