@@ -186,7 +186,13 @@ def bench_ingest(
     stack = None
     cpu_of: dict[str, int] | None = None
     if embedded:
-        stack = Stack(Path(tempfile.mkdtemp(prefix="stockpulse-bench-")), web_workers=web_workers)
+        stack = Stack(
+            Path(tempfile.mkdtemp(prefix="stockpulse-bench-")),
+            web_workers=web_workers,
+            # The bench shop is due for its first nightly refit the moment it is installed;
+            # that would measure Prophet's start-up, not the live path.
+            extra_env={"NIGHTLY_AT": "off"},
+        )
         stack.start_infrastructure()
         install_shop(stack.database_url, shop)
         stack.start_worker()
@@ -309,8 +315,9 @@ def forecast_evaluate(
 @click.option("--skus", default=1000, show_default=True, help="SKUs with 2 years of history.")
 @click.option("--single-process-skus", default=200, show_default=True)
 def bench_forecast(skus: int, single_process_skus: int) -> None:
-    """Online updates/s and forecast latency; nightly Prophet CPU per SKU and 1 vs 2 cores."""
-    from ops.bench_forecast import bench_nightly, bench_online
+    """Online updates/s and forecast latency; Prophet CPU per SKU, 1 vs 2 cores, and a whole
+    nightly run against PostgreSQL."""
+    from ops.bench_forecast import bench_nightly, bench_nightly_stored, bench_online
 
     online = bench_online()
     click.echo(
@@ -320,14 +327,20 @@ def bench_forecast(skus: int, single_process_skus: int) -> None:
     )
     one = bench_nightly(single_process_skus, 1)
     two = bench_nightly(single_process_skus, 2)
-    full = bench_nightly(skus, os.cpu_count() or 1)
-    for r in (one, two, full):
+    for r in (one, two):
         click.echo(
-            f"nightly: {r['skus']} SKUs on {r['processes']} process(es) in "
+            f"nightly fits: {r['skus']} SKUs on {r['processes']} process(es) in "
             f"{r['wall_seconds']:.1f} s ({r['skus_per_second']:.2f} SKUs/s), "
             f"{r['cpu_seconds_per_sku']:.3f} s CPU per SKU"
         )
     click.echo(f"speed-up 2 vs 1 process: {one['wall_seconds'] / two['wall_seconds']:.2f}x")
+    full = bench_nightly_stored(skus, os.cpu_count() or 1)
+    click.echo(
+        f"stockpulse nightly against PostgreSQL: {full['skus']} SKUs ({full['fitted']} with "
+        f"30+ days, {full['written']} forecasts committed) on {full['processes']} processes in "
+        f"{full['wall_seconds']:.1f} s, {full['cpu_seconds_per_sku']:.3f} s CPU per SKU "
+        f"(process start-up included)"
+    )
 
 
 def _warn_development_secret() -> None:
