@@ -11,14 +11,17 @@ import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
+from typing import Any
 
 import psycopg
 
 from connectors.db import forecasts as db
 from connectors.db.migrate import migrate
 from connectors.db.pool import open_pool
+from connectors.settings import Settings
 from models.synthetic import generate
 from ops.stack import Stack, install_shop
+from streams.forecasting import ForecastKeeper
 from streams.nightly_schedule import NightlySchedule
 from tests.support import (
     FeedClient,
@@ -330,3 +333,41 @@ async def test_a_late_order_and_its_refund_rebuild_the_model_from_the_corrected_
             sum(future_of(late)[:7]),
         )
     assert scalar(stack, "SELECT count(*) FROM demand_corrections WHERE shop = %s", shop) == 0
+
+
+async def test_a_sku_that_never_sold_is_read_once_per_closed_day_until_it_sells(
+    stack: Stack,
+) -> None:
+    shop = new_shop(stack)
+    variant = make_variant("NEVER-SOLD")
+    with psycopg.connect(stack.database_url) as conn:
+        conn.execute(
+            "INSERT INTO variants (shop, variant_id, product_id, sku, product_title, "
+            "inventory_item_id, price) VALUES (%s, %s, %s, 'NEVER-SOLD', 'Never sold', %s, 20)",
+            (shop, variant.variant_id, variant.product_id, variant.inventory_item_id),
+        )
+    keeper = ForecastKeeper(Settings())
+    pool = await open_pool(stack.database_url, max_size=1)
+    try:
+        async with pool.connection() as conn:
+            demand_reads = 0  # reads of a SKU's daily history (not today's figures, not ABC)
+            execute = conn.execute
+
+            async def counting_execute(query: Any, params: Any = None, **kwargs: Any) -> Any:
+                nonlocal demand_reads
+                demand_reads += "day, units FROM daily_demand" in str(query)
+                return await execute(query, params, **kwargs)
+
+            conn.execute = counting_execute  # type: ignore[method-assign]
+            for _ in range(3):  # three batches touching it on the same day
+                ((_, first),) = await keeper.forecasts(conn, shop, [variant.variant_id])
+            assert demand_reads == 1
+            assert first.method == "moving_average_7" and first.mean[1] == 0
+
+            # Sales land on closed days (a backfill, late webhooks): the model learns them.
+            seed_history(stack, shop, variant, [3] * 10, datetime.now(UTC).date())
+            ((_, after),) = await keeper.forecasts(conn, shop, [variant.variant_id])
+            assert demand_reads == 2
+            assert after.mean[1] == 3.0
+    finally:
+        await pool.close()
