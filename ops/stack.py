@@ -176,6 +176,10 @@ def _shop_has_history(database_url: str, shop: str) -> bool:
 
 
 def _interrupt(signum: int, frame: object) -> None:
+    # Only the first signal stops us: uv forwards a SIGTERM it received, and a second one
+    # landing in the middle of the orderly stop would end it in click's "Aborted!".
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
