@@ -253,9 +253,11 @@ def nightly(shops: tuple[str, ...], processes: int, day: Any, progress: bool) ->
     for r in reports:
         per_sku = r.cpu_seconds / r.fitted if r.fitted else 0.0
         click.echo(
-            f"{r.shop} {r.run_day}: {r.status}; fitted {r.fitted}, resumed past {r.resumed}, "
-            f"{per_sku:.3f} s CPU per SKU"
+            f"{r.shop} {r.run_day or ''}: {r.status}; fitted {r.fitted}, "
+            f"resumed past {r.resumed}, {per_sku:.3f} s CPU per SKU"
         )
+    if any(r.status.startswith("failed") for r in reports):
+        sys.exit(1)  # the worker's schedule retries failed runs
 
 
 @main.group()

@@ -9,6 +9,7 @@ the last committed run until this one is complete and switched to in one transac
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import resource
 import time
@@ -27,6 +28,7 @@ from models.combined import HORIZON, LOW_HISTORY_DAYS
 from models.nightly import ProphetForecaster
 from models.policy import ABC_WINDOW_DAYS, abc_classes
 
+log = logging.getLogger("stockpulse.nightly")
 WRITE_EVERY = 25  # forecasts per committed batch: what a crash can cost
 ACCURACY_AFTER_DAYS = 7  # a run is scored once a week of actuals has come in
 ACCURACY_WITHIN_DAYS = 35
@@ -70,8 +72,8 @@ def _init_worker() -> None:
 @dataclass
 class RunReport:
     shop: str
-    run_day: date
-    status: str  # "committed", "already committed" or "running elsewhere"
+    run_day: date | None  # None when the run failed before it knew the shop's day
+    status: str  # "committed", "already committed", "running elsewhere" or "failed: …"
     fitted: int = 0
     resumed: int = 0
     cpu_seconds: float = 0.0
@@ -207,7 +209,14 @@ async def run_nightly(
             try:
                 with Progress(*columns, disable=not show_progress) as progress:
                     for shop in shops:
-                        reports.append(await nightly_shop(conn, pool, shop, run_day, progress))
+                        try:
+                            reports.append(await nightly_shop(conn, pool, shop, run_day, progress))
+                        except Exception as exc:
+                            # One shop's failure must not cost the shops after it their
+                            # forecasts; the caller sees it in the report and the exit code.
+                            log.exception("the nightly refit of %s failed", shop)
+                            reports.append(RunReport(shop, run_day, f"failed: {exc!r}"))
+                            await conn.rollback()
             finally:
                 # Stopped early (Ctrl-C, SIGTERM), queued fits are dropped rather than run:
                 # what was committed is kept and the next run resumes from it.

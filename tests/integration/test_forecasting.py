@@ -40,6 +40,7 @@ from tests.support import (
 )
 
 HISTORY_DAYS = 60
+NIGHTLY_BY_HAND = (sys.executable, "-m", "ops.cli", "nightly", "--no-progress")
 
 
 def seed_history(stack: Stack, shop: str, variant: Variant, units: list[int], end: date) -> None:
@@ -153,7 +154,7 @@ def seed_store(stack: Stack, shop: str, n_skus: int, days: int, end: date) -> li
 
 def nightly(stack: Stack, shop: str, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "ops.cli", "nightly", "--shop", shop, "--no-progress", *args],
+        [*NIGHTLY_BY_HAND, "--shop", shop, *args],
         env={**os.environ, **stack.env()},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -294,6 +295,23 @@ async def test_the_worker_schedule_refits_each_shop_after_its_local_refit_time(
     finally:
         await schedule.stop()
         await pool.close()
+
+    # A shop that fails (here: not installed) costs the shops after it nothing, and the exit
+    # code tells the schedule to retry.
+    by_hand = subprocess.run(
+        [*NIGHTLY_BY_HAND, "--shop", "missing.myshopify.com", "--shop", early],
+        env={**os.environ, "DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert by_hand.returncode == 1, by_hand.stdout + by_hand.stderr
+    assert "missing.myshopify.com : failed" in by_hand.stdout
+    with psycopg.connect(database_url) as check:
+        statuses = check.execute(
+            "SELECT status FROM forecast_runs WHERE shop = %s", (early,)
+        ).fetchall()
+    assert statuses == [("committed",)]
 
 
 async def test_a_late_order_and_its_refund_rebuild_the_model_from_the_corrected_days(
