@@ -31,6 +31,10 @@ FADING = 0.05  # ≈ 20 days of memory for the level, ≈ 20 weeks for each week
 WARMUP_DAYS = 14  # before two weeks, weekday factors are noise: forecast the plain level
 FLOOR = 1e-3  # keeps ratios finite for SKUs that have not sold yet
 INTERVAL_AFTER = 14
+ACCURACY_FADING = 0.02  # ≈ 50 days: how the model has done lately, not since the SKU launched
+ACCURACY_AFTER_DAYS = 14  # scored days before the model reports its accuracy
+# Stored states of another version are rebuilt from the demand history instead of loaded.
+STATE_VERSION = 2
 
 
 class OnlineDemandModel:
@@ -46,6 +50,13 @@ class OnlineDemandModel:
         self.days_learned = 0
         self.last_day: date | None = None
         self.last_sale: date | None = None
+        # One-day-ahead accuracy as MASE: the model's absolute error over seasonal naive's (the
+        # same weekday's last in-stock day), both weighted towards recent days.
+        self.abs_error = stats.EWMean(fading_factor=ACCURACY_FADING)
+        self.naive_abs_error = stats.EWMean(fading_factor=ACCURACY_FADING)
+        self.last_by_weekday: list[float | None] = [None] * 7
+        self.scored_days = 0
+        self.version = STATE_VERSION
 
     def _factor(self, weekday: int) -> float:
         if self.days_learned < WARMUP_DAYS or not self.weekday_days[weekday]:
@@ -69,6 +80,12 @@ class OnlineDemandModel:
             error = units - self.expected(day)
             self.error_low.update(error)
             self.error_high.update(error)
+            same_weekday = self.last_by_weekday[day.weekday()]
+            if same_weekday is not None:
+                self.abs_error.update(abs(error))
+                self.naive_abs_error.update(abs(units - same_weekday))
+                self.scored_days += 1
+        self.last_by_weekday[day.weekday()] = units
         factor_seen = units / max(self.level.get(), FLOOR) if self.level.get() > FLOOR else 1.0
         self.weekday[day.weekday()].update(factor_seen)
         self.weekday_days[day.weekday()] += 1
@@ -88,6 +105,14 @@ class OnlineDemandModel:
         low, high = self.error_low.get(), self.error_high.get()
         return Forecast(mean, np.maximum(mean + low, 0), np.maximum(mean + high, 0))
 
+    def mase(self) -> float | None:
+        """How the model has done lately at forecasting the next day, as MASE (below 1 beats
+        seasonal naive); None until it has been scored on ACCURACY_AFTER_DAYS days."""
+        scale = self.naive_abs_error.get()
+        if self.scored_days < ACCURACY_AFTER_DAYS or scale <= 0:
+            return None
+        return float(self.abs_error.get() / scale)
+
     def recent_mean(self) -> float:
         """The mean of the last seven in-stock days: the fallback for new SKUs."""
         value = self.recent.get()  # type: ignore[operator]  # Rolling proxies Mean.get
@@ -102,6 +127,8 @@ class OnlineDemandModel:
         model = pickle.loads(blob)
         if not isinstance(model, OnlineDemandModel):
             raise TypeError("not an online demand model")
+        if getattr(model, "version", 1) != STATE_VERSION:
+            raise ValueError("an online demand model of another version")
         return model
 
 

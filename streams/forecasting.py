@@ -102,7 +102,7 @@ class ForecastKeeper:
                 upper=_rounded(upper),
                 method=live.method,  # type: ignore[arg-type]
                 confidence=live.confidence,  # type: ignore[arg-type]
-                mase=None if not base or base["mase"] is None else round(base["mase"], 3),
+                mase=_accuracy(live.method, base, models[row.variant_id]),
                 stock=row.stock,
                 days_of_cover=(
                     None
@@ -239,6 +239,18 @@ class ForecastKeeper:
             for key in [k for k in cache if k[0] == shop]:
                 del cache[key]
         self._abc.pop(shop, None)
+
+
+def _accuracy(method: str, base: dict[str, Any] | None, model: OnlineDemandModel) -> float | None:
+    """How the model behind the forecast has done on this SKU: the nightly runs' record for a
+    combined forecast, the online model's own one for a River one, nothing for the fallback."""
+    if method == "combined":
+        value = base["mase"] if base else None
+    elif method == "river":
+        value = model.mase()
+    else:
+        value = None
+    return None if value is None else round(value, 3)
 
 
 def _rounded(values: np.ndarray) -> list[float]:

@@ -4,6 +4,7 @@ import math
 from datetime import date, timedelta
 
 import numpy as np
+import pytest
 
 from models.combined import Baseline, live_forecast
 from models.forecast import Forecast
@@ -89,3 +90,31 @@ def test_the_nightly_baseline_is_averaged_with_the_online_model() -> None:
     stale = Baseline(first - timedelta(days=200), flat, flat, flat)  # does not cover the window
     assert live_forecast(model, stale, first, 30).method == "river"
     assert isinstance(live.forecast, Forecast)
+
+
+def test_one_day_ahead_mase_of_a_steady_seller_is_one_over_root_two() -> None:
+    # On white noise around a steady mean, the best forecast's error is the noise (σ) and
+    # seasonal naive's is the difference of two noises (σ√2), so MASE tends to 1/√2 ≈ 0.707.
+    rng = np.random.default_rng(11)
+    model = OnlineDemandModel()
+    for i in range(400):
+        model.learn_day(MONDAY + timedelta(days=i), float(rng.poisson(20)))
+    mase = model.mase()
+    assert mase is not None and abs(mase - 1 / math.sqrt(2)) < 0.1, mase
+
+
+def test_mase_waits_for_enough_scored_days() -> None:
+    rng = np.random.default_rng(5)
+    model = OnlineDemandModel()
+    for i in range(40):
+        model.learn_day(MONDAY + timedelta(days=i), float(rng.poisson(8)))
+        # Scored from day 14 (the warm-up), reported once 14 days are scored: from day 27.
+        assert (model.mase() is None) == (i < 27)
+    assert OnlineDemandModel().mase() is None
+
+
+def test_a_state_of_another_version_is_refused_so_it_gets_rebuilt() -> None:
+    old = trained(30)
+    old.version = 1
+    with pytest.raises(ValueError):
+        OnlineDemandModel.from_bytes(old.to_bytes())
