@@ -258,6 +258,8 @@ def nightly(shops: tuple[str, ...], processes: int, day: Any, progress: bool) ->
         )
     if any(r.status.startswith("failed") for r in reports):
         sys.exit(1)  # the worker's schedule retries failed runs
+    if any(r.status == "running elsewhere" for r in reports):
+        sys.exit(75)  # EX_TEMPFAIL: another process holds a shop's run and will commit it
 
 
 @main.group()

@@ -33,6 +33,10 @@ NIGHTLY_COMMAND = (
     "--no-progress",
 )
 RETRY_AFTER_FAILURE_S = 15 * 60.0
+# `stockpulse nightly` exits with EX_TEMPFAIL when another process holds a shop's run; that
+# one will commit it, so look again in a while rather than start a child every minute.
+EXIT_RUNNING_ELSEWHERE = 75
+RETRY_AFTER_BUSY_S = 5 * 60.0
 
 
 class NightlySchedule:
@@ -42,19 +46,23 @@ class NightlySchedule:
         processes: int = 0,
         command: Sequence[str] = NIGHTLY_COMMAND,
         retry_after_failure_s: float = RETRY_AFTER_FAILURE_S,
+        retry_after_busy_s: float = RETRY_AFTER_BUSY_S,
         env: Mapping[str, str] | None = None,
     ) -> None:
         self.at = at
         self.processes = processes
         self.command = tuple(command)
         self.retry_after_failure_s = retry_after_failure_s
+        self.retry_after_busy_s = retry_after_busy_s
         self.env = dict(env) if env is not None else None  # None: the worker's own
         self._child: asyncio.subprocess.Process | None = None
+        self._watcher: asyncio.Task[None] | None = None
         self._not_before = 0.0
 
     @property
     def running(self) -> bool:
-        return self._child is not None and self._child.returncode is None
+        """A child is running, or its exit is not yet accounted for."""
+        return self._watcher is not None and not self._watcher.done()
 
     async def tick(self, conn: DictConnection) -> list[str]:
         """Start a refit for the shops that are due, unless one is still running or the last
@@ -69,7 +77,7 @@ class NightlySchedule:
         if self.processes:
             args += ["--processes", str(self.processes)]
         self._child = await asyncio.create_subprocess_exec(*args, env=self.env)
-        asyncio.get_running_loop().create_task(self._watch(self._child, shops))
+        self._watcher = asyncio.get_running_loop().create_task(self._watch(self._child, shops))
         log.warning("started the nightly refit of %s", ", ".join(shops))
         return shops
 
@@ -77,6 +85,9 @@ class NightlySchedule:
         code = await child.wait()
         if code == 0:
             log.warning("nightly refit of %s finished", ", ".join(shops))
+        elif code == EXIT_RUNNING_ELSEWHERE:
+            self._not_before = time.monotonic() + self.retry_after_busy_s
+            log.warning("another process is refitting some of %s", ", ".join(shops))
         else:
             self._not_before = time.monotonic() + self.retry_after_failure_s
             log.error(

@@ -265,7 +265,10 @@ async def test_the_worker_schedule_refits_each_shop_after_its_local_refit_time(
         )
 
     schedule = NightlySchedule(
-        clock_time(12, 0), processes=1, env={**os.environ, "DATABASE_URL": database_url}
+        clock_time(12, 0),
+        processes=1,
+        retry_after_busy_s=2.0,
+        env={**os.environ, "DATABASE_URL": database_url},
     )
     runs = "SELECT run_day, status FROM forecast_runs WHERE shop = %s"
     pool = await open_pool(database_url, max_size=2)
@@ -280,8 +283,10 @@ async def test_the_worker_schedule_refits_each_shop_after_its_local_refit_time(
             await wait_for_child(schedule)
             with psycopg.connect(database_url) as check:
                 assert check.execute(runs, (due,)).fetchall() == []
+            assert await schedule.tick(conn) == [], "did not wait for the other run"
             await db.unlock_nightly(holder, due)
             await holder.commit()
+            await asyncio.sleep(2.0)
 
             assert await schedule.tick(conn) == [due]
             await wait_for_child(schedule)
