@@ -134,8 +134,11 @@ class ForecastKeeper:
         # (a refund, an order webhook hours late) is rebuilt from the stored demand.
         rebuild = set()
         corrections = await db.take_corrections(conn, shop, ids)
-        if corrections:
-            self._abc.pop(shop, None)  # revenue of past days changed
+        classed = self._abc.get(shop, (None, 0.0, {}))[2]
+        if any(v not in classed for v in corrections):
+            # Past revenue of a SKU without a class yet: rank again now. Refunds of classed
+            # SKUs come every day and wait for the hourly ranking rather than cost one each.
+            self._abc.pop(shop, None)
         for variant_id, day in corrections.items():
             cached = self._models.get((shop, variant_id))
             if cached is None or (cached.last_day is not None and day <= cached.last_day):
@@ -207,7 +210,7 @@ class ForecastKeeper:
 
     async def _abc_classes(self, conn: DictConnection, shop: str, today: date) -> dict[int, str]:
         """Revenue classes over the last ABC_WINDOW_DAYS: a slow-moving ranking, so worked out
-        again hourly, on a new shop-local day, or when past revenue was corrected."""
+        again hourly, on a new shop-local day, or when an unclassed SKU gained past revenue."""
         cached = self._abc.get(shop)
         if cached is None or cached[0] != today or time.monotonic() - cached[1] > ABC_REFRESH_S:
             revenue = await db.revenue_by_sku(conn, shop, today - timedelta(days=ABC_WINDOW_DAYS))
