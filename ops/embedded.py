@@ -18,6 +18,8 @@ from pathlib import Path
 
 import psycopg
 
+from ops.processes import OutputPump, exit_description, last_lines, spawn
+
 log = logging.getLogger(__name__)
 
 
@@ -65,14 +67,31 @@ class LocalPostgres:
     """A PostgreSQL cluster in ``data_dir``, listening on 127.0.0.1 only, trusting local users.
 
     ``durable=False`` turns off fsync and friends: right for throwaway test clusters only.
+    Its logging collector writes ``log_dir/postgresql-<start time>.log``, a new file every
+    10 MiB; :meth:`prune_logs` keeps the newest few (PostgreSQL never deletes them itself).
     """
 
-    def __init__(self, data_dir: Path, port: int | None = None, *, durable: bool = True) -> None:
+    name = "postgres"
+    LOG_ROTATION_SIZE = "10MB"
+    LOG_FILES_KEPT = 4  # the current file and three old ones
+
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        *,
+        durable: bool = True,
+        log_dir: Path | None = None,
+    ) -> None:
         self.data_dir = data_dir.resolve()
         self.port = port or free_port()
         self.durable = durable
+        self.log_dir = (log_dir or self.data_dir / "log").resolve()
         self.bin = postgres_bin_dir()
         self._as_postgres = os.geteuid() == 0  # initdb and postgres refuse to run as root
+        self._pid: int | None = None
+        self._log_mark: dict[Path, int] = {}
+        self._next_prune = 0.0
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         cmd = [str(self.bin / args[0]), *args[1:]]
@@ -83,10 +102,20 @@ class LocalPostgres:
     def url(self, database: str = "stockpulse") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
+    @property
+    def _startup_log(self) -> Path:
+        """What the postmaster prints before its logging collector takes over (pg_ctl -l)."""
+        return self.log_dir / "startup.log"
+
+    def _log_files(self) -> list[Path]:
+        return sorted(self.log_dir.glob("postgresql-*.log"))
+
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
         if self._as_postgres:
             shutil.chown(self.data_dir, "postgres", "postgres")
+            shutil.chown(self.log_dir, "postgres", "postgres")
             for parent in self.data_dir.parents:  # postgres must be able to reach its directory
                 if parent.stat().st_mode & 0o005 != 0o005 and parent.owner() == "root":
                     parent.chmod(parent.stat().st_mode | 0o005)
@@ -108,9 +137,21 @@ class LocalPostgres:
             "-c listen_addresses=127.0.0.1",
             "-c unix_socket_directories=''",
             "-c max_connections=200",
+            "-c logging_collector=on",
+            f"-c log_directory='{self.log_dir}'",
+            # One file per start (to the second) and per rotation, sorting by age.
+            "-c log_filename=postgresql-%Y-%m-%d_%H%M%S.log",
+            f"-c log_rotation_size={self.LOG_ROTATION_SIZE}",
+            "-c log_rotation_age=0",
         ]
         if not self.durable:
             options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
+        # pg_ctl appends to its -l file on every start: keep only this start's early output.
+        self._startup_log.write_bytes(b"")
+        if self._as_postgres:
+            shutil.chown(self._startup_log, "postgres", "postgres")
+        self._log_mark = {path: path.stat().st_size for path in self._log_files()}
+        self._pid = None
         result = self._run(
             "pg_ctl",
             "-D",
@@ -118,7 +159,7 @@ class LocalPostgres:
             "-o",
             " ".join(options),
             "-l",
-            str(self.data_dir / "server.log"),
+            str(self._startup_log),
             "-w",
             "-t",
             "60",
@@ -126,13 +167,12 @@ class LocalPostgres:
             check=False,
         )
         if result.returncode != 0:
-            tail = (
-                (self.data_dir / "server.log").read_text()[-2000:]
-                if (self.data_dir / "server.log").exists()
-                else ""
+            raise RuntimeError(
+                f"PostgreSQL did not start: {result.stderr.strip()}\n{self.recent_output(20)}"
             )
-            raise RuntimeError(f"PostgreSQL did not start: {result.stderr}\n{tail}")
+        self._pid = self.postmaster_pid()
         self.create_database("stockpulse")
+        self.prune_logs()
 
     def create_database(self, name: str) -> None:
         with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
@@ -144,6 +184,72 @@ class LocalPostgres:
 
     def stop(self) -> None:
         self._run("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop", check=False)
+        self._pid = None
+
+    def postmaster_pid(self) -> int | None:
+        """The pid recorded in ``postmaster.pid``, alive or not."""
+        try:
+            return int((self.data_dir / "postmaster.pid").read_text().split()[0])
+        except (FileNotFoundError, IndexError, ValueError):
+            return None
+
+    @property
+    def pid(self) -> int | None:
+        """The postmaster this object started, while it runs."""
+        return self._pid if self._pid is not None and postmaster_alive(self._pid) else None
+
+    def exit_status(self) -> str | None:
+        """None while the postmaster started here runs. pg_ctl detaches it from us, so how it
+        ended is unknown: there is no exit code to collect."""
+        if self._pid is None:
+            return "not started"
+        if time.monotonic() > self._next_prune:  # the supervisor polls this while it runs
+            self._next_prune = time.monotonic() + 60
+            self.prune_logs()
+        return None if postmaster_alive(self._pid) else "exit status unknown"
+
+    def recent_output(self, max_lines: int) -> str:
+        """What the server logged since the last :meth:`start`."""
+        chunks = []
+        for path in [self._startup_log, *self._log_files()]:
+            try:
+                with open(path, "rb") as f:
+                    f.seek(self._log_mark.get(path, 0))
+                    chunks.append(f.read()[-256 * 1024 :].decode(errors="replace"))
+            except FileNotFoundError:
+                continue
+        return last_lines(
+            "".join(c if c.endswith("\n") else c + "\n" for c in chunks if c), max_lines
+        )
+
+    def prune_logs(self) -> None:
+        for old in self._log_files()[: -self.LOG_FILES_KEPT]:
+            old.unlink(missing_ok=True)
+
+
+def postmaster_alive(pid: int) -> bool:
+    """Whether ``pid`` is a live postgres process. A postmaster killed outright is reparented to
+    init and may stay a zombie (not every init reaps), and its pid may be reused later."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    except OSError:  # no procfs: fall back to a signal-0 probe
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    comm, _, rest = stat.partition("(")[2].rpartition(")")
+    if rest.split()[0] == "Z":
+        try:  # when we are its init (``up`` as a container's pid 1), only we can clear it
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        return False
+    return comm == "postgres"
 
 
 def tansu_binary() -> str:
@@ -153,12 +259,15 @@ def tansu_binary() -> str:
 
 
 class LocalBroker:
-    """A Tansu broker on 127.0.0.1 with in-memory storage."""
+    """A Tansu broker on 127.0.0.1 with in-memory storage (a restart starts it empty)."""
+
+    name = "broker"
 
     def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
         self.port = port or free_port()
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
+        self._pump: OutputPump | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -166,8 +275,7 @@ class LocalBroker:
 
     def start(self) -> None:
         address = f"tcp://127.0.0.1:{self.port}"
-        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self.process = subprocess.Popen(
+        self.process, self._pump = spawn(
             [
                 tansu_binary(),
                 "broker",
@@ -178,11 +286,32 @@ class LocalBroker:
                 "--storage-engine",
                 "memory://tansu/",
             ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            self.log_path,
         )
-        wait_for_port(self.port, 15, self.process)
+        try:
+            wait_for_port(self.port, 15, self.process)
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def pid(self) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return None
+        return self.process.pid
+
+    def exit_status(self) -> str | None:
+        if self.process is None:
+            return "not started"
+        code = self.process.poll()
+        return None if code is None else exit_description(code)
+
+    def recent_output(self, max_lines: int) -> str:
+        if self._pump is None:
+            return ""
+        if self.process is not None and self.process.poll() is not None:
+            self._pump.finish()
+        return last_lines(self._pump.text(), max_lines)
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -192,4 +321,6 @@ class LocalBroker:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self._pump is not None:
+            self._pump.finish()
         self.process = None

@@ -1,13 +1,14 @@
 """The whole product on one machine: database, broker, worker, web, and the demo store.
 
 ``stockpulse up`` and the test fixtures both use :class:`Stack`, so the tests exercise the same
-start-up path a user gets.
+start-up path a user gets. ``up`` also supervises every part (:mod:`ops.supervisor`).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from connectors.kafka.admin import ensure_topics
 from connectors.settings import get_settings
 from ops.embedded import LocalBroker, LocalPostgres, free_port, port_open
 from ops.processes import ManagedProcess
+from ops.supervisor import Supervisor
 
 DEMO_SHOP = "demo.myshopify.com"
 
@@ -53,7 +55,11 @@ class Stack:
         self.web_workers = web_workers
         self.web_port = web_port or free_port()
         self.postgres = (
-            None if database_url else LocalPostgres(data_dir / "pg", pg_port, durable=durable)
+            None
+            if database_url
+            else LocalPostgres(
+                data_dir / "pg", pg_port, durable=durable, log_dir=data_dir / "logs" / "postgres"
+            )
         )
         self.broker = (
             None
@@ -100,11 +106,21 @@ class Stack:
             self.postgres.start()
         if self.broker is not None:
             self.broker.start()
+        self.prepare()
+
+    def prepare(self) -> None:
+        """What the worker and the web app expect to find: the schema and the topics."""
         migrate(self.database_url)
-        partitions = int(
+        self.ensure_topics()
+
+    @property
+    def topic_partitions(self) -> int:
+        return int(
             self.extra_env.get("KAFKA_TOPIC_PARTITIONS", get_settings().kafka_topic_partitions)
         )
-        ensure_topics(self.bootstrap_servers.split(","), partitions)
+
+    def ensure_topics(self) -> None:
+        ensure_topics(self.bootstrap_servers.split(","), self.topic_partitions)
 
     def start_worker(self) -> ManagedProcess:
         self.worker = ManagedProcess(
@@ -175,19 +191,31 @@ def _shop_has_history(database_url: str, shop: str) -> bool:
         )
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    # Only the first signal stops us: uv forwards a SIGTERM it received, and a second one
-    # landing in the middle of the orderly stop would end it in click's "Aborted!".
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise KeyboardInterrupt
+class _StopRequest:
+    """SIGINT/SIGTERM handler. While starting up it interrupts whatever is in progress; once the
+    stack runs, it only sets ``event``, so a restart in progress finishes (or fails) before the
+    orderly stop instead of being cut in half."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.interrupt = True
+
+    def __call__(self, signum: int, frame: object) -> None:
+        # Only the first signal counts: uv forwards a SIGTERM it received, and a second one
+        # landing in the middle of the orderly stop would end it in click's "Aborted!".
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        self.event.set()
+        if self.interrupt:
+            raise KeyboardInterrupt
 
 
 def run_stack(*, port: int, data_dir: str, simulate: bool, orders_per_minute: float) -> int:
     # Explicit handlers: a shell may start us with SIGINT ignored, and SIGTERM (systemd, CI)
     # deserves the same orderly stop as Ctrl-C.
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
+    stop = _StopRequest()
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     settings = get_settings()
     database_url = os.environ.get("DATABASE_URL")
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
@@ -197,18 +225,25 @@ def run_stack(*, port: int, data_dir: str, simulate: bool, orders_per_minute: fl
     stack = Stack(
         Path(data_dir), web_port=port, database_url=database_url, bootstrap_servers=bootstrap
     )
-    t0 = time.monotonic()
+    supervisor = Supervisor(Path(data_dir) / "run")
     simulator: ManagedProcess | None = None
+    t0 = time.monotonic()
     try:
         print("starting PostgreSQL…" if stack.postgres else f"using database {database_url}")
         print(
             "starting the Kafka-protocol broker…" if stack.broker else f"using Kafka at {bootstrap}"
         )
-        stack.start_infrastructure()
+        (Path(data_dir) / "logs").mkdir(parents=True, exist_ok=True)
+        if stack.postgres is not None:
+            supervisor.start(stack.postgres)
+        if stack.broker is not None:
+            # Its storage is in memory: a restarted broker has no topics until we create them.
+            supervisor.start(stack.broker, after_start=stack.ensure_topics)
+        stack.prepare()
         install_shop(stack.database_url, DEMO_SHOP, name="Demo Store")
         print("starting the worker and the web app…")
-        stack.start_worker()
-        stack.start_web()
+        supervisor.adopt(stack.start_worker())
+        supervisor.adopt(stack.start_web())
         secret = settings.webhook_secrets[0].decode()
         print()
         print(f"  Dashboard:  {stack.base_url}/shops/{DEMO_SHOP}")
@@ -217,9 +252,9 @@ def run_stack(*, port: int, data_dir: str, simulate: bool, orders_per_minute: fl
         if settings.uses_development_secret:
             print(f"  Webhook secret (development default, set SHOPIFY_API_SECRET): {secret}")
         print(f"  Logs:       {Path(data_dir).resolve() / 'logs'}")
-        print(f"  Up in {time.monotonic() - t0:.1f}s. Ctrl-C stops everything.")
-        print()
-        children = [stack.worker, stack.web]
+        print(f"  Pid files:  {Path(data_dir).resolve() / 'run'}")
+        print(f"  Up in {time.monotonic() - t0:.1f}s. Crashed parts restart; Ctrl-C stops all.")
+        print(flush=True)
         if simulate:
             backfill = 0 if _shop_has_history(stack.database_url, DEMO_SHOP) else 28
             simulator = ManagedProcess(
@@ -238,25 +273,23 @@ def run_stack(*, port: int, data_dir: str, simulate: bool, orders_per_minute: fl
                 stack.env(),
                 Path(data_dir) / "logs" / "simulator.log",
             )
-            simulator.start()
-            children.append(simulator)
-        while True:
-            time.sleep(0.5)
-            stopped = [c for c in children if c is not None and not c.running]
-            if stopped:
-                for child in stopped:
-                    print(
-                        f"{child.name} stopped unexpectedly; its log ends with:\n"
-                        f"{child.log_tail(1500)}"
-                    )
-                return 1
+            supervisor.start(simulator)
+            simulator.args[-1] = "0"  # a restarted simulator must not send the history again
+        stop.interrupt = False
+        supervisor.run(stop.event)
     except KeyboardInterrupt:
-        print("\nstopping…")
+        pass
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not strand children
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if simulator is not None:
-            simulator.stop()
-        stack.stop(drain_s=2.0)
-        print("stopped.")
+        print("\nstopping…", flush=True)
+        started = {id(c) for c in supervisor.children}
+        # Parts that were starting when the stop came were not handed to the supervisor yet.
+        for part in (simulator, stack.web, stack.worker, stack.broker):
+            if part is not None and id(part) not in started:
+                part.stop()
+        supervisor.stop_all(pause_before={"worker": 2.0})
+        if stack.postgres is not None and id(stack.postgres) not in started:
+            stack.postgres.stop()
+        print("stopped.", flush=True)
     return 0

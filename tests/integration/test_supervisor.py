@@ -1,0 +1,345 @@
+"""``stockpulse up`` restarts whatever dies and stops everything only when told to."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ops.embedded import free_port
+from ops.processes import ManagedProcess, RotatingLog
+from ops.stack import DEMO_SHOP
+from ops.supervisor import RestartPolicy, Supervisor
+from tests.conftest import ARTIFACTS
+from tests.support import SECRET, make_variant, product_hook, wait_until
+
+REPO = Path(__file__).resolve().parent.parent.parent
+PARTS = ("postgres", "broker", "worker", "web")
+# Who must not notice a kill. The worker may legitimately crash (and be restarted) when its
+# broker or database vanishes under it.
+UNAFFECTED = {
+    "worker": ("postgres", "broker", "web"),
+    "web": ("postgres", "broker", "worker"),
+    "broker": ("postgres", "web"),
+    "postgres": ("broker", "web"),
+}
+
+
+def _alive(pid: int) -> bool:
+    """Zombies count as gone: a killed postmaster is reparented to an init that may not reap."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    """Live processes with ``text`` in their command line or environment (the worker's nightly
+    runs, PostgreSQL's backends: processes no pid file names)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            seen = (proc / "cmdline").read_bytes() + (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        if text.encode() in seen and _alive(int(proc.name)):
+            found.append(int(proc.name))
+    return found
+
+
+@dataclass
+class Up:
+    process: subprocess.Popen
+    data_dir: Path
+    port: int
+    output_path: Path
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def output(self) -> str:
+        return self.output_path.read_text(errors="replace")
+
+    def pid_of(self, name: str) -> int | None:
+        try:
+            return int((self.data_dir / "run" / f"{name}.pid").read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def wait_pid(self, name: str, timeout_s: float = 30) -> int:
+        def pid() -> int | None:
+            return self.pid_of(name)
+
+        found = wait_until(pid, timeout_s=timeout_s, what=f"{name}.pid")
+        assert found is not None
+        return found
+
+    def ready(self) -> bool:
+        assert self.process.poll() is None, f"up exited:\n{self.output()}"
+        try:
+            return httpx.get(f"{self.base_url}/readyz", timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+@pytest.fixture
+def up() -> Iterator[Up]:
+    data_dir = Path(tempfile.mkdtemp(prefix="stockpulse-supervisor-"))
+    port = free_port()
+    env = {
+        **os.environ,
+        "SHOPIFY_API_SECRET": SECRET,
+        "NIGHTLY_AT": "off",
+        "KAFKA_TOPIC_PARTITIONS": "4",
+        "STOCKPULSE_KAFKA_SESSION_TIMEOUT": "10",
+        "PYTHONUNBUFFERED": "1",
+    }
+    for external in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS"):
+        env.pop(external, None)  # up must start its own
+    output_path = data_dir / "up.out"
+    with open(output_path, "wb") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ops.cli",
+                "up",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(data_dir),
+                "--no-simulate",
+            ],
+            env=env,
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    running = Up(process, data_dir, port, output_path)
+    try:
+        yield running
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        print(running.output())
+        target = ARTIFACTS / "supervisor"
+        shutil.rmtree(target, ignore_errors=True)
+        if (data_dir / "logs").exists():
+            shutil.copytree(data_dir / "logs", target)
+            shutil.copy(output_path, target / "up.out")
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.mark.timeout(180)
+def test_up_restarts_each_killed_part_and_stops_cleanly(up: Up) -> None:
+    wait_until(up.ready, timeout_s=90, what="the stack to be ready")
+    pids = {n: up.wait_pid(n) for n in PARTS}
+    seen = set(pids.values())
+
+    for name in ("worker", "web", "broker", "postgres"):
+        old = pids[name]
+        assert _alive(old), name
+        os.kill(old, signal.SIGKILL)
+        killed_at = time.monotonic()
+
+        def restarted(name: str = name, old: int = old) -> int | None:
+            assert up.process.poll() is None, f"up exited:\n{up.output()}"
+            pid = up.pid_of(name)
+            return pid if pid is not None and pid != old and _alive(pid) else None
+
+        new = wait_until(restarted, timeout_s=30, what=f"a new {name}")
+        left = 30 - (time.monotonic() - killed_at)
+        wait_until(up.ready, timeout_s=max(left, 1), what=f"ready again after killing {name}")
+        assert re.search(rf"^{name} \(pid {old}\) died\b.*", up.output(), re.M), up.output()
+        assert f"{name} restarted (pid {new})" in up.output()
+        for other in UNAFFECTED[name]:
+            assert up.pid_of(other) == pids[other], (other, up.output())
+        pids = {n: up.wait_pid(n) for n in PARTS}
+        assert pids[name] == new
+        seen.update(pids.values())
+
+    # After all that, a webhook still makes it through the broker and the worker into PostgreSQL.
+    variant = make_variant("SUPERVISED")
+    hook = product_hook(DEMO_SHOP, variant)
+
+    def accepted() -> bool:
+        response = httpx.post(
+            f"{up.base_url}/webhooks/shopify", content=hook.body, headers=hook.headers, timeout=10
+        )
+        return response.status_code == 200
+
+    wait_until(accepted, timeout_s=30, what="the webhook to be accepted")
+
+    def applied() -> bool:
+        skus = httpx.get(f"{up.base_url}/api/v1/shops/{DEMO_SHOP}/skus", timeout=10).json()
+        return any(s["variant_id"] == variant.variant_id for s in skus["skus"])
+
+    wait_until(applied, timeout_s=60, what="the worker to apply the webhook")
+
+    up.process.send_signal(signal.SIGTERM)
+    assert up.process.wait(60) == 0, up.output()
+    assert "stopped." in up.output()
+    assert not list((up.data_dir / "run").glob("*.pid")), "pid files left behind"
+    lingering = [pid for pid in seen if _alive(pid)]
+    assert not lingering, f"processes left behind: {lingering}"
+    assert not _processes_mentioning(str(up.data_dir)), "processes left behind"
+
+
+@dataclass
+class FakeChild:
+    """A child whose deaths and start failures the test scripts."""
+
+    name: str
+    next_pid: int = 100
+    up: bool = False
+    failing_starts: int = 0
+    starts: int = 0
+
+    @property
+    def pid(self) -> int | None:
+        return self.next_pid if self.up else None
+
+    def start(self) -> None:
+        self.starts += 1
+        if self.failing_starts:
+            self.failing_starts -= 1
+            raise RuntimeError(f"{self.name} cannot start yet\nsecond line")
+        self.next_pid += 1
+        self.up = True
+
+    def exit_status(self) -> str | None:
+        return None if self.up else "killed by SIGKILL"
+
+    def stop(self) -> None:
+        self.up = False
+
+    def recent_output(self, max_lines: int) -> str:
+        return "\n".join(f"line {i}" for i in range(100 - max_lines, 100))
+
+
+def test_backoff_doubles_caps_and_resets_after_a_long_run(tmp_path: Path) -> None:
+    now = [0.0]
+    said: list[str] = []
+    supervisor = Supervisor(
+        tmp_path / "run",
+        policy=RestartPolicy(initial_s=0.5, max_s=4, reset_after_s=60),
+        say=said.append,
+        clock=lambda: now[0],
+        tail_lines=5,
+    )
+    child = FakeChild("worker")
+    other = FakeChild("web")
+    supervisor.start(child)
+    supervisor.start(other)
+    assert (tmp_path / "run" / "worker.pid").read_text() == "101\n"
+
+    def crash_and_time_restart() -> float:
+        child.up = False
+        died_at = now[0]
+        supervisor.check()
+        assert not (tmp_path / "run" / "worker.pid").exists()
+        while not child.up:
+            now[0] += 0.25
+            supervisor.check()
+        return now[0] - died_at
+
+    assert [crash_and_time_restart() for _ in range(5)] == [0.5, 1.0, 2.0, 4.0, 4.0]
+    assert other.starts == 1, "a crash of one child leaves the others alone"
+    now[0] += 61
+    assert crash_and_time_restart() == 0.5
+    assert (tmp_path / "run" / "worker.pid").read_text() == f"{child.pid}\n"
+    death = next(line for line in said if line.startswith("worker (pid 101) died"))
+    assert "killed by SIGKILL" in death
+    assert said[said.index(death) + 1].splitlines()[-1].strip() == "line 99"
+
+    now[0] += 61
+    child.failing_starts = 2
+    assert crash_and_time_restart() == 0.5 + 1.0 + 2.0  # failed starts back off too
+    assert any("worker did not start" in line for line in said)
+
+    supervisor.stop_all()
+    assert not child.up and not other.up
+    assert not list((tmp_path / "run").glob("*.pid"))
+
+
+def test_a_stop_request_interrupts_the_watch(tmp_path: Path) -> None:
+    supervisor = Supervisor(tmp_path, say=lambda _: None)
+    supervisor.start(FakeChild("web"))
+    stop = threading.Event()
+    threading.Timer(0.2, stop.set).start()
+    started = time.monotonic()
+    supervisor.run(stop, poll_s=0.05)
+    assert time.monotonic() - started < 2
+
+
+def test_logs_rotate_by_size_and_keep_three_old_files(tmp_path: Path) -> None:
+    log = RotatingLog.acquire(tmp_path / "worker.log", max_bytes=1000, backups=3)
+    try:
+        for i in range(20):
+            log.write(f"{i:03d}".encode() * 100 + b"\n")  # 301 bytes
+    finally:
+        log.release()
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["worker.log", "worker.log.1", "worker.log.2", "worker.log.3"]
+    assert all(p.stat().st_size <= 1000 for p in tmp_path.iterdir())
+    assert (tmp_path / "worker.log").read_text().endswith("019" * 100 + "\n")
+    assert (tmp_path / "worker.log.3").read_text().startswith("009")
+
+
+def test_log_tail_shows_the_current_run_only(tmp_path: Path) -> None:
+    child = ManagedProcess("bogus", ["no-such-command"], {}, tmp_path / "bogus.log")
+    for _ in range(2):
+        child.start()
+        wait_until(lambda: not child.running, timeout_s=30, what="the child to exit")
+        assert child.exit_status() == "exit code 2"
+    assert (tmp_path / "bogus.log").read_text().count("No such command") == 2
+    assert child.log_tail().count("No such command") == 1
+
+
+def test_a_chatty_child_neither_blocks_nor_outlives_a_killed_parent(tmp_path: Path) -> None:
+    parent_code = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from ops.processes import spawn\n"
+        "chatty = 'import itertools\\nfor i in itertools.count(): print(i, \"x\" * 200)'\n"
+        "child, _ = spawn([sys.executable, '-c', chatty], Path(sys.argv[1]))\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", parent_code, str(tmp_path / "chatty.log")],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert parent.stdout is not None
+    child_pid = int(parent.stdout.readline())
+    log = tmp_path / "chatty.log"
+    # Past a pipe buffer's worth (64 KiB) many times over: the parent's thread keeps draining.
+    wait_until(lambda: log.exists() and log.stat().st_size > 4_000_000, timeout_s=30, what="output")
+    parent.kill()
+    parent.wait()
+    # The child's next write hits a pipe nobody reads: it fails instead of hanging forever.
+    wait_until(lambda: not _alive(child_pid), timeout_s=10, what="the orphaned child to exit")
