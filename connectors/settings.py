@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     webhook_max_body_bytes: int = Field(
         default=1024 * 1024, description="Larger webhook bodies are refused with 413."
     )
+    http_header_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="A request whose headers take longer is dropped."
+    )
     kafka_topic_partitions: int = Field(
         default=8, description="Partitions for topics Stockpulse creates; the unit of scale-out."
     )

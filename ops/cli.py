@@ -62,6 +62,8 @@ def web(host: str, port: int, workers: int) -> None:
     """Serve the web app (webhooks, dashboard, API, WebSocket feed)."""
     import uvicorn
 
+    from web.server import DeadlineHttpToolsProtocol
+
     _warn_development_secret()
     uvicorn.run(
         "web.app:create_app",
@@ -72,7 +74,8 @@ def web(host: str, port: int, workers: int) -> None:
         log_level="warning",
         access_log=False,
         loop="uvloop",
-        http="httptools",
+        # httptools with a deadline for request headers (uvicorn has none).
+        http=DeadlineHttpToolsProtocol,
         ws="websockets-sansio",
         lifespan="on",
     )

@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from litestar import Litestar
+from litestar.exceptions import HTTPException
 from litestar.logging.config import LoggingConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
+from litestar.types import Logger, Scope
 
 from connectors.db.pool import open_pool
 from connectors.kafka.admin import ensure_topics
@@ -22,6 +25,7 @@ from web.dashboard import ApiController, DashboardController, shop_feed
 from web.health import HealthController
 from web.hub import Hub
 from web.ingress import shopify_webhooks
+from web.security import add_security_headers
 from web.shops import ShopDirectory
 
 log = logging.getLogger(__name__)
@@ -71,11 +75,35 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[lifespan],
         template_config=TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine),
         request_max_body_size=settings.webhook_max_body_bytes,
+        before_send=[add_security_headers],
         openapi_config=None,
         logging_config=LoggingConfig(
-            root={"level": "WARNING", "handlers": ["queue_listener"]}, log_exceptions="always"
+            root={"level": "WARNING", "handlers": ["queue_listener"]},
+            log_exceptions="always",
+            exception_logging_handler=_log_exception,
         ),
         debug=False,
+    )
+
+
+def _log_exception(logger: Logger, scope: Scope, traceback: list[str]) -> None:
+    """Litestar's exception logging: a client error (4xx) is one line, anything else a traceback.
+
+    Litestar calls this inside the ``except`` block of the exception it is handling.
+    """
+    exc = sys.exc_info()[1]
+    if isinstance(exc, HTTPException) and exc.status_code < 500:
+        logger.info(
+            "%s %s %r: %d %s",
+            scope["type"],
+            scope.get("method", "-"),
+            scope["path"],
+            exc.status_code,
+            exc.detail,
+        )
+        return
+    logger.exception(
+        "Uncaught exception (connection_type=%s, path=%r):", scope["type"], scope["path"]
     )
 
 
