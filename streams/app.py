@@ -84,6 +84,7 @@ _keeper = ForecastKeeper(settings)
 # SKUs whose forecasts are due after their batch (or could not be refreshed: the timer retries).
 _forecasts_owed: dict[str, set[int]] = {}
 _forecasts_wanted = asyncio.Event()
+_forecast_round = asyncio.Lock()
 
 _pool: AsyncConnectionPool[DictConnection] | None = None
 _pool_lock = asyncio.Lock()
@@ -171,9 +172,12 @@ async def _apply_batch(events: list[SkuEvent]) -> None:
 
 
 async def _publish_forecasts(shop: str, variant_ids: list[int] | None) -> int:
-    db = await pool()
-    async with db.connection() as conn:
-        messages = await _keeper.forecasts(conn, shop, variant_ids)
+    # One forecast round at a time: the keeper's cache is not shared safely, and two rounds
+    # taking the same SKUs' correction and model rows in different orders deadlocked.
+    async with _forecast_round:
+        db = await pool()
+        async with db.connection() as conn:
+            messages = await _keeper.forecasts(conn, shop, variant_ids)
     await _send_all(_forecasts, [(key, dumps(update)) for key, update in messages])
     return len(messages)
 
@@ -186,6 +190,8 @@ async def _pay_forecasts_owed() -> None:
         ids = _forecasts_owed.pop(shop)
         try:
             await _publish_forecasts(shop, sorted(ids))
+        except LookupError:
+            log.info("%s is no longer installed; its forecasts are not owed", shop)
         except Exception:
             _forecasts_owed.setdefault(shop, set()).update(ids)
             log.exception("refreshing forecasts of %s failed; will retry", shop)

@@ -126,10 +126,16 @@ async def take_corrections(
 ) -> dict[int, date]:
     """Remove and return the earliest corrected closed day per SKU; inside the caller's
     transaction, so the rows come back unless the rebuilt models are committed."""
+    # Rows are locked in variant order first: the write path adds notes while this runs, and
+    # locks taken in one fixed order cannot deadlock.
     cur = await conn.execute(
-        "DELETE FROM demand_corrections WHERE shop = %s "
-        "AND (%s::bigint[] IS NULL OR variant_id = ANY(%s)) RETURNING variant_id, earliest_day",
-        (shop, _ids(variant_ids), _ids(variant_ids)),
+        "DELETE FROM demand_corrections c USING ("
+        "  SELECT variant_id FROM demand_corrections WHERE shop = %s"
+        "   AND (%s::bigint[] IS NULL OR variant_id = ANY(%s))"
+        "   ORDER BY variant_id FOR UPDATE) locked"
+        " WHERE c.shop = %s AND c.variant_id = locked.variant_id"
+        " RETURNING c.variant_id, c.earliest_day",
+        (shop, _ids(variant_ids), _ids(variant_ids), shop),
     )
     return {r["variant_id"]: r["earliest_day"] for r in await cur.fetchall()}
 
@@ -147,7 +153,11 @@ async def save_models(
                SET state = EXCLUDED.state, last_day = EXCLUDED.last_day,
                    days_learned = EXCLUDED.days_learned, updated_at = now()
             """,
-            [(shop, v, state, last_day, n) for v, state, last_day, n in states],
+            # In variant order, like every other writer of these rows: no lock-order deadlock.
+            [
+                (shop, v, state, last_day, n)
+                for v, state, last_day, n in sorted(states, key=lambda s: s[0])
+            ],
         )
 
 
