@@ -46,8 +46,15 @@ class Settings(BaseSettings):
     webhook_max_body_bytes: int = Field(
         default=1024 * 1024, description="Larger webhook bodies are refused with 413."
     )
+    webhook_body_timeout_seconds: float = Field(
+        default=10.0, description="A webhook body not received within this is refused (408)."
+    )
     http_header_timeout_seconds: float = Field(
         default=10.0, gt=0, description="A request whose headers take longer is dropped."
+    )
+    stall_seconds: float = Field(
+        default=60.0,
+        description="/readyz answers 503 once an accepted webhook has waited this long unapplied.",
     )
     kafka_topic_partitions: int = Field(
         default=8, description="Partitions for topics Stockpulse creates; the unit of scale-out."

@@ -147,6 +147,77 @@ def simulate(
     click.echo(f"sent {sim.sent} webhooks")
 
 
+@main.group("dead-letters")
+def dead_letters_group() -> None:
+    """Messages set aside because they can never succeed as they are."""
+
+
+@dead_letters_group.command("list")
+@click.option("--shop", default=None, help="Only this shop.")
+@click.option("--all", "include_replayed", is_flag=True, help="Include replayed ones.")
+@click.option("--limit", default=50, show_default=True)
+def dead_letters_list(shop: str | None, include_replayed: bool, limit: int) -> None:
+    """Newest first: id, stage, shop, topic or kind, when, and why."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from connectors.db import dead_letters
+
+    async def read() -> list[dict[str, Any]]:
+        async with await _connect() as conn:
+            return await dead_letters.listing(
+                conn, shop=shop, include_replayed=include_replayed, limit=limit
+            )
+
+    rows = asyncio.run(read())
+    table = Table("id", "stage", "shop", "what", "when (UTC)", "reason", "replayed")
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            r["stage"],
+            r["shop"],
+            r["topic"] or r["kind"],
+            r["created_at"].strftime("%Y-%m-%d %H:%M:%S"),
+            r["error"],
+            r["replayed_at"].strftime("%Y-%m-%d %H:%M") if r["replayed_at"] else "",
+        )
+    Console().print(table if rows else "no dead letters")
+
+
+@dead_letters_group.command("replay")
+@click.argument("ids", nargs=-1, type=int)
+@click.option("--all", "every", is_flag=True, help="Every open dead letter (with --shop: its).")
+@click.option("--shop", default=None)
+def dead_letters_replay(ids: tuple[int, ...], every: bool, shop: str | None) -> None:
+    """Put dead letters back where they failed, once their cause is fixed."""
+    from connectors.db import dead_letters
+    from streams.replay import replay
+
+    if not ids and not every:
+        raise click.UsageError("name dead letter ids, or --all")
+
+    async def run() -> list[Any]:
+        async with await _connect() as conn:
+            wanted = list(ids)
+            if every:
+                rows = await dead_letters.listing(conn, shop=shop, limit=1_000_000)
+                wanted = [r["id"] for r in rows]
+            return await replay(conn, sorted(wanted))
+
+    results = asyncio.run(run())
+    for r in results:
+        click.echo(f"{r.id}: {'replayed' if r.ok else 'still failing'}: {r.detail}")
+    if any(not r.ok for r in results):
+        sys.exit(1)
+
+
+async def _connect() -> Any:
+    from psycopg import AsyncConnection
+    from psycopg.rows import dict_row
+
+    return await AsyncConnection.connect(get_settings().database_url, row_factory=dict_row)
+
+
 @main.group()
 def bench() -> None:
     """Benchmarks against a running stack (figures go to docs/benchmarks.md)."""

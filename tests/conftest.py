@@ -29,10 +29,10 @@ STACK_ENV = {
 }
 
 
-def start_stack(name: str) -> Stack:
+def start_stack(name: str, env: dict[str, str] | None = None) -> Stack:
     """A whole Stockpulse on loopback in a fresh directory (throwaway, non-durable PostgreSQL)."""
     data_dir = Path(tempfile.mkdtemp(prefix=f"stockpulse-{name}-"))
-    stack = Stack(data_dir, durable=False, extra_env=dict(STACK_ENV))
+    stack = Stack(data_dir, durable=False, extra_env={**STACK_ENV, **(env or {})})
     try:
         stack.start_infrastructure()
         stack.start_worker()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -211,3 +213,76 @@ class FeedClient:
         if self._reader:
             self._reader.cancel()
         await self._socket.close()
+
+
+def mixed_burst(
+    shop: str, rng: random.Random, size: int
+) -> tuple[list[SignedWebhook], dict, dict, list]:
+    """About ``size`` webhooks for 20 SKUs (orders, cancellations, refunds, stock levels, 5 %
+    redelivered, shuffled), the catalogue first, with the units and stock they must produce."""
+    variants = [make_variant(f"SKU-{i:02d}") for i in range(20)]
+    catalogue = [product_hook(shop, v) for v in variants]
+    hooks: list[SignedWebhook] = []
+    lines: dict[int, dict] = {}  # line_item_id → variant, qty, cancelled, restocked
+    latest_stock: dict[int, tuple[datetime, int]] = {}
+    base = datetime.now(UTC) - timedelta(days=1)
+    while len(hooks) < size:
+        roll = rng.random()
+        if roll < 0.55 or not lines:
+            order_lines = [
+                (Ids.next(), rng.choice(variants), rng.randint(1, 4))
+                for _ in range(rng.randint(1, 3))
+            ]
+            hook, order_id = order_hook(
+                shop, order_lines, created_at=base + timedelta(minutes=rng.randint(0, 1400))
+            )
+            hooks.append(hook)
+            for line_id, v, qty in order_lines:
+                lines[line_id] = {
+                    "variant": v,
+                    "qty": qty,
+                    "order": order_id,
+                    "cancelled": False,
+                    "restocked": 0,
+                }
+        elif roll < 0.65:
+            line_id = rng.choice(list(lines))
+            line = lines[line_id]
+            cancel, _ = order_hook(
+                shop,
+                [(line_id, line["variant"], line["qty"])],
+                order_id=line["order"],
+                cancelled=True,
+            )
+            hooks.append(cancel)
+            line["cancelled"] = True
+        elif roll < 0.75:
+            line_id = rng.choice(list(lines))
+            line = lines[line_id]
+            qty = rng.randint(1, line["qty"])
+            restock = rng.random() < 0.7
+            hooks.append(
+                refund_hook(
+                    shop,
+                    line["order"],
+                    [(line_id, line["variant"], qty)],
+                    restock_type="return" if restock else "no_restock",
+                )
+            )
+            line["restocked"] += qty if restock else 0
+        else:
+            v = rng.choice(variants)
+            at = base + timedelta(seconds=rng.randint(0, 86_000), microseconds=rng.randint(0, 999))
+            level = rng.randint(0, 200)
+            hooks.append(stock_hook(shop, v, level, at))
+            if v.inventory_item_id not in latest_stock or latest_stock[v.inventory_item_id][0] < at:
+                latest_stock[v.inventory_item_id] = (at, level)
+        if rng.random() < 0.05:
+            hooks.append(hooks[-1])  # Shopify redelivers
+    expected_units: dict[int, int] = defaultdict(int)
+    for line in lines.values():
+        net = 0 if line["cancelled"] else max(line["qty"] - line["restocked"], 0)
+        expected_units[line["variant"].variant_id] += net
+    expected_stock = {item: level for item, (_, level) in latest_stock.items()}
+    rng.shuffle(hooks)  # Shopify does not promise order
+    return catalogue + hooks, dict(expected_units), expected_stock, variants

@@ -24,6 +24,7 @@ from connectors.settings import Settings, get_settings
 from web.dashboard import ApiController, DashboardController, shop_feed
 from web.health import HealthController
 from web.hub import Hub
+from web.inbox import FastPublisher, InboxWriter
 from web.ingress import shopify_webhooks
 from web.security import add_security_headers
 from web.shops import ShopDirectory
@@ -40,13 +41,20 @@ def create_app(settings: Settings | None = None) -> Litestar:
         pool = await open_pool(settings.database_url, max_size=10)
         producer = DurableProducer(settings.bootstrap_servers)
         hub = Hub(settings.websocket_backlog)
+        inbox = InboxWriter(pool)
+        publisher = FastPublisher(producer)
         app.state.update(
             settings=settings,
             pool=pool,
-            producer=producer,
             hub=hub,
-            shops=ShopDirectory(pool, settings.known_shops_refresh_seconds),
+            inbox=inbox,
+            publisher=publisher,
+            shops=ShopDirectory(
+                pool, settings.known_shops_refresh_seconds, settings.webhook_secrets
+            ),
         )
+        inbox.start()
+        publisher.start()
         # The broker may come later than the web app; the hub keeps trying meanwhile.
         topics = asyncio.create_task(
             asyncio.to_thread(
@@ -60,6 +68,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             feed.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await feed
+            await inbox.stop()
+            await publisher.stop()
             await producer.close()
             await pool.close()
 

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 
 from litestar import Controller, Response, get
 from litestar.datastructures import State
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from connectors.db import dead_letters, inbox
 from connectors.kafka.admin import broker_reachable
 from web import metrics
 
 _BROKER_CHECK_TTL_S = 2.0
 _BROKER_CHECK_TIMEOUT_S = 2.0
+_PIPELINE_CHECK_TTL_S = 1.0
 
 
 class HealthController(Controller):
@@ -23,23 +26,53 @@ class HealthController(Controller):
 
     @get("/readyz")
     async def readyz(self, state: State) -> Response:
-        checks = {"database": await _database_ok(state), "kafka": await _broker_ok(state)}
+        pipeline = await _pipeline(state)
+        stalled = pipeline is not None and pipeline.oldest_s > state.settings.stall_seconds
+        checks = {
+            "database": pipeline is not None,
+            "kafka": await _broker_ok(state),
+            "pipeline": pipeline is not None and not stalled,
+        }
         ready = all(checks.values())
-        return Response({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+        body: dict = {"ready": ready, "checks": checks}
+        if pipeline is not None:
+            body["oldest_unapplied_webhook_seconds"] = round(pipeline.oldest_s, 1)
+            body["stall_after_seconds"] = state.settings.stall_seconds
+        return Response(body, status_code=200 if ready else 503)
 
     @get("/metrics", media_type=CONTENT_TYPE_LATEST)
-    async def metrics_text(self) -> Response:
+    async def metrics_text(self, state: State) -> Response:
+        pipeline = await _pipeline(state)
+        if pipeline is not None:
+            metrics.oldest_unapplied.set(pipeline.oldest_s)
+            for stage in ("ingress", "normalise", "apply"):
+                metrics.dead_letters.labels(stage=stage).set(pipeline.dead_letters.get(stage, 0))
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-async def _database_ok(state: State) -> bool:
+@dataclass(frozen=True)
+class _Pipeline:
+    oldest_s: float
+    dead_letters: dict[str, int]
+    read_at: float
+
+
+async def _pipeline(state: State) -> _Pipeline | None:
+    """How far behind the worker is, measured in PostgreSQL (None: the database is away).
+    Cached for a second: scrapes and probes must not become load of their own."""
+    cached: _Pipeline | None = state.get("pipeline_check")
+    if cached is not None and time.monotonic() - cached.read_at < _PIPELINE_CHECK_TTL_S:
+        return cached
     try:
         async with asyncio.timeout(2):
             async with state.pool.connection() as conn:
-                await conn.execute("SELECT 1")
-        return True
+                oldest = await inbox.oldest_unfinished_age(conn)
+                open_letters = await dead_letters.open_counts(conn)
+                await conn.commit()
     except Exception:
-        return False
+        return None
+    state.pipeline_check = _Pipeline(oldest, open_letters, time.monotonic())
+    return state.pipeline_check
 
 
 async def _broker_ok(state: State) -> bool:

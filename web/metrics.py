@@ -8,7 +8,8 @@ registry = CollectorRegistry()
 
 webhooks = Counter(
     "stockpulse_webhooks_total",
-    "Webhooks received, by Shopify topic and outcome (accepted, ignored, or the HTTP error).",
+    "Webhooks received, by Shopify topic (known topics only, else 'other'; '-' when unsigned)"
+    " and outcome (accepted, duplicate, ignored, dead_lettered, or the HTTP error).",
     ["topic", "outcome"],
     registry=registry,
 )
@@ -26,4 +27,15 @@ socket_dropped = Counter(
 )
 hub_messages = Counter(
     "stockpulse_hub_messages_total", "Messages the hub read from Kafka.", registry=registry
+)
+oldest_unapplied = Gauge(
+    "stockpulse_oldest_unapplied_webhook_seconds",
+    "Age of the oldest accepted webhook the worker has not applied yet (0: none waiting).",
+    registry=registry,
+)
+dead_letters = Gauge(
+    "stockpulse_dead_letters_open",
+    "Dead letters not replayed yet, by stage (ingress, normalise, apply).",
+    ["stage"],
+    registry=registry,
 )

@@ -1,4 +1,5 @@
-"""Which shops are installed, cached so the ingress does not query per request."""
+"""Which shops are installed and which app secrets their webhooks verify with, cached so the
+ingress does not query per request."""
 
 from __future__ import annotations
 
@@ -13,26 +14,51 @@ from connectors.db.queries import known_shops, shop_installed
 class ShopDirectory:
     """Installed shops; the whole set is reloaded every ``refresh_s`` so uninstalls take effect.
 
-    A shop missing from the cache is looked up by primary key, so a shop installed a moment ago
-    is served at once. Callers check the webhook's HMAC first, so only holders of the app secret
-    can cause such lookups.
+    A webhook must verify with the secret of the app its shop is connected through. Every shop
+    is connected through this deployment's app today (``SHOPIFY_API_SECRET``, a list during
+    rotation); a shop with an app of its own (a merchant's custom app) will carry its own
+    secret here, and only that one will verify its webhooks.
     """
 
-    def __init__(self, pool: AsyncConnectionPool[DictConnection], refresh_s: float) -> None:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[DictConnection],
+        refresh_s: float,
+        app_secrets: list[bytes],
+    ) -> None:
         self._pool = pool
         self._refresh_s = refresh_s
+        self._app_secrets = app_secrets
         self._shops: set[str] = set()
         self._loaded_at = float("-inf")
 
-    async def is_installed(self, shop: str) -> bool:
+    @property
+    def app_secrets(self) -> list[bytes]:
+        return self._app_secrets
+
+    async def cached_secrets(self, shop: str) -> list[bytes] | None:
+        """The secrets ``shop``'s webhooks verify with, from the cache (None: not known).
+
+        Never reads one shop from the database: an unsigned request must not cost a query.
+        """
         if time.monotonic() - self._loaded_at > self._refresh_s:
             async with self._pool.connection() as conn:
                 self._shops = await known_shops(conn)
             self._loaded_at = time.monotonic()
-        if shop in self._shops:
-            return True
+        return self._app_secrets if shop in self._shops else None
+
+    async def lookup_secrets(self, shop: str) -> list[bytes] | None:
+        """Like :meth:`cached_secrets` but asks the database on a miss, so a shop installed a
+        moment ago is served at once. Callers check a signature first."""
+        secrets = await self.cached_secrets(shop)
+        if secrets is not None:
+            return secrets
         async with self._pool.connection() as conn:
             installed = await shop_installed(conn, shop)
-        if installed:
-            self._shops.add(shop)
-        return installed
+        if not installed:
+            return None
+        self._shops.add(shop)
+        return self._app_secrets
+
+    async def is_installed(self, shop: str) -> bool:
+        return await self.lookup_secrets(shop) is not None

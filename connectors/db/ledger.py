@@ -20,14 +20,11 @@ import psycopg
 from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
+from connectors.db import dead_letters, inbox
 from connectors.db.pool import DictConnection
 from connectors.kafka.topics import SkuEvent
 
 log = logging.getLogger(__name__)
-
-# Errors that say the event itself is unusable. Anything else (connection lost, server shutting
-# down) propagates so the batch is retried rather than dropped.
-POISON_ERRORS = (psycopg.errors.DataError, psycopg.errors.IntegrityError)
 
 
 @dataclass
@@ -101,7 +98,8 @@ _STATEMENTS: dict[str, tuple[str, str]] = {
         "WITH a AS (DELETE FROM demand_ledger WHERE shop = %(shop)s),"
         " b AS (DELETE FROM stock_history WHERE shop = %(shop)s),"
         " c AS (DELETE FROM update_outbox WHERE shop = %(shop)s),"
-        " d AS (DELETE FROM dead_letters WHERE shop = %(shop)s)"
+        " d AS (DELETE FROM dead_letters WHERE shop = %(shop)s),"
+        " e AS (DELETE FROM webhook_inbox WHERE shop = %(shop)s)"
         " DELETE FROM shops WHERE domain = %(shop)s RETURNING NULL::bigint",
     ),
 }
@@ -121,10 +119,6 @@ async def _apply_all(conn: DictConnection, events: Sequence[SkuEvent], changes: 
             for (variant_id,) in await cursor.fetchall():
                 if variant_id is not None:
                     changes.add(event.shop, variant_id, type_, event)
-
-
-async def _apply_one(conn: DictConnection, event: SkuEvent, changes: ChangeSet) -> None:
-    await _apply_all(conn, [event], changes)
 
 
 async def _record_outbox(conn: DictConnection, changes: ChangeSet) -> list[int]:
@@ -153,34 +147,45 @@ async def _record_outbox(conn: DictConnection, changes: ChangeSet) -> list[int]:
 async def apply_events(
     conn: DictConnection, events: Sequence[SkuEvent]
 ) -> tuple[ChangeSet, list[int]]:
-    """Apply ``events``; returns the touched SKUs and their outbox row ids.
+    """Apply ``events`` inside the caller's transaction; returns the touched SKUs and their
+    outbox row ids, and clears the events' notes in the webhook inbox.
 
-    Runs in a transaction of its own, or as a savepoint inside the caller's. If the batch hits a
-    poison event, it is re-applied one event at a time and the bad events are dead-lettered.
+    Raises on any event the database refuses; the caller isolates it (see streams.poison).
     """
     changes = ChangeSet()
-    try:
-        async with conn.transaction():
-            await _apply_all(conn, events, changes)
-            outbox_ids = await _record_outbox(conn, changes)
-        return changes, outbox_ids
-    except POISON_ERRORS:
-        log.warning("batch of %d hit a bad event; applying one by one", len(events))
-    changes = ChangeSet()
-    async with conn.transaction():
-        for event in events:
-            try:
-                async with conn.transaction():
-                    await _apply_one(conn, event, changes)
-            except POISON_ERRORS as exc:
-                log.error("dead-lettering %s event %s: %s", event.kind, event.event_id, exc)
-                await conn.execute(
-                    "INSERT INTO dead_letters (shop, event_id, kind, data, error)"
-                    " VALUES (%s, %s, %s, %s, %s)",
-                    (event.shop, event.event_id, event.kind, Jsonb(event.data), str(exc)),
-                )
-        outbox_ids = await _record_outbox(conn, changes)
+    await _apply_all(conn, events, changes)
+    outbox_ids = await _record_outbox(conn, changes)
+    await inbox.mark_applied(conn, _notes(events))
     return changes, outbox_ids
+
+
+async def dead_letter(conn: DictConnection, event: SkuEvent, error: BaseException) -> None:
+    """Set aside an event that can never be applied, clearing its inbox note with it."""
+    reason = describe(error)
+    log.error("dead-lettering %s event %s: %s", event.kind, event.event_id, reason)
+    await dead_letters.record(
+        conn,
+        stage="apply",
+        shop=event.shop,
+        event_id=event.event_id,
+        kind=event.kind,
+        data=event.model_dump(mode="json"),
+        error=reason,
+    )
+    await inbox.mark_applied(conn, _notes([event]))
+
+
+def describe(error: BaseException) -> str:
+    """A reason an operator can act on."""
+    if isinstance(error, psycopg.errors.UniqueViolation):
+        constraint = error.diag.constraint_name or ""
+        if "_global_" in constraint:
+            return f"this Shopify id already belongs to another shop ({constraint})"
+    return f"{type(error).__name__}: {error}".strip()
+
+
+def _notes(events: Sequence[SkuEvent]) -> list[tuple[int, int]]:
+    return [(e.inbox_id, e.seq) for e in events if e.inbox_id is not None]
 
 
 async def take_stale_outbox(

@@ -76,6 +76,26 @@ class DurableProducer:
             self._discard(producer)
             raise BrokerUnavailable(str(exc) or "broker did not acknowledge in time") from exc
 
+    async def send_batch(self, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:
+        """Produce ``(key, value)`` messages and wait until the broker acknowledged all of them.
+
+        The client's calls run in a thread: kafka-python's ``send`` blocks its caller while it
+        waits for metadata, and an event loop must never wait on a broker that is away.
+        """
+        producer = await self._get()
+
+        def produce_and_wait() -> None:
+            records = [producer.send(topic, value=value, key=key) for key, value in messages]
+            producer.flush(timeout=self._timeout_s)
+            for record in records:
+                record.get(timeout=0)  # raises the delivery error, if any
+
+        try:
+            await asyncio.to_thread(produce_and_wait)
+        except Exception as exc:
+            self._discard(producer)
+            raise BrokerUnavailable(str(exc) or type(exc).__name__) from exc
+
     def _discard(self, producer: KafkaProducer) -> None:
         """Drop a client that failed: after some errors (a broker that lost our producer id,
         for one) kafka-python's idempotent producer stays failed for good, so the next send

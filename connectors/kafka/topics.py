@@ -41,6 +41,9 @@ class WebhookEnvelope(BaseModel):
     api_version: str | None = None
     received_at: str
     payload: dict[str, Any]
+    delivery_id: int | None = Field(
+        default=None, description="Row of Stockpulse's durable webhook inbox (bookkeeping)"
+    )
 
 
 SkuEventKind = Literal[
@@ -56,6 +59,8 @@ class SkuEvent(BaseModel):
     shop: str
     event_id: str
     received_at: str
+    inbox_id: int | None = None  # the webhook's inbox row, whose note this event clears
+    seq: int = 0  # this event's place among its webhook's events
     data: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -1,4 +1,4 @@
-"""Shopify webhook verification and PII-free projection of payloads.
+"""Shopify webhook verification, headers and the customer-data rules of the ingress.
 
 Shopify signs the raw body with the app's client secret:
 ``X-Shopify-Hmac-Sha256 = base64(HMAC-SHA256(body, secret))``.
@@ -81,98 +81,93 @@ class WebhookHeaders:
         )
 
 
-# What each topic may keep. Anything not listed (customer, emails, addresses, phones, notes,
-# browser details…) never leaves the ingress, so no PII reaches Kafka or PostgreSQL.
-_LINE_ITEM_FIELDS = (
-    "id",
-    "variant_id",
-    "product_id",
-    "sku",
-    "quantity",
-    "price",
-    "title",
-    "variant_title",
-    "name",
-)
-_ORDER_FIELDS = (
-    "id",
-    "created_at",
-    "updated_at",
-    "cancelled_at",
-    "test",
-    "location_id",
-    "currency",
-    "financial_status",
-    "fulfillment_status",
-)
-_REFUND_FIELDS = ("id", "order_id", "created_at", "processed_at", "restock")
-_REFUND_LINE_FIELDS = ("id", "line_item_id", "quantity", "restock_type", "location_id", "subtotal")
-_INVENTORY_LEVEL_FIELDS = ("inventory_item_id", "location_id", "available", "updated_at")
-_PRODUCT_FIELDS = ("id", "title", "status", "product_type", "vendor", "created_at", "updated_at")
-_VARIANT_FIELDS = (
-    "id",
-    "product_id",
-    "sku",
-    "title",
-    "price",
-    "inventory_item_id",
-    "inventory_management",
-    "inventory_policy",
-    "updated_at",
+# Every topic a Shopify app can be subscribed to that we name anywhere: metrics label only these,
+# so an unverified or made-up topic header can never grow the label set.
+KNOWN_TOPICS = frozenset(
+    {
+        "orders/create",
+        "orders/paid",
+        "orders/updated",
+        "orders/cancelled",
+        "refunds/create",
+        "inventory_levels/update",
+        "inventory_levels/connect",
+        "products/create",
+        "products/update",
+        "products/delete",
+        "app/uninstalled",
+        "bulk_operations/finish",
+        *PRIVACY_TOPICS,
+    }
 )
 
 
-def _pick(source: Mapping[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
-    return {f: source[f] for f in fields if f in source}
+def topic_label(topic: str | None) -> str:
+    """``topic`` when it is one we know, else ``other``: a closed set for metrics labels."""
+    return topic if topic in KNOWN_TOPICS else "other"
 
 
-def _order(payload: Mapping[str, Any]) -> dict[str, Any]:
-    kept = _pick(payload, _ORDER_FIELDS)
-    kept["line_items"] = [_pick(li, _LINE_ITEM_FIELDS) for li in payload.get("line_items") or []]
-    return kept
+# Keys that hold customer data in Shopify payloads. A dead-lettered body is kept for an operator
+# to inspect and replay, and it is kept without these.
+PII_KEYS = frozenset(
+    {
+        "customer",
+        "email",
+        "contact_email",
+        "phone",
+        "billing_address",
+        "shipping_address",
+        "default_address",
+        "addresses",
+        "first_name",
+        "last_name",
+        "note",
+        "note_attributes",
+        "browser_ip",
+        "client_details",
+        "customer_locale",
+        "landing_site",
+        "referring_site",
+        "cart_token",
+        "checkout_token",
+        "token",
+        "device_id",
+        "orders_requested",
+        "data_request",
+    }
+)
 
 
-def _refund(payload: Mapping[str, Any]) -> dict[str, Any]:
-    kept = _pick(payload, _REFUND_FIELDS)
-    lines = []
-    for rli in payload.get("refund_line_items") or []:
-        line = _pick(rli, _REFUND_LINE_FIELDS)
-        if isinstance(rli.get("line_item"), Mapping):
-            line["line_item"] = _pick(rli["line_item"], _LINE_ITEM_FIELDS)
-        lines.append(line)
-    kept["refund_line_items"] = lines
-    return kept
+def without_pii(value: Any) -> Any:
+    """A copy of a parsed JSON value with every :data:`PII_KEYS` entry removed, at any depth.
 
+    Iterative, so a hostile, deeply nested body cannot exhaust the stack. NUL characters,
+    which PostgreSQL cannot store, are spelled out.
 
-def _product(payload: Mapping[str, Any]) -> dict[str, Any]:
-    kept = _pick(payload, _PRODUCT_FIELDS)
-    kept["variants"] = [_pick(v, _VARIANT_FIELDS) for v in payload.get("variants") or []]
-    return kept
-
-
-_PROJECTIONS = {
-    "orders/create": _order,
-    "orders/paid": _order,
-    "orders/updated": _order,
-    "orders/cancelled": _order,
-    "refunds/create": _refund,
-    "inventory_levels/update": lambda p: _pick(p, _INVENTORY_LEVEL_FIELDS),
-    "inventory_levels/connect": lambda p: _pick(p, _INVENTORY_LEVEL_FIELDS),
-    "products/create": _product,
-    "products/update": _product,
-    "products/delete": lambda p: _pick(p, ("id",)),
-    "shop/redact": lambda p: _pick(p, ("shop_id", "shop_domain")),
-    "app/uninstalled": lambda p: _pick(p, ("id", "myshopify_domain")),
-}
-
-
-def project(topic: str, payload: Any) -> dict[str, Any] | None:
-    """The PII-free part of ``payload`` Stockpulse keeps, or None when the topic is not used.
-
-    Customer privacy requests (``customers/data_request``, ``customers/redact``) project to None:
-    we never store customer data, so there is nothing to hand over or erase.
+    >>> without_pii({"id": 1, "customer": {"email": "a@b"}, "line_items": [{"email": "x"}]})
+    {'id': 1, 'line_items': [{}]}
     """
-    projection = _PROJECTIONS.get(topic)
-    if projection is None or not isinstance(payload, Mapping):
-        return None
-    return projection(payload)
+    root: list[Any] = [None]
+    stack: list[tuple[Any, Any, Any]] = [(value, root, 0)]
+    while stack:
+        node, parent, slot = stack.pop()
+        if isinstance(node, Mapping):
+            copy: dict[str, Any] = {}
+            parent[slot] = copy
+            for key, child in node.items():
+                if key not in PII_KEYS:
+                    key = _storable(key)
+                    copy[key] = None  # keeps the body's key order
+                    stack.append((child, copy, key))
+        elif isinstance(node, list):
+            items: list[Any] = [None] * len(node)
+            parent[slot] = items
+            stack.extend((child, items, i) for i, child in enumerate(node))
+        else:
+            parent[slot] = _storable(node) if isinstance(node, str) else node
+    return root[0]
+
+
+def _storable(text: str) -> str:
+    # PostgreSQL cannot store NUL in text or jsonb.
+    return text.replace("\x00", "\\u0000")

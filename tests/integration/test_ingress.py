@@ -73,8 +73,10 @@ def test_bad_input_is_refused_with_a_clear_error_and_nothing_is_produced(stack: 
 
     malformed = b'{"id": 1, "line_items": ['
     expect(400, order, body=malformed, headers=_resigned(order, malformed))
-    not_object = b"[1, 2, 3]"
-    expect(400, order, body=not_object, headers=_resigned(order, not_object))
+    too_deep = b"[" * 10_000 + b"]" * 10_000
+    expect(400, order, body=too_deep, headers=_resigned(order, too_deep))
+    huge_number = b'{"id": ' + b"9" * 5000 + b"}"
+    expect(400, order, body=huge_number, headers=_resigned(order, huge_number))
     no_topic = {k: v for k, v in order.headers.items() if k != "X-Shopify-Topic"}
     expect(400, order, headers=no_topic)
 
@@ -87,6 +89,8 @@ def test_bad_input_is_refused_with_a_clear_error_and_nothing_is_produced(stack: 
     produced = _raw_topic_event_ids(stack)
     assert produced.isdisjoint(refused)
     assert scalar(stack, "SELECT count(*) FROM order_lines WHERE shop = %s", shop) == 0
+    assert scalar(stack, "SELECT count(*) FROM webhook_inbox WHERE shop = %s", shop) == 0
+    assert scalar(stack, "SELECT count(*) FROM dead_letters WHERE shop = %s", shop) == 0
 
     # …and the process keeps serving.
     deliver_ok(stack, product_hook(shop, variant))
@@ -154,7 +158,9 @@ def test_shop_redact_erases_the_shop(stack: Stack) -> None:
 def test_health_and_metrics(stack: Stack) -> None:
     assert httpx.get(f"{stack.base_url}/healthz").json() == {"status": "ok"}
     ready = httpx.get(f"{stack.base_url}/readyz")
-    assert ready.status_code == 200 and ready.json()["checks"] == {"database": True, "kafka": True}
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"] == {"database": True, "kafka": True, "pipeline": True}
+    assert ready.json()["oldest_unapplied_webhook_seconds"] < 60
 
     def refused_count() -> float:
         text = httpx.get(f"{stack.base_url}/metrics").text
@@ -167,7 +173,10 @@ def test_health_and_metrics(stack: Stack) -> None:
     assert deliver(stack, probe).status_code == 401
     assert refused_count() == before + 1
     assert 'topic="metrics/probe"' not in httpx.get(f"{stack.base_url}/metrics").text
-    assert "stockpulse_webhook_ingress_seconds_count" in httpx.get(f"{stack.base_url}/metrics").text
+    text = httpx.get(f"{stack.base_url}/metrics").text
+    assert "stockpulse_webhook_ingress_seconds_count" in text
+    assert "stockpulse_oldest_unapplied_webhook_seconds" in text
+    assert 'stockpulse_dead_letters_open{stage="ingress"}' in text
 
 
 def test_unknown_shop_feed_is_refused(stack: Stack) -> None:

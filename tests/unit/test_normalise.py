@@ -23,7 +23,7 @@ def test_order_lines_become_sale_events_keyed_by_variant() -> None:
             "orders/create",
             {
                 "id": 10,
-                "created_at": "2026-01-01T10:00:00Z",
+                "created_at": "2025-12-31T10:00:00Z",
                 "test": False,
                 "line_items": [
                     {"id": 1, "variant_id": 7, "quantity": 2, "price": "3.50", "sku": "A"},
@@ -46,7 +46,7 @@ def test_cancelled_orders_mark_their_lines_cancelled() -> None:
             "orders/cancelled",
             {
                 "id": 10,
-                "created_at": "2026-01-01T10:00:00Z",
+                "created_at": "2025-12-31T10:00:00Z",
                 "cancelled_at": "2026-01-02T00:00:00Z",
                 "line_items": [{"id": 1, "variant_id": 7, "quantity": 2, "price": "3.50"}],
             },
@@ -100,6 +100,52 @@ def test_inventory_levels_are_keyed_by_inventory_item_and_keep_untracked_as_none
 def test_payloads_missing_required_fields_are_reported() -> None:
     with pytest.raises(MalformedWebhook):
         normalise(envelope("orders/create", {"line_items": [{"variant_id": 1}]}))
+
+
+def test_cancellation_comes_from_the_signed_body_not_the_topic_header() -> None:
+    order = {
+        "id": 10,
+        "created_at": "2025-12-31T10:00:00Z",
+        "line_items": [{"id": 1, "variant_id": 7, "quantity": 2, "price": "3.50"}],
+    }
+    _, event = normalise(envelope("orders/cancelled", order))[0]
+    assert event.data["cancelled"] is False
+
+
+def test_far_future_times_are_clamped_to_when_the_webhook_arrived() -> None:
+    received = "2026-01-01T00:00:00+00:00"
+    ((_, stock),) = normalise(
+        envelope(
+            "inventory_levels/update",
+            {
+                "inventory_item_id": 55,
+                "location_id": 1,
+                "available": 3,
+                "updated_at": "9999-12-31T23:59:59Z",
+            },
+        )
+    )
+    assert stock.data["updated_at"] == received
+    ((_, sale),) = normalise(
+        envelope(
+            "orders/create",
+            {
+                "id": 10,
+                "created_at": "2026-01-01T00:04:00Z",  # within clock skew: kept
+                "line_items": [{"id": 1, "variant_id": 7, "quantity": 2, "price": "3.50"}],
+            },
+        )
+    )
+    assert sale.data["ordered_at"] == "2026-01-01T00:04:00+00:00"
+
+
+def test_a_shop_redaction_must_name_its_own_shop() -> None:
+    with pytest.raises(MalformedWebhook):
+        normalise(envelope("shop/redact", {"shop_id": 1, "shop_domain": "other.myshopify.com"}))
+    ((_, event),) = normalise(
+        envelope("shop/redact", {"shop_id": 1, "shop_domain": "s.myshopify.com"})
+    )
+    assert event.kind == "shop_redact"
 
 
 def test_unused_topics_produce_nothing() -> None:

@@ -3,8 +3,24 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 
-from connectors.shopify.webhooks import WebhookHeaders, project, sign, verify
+import pytest
+
+from connectors.shopify.payloads import (
+    NotJson,
+    PayloadRejected,
+    ProductDeleted,
+    dump_payload,
+    parse_payload,
+)
+from connectors.shopify.webhooks import (
+    WebhookHeaders,
+    sign,
+    topic_label,
+    verify,
+    without_pii,
+)
 
 
 def test_signature_matches_shopifys_definition() -> None:
@@ -37,7 +53,7 @@ def test_headers_are_read_case_insensitively_and_fall_back_to_webhook_id() -> No
     assert WebhookHeaders.parse({"X-Shopify-Topic": "orders/create"}) is None
 
 
-def test_projection_keeps_what_features_need_and_drops_customer_data() -> None:
+def test_payload_models_keep_what_features_need_and_drop_customer_data() -> None:
     order = {
         "id": 1,
         "created_at": "2026-01-01T00:00:00Z",
@@ -59,12 +75,70 @@ def test_projection_keeps_what_features_need_and_drops_customer_data() -> None:
             }
         ],
     }
-    kept = project("orders/create", order)
-    assert kept == {
-        "id": 1,
-        "created_at": "2026-01-01T00:00:00Z",
-        "test": False,
-        "line_items": [{"id": 5, "variant_id": 6, "quantity": 2, "price": "1.00"}],
-    }
-    assert project("customers/redact", {"customer": {"email": "a@b.c"}}) is None
-    assert project("orders/create", ["not", "an", "object"]) is None
+    kept = dump_payload(parse_payload("orders/create", json.dumps(order).encode()))
+    text = json.dumps(kept)
+    for pii in ("a@b.c", "call me", "1.2.3.4", "Jane", "shipping_address", "phone"):
+        assert pii not in text
+    assert kept["id"] == 1 and kept["test"] is False
+    assert kept["line_items"][0]["quantity"] == 2
+    assert kept["line_items"][0]["price"] == "1.00"
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "where"),
+    [
+        ("orders/create", {"line_items": [{"id": 2, "variant_id": 3, "quantity": 10**18}]}, "qu"),
+        ("orders/create", {"line_items": [{"id": 2, "variant_id": 3, "quantity": "5"}]}, "qu"),
+        ("orders/create", {"line_items": [{"id": 2, "variant_id": 3, "quantity": 2.7}]}, "qu"),
+        ("orders/create", {"line_items": [{"id": 2, "variant_id": 3, "quantity": True}]}, "qu"),
+        ("orders/create", {"line_items": [{"id": 2, "quantity": 1, "sku": 12345}]}, "sku"),
+        ("orders/create", {"line_items": [None]}, "line_items.0"),
+        ("orders/create", {"line_items": [5]}, "line_items.0"),
+        ("orders/create", {"line_items": [{"id": -1, "quantity": 1}]}, "line_items.0.id"),
+        ("orders/create", {"line_items": [{"quantity": 1}]}, "line_items.0.id"),
+    ],
+)
+def test_payloads_with_wrong_types_or_absurd_ranges_are_rejected(
+    topic: str, payload: dict, where: str
+) -> None:
+    body = {"id": 1, "created_at": "2026-01-01T00:00:00Z", **payload}
+    with pytest.raises(PayloadRejected, match=where):
+        parse_payload(topic, json.dumps(body).encode())
+
+
+@pytest.mark.parametrize(
+    "updated_at", ["infinity", "2026-01-01T00:00:00", "1970-01-01T00:00:00Z", None, 5]
+)
+def test_inventory_levels_need_a_real_zoned_timestamp(updated_at: object) -> None:
+    body = {"inventory_item_id": 1, "location_id": 2, "available": 3, "updated_at": updated_at}
+    with pytest.raises(PayloadRejected, match="updated_at"):
+        parse_payload("inventory_levels/update", json.dumps(body).encode())
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"not json", b"[" * 10_000 + b"]" * 10_000, b'{"id": ' + b"9" * 5000 + b"}", b"{"],
+)
+def test_bodies_that_are_not_json_are_told_apart_from_bad_payloads(body: bytes) -> None:
+    with pytest.raises(NotJson):
+        parse_payload("orders/create", body)
+
+
+def test_a_product_body_is_not_a_product_deletion() -> None:
+    with pytest.raises(PayloadRejected):
+        parse_payload("products/delete", json.dumps({"id": 1, "title": "Tee"}).encode())
+    assert parse_payload("products/delete", b'{"id": 1}') == ProductDeleted(id=1)
+
+
+def test_metrics_topic_labels_come_from_a_closed_set() -> None:
+    assert topic_label("orders/create") == "orders/create"
+    assert topic_label("x" * 30_000) == "other"
+    assert topic_label(None) == "other"
+
+
+def test_dead_letter_bodies_keep_no_customer_data_at_any_depth() -> None:
+    deep: dict = {"email": "a@b.c", "id": 1}
+    for _ in range(500):
+        deep = {"nested": deep, "customer": {"name": "Jane"}}
+    text = json.dumps(without_pii({"line_items": [deep], "note": "x\x00"}))
+    assert "a@b.c" not in text and "Jane" not in text and '"id": 1' in text

@@ -1,0 +1,232 @@
+"""Typed models of the Shopify webhook payloads Stockpulse reads: the boundary of outside data.
+
+A signed body is validated once, at the ingress, against its topic's model. Only declared fields
+survive (customer data is never declared, so it never reaches Kafka or PostgreSQL), and every
+field we use is checked for type and range: ids and quantities are integers in sane bounds
+(never ``"5"``, ``2.7``, ``true`` or ``NaN`` coerced into one), SKUs and titles are strings,
+timestamps carry a UTC offset. Code behind the ingress trusts these types.
+
+>>> order = parse_payload("orders/create", b'{"id": 1, "created_at": "2026-01-01T00:00:00Z",'
+...     b' "line_items": [{"id": 2, "variant_id": 3, "quantity": 4, "price": "5.00"}],'
+...     b' "email": "jane@example.com"}')
+>>> order.line_items[0].quantity, "email" in order.model_dump()
+(4, False)
+>>> parse_payload("orders/create", b'{"id": 1, "created_at": "2026-01-01T00:00:00Z",'
+...     b' "line_items": [{"id": 2, "quantity": "4"}]}')
+Traceback (most recent call last):
+...
+connectors.shopify.payloads.PayloadRejected: line_items.0.quantity: Input should be a valid integer
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
+
+# Shopify ids are positive 64-bit integers; our columns are bigint.
+ShopifyId = Annotated[int, Field(strict=True, ge=1, le=2**63 - 1)]
+# Far above any real order line or shelf, far below where sums over a year overflow integer.
+MAX_UNITS = 1_000_000
+Quantity = Annotated[int, Field(strict=True, ge=0, le=MAX_UNITS)]
+# Available stock may be negative (oversold) and is stored as integer.
+StockLevel = Annotated[int, Field(strict=True, ge=-MAX_UNITS * 1000, le=MAX_UNITS * 1000)]
+# Shopify sends money as decimal strings; numeric(14, 2) holds under a trillion.
+MoneyText = Annotated[str, StringConstraints(pattern=r"^\d{1,12}(\.\d{1,4})?$")]
+# No NUL: PostgreSQL text cannot hold it.
+_TEXT = r"^[^\x00]*$"
+Sku = Annotated[str, StringConstraints(max_length=255, pattern=_TEXT)]
+Title = Annotated[str, StringConstraints(max_length=1024, pattern=_TEXT)]
+Code = Annotated[str, StringConstraints(max_length=64, pattern=_TEXT)]
+# Shopify did not exist before 2004; an older timestamp is not one of its events.
+EARLIEST = datetime(2004, 1, 1, tzinfo=UTC)
+Timestamp = Annotated[AwareDatetime, Field(ge=EARLIEST)]
+MAX_LINES = 5_000  # Shopify caps an order far below this
+
+
+class _Payload(BaseModel):
+    # Unknown fields (customer, addresses, notes, …) are dropped, not refused: Shopify adds
+    # fields over time and we keep only what we read.
+    model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
+
+
+class LineItem(_Payload):
+    id: ShopifyId
+    variant_id: ShopifyId | None = None  # None for custom items: nothing to forecast
+    product_id: ShopifyId | None = None
+    sku: Sku | None = None
+    quantity: Quantity
+    current_quantity: Quantity | None = None
+    price: MoneyText = "0"
+    title: Title | None = None
+    variant_title: Title | None = None
+    name: Title | None = None
+
+
+class Order(_Payload):
+    """``orders/create``, ``orders/updated``, ``orders/paid``, ``orders/cancelled``."""
+
+    id: ShopifyId
+    created_at: Timestamp
+    updated_at: Timestamp | None = None
+    cancelled_at: Timestamp | None = None
+    test: bool = False
+    location_id: ShopifyId | None = None
+    currency: Code | None = None
+    financial_status: Code | None = None
+    fulfillment_status: Code | None = None
+    line_items: list[LineItem] = Field(max_length=MAX_LINES)
+
+
+class RefundedItem(_Payload):
+    """The line item a refund line points at: only what tells us its SKU."""
+
+    variant_id: ShopifyId | None = None
+    product_id: ShopifyId | None = None
+    sku: Sku | None = None
+
+
+class RefundLineItem(_Payload):
+    id: ShopifyId | None = None
+    line_item_id: ShopifyId
+    quantity: Quantity
+    restock_type: Code | None = None
+    location_id: ShopifyId | None = None
+    line_item: RefundedItem | None = None
+
+
+class Refund(_Payload):
+    """``refunds/create``."""
+
+    id: ShopifyId
+    order_id: ShopifyId
+    created_at: Timestamp | None = None
+    processed_at: Timestamp | None = None
+    restock: bool | None = None
+    refund_line_items: list[RefundLineItem] = Field(max_length=MAX_LINES)
+
+
+class InventoryLevel(_Payload):
+    """``inventory_levels/update`` and ``/connect``. ``updated_at`` is required: it orders
+    levels, and the only fallback, the ``X-Shopify-Triggered-At`` header, is not signed."""
+
+    inventory_item_id: ShopifyId
+    location_id: ShopifyId
+    available: StockLevel | None  # None: Shopify does not track this item
+    updated_at: Timestamp
+
+
+class Variant(_Payload):
+    id: ShopifyId
+    product_id: ShopifyId | None = None
+    sku: Sku | None = None
+    title: Title | None = None
+    price: MoneyText = "0"
+    inventory_item_id: ShopifyId | None = None
+    inventory_management: Code | None = "shopify"
+    inventory_policy: Code | None = None
+    updated_at: Timestamp | None = None
+
+
+class Product(_Payload):
+    """``products/create`` and ``products/update``; ``updated_at`` orders whole payloads."""
+
+    id: ShopifyId
+    title: Title | None = None
+    status: Code | None = None
+    product_type: Title | None = None
+    vendor: Title | None = None
+    created_at: Timestamp | None = None
+    updated_at: Timestamp
+    variants: list[Variant] = Field(max_length=MAX_LINES)
+
+
+class ProductDeleted(_Payload):
+    """``products/delete`` carries nothing but the id. Refusing any other field keeps a
+    captured product body, replayed under this topic, from deleting that product."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: ShopifyId
+
+
+class ShopRedact(_Payload):
+    """``shop/redact``: the payload names the shop, and it must be the one in the header."""
+
+    shop_id: ShopifyId
+    shop_domain: Annotated[str, StringConstraints(max_length=255, to_lower=True, pattern=_TEXT)]
+
+
+class AppUninstalled(_Payload):
+    id: ShopifyId | None = None
+    myshopify_domain: (
+        Annotated[str, StringConstraints(max_length=255, to_lower=True, pattern=_TEXT)] | None
+    ) = None
+
+
+ShopifyPayload = (
+    Order | Refund | InventoryLevel | Product | ProductDeleted | ShopRedact | AppUninstalled
+)
+
+MODELS: dict[str, type[_Payload]] = {
+    "orders/create": Order,
+    "orders/paid": Order,
+    "orders/updated": Order,
+    "orders/cancelled": Order,
+    "refunds/create": Refund,
+    "inventory_levels/update": InventoryLevel,
+    "inventory_levels/connect": InventoryLevel,
+    "products/create": Product,
+    "products/update": Product,
+    "products/delete": ProductDeleted,
+    "shop/redact": ShopRedact,
+    "app/uninstalled": AppUninstalled,
+}
+
+
+class PayloadRejected(ValueError):
+    """A signed, well-formed JSON body that is not a usable payload of its topic."""
+
+
+class NotJson(ValueError):
+    """The body is not JSON we can read at all (syntax, absurd nesting, absurd numbers)."""
+
+
+def _reason(error: ValidationError) -> str:
+    parts = []
+    for e in error.errors(include_url=False)[:5]:
+        where = ".".join(str(p) for p in e["loc"]) or "body"
+        parts.append(f"{where}: {e['msg']}")
+    return "; ".join(parts)
+
+
+def parse_payload(topic: str, body: bytes | str | dict[str, Any]) -> ShopifyPayload:
+    """Validate a payload of a topic in :data:`MODELS` (raw JSON or an already parsed dict)."""
+    model = MODELS[topic]
+    try:
+        if isinstance(body, dict):
+            # JSON mode keeps strings for timestamps and decimals acceptable under strict.
+            return model.model_validate_json(_json_bytes(body))  # type: ignore[return-value]
+        return model.model_validate_json(body)  # type: ignore[return-value]
+    except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors(include_url=False)):
+            raise NotJson(_reason(exc)) from None
+        raise PayloadRejected(_reason(exc)) from None
+
+
+def _json_bytes(obj: dict[str, Any]) -> bytes:
+    import json
+
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def dump_payload(payload: ShopifyPayload) -> dict[str, Any]:
+    """The PII-free JSON form published in the raw envelope (Shopify's own field names)."""
+    return payload.model_dump(mode="json", exclude_none=False)

@@ -1,0 +1,83 @@
+"""Poison never blocks: isolate a message that fails for itself, retry what failed for the world.
+
+An error of the infrastructure (the database or the broker away, a deadlock, a lost connection)
+says nothing about the message: the caller retries the whole batch until it succeeds. Any other
+error may be the message's own. The batch is split in halves until the failing message stands
+alone; it gets a few more attempts and then goes to dead letters with its reason, and every
+message around it is applied as usual. So a batch with one bad message costs about
+``2·log2(n)`` extra transactions, and a batch without one costs nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+import psycopg
+from aiokafka.errors import KafkaError
+from psycopg_pool import PoolTimeout
+
+from connectors.kafka.producer import BrokerUnavailable
+
+T = TypeVar("T")
+ATTEMPTS = 3
+
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    psycopg.OperationalError,  # connection lost, server shutting down, deadlock, …
+    psycopg.InterfaceError,
+    PoolTimeout,
+    KafkaError,
+    BrokerUnavailable,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def is_infrastructure(error: BaseException) -> bool:
+    """Whether ``error`` would go away with time rather than with a different message.
+
+    >>> is_infrastructure(psycopg.errors.AdminShutdown()), is_infrastructure(KeyError("id"))
+    (True, False)
+    """
+    return isinstance(error, INFRASTRUCTURE_ERRORS)
+
+
+async def isolating(
+    items: Sequence[T],
+    apply: Callable[[Sequence[T]], Awaitable[None]],
+    set_aside: Callable[[T, BaseException], Awaitable[None]],
+) -> None:
+    """``apply(items)``, splitting around any item that fails for itself; such an item is
+    tried :data:`ATTEMPTS` times in all, then handed to ``set_aside`` with its last error.
+
+    Infrastructure errors propagate (from ``set_aside`` too): the caller retries everything.
+    """
+    error = await _attempt(items, apply)
+    if error is None:
+        return
+    if len(items) > 1:
+        middle = len(items) // 2
+        await isolating(items[:middle], apply, set_aside)
+        await isolating(items[middle:], apply, set_aside)
+        return
+    for _ in range(ATTEMPTS - 1):
+        error = await _attempt(items, apply)
+        if error is None:
+            return
+    await set_aside(items[0], error)
+
+
+async def _attempt(
+    items: Sequence[T], apply: Callable[[Sequence[T]], Awaitable[None]]
+) -> BaseException | None:
+    """None when ``apply`` succeeded, the error when it failed for the items' own sake."""
+    try:
+        await apply(items)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        if is_infrastructure(exc):
+            raise
+        return exc
+    return None

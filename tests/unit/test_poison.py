@@ -1,0 +1,66 @@
+"""Poison isolation: bad items are set aside after a few attempts, the rest is applied once."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import psycopg
+import pytest
+
+from streams.poison import ATTEMPTS, isolating
+
+
+class Recorder:
+    def __init__(self, bad: set[int], flaky: dict[int, int] | None = None) -> None:
+        self.bad = bad
+        self.flaky = dict(flaky or {})  # item → failures before it succeeds
+        self.applied: list[int] = []
+        self.calls = 0
+        self.set_aside: list[tuple[int, str]] = []
+
+    async def apply(self, items: Sequence[int]) -> None:
+        self.calls += 1
+        for item in items:
+            if item in self.bad:
+                raise ValueError(f"bad {item}")
+            if self.flaky.get(item, 0) > 0:
+                self.flaky[item] -= 1
+                raise ValueError(f"flaky {item}")
+        self.applied.extend(items)  # all or nothing, like a transaction
+
+    async def aside(self, item: int, error: BaseException) -> None:
+        self.set_aside.append((item, str(error)))
+
+
+async def test_a_clean_batch_costs_one_call() -> None:
+    r = Recorder(set())
+    await isolating(list(range(100)), r.apply, r.aside)
+    assert r.calls == 1 and r.applied == list(range(100)) and not r.set_aside
+
+
+async def test_bad_items_are_set_aside_and_every_other_item_is_applied_once_in_order() -> None:
+    r = Recorder({13, 77})
+    await isolating(list(range(100)), r.apply, r.aside)
+    assert r.applied == [i for i in range(100) if i not in (13, 77)]
+    assert r.set_aside == [(13, "bad 13"), (77, "bad 77")]
+    assert r.calls < 40  # about 2·log2(n) per bad item, plus its retries
+
+
+async def test_an_item_gets_its_attempts_alone_before_it_is_set_aside() -> None:
+    r = Recorder(set(), flaky={5: ATTEMPTS})
+    await isolating([5], r.apply, r.aside)
+    assert r.applied == [] and r.set_aside == [(5, "flaky 5")]
+    r = Recorder(set(), flaky={5: ATTEMPTS - 1})
+    await isolating([5], r.apply, r.aside)
+    assert r.applied == [5] and not r.set_aside
+
+
+async def test_infrastructure_errors_are_not_the_items_fault() -> None:
+    async def database_away(items: Sequence[int]) -> None:
+        raise psycopg.OperationalError("connection refused")
+
+    async def never(item: int, error: BaseException) -> None:
+        raise AssertionError("nothing may be set aside while the database is away")
+
+    with pytest.raises(psycopg.OperationalError):
+        await isolating([1, 2, 3], database_away, never)
