@@ -85,6 +85,19 @@ class Settings(BaseSettings):
         default=0, description="Processes for the nightly refit; 0 means one per core."
     )
 
+    stockpulse_kafka_session_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds before a stopped worker's partitions move on."
+    )
+    stockpulse_worker_datadir: str = Field(
+        default=".data/worker", description="The worker's small local Faust files (no tables)."
+    )
+    stockpulse_forecast_check_s: float = Field(
+        default=30.0, gt=0, description="How often the worker looks for closed days and new runs."
+    )
+    stockpulse_nightly_check_s: float = Field(
+        default=60.0, gt=0, description="How often the worker looks for shops due a nightly refit."
+    )
+
     @field_validator("shopify_api_secret")
     @classmethod
     def _secret_not_blank(cls, value: str) -> str:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+# Scored days before an accuracy figure is reported, for every model: fewer is noise.
+ACCURACY_AFTER_DAYS = 14
+
 
 def _check(actual: Sequence[float], forecast: Sequence[float]) -> None:
     if len(actual) != len(forecast) or not actual:

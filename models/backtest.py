@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.accuracy import seasonal_naive_scale
+from models.accuracy import mase
 from models.forecast import SEASON, Forecaster, Series
 
 
@@ -90,8 +90,7 @@ def backtest(
             score.volume += float(actual.sum())
             score.inside += int(((actual >= lower) & (actual <= upper)).sum())
             score.points += int(actual.size)
-            scale = seasonal_naive_scale(train.tolist(), SEASON)
-            score.scaled_errors.append(float(error.mean()) / scale if scale else math.inf)
+            score.scaled_errors.append(mase(actual.tolist(), mean.tolist(), train.tolist(), SEASON))
         score.fit_seconds += time.perf_counter() - started
         score.series += 1
     return score

@@ -26,18 +26,20 @@ from datetime import date
 import numpy as np
 
 from models.forecast import Forecast, Forecaster, MovingAverage, interval_from_residuals
-from models.nightly import ProphetForecaster
 from models.online import OnlineDemandModel, RiverForecaster
+from models.prophet_forecaster import ProphetForecaster
 
 LOW_HISTORY_DAYS = 30
 HORIZON = 90
+COMBINED_WEIGHT = 0.5  # of the nightly baseline; the online model has the rest
 
 
 def combine(baseline: Forecast, online: Forecast) -> Forecast:
+    w = COMBINED_WEIGHT
     return Forecast(
-        (baseline.mean + online.mean) / 2,
-        (baseline.lower + online.lower) / 2,
-        (baseline.upper + online.upper) / 2,
+        w * baseline.mean + (1 - w) * online.mean,
+        w * baseline.lower + (1 - w) * online.lower,
+        w * baseline.upper + (1 - w) * online.upper,
     )
 
 

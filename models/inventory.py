@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import date, timedelta
+from typing import Literal
+
+import numpy as np
+
 DEMAND_WINDOW_DAYS = 28
 
 
@@ -29,3 +35,48 @@ def days_of_cover(stock: float | None, daily_demand: float) -> float | None:
     if stock is None or daily_demand <= 0:
         return None
     return max(stock, 0) / daily_demand
+
+
+def cover(
+    stock: int | None, sold_28d: int, forecast_days_of_cover: float | None, forecast: bool
+) -> tuple[float, float | None, Literal["forecast", "28-day average"]]:
+    """``(avg_daily_demand, days_of_cover, basis)`` of a SKU: the days of cover its forecast
+    gives wherever it has one, else stock over the 28-day average, saying which.
+
+    >>> cover(30, 56, 9.5, forecast=True)
+    (2.0, 9.5, 'forecast')
+    >>> cover(30, 56, None, forecast=False)
+    (2.0, 15.0, '28-day average')
+    """
+    average = average_daily_demand(sold_28d, DEMAND_WINDOW_DAYS)
+    if forecast:
+        return average, forecast_days_of_cover, "forecast"
+    return average, days_of_cover(stock, average), "28-day average"
+
+
+def in_stock_days(
+    units: np.ndarray, first_day: date, levels: Mapping[date, Mapping[int, tuple[int, int]]]
+) -> np.ndarray:
+    """Which days, from ``first_day``, the SKU could sell: it sold, or some location opened the
+    day with stock, or had stock at some point of it. ``levels`` maps a day to each location's
+    ``(closing, highest)`` level; levels from before ``first_day`` carry in. Without any
+    recorded level stock is untracked, and every day could sell. Forecasters treat the other
+    days as missing, not as zero demand.
+
+    >>> d = date(2026, 1, 1)
+    >>> in_stock_days(np.array([0, 0, 2.0]), d, {d: {1: (0, 3)}}).tolist()
+    [True, False, True]
+    """
+    in_stock = np.ones(units.size, dtype=bool)
+    if not levels:
+        return in_stock
+    closing: dict[int, int] = {}
+    for day in sorted(d for d in levels if d < first_day):
+        closing.update({loc: c for loc, (c, _) in levels[day].items()})
+    for i in range(units.size):
+        today = levels.get(first_day + timedelta(days=i), {})
+        opening_total = sum(closing.values()) if closing else 1
+        highest_today = max((h for _, h in today.values()), default=0)
+        in_stock[i] = units[i] > 0 or opening_total > 0 or highest_today > 0
+        closing.update({loc: c for loc, (c, _) in today.items()})
+    return in_stock

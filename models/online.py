@@ -25,6 +25,7 @@ from datetime import date, timedelta
 import numpy as np
 from river import stats, utils
 
+from models.accuracy import ACCURACY_AFTER_DAYS
 from models.forecast import Forecast, Forecaster, interval_from_residuals
 
 FADING = 0.05  # ≈ 20 days of memory for the level, ≈ 20 weeks for each weekday factor
@@ -32,7 +33,6 @@ WARMUP_DAYS = 14  # before two weeks, weekday factors are noise: forecast the pl
 FLOOR = 1e-3  # keeps ratios finite for SKUs that have not sold yet
 INTERVAL_AFTER = 14
 ACCURACY_FADING = 0.02  # ≈ 50 days: how the model has done lately, not since the SKU launched
-ACCURACY_AFTER_DAYS = 14  # scored days before the model reports its accuracy
 # Stored states of another version are rebuilt from the demand history instead of loaded.
 STATE_VERSION = 2
 

@@ -1,7 +1,7 @@
 """``stockpulse bench forecast``: online model speed and nightly Prophet throughput.
 
 The 1-vs-2-process comparison runs the very function the nightly batch maps over its processes
-(``ops.nightly.fit_one``) on seeded synthetic SKUs with two years of history. The full-size run
+(``streams.refit.fit_one``) on seeded synthetic SKUs with two years of history. The full-size run
 is ``stockpulse nightly`` itself against a private, durable PostgreSQL holding that history, so
 its time includes reading the history, detecting stockouts and committing the forecasts.
 """
@@ -13,20 +13,24 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg.rows import dict_row
 from rich.progress import track
 
+from connectors.db import forecasts
+from connectors.db.history import DemandRow, StockRow, VariantRow, copy_history
 from connectors.db.migrate import migrate
+from connectors.db.shops import install_shop
 from models.online import OnlineDemandModel
 from models.synthetic import SyntheticSku, generate
 from ops.embedded import LocalPostgres
-from ops.nightly import FitJob, _init_worker, fit_one, run_nightly
-from ops.stack import install_shop
+from streams.refit import FitJob, RunReport, fit_one, init_fit_process, run_refit
 
 BENCH_SHOP = "bench.myshopify.com"
 
@@ -64,7 +68,7 @@ def bench_nightly(n_skus: int, processes: int, days: int = 730) -> dict[str, Any
     ]
     os.environ["OPENBLAS_NUM_THREADS"] = "1"
     started = time.perf_counter()
-    with ProcessPoolExecutor(processes, initializer=_init_worker) as pool:
+    with ProcessPoolExecutor(processes, initializer=init_fit_process) as pool:
         # Warm each process (imports, cmdstan load) outside the timing, as a nightly run of
         # many shops pays it once.
         list(pool.map(fit_one, jobs[:processes]))
@@ -97,49 +101,52 @@ def bench_nightly_stored(n_skus: int, processes: int, days: int = 730) -> dict[s
             install_shop(url, BENCH_SHOP)
             today = datetime.now(UTC).date()
             skus = generate(n_skus=n_skus, days=days, seed=4, end=today - timedelta(days=1))
-            _store(url, skus)
-            started = time.perf_counter()
-            (report,) = asyncio.run(run_nightly(url, [BENCH_SHOP], processes))
-            wall = time.perf_counter() - started
-            with psycopg.connect(url) as conn:
-                written = conn.execute("SELECT count(*) FROM run_forecasts").fetchone()
+            copy_history(url, BENCH_SHOP, *_history(skus))
+            report, wall, written = asyncio.run(_refit_timed(url, processes))
         finally:
             postgres.stop()
     return {
         "skus": n_skus,
         "fitted": report.fitted,
-        "written": written[0] if written else 0,
+        "written": written,
         "processes": processes,
         "wall_seconds": wall,
         "cpu_seconds_per_sku": report.cpu_seconds / max(report.fitted, 1),
     }
 
 
-def _store(url: str, skus: list[SyntheticSku]) -> None:
+async def _refit_timed(url: str, processes: int) -> tuple[RunReport, float, int]:
+    """The bench shop's refit, its wall time, and the forecasts it committed."""
+    started = time.perf_counter()
+    (report,) = await run_refit(url, [BENCH_SHOP], processes)
+    wall = time.perf_counter() - started
+    async with await psycopg.AsyncConnection.connect(url, row_factory=dict_row) as conn:
+        written = await forecasts.count_run_forecasts(conn, BENCH_SHOP)
+    return report, wall, written
+
+
+def _history(
+    skus: list[SyntheticSku],
+) -> tuple[list[VariantRow], Iterator[DemandRow], Iterator[StockRow]]:
     """Each SKU as the pipeline stores it: a variant, its net units per day, and a stock level
     whenever it ran out or was restocked (levels carry forward between rows)."""
-    with psycopg.connect(url) as conn, conn.cursor() as cur:
-        with cur.copy(
-            "COPY variants (shop, variant_id, product_id, sku, product_title, inventory_item_id,"
-            " price) FROM STDIN"
-        ) as copy:
-            for i, s in enumerate(skus, start=1):
-                copy.write_row((BENCH_SHOP, i, i, s.sku, s.sku, i, s.price))
-        with cur.copy(
-            "COPY daily_demand (shop, variant_id, day, units, revenue) FROM STDIN"
-        ) as copy:
-            for i, s in track(list(enumerate(skus, start=1)), description="storing history"):
-                for day, units in zip(s.dates, s.sales.tolist(), strict=True):
-                    if units:
-                        copy.write_row((BENCH_SHOP, i, day, units, round(units * s.price, 2)))
-        with cur.copy(
-            "COPY stock_history (shop, inventory_item_id, location_id, available, ts) FROM STDIN"
-        ) as copy:
-            for i, s in enumerate(skus, start=1):
-                previous = True
-                for day, in_stock in zip(s.dates, s.in_stock.tolist(), strict=True):
-                    if in_stock != previous:
-                        at = datetime(day.year, day.month, day.day, tzinfo=UTC)
-                        copy.write_row((BENCH_SHOP, i, 1, 40 if in_stock else 0, at))
-                        previous = in_stock
-        conn.execute("DELETE FROM demand_corrections")  # no worker here to take them
+    variants: list[VariantRow] = [
+        (i, i, s.sku, s.sku, i, s.price) for i, s in enumerate(skus, start=1)
+    ]
+
+    def demand() -> Iterator[DemandRow]:
+        for i, s in track(list(enumerate(skus, start=1)), description="storing history"):
+            for day, units in zip(s.dates, s.sales.tolist(), strict=True):
+                if units:
+                    yield (i, day, units, round(units * s.price, 2))
+
+    def stock() -> Iterator[StockRow]:
+        for i, s in enumerate(skus, start=1):
+            previous = True
+            for day, in_stock in zip(s.dates, s.in_stock.tolist(), strict=True):
+                if in_stock != previous:
+                    at = datetime(day.year, day.month, day.day, tzinfo=UTC)
+                    yield (i, 1, 40 if in_stock else 0, at)
+                    previous = in_stock
+
+    return variants, demand(), stock()

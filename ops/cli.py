@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -86,7 +85,7 @@ def web(host: str, port: int, workers: int) -> None:
 def worker(loglevel: str) -> None:
     """Run the stream worker (Faust)."""
     from connectors.db.migrate import migrate as apply_migrations
-    from streams.app import run_worker
+    from streams.worker import run_worker
 
     apply_migrations(get_settings().database_url)
     run_worker(loglevel)
@@ -113,7 +112,7 @@ def shops() -> None:
 @click.option("--timezone", default="UTC", show_default=True)
 def shops_add(domain: str, name: str | None, timezone: str) -> None:
     """Install a shop by hand (the Shopify OAuth flow does this for real shops)."""
-    from ops.stack import install_shop
+    from connectors.db.shops import install_shop
 
     install_shop(get_settings().database_url, domain, name=name, timezone=timezone)
     click.echo(f"installed {domain}")
@@ -253,8 +252,9 @@ def bench_ingest(
     import tempfile
     from pathlib import Path
 
+    from connectors.db.shops import install_shop
     from ops.bench import run_ingest_bench, write_results
-    from ops.stack import Stack, install_shop
+    from ops.stack import Stack
 
     secret = get_settings().webhook_secrets[0].decode()
     stack = None
@@ -305,35 +305,10 @@ def bench_ingest(
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def nightly(shops: tuple[str, ...], processes: int, day: Any, progress: bool) -> None:
     """Refit every SKU with 30+ days of history; resumable, committed atomically per shop."""
-    from ops.nightly import run_nightly
+    from streams.refit import refit_and_report
 
     _logging("warning")
-    settings = get_settings()
-    # The worker stops a scheduled run with SIGTERM; treat it as Ctrl-C so the run unwinds.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        reports = asyncio.run(
-            run_nightly(
-                settings.database_url,
-                list(shops) or None,
-                processes or settings.nightly_processes,
-                day.date() if day else None,
-                progress,
-            )
-        )
-    except KeyboardInterrupt:
-        click.echo("stopped; what was written is kept and the next run resumes from it", err=True)
-        sys.exit(130)
-    for r in reports:
-        per_sku = r.cpu_seconds / r.fitted if r.fitted else 0.0
-        click.echo(
-            f"{r.shop} {r.run_day or ''}: {r.status}; fitted {r.fitted}, "
-            f"resumed past {r.resumed}, {per_sku:.3f} s CPU per SKU"
-        )
-    if any(r.status.startswith("failed") for r in reports):
-        sys.exit(1)  # the worker's schedule retries failed runs
-    if any(r.status == "running elsewhere" for r in reports):
-        sys.exit(75)  # EX_TEMPFAIL: another process holds a shop's run and will commit it
+    sys.exit(refit_and_report(shops, processes, day.date() if day else None, progress))
 
 
 @main.group()

@@ -87,7 +87,8 @@ class LocalPostgres:
         self.data_dir = data_dir.resolve()
         self.port = port or free_port()
         self.durable = durable
-        self.log_dir = (log_dir or self.data_dir / "log").resolve()
+        # Beside the cluster, not in it: initdb wants an empty directory.
+        self.log_dir = (log_dir or self.data_dir.with_name(self.data_dir.name + "-log")).resolve()
         self.bin = postgres_bin_dir()
         self._as_postgres = os.geteuid() == 0  # initdb and postgres refuse to run as root
         self._pid: int | None = None

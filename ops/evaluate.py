@@ -24,8 +24,8 @@ from rich.table import Table
 from models.backtest import Score, backtest, long_enough
 from models.combined import CombinedForecaster
 from models.forecast import Forecaster, MovingAverage, SeasonalNaive, Series
-from models.nightly import ProphetForecaster
 from models.online import RiverForecaster
+from models.prophet_forecaster import ProphetForecaster
 
 METHODS: dict[str, Callable[[], Forecaster]] = {
     "seasonal_naive": SeasonalNaive,

@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 import httpx
-import psycopg
 
 from connectors.db.migrate import migrate
+from connectors.db.shops import has_orders, install_shop
 from connectors.kafka.admin import ensure_topics
 from connectors.settings import get_settings
 from ops.embedded import LocalBroker, LocalPostgres, free_port, port_open
@@ -23,18 +23,6 @@ from ops.processes import ManagedProcess
 from ops.supervisor import Supervisor
 
 DEMO_SHOP = "demo.myshopify.com"
-
-
-def install_shop(
-    database_url: str, domain: str, *, name: str | None = None, timezone: str = "UTC"
-) -> None:
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(
-            "INSERT INTO shops (domain, name, timezone) VALUES (%s, %s, %s)"
-            " ON CONFLICT (domain) DO UPDATE SET name = coalesce(excluded.name, shops.name),"
-            " timezone = excluded.timezone, uninstalled_at = NULL",
-            (domain, name, timezone),
-        )
 
 
 class Stack:
@@ -183,14 +171,6 @@ class Stack:
             self.postgres.stop()
 
 
-def _shop_has_history(database_url: str, shop: str) -> bool:
-    with psycopg.connect(database_url) as conn:
-        return (
-            conn.execute("SELECT 1 FROM order_lines WHERE shop = %s LIMIT 1", (shop,)).fetchone()
-            is not None
-        )
-
-
 class _StopRequest:
     """SIGINT/SIGTERM handler. While starting up it interrupts whatever is in progress; once the
     stack runs, it only sets ``event``, so a restart in progress finishes (or fails) before the
@@ -256,7 +236,7 @@ def run_stack(*, port: int, data_dir: str, simulate: bool, orders_per_minute: fl
         print(f"  Up in {time.monotonic() - t0:.1f}s. Crashed parts restart; Ctrl-C stops all.")
         print(flush=True)
         if simulate:
-            backfill = 0 if _shop_has_history(stack.database_url, DEMO_SHOP) else 28
+            backfill = 0 if has_orders(stack.database_url, DEMO_SHOP) else 28
             simulator = ManagedProcess(
                 "simulator",
                 [

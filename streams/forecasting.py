@@ -20,11 +20,13 @@ from typing import Any
 import numpy as np
 
 from connectors.db import forecasts as db
+from connectors.db import plans
 from connectors.db.pool import DictConnection
 from connectors.db.queries import sku_rows
-from connectors.kafka.topics import ForecastUpdate, sku_key
+from connectors.kafka.topics import BlendMember, ForecastUpdate, sku_key
 from connectors.settings import Settings
-from models.combined import HORIZON, Baseline, live_forecast
+from models.combined import COMBINED_WEIGHT, HORIZON, Baseline, live_forecast
+from models.inventory import in_stock_days
 from models.online import OnlineDemandModel, nowcast
 from models.policy import ABC_WINDOW_DAYS, abc_classes, inventory_plan
 
@@ -101,6 +103,7 @@ class ForecastKeeper:
                 lower=_rounded(lower),
                 upper=_rounded(upper),
                 method=live.method,  # type: ignore[arg-type]
+                members=_members(live.method, self._runs.get(shop)),
                 confidence=live.confidence,  # type: ignore[arg-type]
                 mase=_accuracy(live.method, base, models[row.variant_id]),
                 stock=row.stock,
@@ -124,7 +127,10 @@ class ForecastKeeper:
                 as_of=now,
             )
             out.append((sku_key(shop, str(row.variant_id)), update))
-        await conn.commit()  # end the read transaction before the connection goes back
+        # Stored in the same transaction that read its inputs: what is published is what the
+        # dashboard, the API and alert rules read afterwards.
+        await plans.save(conn, [update for _, update in out])
+        await conn.commit()
         return out
 
     async def _current_models(
@@ -191,10 +197,11 @@ class ForecastKeeper:
         changed = set(must_save)
         for variant_id, history in histories.items():
             model = self._models[(shop, variant_id)]
+            sellable = in_stock_days(history.units, history.first_day, history.stock_levels)
             for i in range(history.units.size):
                 day = history.day(i)
                 if model.last_day is None or day > model.last_day:
-                    model.learn_day(day, float(history.units[i]), bool(history.in_stock[i]))
+                    model.learn_day(day, float(history.units[i]), bool(sellable[i]))
                     changed.add(variant_id)
         if changed:
             await db.save_models(
@@ -209,16 +216,14 @@ class ForecastKeeper:
             await conn.commit()
 
     async def _abc_classes(self, conn: DictConnection, shop: str, today: date) -> dict[int, str]:
-        """Revenue classes over the last ABC_WINDOW_DAYS: a slow-moving ranking, so worked out
-        again hourly, on a new shop-local day, or when an unclassed SKU gained past revenue."""
+        """A slow-moving ranking, so worked out again hourly, on a new shop-local day, or when
+        an unclassed SKU gained past revenue."""
         cached = self._abc.get(shop)
         if cached is None or cached[0] != today or time.monotonic() - cached[1] > ABC_REFRESH_S:
-            revenue = await db.revenue_by_sku(conn, shop, today - timedelta(days=ABC_WINDOW_DAYS))
-            classes = abc_classes({str(v): r for v, r in revenue.items()})
             cached = self._abc[shop] = (
                 today,
                 time.monotonic(),
-                {int(v): c for v, c in classes.items()},
+                await abc_ranking(conn, shop, today),
             )
         return cached[2]
 
@@ -237,11 +242,22 @@ class ForecastKeeper:
                 self._baselines[(shop, v)] = found.get(v)
         return {v: self._baselines[(shop, v)] for v in ids}
 
-    def forget(self, shop: str) -> None:
-        for cache in (self._models, self._baselines, self._looked_until):
-            for key in [k for k in cache if k[0] == shop]:
-                del cache[key]
-        self._abc.pop(shop, None)
+
+async def abc_ranking(conn: DictConnection, shop: str, today: date) -> dict[int, str]:
+    """Each SKU's ABC class by revenue over the ABC_WINDOW_DAYS before ``today``."""
+    revenue = await db.revenue_by_sku(conn, shop, today - timedelta(days=ABC_WINDOW_DAYS))
+    classes = abc_classes({str(v): r for v, r in revenue.items()})
+    return {int(v): c for v, c in classes.items()}
+
+
+def _members(method: str, run_id: int | None) -> list[BlendMember]:
+    """What made a forecast of ``method`` (see models.combined), with each part's weight."""
+    if method == "combined":
+        return [
+            BlendMember(model="prophet", weight=COMBINED_WEIGHT, run_id=run_id),
+            BlendMember(model="river", weight=1 - COMBINED_WEIGHT),
+        ]
+    return [BlendMember(model=method, weight=1.0)]
 
 
 def _accuracy(method: str, base: dict[str, Any] | None, model: OnlineDemandModel) -> float | None:

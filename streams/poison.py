@@ -6,11 +6,15 @@ error may be the message's own. The batch is split in halves until the failing m
 alone; it gets a few more attempts and then goes to dead letters with its reason, and every
 message around it is applied as usual. So a batch with one bad message costs about
 ``2·log2(n)`` extra transactions, and a batch without one costs nothing.
+
+Faust's ``take()`` acknowledges a batch even when its body raises, so a batch body never lets
+an exception escape: it runs under :func:`retrying`, which retries in place.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
@@ -20,8 +24,10 @@ from psycopg_pool import PoolTimeout
 
 from connectors.kafka.producer import BrokerUnavailable
 
+log = logging.getLogger("stockpulse.worker")
 T = TypeVar("T")
 ATTEMPTS = 3
+RETRY_BACKOFF_MAX_S = 5.0
 
 INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
     psycopg.OperationalError,  # connection lost, server shutting down, deadlock, …
@@ -81,3 +87,17 @@ async def _attempt(
             raise
         return exc
     return None
+
+
+async def retrying(what: str, work: Callable[[], Awaitable[T]]) -> T:
+    """Run ``work()`` until it succeeds; the worker must not skip a batch it could not apply."""
+    delay = 0.1
+    while True:
+        try:
+            return await work()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s failed; retrying in %.1fs", what, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_BACKOFF_MAX_S)

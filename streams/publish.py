@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from connectors.db.pool import DictConnection
 from connectors.db.queries import sku_rows
 from connectors.kafka.topics import SkuUpdate, sku_key
+from models.inventory import cover
 
 
 async def build_updates(
@@ -28,13 +29,16 @@ async def build_updates(
         for row in await sku_rows(conn, shop, list(wanted)):
             cause = wanted[row.variant_id]
             received_at = cause.get("received_at")
+            figures = row.figures(
+                *cover(row.stock, row.sold_28d, row.plan_days_of_cover, row.plan_as_of is not None)
+            )
             update = SkuUpdate(
                 type=cause["type"],
                 shop=shop,
                 as_of=now,
                 events=list(cause.get("event_ids") or []),
                 received_at=received_at.isoformat() if received_at else None,
-                **row.as_dict(),
+                **figures.model_dump(),
             )
             out.append((sku_key(shop, str(row.variant_id)), update))
     return out

@@ -10,14 +10,41 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
+
+import faust
 
 from connectors.db import inbox
 from connectors.db.pool import DictConnection
 from connectors.kafka.topics import dumps, shop_key
+from streams.context import WorkerContext, send_all
 
 log = logging.getLogger("stockpulse.relay")
 
 Send = Callable[[list[tuple[bytes, bytes]]], Awaitable[None]]
+RELAY_CHECK_S = 2.0
+PRUNE_S = 30.0
+
+
+def register(app: faust.App, ctx: WorkerContext) -> None:
+    """The relay every :data:`RELAY_CHECK_S`, the pruning every :data:`PRUNE_S`."""
+
+    @app.timer(interval=RELAY_CHECK_S)
+    async def relay_unfinished_webhooks() -> None:
+        """Put accepted webhooks the broker lost (or a crash stranded) back on the raw topic."""
+        try:
+            async with ctx.connection() as conn:
+                await republish_unfinished(conn, partial(send_all, ctx.topics.raw_webhooks))
+        except Exception:
+            log.exception("relaying unfinished webhooks failed; will retry")
+
+    @app.timer(interval=PRUNE_S)
+    async def prune_inbox() -> None:
+        try:
+            async with ctx.connection() as conn:
+                await prune_finished(conn)
+        except Exception:
+            log.exception("pruning the webhook inbox failed; will retry")
 
 
 async def republish_unfinished(conn: DictConnection, send: Send) -> int:

@@ -2,7 +2,8 @@
 
 Faust hard-codes ``fetch_max_wait_ms=1500``. A broker that holds a fetch until that wait runs
 out (Tansu does, when little data is waiting) then adds up to 1.5 s to every hop of the pipeline;
-the dashboard promises updates within a second. Selected by the ``stockpulse://`` broker scheme.
+the dashboard promises updates within a second. Selected by the ``stockpulse://`` broker scheme,
+which :func:`broker_urls` registers with Faust when the worker's app is built.
 """
 
 from __future__ import annotations
@@ -33,4 +34,9 @@ class Transport(faust_aiokafka.Transport):
 
 
 SCHEME = "stockpulse"
-drivers.TRANSPORTS.aliases[SCHEME] = f"{__name__}:Transport"
+
+
+def broker_urls(servers: list[str]) -> list[str]:
+    """Faust broker URLs that select this transport for ``servers`` (``host:port``)."""
+    drivers.TRANSPORTS.aliases[SCHEME] = f"{__name__}:Transport"  # idempotent
+    return [f"{SCHEME}://{s}" for s in servers]

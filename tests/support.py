@@ -16,6 +16,7 @@ import httpx
 import psycopg
 import websockets
 
+from connectors.db.shops import install_shop
 from ops.shopify_payloads import (
     Product,
     SignedWebhook,
@@ -26,7 +27,7 @@ from ops.shopify_payloads import (
     refund_payload,
     signed_webhook,
 )
-from ops.stack import Stack, install_shop
+from ops.stack import Stack
 
 SECRET = "test-webhook-secret"
 T = TypeVar("T")

@@ -11,9 +11,25 @@ from litestar.datastructures import State
 from litestar.exceptions import NotFoundException, WebSocketDisconnect
 from litestar.response import Redirect, Template
 
-from connectors.db.queries import get_shop, known_shops, sku_rows
+from connectors.db.queries import SkuRow, sku_rows
+from connectors.db.shops import get_shop, known_shops
+from connectors.kafka.topics import SkuFigures
+from models.inventory import cover
+
+# Rows with fewer days of cover than this are marked on the page (the script reads it from the
+# page, so there is one number).
+LOW_COVER_DAYS = 7
 
 SHOP_DOMAIN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9\-_]*\.myshopify\.com$")
+
+
+def _figures(rows: list[SkuRow]) -> list[SkuFigures]:
+    return [
+        row.figures(
+            *cover(row.stock, row.sold_28d, row.plan_days_of_cover, row.plan_as_of is not None)
+        )
+        for row in rows
+    ]
 
 
 async def _shop_or_404(state: State, shop: str) -> dict:
@@ -39,16 +55,19 @@ class DashboardController(Controller):
     async def shop_page(self, state: State, shop_domain: str) -> Template:
         shop = await _shop_or_404(state, shop_domain)
         async with state.pool.connection() as conn:
-            rows = await sku_rows(conn, shop_domain)
-        return Template("dashboard.html", context={"shop": shop, "rows": rows})
+            rows = _figures(await sku_rows(conn, shop_domain))
+        return Template(
+            "dashboard.html",
+            context={"shop": shop, "rows": rows, "low_cover_days": LOW_COVER_DAYS},
+        )
 
     @get("/shops/{shop_domain:str}/rows")
     async def shop_rows(self, state: State, shop_domain: str) -> Template:
         """The table body alone, for htmx to refresh after a reconnect or a new SKU."""
         await _shop_or_404(state, shop_domain)
         async with state.pool.connection() as conn:
-            rows = await sku_rows(conn, shop_domain)
-        return Template("_rows.html", context={"rows": rows})
+            rows = _figures(await sku_rows(conn, shop_domain))
+        return Template("_rows.html", context={"rows": rows, "low_cover_days": LOW_COVER_DAYS})
 
 
 class ApiController(Controller):
@@ -58,8 +77,8 @@ class ApiController(Controller):
     async def skus(self, state: State, shop_domain: str) -> dict:
         await _shop_or_404(state, shop_domain)
         async with state.pool.connection() as conn:
-            rows = await sku_rows(conn, shop_domain)
-        return {"shop": shop_domain, "skus": [r.as_dict() for r in rows]}
+            rows = _figures(await sku_rows(conn, shop_domain))
+        return {"shop": shop_domain, "skus": [r.model_dump() for r in rows]}
 
 
 @websocket("/ws/shops/{shop_domain:str}")

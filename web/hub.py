@@ -13,9 +13,7 @@ import json
 import logging
 from collections import defaultdict, deque
 
-from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import KafkaError
-
+from connectors.kafka import feed
 from connectors.kafka.topics import ALERTS, FORECASTS, UPDATES
 from web import metrics
 
@@ -80,36 +78,16 @@ class Hub:
         for subscriber in subs:
             subscriber.offer(text)
 
+    def _dispatch_counted(self, raw: bytes) -> None:
+        metrics.hub_messages.inc()
+        self.dispatch(raw)
+
+    def _connected(self, up: bool) -> None:
+        if up:
+            self.consuming.set()
+        else:
+            self.consuming.clear()
+
     async def run(self, bootstrap_servers: list[str]) -> None:
-        """Consume the feed topics until cancelled, reconnecting after broker outages."""
-        delay = 0.2
-        while True:
-            consumer = AIOKafkaConsumer(
-                *FEED_TOPICS,
-                bootstrap_servers=bootstrap_servers,
-                group_id=None,
-                auto_offset_reset="latest",
-                enable_auto_commit=False,
-                fetch_max_wait_ms=20,
-                retry_backoff_ms=500,  # during a broker outage, retry without flooding the log
-            )
-            try:
-                await consumer.start()
-                self.consuming.set()
-                delay = 0.2
-                while True:
-                    batches = await consumer.getmany(timeout_ms=1000, max_records=1000)
-                    for records in batches.values():
-                        for record in records:
-                            metrics.hub_messages.inc()
-                            if record.value is not None:
-                                self.dispatch(record.value)
-            except asyncio.CancelledError:
-                raise
-            except (KafkaError, OSError) as exc:
-                self.consuming.clear()
-                log.warning("feed consumer lost the broker (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-            finally:
-                await consumer.stop()
+        """Fan the feed topics out until cancelled, through broker outages."""
+        await feed.follow(bootstrap_servers, FEED_TOPICS, self._dispatch_counted, self._connected)

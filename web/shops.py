@@ -8,7 +8,7 @@ import time
 from psycopg_pool import AsyncConnectionPool
 
 from connectors.db.pool import DictConnection
-from connectors.db.queries import known_shops, shop_installed
+from connectors.db.shops import known_shops, shop_installed
 
 
 class ShopDirectory:

@@ -11,17 +11,23 @@ from typing import Any
 import numpy as np
 
 from connectors.db.pool import DictConnection
+from connectors.db.shops import ACTIVE_SHOPS
 
 RUNS_KEPT_DAYS = 90
 
 
+# Per shop-local day and location: the level it closed the day on and the highest it reached.
+StockLevels = dict[date, dict[int, tuple[int, int]]]
+
+
 @dataclass(frozen=True)
 class DemandHistory:
-    """A SKU's units per shop-local day from ``first_day``, and whether it could sell."""
+    """A SKU's units per shop-local day from ``first_day``, and its recorded stock levels (which
+    days it could sell is a modelling rule: ``models.inventory.in_stock_days``)."""
 
     first_day: date
     units: np.ndarray
-    in_stock: np.ndarray
+    stock_levels: StockLevels
     last_sale: date | None
 
     def day(self, index: int) -> date:
@@ -67,9 +73,7 @@ async def demand_history(
     sold: dict[int, dict[date, int]] = defaultdict(dict)
     for r in await (await conn.execute(_DEMAND, params)).fetchall():
         sold[r["variant_id"]][r["day"]] = r["units"]
-    stock_days: dict[int, dict[date, dict[int, tuple[int, int]]]] = defaultdict(
-        lambda: defaultdict(dict)
-    )
+    stock_days: dict[int, StockLevels] = defaultdict(lambda: defaultdict(dict))
     for r in await (await conn.execute(_STOCK_DAYS, params)).fetchall():
         stock_days[r["variant_id"]][r["day"]][r["location_id"]] = (r["closing"], r["highest"])
     wanted = variant_ids if (first is not None and variant_ids is not None) else list(sold)
@@ -83,28 +87,11 @@ async def demand_history(
         units = np.zeros(length)
         for day, n in by_day.items():
             units[(day - start).days] = n
-        in_stock = _in_stock(units, start, stock_days.get(variant_id, {}))
         sales = [d for d, n in by_day.items() if n > 0]
-        histories[variant_id] = DemandHistory(start, units, in_stock, max(sales, default=None))
+        histories[variant_id] = DemandHistory(
+            start, units, dict(stock_days.get(variant_id, {})), max(sales, default=None)
+        )
     return histories
-
-
-def _in_stock(
-    units: np.ndarray, start: date, levels: dict[date, dict[int, tuple[int, int]]]
-) -> np.ndarray:
-    in_stock = np.ones(units.size, dtype=bool)
-    if not levels:
-        return in_stock  # stock not tracked: every day could sell
-    closing: dict[int, int] = {}
-    for day in sorted(d for d in levels if d < start):  # levels carried in from before
-        closing.update({loc: c for loc, (c, _) in levels[day].items()})
-    for i in range(units.size):
-        today = levels.get(start + timedelta(days=i), {})
-        opening_total = sum(closing.values()) if closing else 1
-        highest_today = max((h for _, h in today.values()), default=0)
-        in_stock[i] = units[i] > 0 or opening_total > 0 or highest_today > 0
-        closing.update({loc: c for loc, (c, _) in today.items()})
-    return in_stock
 
 
 def _ids(variant_ids: Sequence[int] | None) -> list[int] | None:
@@ -126,13 +113,15 @@ async def take_corrections(
 ) -> dict[int, date]:
     """Remove and return the earliest corrected closed day per SKU; inside the caller's
     transaction, so the rows come back unless the rebuilt models are committed."""
-    # Rows are locked in variant order first: the write path adds notes while this runs, and
-    # locks taken in one fixed order cannot deadlock.
+    # The write path adds these notes (a trigger on daily_demand) in whatever order its batch
+    # has, and holds them until it commits. Waiting for one here while holding another is a
+    # deadlock, so notes another transaction holds are skipped: that transaction's SKUs are
+    # forecast again right after it commits, and the next round takes them.
     cur = await conn.execute(
         "DELETE FROM demand_corrections c USING ("
         "  SELECT variant_id FROM demand_corrections WHERE shop = %s"
         "   AND (%s::bigint[] IS NULL OR variant_id = ANY(%s))"
-        "   ORDER BY variant_id FOR UPDATE) locked"
+        "   ORDER BY variant_id FOR UPDATE SKIP LOCKED) locked"
         " WHERE c.shop = %s AND c.variant_id = locked.variant_id"
         " RETURNING c.variant_id, c.earliest_day",
         (shop, _ids(variant_ids), _ids(variant_ids), shop),
@@ -190,10 +179,9 @@ async def shops_due_for_nightly(conn: DictConnection, at: time) -> list[str]:
     A worker that was down at the refit time (or a run that failed) so catches up later the
     same day; a shop installed in the afternoon gets its first forecasts the same day."""
     cur = await conn.execute(
-        """
-        SELECT s.domain FROM shops s
-         WHERE s.uninstalled_at IS NULL
-           AND (now() AT TIME ZONE s.timezone)::time >= %s
+        f"""
+        SELECT s.domain FROM {ACTIVE_SHOPS} s
+         WHERE (now() AT TIME ZONE s.timezone)::time >= %s
            AND NOT EXISTS (
                SELECT 1 FROM forecast_runs r
                 WHERE r.shop = s.domain AND r.status = 'committed'
@@ -203,6 +191,20 @@ async def shops_due_for_nightly(conn: DictConnection, at: time) -> list[str]:
         (at,),
     )
     return [r["domain"] for r in await cur.fetchall()]
+
+
+async def forecast_states(conn: DictConnection) -> dict[str, tuple[date, int | None]]:
+    """Each installed shop's local today and its last committed nightly run: when either
+    changes, the shop's forecasts are due to be published again."""
+    cur = await conn.execute(
+        f"""
+        SELECT s.domain, (now() AT TIME ZONE s.timezone)::date AS today,
+               (SELECT max(id) FROM forecast_runs r
+                 WHERE r.shop = s.domain AND r.status = 'committed') AS run
+          FROM {ACTIVE_SHOPS} s
+        """
+    )
+    return {r["domain"]: (r["today"], r["run"]) for r in await cur.fetchall()}
 
 
 async def try_lock_nightly(conn: DictConnection, shop: str) -> bool:
@@ -269,6 +271,13 @@ async def commit_run(conn: DictConnection, run_id: int, shop: str, run_day: date
         "DELETE FROM forecast_runs WHERE shop = %s AND run_day < %s",
         (shop, run_day - timedelta(days=RUNS_KEPT_DAYS)),
     )
+
+
+async def count_run_forecasts(conn: DictConnection, shop: str) -> int:
+    """Forecasts stored for the shop over all its runs."""
+    cur = await conn.execute("SELECT count(*) AS n FROM run_forecasts WHERE shop = %s", (shop,))
+    row = await cur.fetchone()
+    return int(row["n"]) if row else 0
 
 
 async def past_forecasts(

@@ -170,10 +170,10 @@ async def oldest_unfinished_age(conn: DictConnection) -> float:
     cur = await conn.execute(
         """
         SELECT coalesce(extract(epoch FROM now() - least(
-            (SELECT received_at FROM webhook_inbox WHERE normalised_at IS NULL
-              ORDER BY id LIMIT 1),
-            (SELECT w.received_at FROM webhook_inbox w
-              WHERE w.id = (SELECT min(inbox_id) FROM inbox_pending))
+            (SELECT min(received_at) FROM webhook_inbox WHERE normalised_at IS NULL),
+            (SELECT min(w.received_at)
+               FROM (SELECT DISTINCT inbox_id FROM inbox_pending) p
+               JOIN webhook_inbox w ON w.id = p.inbox_id)
         )), 0)::float8 AS age
         """
     )

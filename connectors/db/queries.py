@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from connectors.db.pool import DictConnection
-from models.inventory import DEMAND_WINDOW_DAYS, average_daily_demand, days_of_cover
+from connectors.kafka.topics import CoverBasis, SkuFigures
 
 # One row per SKU of a shop: stock summed over locations (untracked levels ignored) and units
 # sold on the shop-local today, last 7 and last 28 days (today included).
@@ -38,59 +37,56 @@ SELECT v.variant_id, v.product_id, v.sku,
        coalesce(d.sold_today, 0)::int AS sold_today,
        coalesce(d.sold_7d, 0)::int AS sold_7d,
        coalesce(d.sold_28d, 0)::int AS sold_28d,
-       (SELECT d FROM today) AS today
+       (SELECT d FROM today) AS today,
+       p.days_of_cover AS plan_days_of_cover, p.stockout_date, p.reorder_point,
+       p.reorder_quantity, p.abc_class, p.confidence, p.mase, p.method, p.as_of AS plan_as_of
   FROM variants v
   LEFT JOIN demand d ON d.variant_id = v.variant_id
   LEFT JOIN stock st ON st.inventory_item_id = v.inventory_item_id
+  LEFT JOIN sku_plans p ON p.shop = v.shop AND p.variant_id = v.variant_id
  WHERE v.shop = %(shop)s AND NOT v.deleted
    AND (%(ids)s::bigint[] IS NULL OR v.variant_id = ANY(%(ids)s))
  ORDER BY v.product_title NULLS LAST, v.variant_title, v.variant_id
 """
 
 
-@dataclass(frozen=True, slots=True)
-class SkuRow:
-    variant_id: int
-    product_id: int | None
-    sku: str | None
-    title: str | None
-    stock: int | None
-    sold_today: int
-    sold_7d: int
-    sold_28d: int
-    avg_daily_demand: float
-    days_of_cover: float | None
-    today: date | None
+class SkuRow(SkuFigures):
+    """A SKU as stored: its public figures (the derived ones not filled in yet) and what those
+    are derived from. Deriving (average demand, which days of cover to show) is the caller's:
+    see ``models.inventory.cover``."""
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "variant_id": self.variant_id,
-            "sku": self.sku,
-            "title": self.title,
-            "stock": self.stock,
-            "sold_today": self.sold_today,
-            "sold_7d": self.sold_7d,
-            "sold_28d": self.sold_28d,
-            "avg_daily_demand": round(self.avg_daily_demand, 3),
-            "days_of_cover": None if self.days_of_cover is None else round(self.days_of_cover, 1),
-        }
+    product_id: int | None
+    today: date | None
+    plan_days_of_cover: float | None
+    avg_daily_demand: float = 0.0
+    days_of_cover: float | None = None
+    days_of_cover_basis: CoverBasis = "28-day average"
+
+    def figures(
+        self, avg_daily_demand: float, days_of_cover: float | None, basis: CoverBasis
+    ) -> SkuFigures:
+        """The public figures, with the derived ones given."""
+        return SkuFigures(
+            **self.model_dump(include=set(SkuFigures.model_fields)),
+        ).model_copy(
+            update={
+                "avg_daily_demand": round(avg_daily_demand, 3),
+                "days_of_cover": None if days_of_cover is None else round(days_of_cover, 1),
+                "days_of_cover_basis": basis,
+            }
+        )
 
 
 def _to_row(r: dict[str, Any]) -> SkuRow:
-    stock = None if r["stock"] is None else int(r["stock"])
-    avg = average_daily_demand(r["sold_28d"], DEMAND_WINDOW_DAYS)
     return SkuRow(
-        variant_id=r["variant_id"],
-        product_id=r["product_id"],
-        sku=r["sku"],
-        title=r["title"] or None,
-        stock=stock,
-        sold_today=r["sold_today"],
-        sold_7d=r["sold_7d"],
-        sold_28d=r["sold_28d"],
-        avg_daily_demand=avg,
-        days_of_cover=days_of_cover(stock, avg),
-        today=r["today"],
+        **{
+            **r,
+            "title": r["title"] or None,
+            "stock": None if r["stock"] is None else int(r["stock"]),
+            "stockout_date": r["stockout_date"].isoformat() if r["stockout_date"] else None,
+            "plan_as_of": r["plan_as_of"].isoformat() if r["plan_as_of"] else None,
+            "mase": None if r["mase"] is None else round(r["mase"], 3),
+        }
     )
 
 
@@ -102,22 +98,3 @@ async def sku_rows(
         _SKU_ROWS, {"shop": shop, "ids": list(variant_ids) if variant_ids is not None else None}
     )
     return [_to_row(r) for r in await cur.fetchall()]
-
-
-async def known_shops(conn: DictConnection) -> set[str]:
-    cur = await conn.execute("SELECT domain FROM shops WHERE uninstalled_at IS NULL")
-    return {r["domain"] for r in await cur.fetchall()}
-
-
-async def shop_installed(conn: DictConnection, shop: str) -> bool:
-    cur = await conn.execute(
-        "SELECT 1 FROM shops WHERE domain = %s AND uninstalled_at IS NULL", (shop,)
-    )
-    return await cur.fetchone() is not None
-
-
-async def get_shop(conn: DictConnection, shop: str) -> dict[str, Any] | None:
-    cur = await conn.execute(
-        "SELECT domain, name, timezone, currency FROM shops WHERE domain = %s", (shop,)
-    )
-    return await cur.fetchone()

@@ -64,16 +64,18 @@ class SkuEvent(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
-class SkuUpdate(BaseModel):
-    """A SKU's current numbers after a change, published to ``stockpulse.updates``.
+CoverBasis = Literal["forecast", "28-day average"]
 
-    Each message carries absolute values (not deltas) so a consumer that misses or repeats
-    messages still ends on the right numbers.
+
+class SkuFigures(BaseModel):
+    """One SKU's current numbers: the rows of ``/api/v1/shops/{shop}/skus`` and the body of
+    every ``stockpulse.updates`` message, under the same names.
+
+    ``days_of_cover`` has one meaning: how long the stock lasts against the SKU's forecast
+    (its stored plan) wherever a forecast exists; ``days_of_cover_basis`` says so, or says
+    ``28-day average`` for a SKU not forecast yet. The plan fields are null until then.
     """
 
-    schema_version: int = SCHEMA_VERSION
-    type: Literal["stock", "demand"]
-    shop: str
     variant_id: int
     sku: str | None
     title: str | None
@@ -83,11 +85,40 @@ class SkuUpdate(BaseModel):
     sold_28d: int
     avg_daily_demand: float
     days_of_cover: float | None
+    days_of_cover_basis: CoverBasis
+    stockout_date: str | None = Field(default=None, description="Shop-local date")
+    reorder_point: float | None = None
+    reorder_quantity: int | None = None
+    abc_class: str | None = None
+    confidence: Literal["high", "medium", "low"] | None = None
+    mase: float | None = None
+    method: str | None = None
+    plan_as_of: str | None = Field(default=None, description="When the plan was made")
+
+
+class SkuUpdate(SkuFigures):
+    """A SKU's current numbers after a change, published to ``stockpulse.updates``.
+
+    Each message carries absolute values (not deltas) so a consumer that misses or repeats
+    messages still ends on the right numbers.
+    """
+
+    schema_version: int = SCHEMA_VERSION
+    type: Literal["stock", "demand"]
+    shop: str
     as_of: str
     events: list[str] = Field(default_factory=list, description="Shopify event ids applied")
     received_at: str | None = Field(
         default=None, description="When the earliest of those webhooks reached the ingress"
     )
+
+
+class BlendMember(BaseModel):
+    """One model behind a forecast, and its weight in the blend."""
+
+    model: str
+    weight: float
+    run_id: int | None = Field(default=None, description="The nightly run it came from")
 
 
 class ForecastUpdate(BaseModel):
@@ -104,6 +135,7 @@ class ForecastUpdate(BaseModel):
     lower: list[float] = Field(description="80 % interval, lower bound per day")
     upper: list[float] = Field(description="80 % interval, upper bound per day")
     method: Literal["combined", "river", "moving_average_7"]
+    members: list[BlendMember] = Field(description="What made the forecast, with weights")
     confidence: Literal["high", "medium", "low"]
     mase: float | None = Field(description="This SKU's MASE over earlier nightly runs")
     stock: int | None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +20,7 @@ from tests.support import (
     new_shop,
     order_hook,
     product_hook,
+    sku_api,
     stock_hook,
     stock_of,
     wait_until,
@@ -69,7 +71,19 @@ def test_stock_and_demand_cells_change_without_reload(stack: Stack, browser: Bro
     deliver_ok(stack, order)
     expect(row.locator('[data-field="sold_today"]')).to_have_text("4", timeout=5000)
     expect(row.locator('[data-field="sold_28d"]')).to_have_text("4")
-    expect(row.locator('[data-field="days_of_cover"]')).to_have_text(f"{17 / (4 / 28):.1f}")
+    # The forecast round follows the order: its plan reaches the page live, and the cells show
+    # what is stored (the API reads the same stored plan).
+    wait_until(lambda: sku_api(stack, shop)[variant.variant_id]["plan_as_of"], what="a stored plan")
+    time.sleep(1)  # the round after the order's batch comes within a quarter of a second
+    plan = sku_api(stack, shop)[variant.variant_id]
+    assert plan["days_of_cover_basis"] == "forecast"
+    cover = "∞" if plan["days_of_cover"] is None else f"{plan['days_of_cover']:.1f}"
+    expect(row.locator('[data-field="days_of_cover"]')).to_have_text(cover, timeout=5000)
+    expect(row.locator('[data-field="confidence"]')).to_have_text(plan["confidence"])
+    expect(row.locator('[data-field="reorder_quantity"]')).to_have_text(
+        str(plan["reorder_quantity"])
+    )
+    expect(row.locator('[data-field="stockout_date"]')).to_have_text(plan["stockout_date"] or "—")
 
     # A product the page has never seen appears too (htmx reloads the rows, not the page).
     newcomer = make_variant("CAP-RED")

@@ -18,11 +18,12 @@ import psycopg
 from connectors.db import forecasts as db
 from connectors.db.migrate import migrate
 from connectors.db.pool import open_pool
+from connectors.db.shops import install_shop
 from connectors.settings import Settings
 from models.synthetic import generate
-from ops.stack import Stack, install_shop
+from ops.stack import Stack
 from streams.forecasting import ForecastKeeper
-from streams.nightly_schedule import NightlySchedule
+from streams.refit_schedule import RefitSchedule
 from tests.support import (
     FeedClient,
     Ids,
@@ -228,7 +229,7 @@ def zone_where_it_is(hour: int) -> str:
     return "UTC" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
 
 
-async def wait_for_child(schedule: NightlySchedule, timeout_s: float = 120) -> None:
+async def wait_for_child(schedule: RefitSchedule, timeout_s: float = 120) -> None:
     deadline = time.monotonic() + timeout_s
     while schedule.running:
         assert time.monotonic() < deadline, "the scheduled nightly run did not finish"
@@ -264,7 +265,7 @@ async def test_the_worker_schedule_refits_each_shop_after_its_local_refit_time(
             ],
         )
 
-    schedule = NightlySchedule(
+    schedule = RefitSchedule(
         clock_time(12, 0),
         processes=1,
         retry_after_busy_s=2.0,

@@ -6,6 +6,7 @@ import asyncio
 import random
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -24,6 +25,8 @@ from tests.support import (
     order_hook,
     product_hook,
     query,
+    sku_api,
+    stock_hook,
     stock_of,
     units_sold,
     wait_until,
@@ -166,3 +169,33 @@ async def test_worker_killed_mid_burst_converges_to_the_exact_numbers(private_st
         f"\nburst of {len(hooks)} webhooks, worker SIGKILLed after {killed_at}; "
         f"converged to {sum(wanted_units.values())} units over {len(wanted_units)} SKUs"
     )
+
+
+def test_the_stored_plan_survives_a_worker_restart(private_stack: Stack) -> None:
+    stack = private_stack
+    assert stack.worker is not None
+    shop = new_shop(stack)
+    variant = make_variant("PLAN-KEPT")
+    deliver_ok(stack, product_hook(shop, variant))
+    deliver_ok(stack, order_hook(shop, [(Ids.next(), variant, 3)])[0])
+    first = wait_until(
+        lambda: (row := sku_api(stack, shop).get(variant.variant_id)) and row["plan_as_of"] and row,
+        timeout_s=30,
+        what="a stored plan",
+    )
+    stack.worker.kill()
+    try:
+        while_down = sku_api(stack, shop)[variant.variant_id]
+        assert while_down == first  # read from PostgreSQL, not from the worker
+    finally:
+        stack.start_worker()
+    deliver_ok(stack, stock_hook(shop, variant, 40, datetime.now(UTC)))
+    newer = wait_until(
+        lambda: (
+            (row := sku_api(stack, shop)[variant.variant_id])["plan_as_of"] != first["plan_as_of"]
+            and row
+        ),
+        timeout_s=60,
+        what="a newer plan from the restarted worker",
+    )
+    assert newer["days_of_cover_basis"] == "forecast" and newer["stock"] == 40

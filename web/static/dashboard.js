@@ -1,13 +1,18 @@
-// Live dashboard: applies JSON feed messages to the table cells in place. A SKU the table does
-// not show yet, or a reconnect (messages may have been missed), makes htmx reload the rows.
+// Live dashboard: applies JSON feed messages (stock, demand and forecast) to the table cells in
+// place. A SKU the table does not show yet, or a reconnect (messages may have been missed),
+// makes htmx reload the rows.
 (() => {
   const shop = document.currentScript.dataset.shop;
+  const lowCover = Number(document.currentScript.dataset.lowCover);
   const rows = document.getElementById("sku-rows");
   const live = document.getElementById("live");
   const format = {
     stock: (v) => (v === null ? "—" : String(v)),
     avg_daily_demand: (v) => v.toFixed(2),
     days_of_cover: (v) => (v === null ? "∞" : v.toFixed(1)),
+    stockout_date: (v) => v ?? "—",
+    reorder_quantity: (v) => (v === null ? "—" : String(v)),
+    confidence: (v) => v ?? "—",
   };
   let delay = 500;
   let connectedBefore = false;
@@ -28,7 +33,11 @@
         void cell.offsetWidth;  // restart the highlight animation
         cell.classList.add("changed");
       }
-      if (field === "days_of_cover") cell.classList.toggle("low", value !== null && value < 7);
+      if (field === "days_of_cover") {
+        cell.classList.toggle("low", value !== null && value < lowCover);
+        // A forecast message's days of cover is the forecast's; an update says its basis.
+        cell.dataset.basis = message.days_of_cover_basis ?? "forecast";
+      }
     }
   }
 
@@ -42,7 +51,7 @@
     };
     socket.onmessage = (event) => {
       const message = JSON.parse(event.data);
-      if (message.type === "stock" || message.type === "demand") apply(message);
+      if (["stock", "demand", "forecast"].includes(message.type)) apply(message);
     };
     socket.onclose = () => {
       live.dataset.state = "closed"; live.textContent = "reconnecting…";

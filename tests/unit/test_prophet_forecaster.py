@@ -4,7 +4,7 @@ from datetime import date
 
 import numpy as np
 
-from models.nightly import ProphetForecaster, holiday_frame
+from models.prophet_forecaster import ProphetForecaster, holiday_frame
 
 WEEK = [2.0, 3.0, 4.0, 5.0, 8.0, 12.0, 9.0]
 

@@ -1,7 +1,7 @@
 """Start the nightly refit when a shop's local clock passes its refit time.
 
-The refit runs as ``stockpulse nightly`` in a child process: Prophet and its process pool stay
-out of the worker (and its memory), and the command is the same one an operator runs by hand.
+The refit (:mod:`streams.refit`) runs in a child process: Prophet and its process pool stay
+out of the worker (and its memory), and it does what ``stockpulse nightly`` does by hand.
 One child at a time, covering every shop that is due, so shops never compete for the cores.
 The run itself is resumable and takes a per-shop lock, so a second worker doing the same, or a
 child killed with its worker, costs time but never a wrong or duplicate forecast.
@@ -14,37 +14,40 @@ import logging
 import shutil
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from datetime import time as clock_time
+from typing import TYPE_CHECKING, Any
+
+import faust
 
 from connectors.db import forecasts as db
 from connectors.db.pool import DictConnection
+from streams.refit import EXIT_RUNNING_ELSEWHERE
 
-log = logging.getLogger("stockpulse.nightly_schedule")
+if TYPE_CHECKING:
+    from streams.context import WorkerContext
+
+log = logging.getLogger("stockpulse.refit_schedule")
 
 # Lowered priority: the refit is background work, and on a small machine it shares the cores with
 # the live pipeline, whose latency the merchant sees.
-NIGHTLY_COMMAND = (
+REFIT_COMMAND = (
     *(("nice", "-n", "10") if shutil.which("nice") else ()),
     sys.executable,
     "-m",
-    "ops.cli",
-    "nightly",
+    "streams.refit",
     "--no-progress",
 )
 RETRY_AFTER_FAILURE_S = 15 * 60.0
-# `stockpulse nightly` exits with EX_TEMPFAIL when another process holds a shop's run; that
-# one will commit it, so look again in a while rather than start a child every minute.
-EXIT_RUNNING_ELSEWHERE = 75
-RETRY_AFTER_BUSY_S = 5 * 60.0
+RETRY_AFTER_BUSY_S = 5 * 60.0  # after EXIT_RUNNING_ELSEWHERE: the other process will commit
 
 
-class NightlySchedule:
+class RefitSchedule:
     def __init__(
         self,
         at: clock_time,
         processes: int = 0,
-        command: Sequence[str] = NIGHTLY_COMMAND,
+        command: Sequence[str] = REFIT_COMMAND,
         retry_after_failure_s: float = RETRY_AFTER_FAILURE_S,
         retry_after_busy_s: float = RETRY_AFTER_BUSY_S,
         env: Mapping[str, str] | None = None,
@@ -108,3 +111,27 @@ class NightlySchedule:
         except TimeoutError:
             child.kill()
             await child.wait()
+
+
+def register(app: faust.App, ctx: WorkerContext) -> None:
+    """Look for due shops every ``STOCKPULSE_NIGHTLY_CHECK_S``; stop a running refit with the
+    worker. Nothing to do when ``NIGHTLY_AT`` is off."""
+    schedule = ctx.refit_schedule
+    if schedule is None:
+        return
+
+    @app.timer(interval=ctx.settings.stockpulse_nightly_check_s)
+    async def schedule_refit() -> None:
+        """Start the nightly refit once each shop's local clock passes NIGHTLY_AT."""
+        try:
+            async with ctx.connection() as conn:
+                await schedule.tick(conn)
+        except Exception:
+            log.exception("scheduling the nightly refit failed; will retry")
+
+    def stop_refit(sender: Any, *_: Any, signal: Any, **__: Any) -> Awaitable[None]:
+        """A refit still running stops with the worker (it resumes on the next start)."""
+        return schedule.stop()
+
+    # mode types handlers with an unbound TypeVar that no function satisfies under mypy.
+    app.on_before_shutdown.connect(stop_refit)  # type: ignore[arg-type]

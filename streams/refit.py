@@ -1,4 +1,9 @@
-"""``stockpulse nightly``: refit Prophet for every SKU with enough history, shop by shop.
+"""The nightly refit: Prophet for every SKU with enough history, shop by shop.
+
+Run by ``stockpulse nightly`` and, in a child process, by the worker's schedule
+(``python -m streams.refit``, :mod:`streams.refit_schedule`): Prophet and its process pool stay
+out of the worker. Both entry points end in :func:`refit_and_report`, so they print and exit
+alike.
 
 Each shop's run is a row in ``forecast_runs`` keyed by the shop-local day it forecasts from.
 Forecasts are written to it in small committed batches as the worker processes finish them,
@@ -8,11 +13,16 @@ the last committed run until this one is complete and switched to in one transac
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
+import math
 import os
 import resource
+import signal
+import sys
 import time
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -23,15 +33,20 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from connectors.db import forecasts as db
 from connectors.db.pool import DictConnection, open_pool
-from models.accuracy import seasonal_naive_scale
+from connectors.db.shops import active_shops
+from connectors.settings import get_settings
+from models.accuracy import ACCURACY_AFTER_DAYS, mase, seasonal_naive_scale
 from models.combined import HORIZON, LOW_HISTORY_DAYS
-from models.nightly import ProphetForecaster
-from models.policy import ABC_WINDOW_DAYS, abc_classes
+from models.inventory import in_stock_days
+from models.prophet_forecaster import ProphetForecaster
+from streams.forecasting import abc_ranking
 
-log = logging.getLogger("stockpulse.nightly")
+log = logging.getLogger("stockpulse.refit")
 WRITE_EVERY = 25  # forecasts per committed batch: what a crash can cost
-ACCURACY_AFTER_DAYS = 7  # a run is scored once a week of actuals has come in
 ACCURACY_WITHIN_DAYS = 35
+# EX_TEMPFAIL: another process holds a shop's run and will commit it. The schedule then looks
+# again in a while rather than start a child every minute.
+EXIT_RUNNING_ELSEWHERE = 75
 
 
 @dataclass(frozen=True)
@@ -65,7 +80,8 @@ def _cpu_seconds() -> float:
     return time.process_time() + children.ru_utime + children.ru_stime
 
 
-def _init_worker() -> None:
+def init_fit_process() -> None:
+    """Each fitting process uses one core: the pool already has one process per core."""
     os.environ["OPENBLAS_NUM_THREADS"] = "1"
 
 
@@ -80,7 +96,7 @@ class RunReport:
 
 
 def score_past_runs(
-    past: list[dict[str, Any]], history: db.DemandHistory, run_day: date
+    past: list[dict[str, Any]], history: db.DemandHistory, sellable: np.ndarray, run_day: date
 ) -> float | None:
     """MASE of the oldest scoreable earlier run's forecasts against what then sold."""
     for run in past:
@@ -89,18 +105,18 @@ def score_past_runs(
         if start <= 2 * 7 or end - start < ACCURACY_AFTER_DAYS:
             continue
         actual = history.units[start:end]
-        ok = history.in_stock[start:end]
+        ok = sellable[start:end]
         predicted = np.asarray(run["mean"][: end - start], dtype=float)
         if not ok.any() or predicted.size < actual.size:
             continue
-        scale = seasonal_naive_scale(history.units[:start].tolist())
-        if not scale:
-            continue
-        return float(np.abs(actual[ok] - predicted[ok]).mean() / scale)
+        before = history.units[:start].tolist()
+        score = mase(actual[ok].tolist(), predicted[ok].tolist(), before)
+        if math.isfinite(score) and seasonal_naive_scale(before):
+            return score
     return None
 
 
-async def nightly_shop(
+async def refit_shop(
     conn: DictConnection,
     pool: ProcessPoolExecutor,
     shop: str,
@@ -134,13 +150,15 @@ async def _run_locked(
     if status == "committed":
         return RunReport(shop, run_day, "already committed")
     histories = await db.demand_history(conn, shop, run_day - timedelta(days=1))
-    eligible = {v: h for v, h in histories.items() if int(h.in_stock.sum()) >= LOW_HISTORY_DAYS}
+    sellable = {
+        v: in_stock_days(h.units, h.first_day, h.stock_levels) for v, h in histories.items()
+    }
+    eligible = {v: h for v, h in histories.items() if int(sellable[v].sum()) >= LOW_HISTORY_DAYS}
     done = await db.done_in_run(conn, run_id)
     past = await db.past_forecasts(
         conn, shop, run_day - timedelta(days=ACCURACY_WITHIN_DAYS), run_day
     )
-    revenue = await db.revenue_by_sku(conn, shop, run_day - timedelta(days=ABC_WINDOW_DAYS))
-    classes = abc_classes({str(v): r for v, r in revenue.items()})
+    classes = await abc_ranking(conn, shop, run_day)
     await conn.commit()  # end the reads; each batch below commits on its own
     todo = [v for v in eligible if v not in done]
     report = RunReport(shop, run_day, "committed", resumed=len(done))
@@ -150,7 +168,7 @@ async def _run_locked(
         loop.run_in_executor(
             pool,
             fit_one,
-            FitJob(v, eligible[v].first_day, eligible[v].units, eligible[v].in_stock, country),
+            FitJob(v, eligible[v].first_day, eligible[v].units, sellable[v], country),
         )
         for v in todo
     ]
@@ -160,8 +178,10 @@ async def _run_locked(
         history = eligible[row["variant_id"]]
         row |= {
             "first_day": run_day,
-            "mase": score_past_runs(past.get(row["variant_id"], []), history, run_day),
-            "abc_class": classes.get(str(row["variant_id"])),
+            "mase": score_past_runs(
+                past.get(row["variant_id"], []), history, sellable[row["variant_id"]], run_day
+            ),
+            "abc_class": classes.get(row["variant_id"]),
         }
         report.cpu_seconds += row["fit_seconds"]
         report.fitted += 1
@@ -183,7 +203,7 @@ async def _write(conn: DictConnection, run_id: int, shop: str, batch: list[dict[
         batch.clear()
 
 
-async def run_nightly(
+async def run_refit(
     database_url: str,
     shops: list[str] | None = None,
     processes: int = 0,
@@ -195,22 +215,21 @@ async def run_nightly(
     try:
         async with db_pool.connection() as conn:
             if not shops:
-                cur = await conn.execute(
-                    "SELECT domain FROM shops WHERE uninstalled_at IS NULL ORDER BY domain"
-                )
-                shops = [r["domain"] for r in await cur.fetchall()]
+                shops = await active_shops(conn)
             columns = (
                 TextColumn("{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeRemainingColumn(),
             )
-            pool = ProcessPoolExecutor(processes or os.cpu_count() or 1, initializer=_init_worker)
+            pool = ProcessPoolExecutor(
+                processes or os.cpu_count() or 1, initializer=init_fit_process
+            )
             try:
                 with Progress(*columns, disable=not show_progress) as progress:
                     for shop in shops:
                         try:
-                            reports.append(await nightly_shop(conn, pool, shop, run_day, progress))
+                            reports.append(await refit_shop(conn, pool, shop, run_day, progress))
                         except Exception as exc:
                             # One shop's failure must not cost the shops after it their
                             # forecasts; the caller sees it in the report and the exit code.
@@ -224,3 +243,63 @@ async def run_nightly(
     finally:
         await db_pool.close()
     return reports
+
+
+def refit_and_report(
+    shops: Sequence[str], processes: int = 0, run_day: date | None = None, progress: bool = True
+) -> int:
+    """Refit ``shops`` (all installed ones when empty), print a line per shop and return the
+    exit code: 0, 1 when a shop failed (the schedule retries later), 130 when stopped, or
+    :data:`EXIT_RUNNING_ELSEWHERE`."""
+    settings = get_settings()
+    # The worker stops a scheduled run with SIGTERM; treat it as Ctrl-C so the run unwinds.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        reports = asyncio.run(
+            run_refit(
+                settings.database_url,
+                list(shops) or None,
+                processes or settings.nightly_processes,
+                run_day,
+                progress,
+            )
+        )
+    except KeyboardInterrupt:
+        print("stopped; what was written is kept and the next run resumes from it", file=sys.stderr)
+        return 130
+    for r in reports:
+        per_sku = r.cpu_seconds / r.fitted if r.fitted else 0.0
+        print(
+            f"{r.shop} {r.run_day or ''}: {r.status}; fitted {r.fitted}, "
+            f"resumed past {r.resumed}, {per_sku:.3f} s CPU per SKU"
+        )
+    if any(r.status.startswith("failed") for r in reports):
+        return 1
+    if any(r.status == "running elsewhere" for r in reports):
+        return EXIT_RUNNING_ELSEWHERE
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m streams.refit [--shop S]… [--processes N] [--day D] [--no-progress]``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m streams.refit", description="Refit Prophet for every SKU with 30+ days."
+    )
+    parser.add_argument("--shop", dest="shops", action="append", default=[], help="only these")
+    parser.add_argument("--processes", type=int, default=0, help="fitting processes; 0: one/core")
+    parser.add_argument("--day", type=date.fromisoformat, help="forecast from this local day")
+    parser.add_argument("--no-progress", dest="progress", action="store_false")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return refit_and_report(args.shops, args.processes, args.day, args.progress)
+
+
+if __name__ == "__main__":
+    # Run the importable module rather than this ``__main__`` copy of it: one copy of its
+    # classes, and what the process pool pickles (``fit_one``, ``FitJob``) is found by its real
+    # name whatever the start method.
+    from streams.refit import main as refit_main
+
+    sys.exit(refit_main())

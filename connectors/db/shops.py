@@ -1,0 +1,62 @@
+"""Shops: which ones Stockpulse serves, and installing one by hand.
+
+A shop is served from its install until its uninstall (``uninstalled_at``). Every query that
+means "the shops we serve" selects from :data:`ACTIVE_SHOPS`, so that rule is written once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from connectors.db.pool import DictConnection
+
+# A subquery, for queries that need more of a shop than its domain: ``FROM {ACTIVE_SHOPS} s``.
+ACTIVE_SHOPS = "(SELECT * FROM shops WHERE uninstalled_at IS NULL)"
+
+
+async def active_shops(conn: DictConnection) -> list[str]:
+    """Domains of the installed shops, in order."""
+    cur = await conn.execute(f"SELECT domain FROM {ACTIVE_SHOPS} s ORDER BY domain")
+    return [r["domain"] for r in await cur.fetchall()]
+
+
+async def known_shops(conn: DictConnection) -> set[str]:
+    return set(await active_shops(conn))
+
+
+async def shop_installed(conn: DictConnection, shop: str) -> bool:
+    cur = await conn.execute(f"SELECT 1 FROM {ACTIVE_SHOPS} s WHERE domain = %s", (shop,))
+    return await cur.fetchone() is not None
+
+
+async def get_shop(conn: DictConnection, shop: str) -> dict[str, Any] | None:
+    """The shop's settings a page shows (installed or not: its data may still be there)."""
+    cur = await conn.execute(
+        "SELECT domain, name, timezone, currency FROM shops WHERE domain = %s", (shop,)
+    )
+    return await cur.fetchone()
+
+
+def install_shop(
+    database_url: str, domain: str, *, name: str | None = None, timezone: str = "UTC"
+) -> None:
+    """Install (or reinstall) a shop by hand; the Shopify OAuth flow does this for real shops.
+
+    Synchronous: its callers (the CLI, the stack runner, benchmarks and test fixtures) run
+    before or beside any event loop, as migrations do."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO shops (domain, name, timezone) VALUES (%s, %s, %s)"
+            " ON CONFLICT (domain) DO UPDATE SET name = coalesce(excluded.name, shops.name),"
+            " timezone = excluded.timezone, uninstalled_at = NULL",
+            (domain, name, timezone),
+        )
+
+
+def has_orders(database_url: str, shop: str) -> bool:
+    """Whether any order of the shop was ever stored (the demo store backfills only once)."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT 1 FROM order_lines WHERE shop = %s LIMIT 1", (shop,)).fetchone()
+        return row is not None

@@ -1,0 +1,56 @@
+"""Read Stockpulse's public topics from the latest offset, for live fan-out (no consumer group).
+
+Every reader sees every partition, so any number of web instances each serve their own sockets.
+Broker outages are waited out with backoff; only cancellation ends the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
+
+log = logging.getLogger(__name__)
+
+
+async def follow(
+    bootstrap_servers: list[str],
+    topics: Sequence[str],
+    on_value: Callable[[bytes], None],
+    on_connected: Callable[[bool], None] = lambda _: None,
+) -> None:
+    """Call ``on_value`` for every message published from now on, until cancelled;
+    ``on_connected`` hears when the reader gains or loses the broker."""
+    delay = 0.2
+    while True:
+        consumer = AIOKafkaConsumer(
+            *topics,
+            bootstrap_servers=bootstrap_servers,
+            group_id=None,
+            auto_offset_reset="latest",
+            enable_auto_commit=False,
+            fetch_max_wait_ms=20,
+            retry_backoff_ms=500,  # during a broker outage, retry without flooding the log
+        )
+        try:
+            await consumer.start()
+            on_connected(True)
+            delay = 0.2
+            while True:
+                batches = await consumer.getmany(timeout_ms=1000, max_records=1000)
+                for records in batches.values():
+                    for record in records:
+                        if record.value is not None:
+                            on_value(record.value)
+        except asyncio.CancelledError:
+            raise
+        except (KafkaError, OSError) as exc:
+            on_connected(False)
+            log.warning("feed reader lost the broker (%s); retrying in %.1fs", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        finally:
+            await consumer.stop()

@@ -1,0 +1,88 @@
+"""What the worker's agents and timers share, made once per app by :func:`streams.worker.build_app`.
+
+Passed explicitly to each module's ``register(app, ctx)``: nothing is created at import time, so
+importing a module of the worker starts nothing and two apps (in a test) share nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import faust
+from psycopg_pool import AsyncConnectionPool
+
+from connectors.db.pool import DictConnection, open_pool
+from connectors.settings import Settings
+from streams.forecasting import ForecastKeeper
+from streams.refit_schedule import RefitSchedule
+
+# The agents read in batches of up to BATCH_MAX messages, waiting at most BATCH_WITHIN_S for
+# one to fill: one transaction serves many events under load, and a lone event waits 10 ms.
+BATCH_MAX = 500
+BATCH_WITHIN_S = 0.01
+
+
+@dataclass(frozen=True)
+class Topics:
+    """The topics the worker reads and writes, as raw bytes (the values are our own JSON)."""
+
+    raw_webhooks: faust.TopicT
+    sku_events: faust.TopicT
+    updates: faust.TopicT
+    forecasts: faust.TopicT
+
+
+class PublishedOutbox:
+    """Outbox rows whose updates the broker acknowledged. They are deleted in the next
+    transaction rather than one of their own (one commit per batch); lost in a crash, they are
+    only published once more. Callers take the ids before awaiting anything, so the agent and
+    the timer never delete or drop each other's."""
+
+    def __init__(self) -> None:
+        self._ids: list[int] = []
+
+    def add(self, ids: list[int]) -> None:
+        self._ids.extend(ids)
+
+    def take(self) -> list[int]:
+        ids, self._ids = self._ids, []
+        return ids
+
+
+@dataclass
+class WorkerContext:
+    """The state of one worker app, shared by the agents and timers its modules register."""
+
+    settings: Settings
+    topics: Topics
+    keeper: ForecastKeeper
+    # Started by the refit schedule's timer; None when NIGHTLY_AT is off.
+    refit_schedule: RefitSchedule | None
+    published: PublishedOutbox = field(default_factory=PublishedOutbox)
+    # SKUs whose forecasts are due after their batch (or could not be refreshed: the timer
+    # retries), and the signal that some are.
+    forecasts_owed: dict[str, set[int]] = field(default_factory=dict)
+    forecasts_wanted: asyncio.Event = field(default_factory=asyncio.Event)
+    # One forecast round at a time: the keeper's cache is not shared safely, and two rounds
+    # taking the same SKUs' correction and model rows in different orders deadlocked.
+    forecast_round: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _pool: AsyncConnectionPool[DictConnection] | None = None
+    _pool_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[DictConnection]:
+        """A connection of the worker's pool, which opens on first use (in the running loop)."""
+        async with self._pool_lock:
+            if self._pool is None:
+                self._pool = await open_pool(self.settings.database_url, max_size=4)
+        async with self._pool.connection() as conn:
+            yield conn
+
+
+async def send_all(topic: faust.TopicT, messages: Sequence[tuple[bytes, bytes]]) -> None:
+    """Produce and wait for every acknowledgement."""
+    futures = [await topic.send(key=key, value=value) for key, value in messages]
+    await asyncio.gather(*futures)

@@ -1,0 +1,84 @@
+"""Publish forecasts on ``stockpulse.forecasts``: after batches, and when a shop's day turns.
+
+Off the apply path: a batch's updates never wait for forecasts. The ``publish_forecasts`` task
+pays what the last batches owe (``ctx.forecasts_owed``); the ``refresh_forecasts`` timer
+republishes a shop's forecasts when its local day closes or a nightly run commits, and retries
+what a failed round still owes. The forecasts themselves come from
+:class:`streams.forecasting.ForecastKeeper`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import date
+
+import faust
+
+from connectors.db import forecasts as db
+from connectors.kafka.topics import dumps
+from streams.context import WorkerContext, send_all
+
+log = logging.getLogger("stockpulse.worker")
+
+# Gathering a short while first makes one round of queries serve the SKUs of many small
+# batches, and a SKU changed twice is forecast once.
+FORECAST_GATHER_S = 0.25
+
+
+def register(app: faust.App, ctx: WorkerContext) -> None:
+    # The shop-local day and committed run each shop's forecasts were last published for.
+    published_for: dict[str, tuple[date, int | None]] = {}
+
+    @app.task
+    async def publish_forecasts() -> None:
+        """Forecasts for the SKUs the last batches changed."""
+        while True:
+            await ctx.forecasts_wanted.wait()
+            await asyncio.sleep(FORECAST_GATHER_S)
+            ctx.forecasts_wanted.clear()
+            await _pay_forecasts_owed(ctx)
+
+    @app.timer(interval=ctx.settings.stockpulse_forecast_check_s)
+    async def refresh_forecasts() -> None:
+        """Republish a shop's forecasts when its day closes or a nightly run commits, and pay
+        any forecasts a failed refresh still owes."""
+        try:
+            await _pay_forecasts_owed(ctx)
+            async with ctx.connection() as conn:
+                states = await db.forecast_states(conn)
+                await conn.commit()
+            for shop, state in states.items():
+                if published_for.get(shop) != state:
+                    count = await _publish_shop_forecasts(ctx, shop, None)
+                    published_for[shop] = state
+                    log.info("republished %d forecasts of %s", count, shop)
+        except Exception:
+            log.exception("refreshing forecasts failed; will retry")
+
+
+async def _publish_shop_forecasts(
+    ctx: WorkerContext, shop: str, variant_ids: list[int] | None
+) -> int:
+    """Forecasts of the shop's SKUs (all of them when ``variant_ids`` is None); how many."""
+    async with ctx.forecast_round, ctx.connection() as conn:
+        messages = await ctx.keeper.forecasts(conn, shop, variant_ids)
+    await send_all(ctx.topics.forecasts, [(key, dumps(update)) for key, update in messages])
+    return len(messages)
+
+
+async def _pay_forecasts_owed(ctx: WorkerContext) -> None:
+    """Forecasts for the SKUs the last batches changed. A failure never fails the batch (its
+    updates are committed and published); the SKUs stay owed and the timer retries them."""
+    owed = ctx.forecasts_owed
+    while owed:
+        shop = next(iter(owed))
+        ids = owed.pop(shop)
+        try:
+            await _publish_shop_forecasts(ctx, shop, sorted(ids))
+        except LookupError:
+            log.info("%s is no longer installed; its forecasts are not owed", shop)
+        except Exception:
+            owed.setdefault(shop, set()).update(ids)
+            log.exception("refreshing forecasts of %s failed; will retry", shop)
+            return

@@ -1,0 +1,55 @@
+"""Publish what a crashed worker committed but never published.
+
+The apply agent writes an outbox row per changed SKU in the transaction that changes it, and
+deletes it once the update is published (:class:`streams.context.PublishedOutbox`). A row older
+than :data:`STALE_OUTBOX_S` was left by a worker that crashed in between: this timer publishes
+its update from the current numbers and deletes it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+
+from connectors.db import ledger
+from connectors.kafka.topics import dumps
+from streams.context import WorkerContext, send_all
+from streams.publish import build_updates
+
+log = logging.getLogger("stockpulse.worker")
+
+FLUSH_EVERY_S = 5.0
+# Older than this, an outbox row was left by a worker that crashed: its owner deletes its own
+# rows within FLUSH_EVERY_S (the timer below), so a healthy worker's rows are never taken.
+STALE_OUTBOX_S = 15.0
+
+
+def register(app: faust.App, ctx: WorkerContext) -> None:
+    @app.timer(interval=FLUSH_EVERY_S)
+    async def flush_stale_outbox() -> None:
+        """Delete what this worker published; publish what a crashed worker left."""
+        try:
+            await _flush(ctx)
+        except Exception:
+            log.exception("flushing the outbox failed; will retry")
+
+
+async def _flush(ctx: WorkerContext) -> None:
+    async with ctx.connection() as conn:
+        done = ctx.published.take()
+        if done:
+            try:
+                await ledger.delete_outbox(conn, done)
+                await conn.commit()
+            except BaseException:
+                ctx.published.add(done)
+                raise
+        rows = await ledger.take_stale_outbox(conn, STALE_OUTBOX_S)
+        if not rows:
+            return
+        updates = await build_updates(conn, rows)
+        await send_all(ctx.topics.updates, [(key, dumps(update)) for key, update in updates])
+        await ledger.delete_outbox(conn, [r["id"] for r in rows])
+        await conn.commit()
+        log.info("published %d updates left in the outbox", len(rows))

@@ -1,0 +1,169 @@
+"""The write path on its own: idempotent, order-safe, bounded in time, shop-bound."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from connectors.db import inbox, ledger
+from connectors.db.pool import DictConnection
+from connectors.kafka.topics import SkuEvent
+
+_ids = itertools.count(int(datetime.now(UTC).timestamp() * 1000) * 1000)
+NOW = datetime.now(UTC)
+
+
+def _event(shop: str, kind: str, event_id: str = "e", **data: object) -> SkuEvent:
+    return SkuEvent(kind=kind, shop=shop, event_id=event_id, received_at=NOW.isoformat(), data=data)
+
+
+def sale(shop: str, line: int, variant: int, qty: int, *, cancelled: bool = False) -> SkuEvent:
+    return _event(
+        shop,
+        "sale_line",
+        line_item_id=line,
+        order_id=line + 1,
+        variant_id=variant,
+        product_id=None,
+        sku="S",
+        title="t",
+        quantity=qty,
+        price="2.50",
+        ordered_at=(NOW - timedelta(hours=1)).isoformat(),
+        cancelled=cancelled,
+        test=False,
+    )
+
+
+def refund(shop: str, refund_id: int, line: int, qty: int) -> SkuEvent:
+    return _event(
+        shop,
+        "refund_line",
+        refund_id=refund_id,
+        line_item_id=line,
+        quantity=qty,
+        restocked=True,
+        created_at=NOW.isoformat(),
+    )
+
+
+def stock(shop: str, item: int, available: int, at: datetime) -> SkuEvent:
+    return _event(
+        shop,
+        "stock",
+        inventory_item_id=item,
+        location_id=1,
+        available=available,
+        updated_at=at.isoformat(),
+    )
+
+
+async def apply(conn: DictConnection, events: list[SkuEvent]) -> None:
+    async with conn.transaction():
+        await ledger.apply_events(conn, events)
+
+
+async def units(conn: DictConnection, shop: str, variant: int) -> int:
+    cur = await conn.execute(
+        "SELECT coalesce(sum(units), 0) AS n FROM daily_demand WHERE shop = %s AND variant_id = %s",
+        (shop, variant),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row["n"])
+
+
+async def level(conn: DictConnection, shop: str, item: int) -> int | None:
+    cur = await conn.execute(
+        "SELECT available FROM inventory_levels WHERE shop = %s AND inventory_item_id = %s",
+        (shop, item),
+    )
+    row = await cur.fetchone()
+    return None if row is None else row["available"]
+
+
+async def test_any_order_and_any_repetition_ends_in_the_same_numbers(
+    conn: DictConnection, shop: str
+) -> None:
+    variant, line_a, line_b = next(_ids), next(_ids), next(_ids)
+    events = [
+        sale(shop, line_a, variant, 5),
+        sale(shop, line_b, variant, 2),
+        refund(shop, next(_ids), line_a, 2),
+        sale(shop, line_b, variant, 2, cancelled=True),
+    ]
+    rng = random.Random(3)
+    for _ in range(5):
+        shuffled = events * 2
+        rng.shuffle(shuffled)
+        await apply(conn, shuffled)
+    assert await units(conn, shop, variant) == 3  # 5 - 2 restocked; line b cancelled
+
+
+async def test_a_stale_level_never_overwrites_and_a_future_one_never_freezes(
+    conn: DictConnection, shop: str
+) -> None:
+    item = next(_ids)
+    await apply(conn, [stock(shop, item, 10, NOW)])
+    await apply(conn, [stock(shop, item, 99, NOW - timedelta(hours=3))])
+    assert await level(conn, shop, item) == 10
+    # The SQL functions clamp to the database clock as well as the normaliser does.
+    await apply(conn, [stock(shop, item, 500, datetime(9999, 1, 1, tzinfo=UTC))])
+    assert await level(conn, shop, item) == 500
+    await apply(conn, [stock(shop, item, 7, datetime.now(UTC) + timedelta(minutes=6))])
+    assert await level(conn, shop, item) == 7
+
+
+async def test_another_shops_ids_are_refused_with_a_clear_reason(
+    conn: DictConnection, shop: str, database_url: str
+) -> None:
+    from connectors.db.shops import install_shop
+
+    other = f"o{shop}"
+    install_shop(database_url, other)
+    variant, line = next(_ids), next(_ids)
+    await apply(conn, [sale(shop, line, variant, 1)])
+    with pytest.raises(psycopg.errors.UniqueViolation) as refused:
+        await apply(conn, [sale(other, line, variant, 1)])
+    assert "another shop" in ledger.describe(refused.value)
+    assert await units(conn, other, variant) == 0
+
+
+async def test_applying_an_event_clears_its_inbox_note(conn: DictConnection, shop: str) -> None:
+    async with conn.transaction():
+        (row,) = await inbox.insert(conn, [_delivery(shop)])
+    assert row is not None
+    async with conn.transaction():
+        await inbox.mark_normalised(conn, [row.id], [(row.id, 0), (row.id, 1)])
+    event = sale(shop, next(_ids), next(_ids), 1).model_copy(update={"inbox_id": row.id, "seq": 0})
+    await apply(conn, [event])
+    assert await conn.execute("SELECT 1") and await _notes(conn, row.id) == [1]
+    async with conn.transaction():
+        await ledger.dead_letter(
+            conn, event.model_copy(update={"seq": 1}), ValueError("bad for ever")
+        )
+    assert await _notes(conn, row.id) == []
+
+
+def _delivery(shop: str, event_id: str | None = None, signature: str = "sig") -> dict:
+    return {
+        "shop": shop,
+        "topic": "orders/create",
+        "event_id": event_id or f"ev-{next(_ids)}",
+        "webhook_id": "w",
+        "signature": signature,
+        "triggered_at": None,
+        "api_version": "2025-10",
+        "payload": '{"id": 1}',
+    }
+
+
+async def _notes(conn: DictConnection, inbox_id: int) -> list[int]:
+    cur = await conn.execute(
+        "SELECT seq FROM inbox_pending WHERE inbox_id = %s ORDER BY seq", (inbox_id,)
+    )
+    return [r["seq"] for r in await cur.fetchall()]
