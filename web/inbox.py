@@ -76,14 +76,18 @@ class InboxWriter:
                     # Durable whatever the server's default: a 200 must survive a crash.
                     await conn.execute("SET LOCAL synchronous_commit = on")
                     rows = await inbox.insert(conn, [d for d, _ in batch])
-            except Exception as exc:
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(exc)
-                continue
-            for (_, done), row in zip(batch, rows, strict=True):
-                if not done.done():
+                outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = [
+                    (done, row, None) for (_, done), row in zip(batch, rows, strict=True)
+                ]
+            except Exception as exc:  # this writer must outlive any one batch
+                outcomes = [(done, None, exc) for _, done in batch]
+            for done, row, error in outcomes:
+                if done.done():
+                    continue
+                if error is None:
                     done.set_result(row)
+                else:
+                    done.set_exception(error)
 
 
 class FastPublisher:

@@ -21,6 +21,8 @@ EVENT_ID_HEADER = "x-shopify-event-id"
 TRIGGERED_AT_HEADER = "x-shopify-triggered-at"
 API_VERSION_HEADER = "x-shopify-api-version"
 
+MAX_HEADER_CHARS = 255
+
 PRIVACY_TOPICS = frozenset({"customers/data_request", "customers/redact", "shop/redact"})
 
 
@@ -62,22 +64,28 @@ class WebhookHeaders:
 
     @classmethod
     def parse(cls, headers: Mapping[str, str]) -> WebhookHeaders | None:
-        """Read Shopify's headers (case-insensitively); None when a required one is missing."""
+        """Read Shopify's headers (case-insensitively); None when a required one is missing or
+        longer than any Shopify sends (they are stored, and they are not signed)."""
         lowered = {k.lower(): v for k, v in headers.items()}
         topic = lowered.get(TOPIC_HEADER, "").strip()
         shop = lowered.get(SHOP_HEADER, "").strip().lower()
         webhook_id = lowered.get(WEBHOOK_ID_HEADER, "").strip()
         # Older API versions do not send an event id; the webhook id is then the best dedupe key.
         event_id = lowered.get(EVENT_ID_HEADER, "").strip() or webhook_id
+        triggered_at = lowered.get(TRIGGERED_AT_HEADER)
+        api_version = lowered.get(API_VERSION_HEADER)
         if not topic or not shop or not event_id:
+            return None
+        values = (topic, shop, webhook_id, event_id, triggered_at or "", api_version or "")
+        if any(len(v) > MAX_HEADER_CHARS for v in values):
             return None
         return cls(
             topic=topic,
             shop=shop,
             webhook_id=webhook_id,
             event_id=event_id,
-            triggered_at=lowered.get(TRIGGERED_AT_HEADER),
-            api_version=lowered.get(API_VERSION_HEADER),
+            triggered_at=triggered_at,
+            api_version=api_version,
         )
 
 

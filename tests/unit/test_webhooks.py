@@ -142,3 +142,15 @@ def test_dead_letter_bodies_keep_no_customer_data_at_any_depth() -> None:
         deep = {"nested": deep, "customer": {"name": "Jane"}}
     text = json.dumps(without_pii({"line_items": [deep], "note": "x\x00"}))
     assert "a@b.c" not in text and "Jane" not in text and '"id": 1' in text
+
+
+def test_absurdly_long_unsigned_headers_are_refused() -> None:
+    headers = {
+        "X-Shopify-Topic": "orders/create",
+        "X-Shopify-Shop-Domain": "s.myshopify.com",
+        "X-Shopify-Webhook-Id": "w",
+        "X-Shopify-Event-Id": "e",
+    }
+    assert WebhookHeaders.parse(headers) is not None
+    assert WebhookHeaders.parse({**headers, "X-Shopify-Event-Id": "e" * 10_000}) is None
+    assert WebhookHeaders.parse({**headers, "X-Shopify-Triggered-At": "t" * 10_000}) is None
