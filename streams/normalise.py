@@ -74,6 +74,8 @@ def _orders(env: WebhookEnvelope, order: Order, events: _Events) -> None:
     received = datetime.fromisoformat(env.received_at)
     cancelled = order.cancelled_at is not None
     ordered_at = bounded(order.created_at, received)
+    # The order's updated_at versions all its lines: an edit's quantities replace older ones.
+    version = bounded(order.updated_at or order.created_at, received)
     for li in order.line_items:
         if li.variant_id is None:
             continue  # custom items have no SKU to forecast
@@ -84,9 +86,11 @@ def _orders(env: WebhookEnvelope, order: Order, events: _Events) -> None:
             "product_id": li.product_id,
             "sku": li.sku or None,
             "title": li.title,
-            "quantity": li.quantity,
+            # What the line holds now: an edit lowers it, a removed line has 0.
+            "quantity": li.current_quantity if li.current_quantity is not None else li.quantity,
             "price": li.price,
             "ordered_at": ordered_at.isoformat(),
+            "version": version.isoformat(),
             "cancelled": cancelled,
             "test": order.test,
         }

@@ -68,7 +68,7 @@ _STATEMENTS: dict[str, tuple[str, str]] = {
         "demand",
         "SELECT stockpulse_apply_sale_line(%(shop)s, %(line_item_id)s, %(order_id)s,"
         " %(variant_id)s, %(product_id)s, %(sku)s, %(title)s, %(quantity)s, %(price)s,"
-        " %(ordered_at)s, %(cancelled)s, %(test)s, %(cause)s)",
+        " %(ordered_at)s, %(cancelled)s, %(test)s, %(cause)s, %(version)s)",
     ),
     "refund_line": (
         "demand",
@@ -105,13 +105,22 @@ _STATEMENTS: dict[str, tuple[str, str]] = {
 }
 
 
+_DEFAULTS: dict[str, dict[str, object]] = {"sale_line": {"version": None}}
+
+
 async def _apply_all(conn: DictConnection, events: Sequence[SkuEvent], changes: ChangeSet) -> None:
     """Send every event's statement in one pipeline, then read which SKUs changed."""
     async with conn.pipeline() as pipeline:
         pending = []
         for event in events:
             type_, sql = _STATEMENTS[event.kind]
-            params = {**event.data, "shop": event.shop, "cause": event.event_id}
+            # Events produced before a field existed lack it: they mean what they meant then.
+            params = {
+                **_DEFAULTS.get(event.kind, {}),
+                **event.data,
+                "shop": event.shop,
+                "cause": event.event_id,
+            }
             cursor = conn.cursor(row_factory=tuple_row)
             pending.append((event, type_, await cursor.execute(sql, params)))
         await pipeline.sync()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 
+from ops.shopify_payloads import order_payload, signed_webhook
 from ops.stack import Stack
 from tests.support import (
+    SECRET,
     FeedClient,
     Ids,
     deliver_ok,
@@ -172,3 +175,34 @@ async def test_update_committed_but_never_published_is_published_later(stack: St
     assert message["variant_id"] == variant.variant_id and message["stock"] == 12
     remaining = scalar(stack, "SELECT count(*) FROM update_outbox WHERE shop = %s", shop)
     assert remaining == 0
+
+
+def test_an_order_edit_moves_demand_through_the_pipeline(stack: Stack) -> None:
+    shop = new_shop(stack)
+    variant = make_variant("EDITED")
+    deliver_ok(stack, product_hook(shop, variant))
+    kept, dropped, order_id = Ids.next(), Ids.next(), Ids.next()
+    created = datetime.now(UTC) - timedelta(hours=1)
+    created_body = order_payload(order_id, created, [(kept, variant, 5), (dropped, variant, 2)])
+    deliver_ok(stack, signed_webhook("orders/create", shop, created_body, SECRET))
+    wait_until(lambda: units_sold(stack, shop, variant.variant_id) == 7, what="the order")
+    edited_body = {
+        **created_body,
+        "updated_at": (created + timedelta(minutes=30)).isoformat(),
+        "line_items": [
+            {**created_body["line_items"][0], "current_quantity": 3},
+            {**created_body["line_items"][1], "current_quantity": 0},
+        ],
+    }
+    deliver_ok(stack, signed_webhook("orders/updated", shop, edited_body, SECRET))
+    wait_until(lambda: units_sold(stack, shop, variant.variant_id) == 3, what="the edit")
+    # The create, redelivered after the edit, is older and changes nothing.
+    deliver_ok(stack, signed_webhook("orders/create", shop, created_body, SECRET))
+    marker = make_variant("MARK")
+    deliver_ok(stack, product_hook(shop, marker))
+    wait_until(
+        lambda: query(stack, "SELECT 1 FROM variants WHERE variant_id = %s", marker.variant_id),
+        what="a marker behind the redelivery",
+    )
+    time.sleep(0.5)
+    assert units_sold(stack, shop, variant.variant_id) == 3
