@@ -64,6 +64,7 @@ def web(host: str, port: int, workers: int) -> None:
     from web.server import DeadlineHttpToolsProtocol
 
     _warn_development_secret()
+    _keyring()  # refuse to start without a key, before uvicorn's workers try
     uvicorn.run(
         "web.app:create_app",
         factory=True,
@@ -87,6 +88,7 @@ def worker(loglevel: str) -> None:
     from connectors.db.migrate import migrate as apply_migrations
     from streams.worker import run_worker
 
+    _keyring()  # the worker will handle shop credentials: no start without a key
     apply_migrations(get_settings().database_url)
     run_worker(loglevel)
 
@@ -144,6 +146,86 @@ def simulate(
     except KeyboardInterrupt:
         pass
     click.echo(f"sent {sim.sent} webhooks")
+
+
+@main.group()
+def keys() -> None:
+    """Encryption keys for shop secrets at rest (STOCKPULSE_ENCRYPTION_KEYS)."""
+
+
+@keys.command("generate")
+def keys_generate() -> None:
+    """Print a new key; put it first in STOCKPULSE_ENCRYPTION_KEYS, then `keys rotate`."""
+    from connectors.crypto import generate_key
+
+    click.echo(generate_key())
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Re-seal every stored secret under the newest key; older keys can then be dropped."""
+    from connectors.db import credentials
+
+    keyring = _keyring()
+
+    async def run() -> int:
+        async with await _connect() as conn, conn.transaction():
+            return await credentials.rotate(conn, keyring)
+
+    click.echo(f"re-sealed {asyncio.run(run())} secret(s) under the newest key")
+
+
+@main.command()
+@click.option("--shop", required=True, help="The store's myshopify.com domain.")
+@click.option("--token", default=None, help="A static Admin API token (shpat_…).")
+@click.option(
+    "--webhook-secret",
+    default=None,
+    help="With --token: the secret the store's webhooks are signed with.",
+)
+@click.option("--timezone", default="UTC", show_default=True)
+def connect(shop: str, token: str | None, webhook_secret: str | None, timezone: str) -> None:
+    """Connect a store with an older custom app's static token and its webhook secret.
+
+    Its webhooks then verify with that secret only. (Client credentials and OAuth come next.)
+    """
+    from connectors.db import credentials
+    from connectors.db.shops import SHOP_DOMAIN, install_shop
+
+    if not SHOP_DOMAIN.match(shop):
+        raise click.BadParameter("must be a STORE.myshopify.com domain", param_hint="--shop")
+    if not token or not webhook_secret:
+        raise click.UsageError("--token and --webhook-secret are needed")
+    keyring = _keyring()
+    install_shop(get_settings().database_url, shop.lower(), timezone=timezone)
+
+    async def run() -> None:
+        async with await _connect() as conn, conn.transaction():
+            await credentials.save(
+                conn,
+                keyring,
+                credentials.Credentials(
+                    shop=shop.lower(),
+                    mode="static",
+                    access_token=token,
+                    client_secret=webhook_secret,
+                ),
+            )
+
+    asyncio.run(run())
+    click.echo(f"connected {shop.lower()} (static token; its webhooks verify with its secret)")
+
+
+def _keyring() -> Any:
+    from connectors.crypto import Keyring
+
+    try:
+        return Keyring.parse(get_settings().stockpulse_encryption_keys)
+    except ValueError as exc:
+        raise click.ClickException(
+            f"{exc}. Shop secrets are stored encrypted: set STOCKPULSE_ENCRYPTION_KEYS "
+            "(`stockpulse keys generate` makes one; `stockpulse up` makes its own)."
+        ) from None
 
 
 @main.group("dead-letters")

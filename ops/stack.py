@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from connectors.crypto import generate_key
 from connectors.db.migrate import migrate
 from connectors.db.shops import has_orders, install_shop
 from connectors.kafka.admin import ensure_topics
@@ -59,6 +60,7 @@ class Stack:
         self.extra_env = extra_env or {}
         self.worker: ManagedProcess | None = None
         self.web: ManagedProcess | None = None
+        self.generated_key = False
 
     @property
     def database_url(self) -> str:
@@ -83,10 +85,31 @@ class Stack:
             "DATABASE_URL": self.database_url,
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
             "STOCKPULSE_BASE_URL": self.base_url,
+            "STOCKPULSE_ENCRYPTION_KEYS": self.encryption_keys(),
             "PYTHONUNBUFFERED": "1",
             "STOCKPULSE_WORKER_DATADIR": str(self.data_dir / "worker"),
             **self.extra_env,
         }
+
+    @property
+    def key_file(self) -> Path:
+        return self.data_dir / "encryption.key"
+
+    def encryption_keys(self) -> str:
+        """``STOCKPULSE_ENCRYPTION_KEYS`` when set; otherwise a key of this stack's own, made
+        once in its data directory (readable by its owner only) and kept across restarts."""
+        configured = self.extra_env.get("STOCKPULSE_ENCRYPTION_KEYS") or os.environ.get(
+            "STOCKPULSE_ENCRYPTION_KEYS"
+        )
+        if configured:
+            return configured
+        if not self.key_file.exists():
+            self.key_file.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(generate_key() + "\n")
+            self.generated_key = True
+        return self.key_file.read_text().strip()
 
     def start_infrastructure(self) -> None:
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -231,6 +254,11 @@ def run_stack(*, port: int, data_dir: str, simulate: bool, orders_per_minute: fl
         print(f"  Feed:       ws://127.0.0.1:{port}/ws/shops/{DEMO_SHOP}")
         if settings.uses_development_secret:
             print(f"  Webhook secret (development default, set SHOPIFY_API_SECRET): {secret}")
+        if stack.generated_key:
+            print(
+                f"  Encryption: generated a key for shop secrets in {stack.key_file.resolve()}"
+                " (set STOCKPULSE_ENCRYPTION_KEYS to use your own; keep the file)"
+            )
         print(f"  Logs:       {Path(data_dir).resolve() / 'logs'}")
         print(f"  Pid files:  {Path(data_dir).resolve() / 'run'}")
         print(f"  Up in {time.monotonic() - t0:.1f}s. Crashed parts restart; Ctrl-C stops all.")

@@ -17,6 +17,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 from litestar.types import Logger, Scope
 
+from connectors.crypto import Keyring
 from connectors.db.pool import open_pool
 from connectors.kafka.admin import ensure_topics
 from connectors.kafka.producer import DurableProducer
@@ -35,6 +36,8 @@ HERE = Path(__file__).parent
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
+    # Refuse to start rather than store a shop's secrets unsealed.
+    keyring = Keyring.parse(settings.stockpulse_encryption_keys)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -50,7 +53,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             inbox=inbox,
             publisher=publisher,
             shops=ShopDirectory(
-                pool, settings.known_shops_refresh_seconds, settings.webhook_secrets
+                pool, settings.known_shops_refresh_seconds, settings.webhook_secrets, keyring
             ),
         )
         inbox.start()

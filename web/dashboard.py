@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 
 from litestar import Controller, WebSocket, get, websocket
 from litestar.datastructures import State
@@ -12,15 +11,13 @@ from litestar.exceptions import NotFoundException, WebSocketDisconnect
 from litestar.response import Redirect, Template
 
 from connectors.db.queries import SkuRow, sku_rows
-from connectors.db.shops import get_shop, known_shops
+from connectors.db.shops import SHOP_DOMAIN, get_shop, known_shops
 from connectors.kafka.topics import SkuFigures
 from models.inventory import cover
 
 # Rows with fewer days of cover than this are marked on the page (the script reads it from the
 # page, so there is one number).
 LOW_COVER_DAYS = 7
-
-SHOP_DOMAIN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9\-_]*\.myshopify\.com$")
 
 
 def _figures(rows: list[SkuRow]) -> list[SkuFigures]:

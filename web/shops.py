@@ -7,6 +7,8 @@ import time
 
 from psycopg_pool import AsyncConnectionPool
 
+from connectors.crypto import Keyring
+from connectors.db import credentials
 from connectors.db.pool import DictConnection
 from connectors.db.shops import known_shops, shop_installed
 
@@ -14,10 +16,10 @@ from connectors.db.shops import known_shops, shop_installed
 class ShopDirectory:
     """Installed shops; the whole set is reloaded every ``refresh_s`` so uninstalls take effect.
 
-    A webhook must verify with the secret of the app its shop is connected through. Every shop
-    is connected through this deployment's app today (``SHOPIFY_API_SECRET``, a list during
-    rotation); a shop with an app of its own (a merchant's custom app) will carry its own
-    secret here, and only that one will verify its webhooks.
+    A webhook must verify with the secret of the app its shop is connected through: a shop
+    connected with an app of its own (a merchant's Dev Dashboard app, or an older custom app's
+    webhook secret) verifies with that secret only; every other shop with this deployment's
+    app (``SHOPIFY_API_SECRET``, a list during rotation).
     """
 
     def __init__(
@@ -25,11 +27,14 @@ class ShopDirectory:
         pool: AsyncConnectionPool[DictConnection],
         refresh_s: float,
         app_secrets: list[bytes],
+        keyring: Keyring,
     ) -> None:
         self._pool = pool
         self._refresh_s = refresh_s
         self._app_secrets = app_secrets
+        self._keyring = keyring
         self._shops: set[str] = set()
+        self._own_secrets: dict[str, bytes] = {}
         self._loaded_at = float("-inf")
 
     @property
@@ -42,10 +47,18 @@ class ShopDirectory:
         Never reads one shop from the database: an unsigned request must not cost a query.
         """
         if time.monotonic() - self._loaded_at > self._refresh_s:
-            async with self._pool.connection() as conn:
-                self._shops = await known_shops(conn)
-            self._loaded_at = time.monotonic()
-        return self._app_secrets if shop in self._shops else None
+            await self._reload()
+        return self._secrets_of(shop) if shop in self._shops else None
+
+    async def _reload(self) -> None:
+        async with self._pool.connection() as conn:
+            self._shops = await known_shops(conn)
+            self._own_secrets = await credentials.own_app_secrets(conn, self._keyring)
+        self._loaded_at = time.monotonic()
+
+    def _secrets_of(self, shop: str) -> list[bytes]:
+        own = self._own_secrets.get(shop)
+        return [own] if own is not None else self._app_secrets
 
     async def lookup_secrets(self, shop: str) -> list[bytes] | None:
         """Like :meth:`cached_secrets` but asks the database on a miss, so a shop installed a
@@ -57,8 +70,8 @@ class ShopDirectory:
             installed = await shop_installed(conn, shop)
         if not installed:
             return None
-        self._shops.add(shop)
-        return self._app_secrets
+        await self._reload()  # a shop connected a moment ago may have its own secret
+        return self._secrets_of(shop) if shop in self._shops else None
 
     async def is_installed(self, shop: str) -> bool:
         return await self.lookup_secrets(shop) is not None

@@ -6,11 +6,15 @@ means "the shops we serve" selects from :data:`ACTIVE_SHOPS`, so that rule is wr
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import psycopg
 
 from connectors.db.pool import DictConnection
+
+# What Shopify accepts as a store's domain (and all we accept as one).
+SHOP_DOMAIN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9\-_]*\.myshopify\.com$")
 
 # A subquery, for queries that need more of a shop than its domain: ``FROM {ACTIVE_SHOPS} s``.
 ACTIVE_SHOPS = "(SELECT * FROM shops WHERE uninstalled_at IS NULL)"
