@@ -446,6 +446,25 @@ def forecast_evaluate(
         write_json(results, json_path, meta)
 
 
+@bench.command("shopify")
+@click.option("--calls", default=200_000, show_default=True, help="Bookkeeping rounds timed.")
+@click.option("--queries", default=2000, show_default=True, help="Burst against the fake.")
+def bench_shopify(calls: int, queries: int) -> None:
+    """The Admin API client: throttle bookkeeping per call, and a burst against the fake."""
+    from ops.bench_admin import bookkeeping, burst
+
+    b = bookkeeping(calls)
+    click.echo(
+        f"throttle bookkeeping: {b['per_call_us_p50']:.2f} µs per call (p50 of 1,000-call "
+        f"rounds; worst round {b['per_call_us_max']:.2f} µs) over {calls:,} calls"
+    )
+    r = asyncio.run(burst(queries))
+    click.echo(
+        f"burst against the fake Shopify: {r['queries']:,} queries in {r['seconds']:.1f} s "
+        f"({r['per_second']:,.0f}/s), {r['throttled_by_server']} throttled by the server"
+    )
+
+
 @bench.command("forecast")
 @click.option("--skus", default=1000, show_default=True, help="SKUs with 2 years of history.")
 @click.option("--single-process-skus", default=200, show_default=True)

@@ -1,0 +1,262 @@
+"""A fake Shopify for tests and the demo: a real HTTP server speaking the Admin GraphQL API's
+documented protocol, for the parts Stockpulse uses.
+
+* ``POST {base}/shops/{shop}/admin/api/{version}/graphql.json`` with ``X-Shopify-Access-Token``:
+  queries are validated against a subset of the Admin schema (graphql-core) and executed over
+  an in-memory store. Cost is calculated before and after the query (1 per object, ``first``
+  per connection requested, the nodes returned actually) against a per-store bucket of
+  ``maximum`` points restored at ``restore_rate`` per second; a query the bucket cannot pay
+  for gets a ``THROTTLED`` error with HTTP 200, as Shopify does. Every answer carries
+  ``extensions.cost.throttleStatus``.
+* ``POST {base}/shops/{shop}/admin/oauth/access_token``: the client credentials grant.
+* Faults to inject: the next N answers as a given 5xx, or delayed by some seconds.
+
+Point ``SHOPIFY_ADMIN_URL`` at ``{base}/shops/{shop}`` to use it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from graphql import (
+    ExecutionResult,
+    FieldNode,
+    GraphQLError,
+    build_schema,
+    execute,
+    parse,
+    validate,
+)
+from graphql.language import OperationDefinitionNode, VariableNode
+
+SCHEMA = build_schema(
+    """
+    type Query {
+      shop: Shop!
+      products(first: Int!, after: String): ProductConnection!
+    }
+    type Shop {
+      name: String!
+      myshopifyDomain: String!
+      ianaTimezone: String!
+      currencyCode: String!
+    }
+    type PageInfo { hasNextPage: Boolean!, endCursor: String }
+    type Product { id: ID!, title: String!, updatedAt: String! }
+    type ProductConnection { nodes: [Product!]!, pageInfo: PageInfo! }
+    """
+)
+
+
+@dataclass
+class Bucket:
+    maximum: float
+    restore_rate: float
+    available: float
+    at: float = field(default_factory=time.monotonic)
+
+    def level(self) -> float:
+        now = time.monotonic()
+        self.available = min(self.maximum, self.available + (now - self.at) * self.restore_rate)
+        self.at = now
+        return self.available
+
+    def status(self) -> dict[str, float]:
+        return {
+            "maximumAvailable": self.maximum,
+            "currentlyAvailable": round(self.level()),
+            "restoreRate": self.restore_rate,
+        }
+
+
+@dataclass
+class FakeStore:
+    domain: str
+    timezone: str = "UTC"
+    currency: str = "USD"
+    products: list[dict[str, Any]] = field(default_factory=list)
+    tokens: set[str] = field(default_factory=set)
+    client_id: str = ""
+    client_secret: str = ""
+    bucket: Bucket = field(default_factory=lambda: Bucket(2000.0, 100.0, 2000.0))
+    # What happened, for tests: queries served, throttled, refused.
+    served: int = 0
+    throttled: int = 0
+
+
+class FakeShopify:
+    def __init__(self) -> None:
+        self.stores: dict[str, FakeStore] = {}
+        self._fail: list[int] = []  # statuses for the next answers
+        self._delays: list[float] = []
+        self._runner: web.AppRunner | None = None
+        self.base_url = ""
+
+    def add_store(self, domain: str, **kwargs: Any) -> FakeStore:
+        store = self.stores[domain] = FakeStore(domain, **kwargs)
+        return store
+
+    def fail_next(self, count: int, status: int = 502) -> None:
+        self._fail.extend([status] * count)
+
+    def delay_next(self, count: int, seconds: float) -> None:
+        self._delays.extend([seconds] * count)
+
+    async def start(self, port: int = 0) -> str:
+        app = web.Application()
+        app.router.add_post("/shops/{shop}/admin/api/{version}/graphql.json", self._graphql)
+        app.router.add_post("/shops/{shop}/admin/oauth/access_token", self._token)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
+        await site.start()
+        bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.base_url = f"http://127.0.0.1:{bound}"
+        return self.base_url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def admin_url(self) -> str:
+        """The ``SHOPIFY_ADMIN_URL`` template that points at this server."""
+        return f"{self.base_url}/shops/{{shop}}"
+
+    async def _faults(self) -> web.Response | None:
+        if self._delays:
+            await asyncio.sleep(self._delays.pop(0))
+        if self._fail:
+            status = self._fail.pop(0)
+            return web.json_response({"errors": "Internal error"}, status=status)
+        return None
+
+    async def _token(self, request: web.Request) -> web.Response:
+        store = self.stores.get(request.match_info["shop"])
+        form = await request.post()
+        if (
+            store is None
+            or form.get("grant_type") != "client_credentials"
+            or form.get("client_id") != store.client_id
+            or form.get("client_secret") != store.client_secret
+        ):
+            return web.json_response({"error": "invalid_client"}, status=400)
+        token = "shpat_" + secrets.token_hex(16)
+        store.tokens.add(token)
+        return web.json_response(
+            {"access_token": token, "scope": "read_products,read_orders", "expires_in": 86399}
+        )
+
+    async def _graphql(self, request: web.Request) -> web.Response:
+        faulted = await self._faults()
+        if faulted is not None:
+            return faulted
+        store = self.stores.get(request.match_info["shop"])
+        if store is None or request.headers.get("X-Shopify-Access-Token") not in store.tokens:
+            return web.json_response(
+                {"errors": "[API] Invalid API key or access token"}, status=401
+            )
+        body = await request.json()
+        try:
+            document = parse(body["query"])
+        except GraphQLError as exc:
+            return web.json_response({"errors": [{"message": exc.message}]})
+        problems = validate(SCHEMA, document)
+        if problems:
+            return web.json_response({"errors": [{"message": p.message} for p in problems]})
+        variables = body.get("variables") or {}
+        requested = _requested_cost(document, variables)
+        if requested > store.bucket.level():
+            store.throttled += 1
+            return web.json_response(
+                {
+                    "errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED"}}],
+                    "extensions": {"cost": _cost(requested, None, store.bucket)},
+                }
+            )
+        result = execute(SCHEMA, document, root_value=_Root(store), variable_values=variables)
+        assert isinstance(result, ExecutionResult)  # the resolvers are synchronous
+        actual = 1 + _returned_nodes(result.data)
+        store.bucket.available = store.bucket.level() - actual
+        store.served += 1
+        answer: dict[str, Any] = {
+            "data": result.data,
+            "extensions": {"cost": _cost(requested, actual, store.bucket)},
+        }
+        if result.errors:
+            answer["errors"] = [{"message": e.message} for e in result.errors]
+        return web.json_response(answer)
+
+
+def _cost(requested: float, actual: float | None, bucket: Bucket) -> dict[str, Any]:
+    return {
+        "requestedQueryCost": requested,
+        "actualQueryCost": actual,
+        "throttleStatus": bucket.status(),
+    }
+
+
+def _requested_cost(document: Any, variables: dict[str, Any]) -> float:
+    """1 for the query, plus ``first`` for each connection it asks for (Shopify's rule of
+    thumb: objects cost 1, a connection costs its page size)."""
+    cost = 1.0
+    for definition in document.definitions:
+        if not isinstance(definition, OperationDefinitionNode):
+            continue
+        for selection in definition.selection_set.selections:
+            if not isinstance(selection, FieldNode):
+                continue
+            for argument in selection.arguments or ():
+                if argument.name.value == "first":
+                    value = argument.value
+                    first = (
+                        variables.get(value.name.value, 0)
+                        if isinstance(value, VariableNode)
+                        else int(getattr(value, "value", 0))
+                    )
+                    cost += float(first)
+    return cost
+
+
+def _returned_nodes(data: Any) -> int:
+    if isinstance(data, dict):
+        return sum(
+            (len(v) if k == "nodes" and isinstance(v, list) else 0) + _returned_nodes(v)
+            for k, v in data.items()
+        )
+    if isinstance(data, list):
+        return sum(_returned_nodes(v) for v in data)
+    return 0
+
+
+class _Root:
+    """Resolvers over one fake store."""
+
+    def __init__(self, store: FakeStore) -> None:
+        self._store = store
+
+    def shop(self, _info: Any) -> dict[str, str]:
+        s = self._store
+        return {
+            "name": s.domain.split(".")[0],
+            "myshopifyDomain": s.domain,
+            "ianaTimezone": s.timezone,
+            "currencyCode": s.currency,
+        }
+
+    def products(self, _info: Any, first: int, after: str | None = None) -> dict[str, Any]:
+        start = int(base64.b64decode(after).decode()) if after else 0
+        page = self._store.products[start : start + first]
+        end = start + len(page)
+        return {
+            "nodes": page,
+            "pageInfo": {
+                "hasNextPage": end < len(self._store.products),
+                "endCursor": base64.b64encode(str(end).encode()).decode() if page else None,
+            },
+        }
