@@ -346,7 +346,9 @@ def test_metrics_stay_small_whatever_topics_are_sent(stack: Stack) -> None:
             status = client.post(
                 f"{stack.base_url}/webhooks/shopify", content=body, headers=headers
             )
-            assert status.status_code in (200, 401)
+            # Signed ones are ignored (unknown topic) or, with a topic longer than Shopify
+            # sends, refused as incomplete; unsigned ones are 401.
+            assert status.status_code in (200, 400, 401)
         size = len(client.get(f"{stack.base_url}/metrics").content)
     print(f"/metrics is {size} bytes after 1,000 random topics")
     assert size < 100_000
