@@ -147,7 +147,7 @@ async def accept_webhook(body: bytes, headers: Mapping[str, str], state: Any) ->
         "signature": headers.get(webhooks.HMAC_HEADER),
         "triggered_at": parsed.triggered_at,
         "api_version": parsed.api_version,
-        "payload": json.dumps(payloads.dump_payload(payload), separators=(",", ":")),
+        "payload": payload.model_dump_json(),
     }
     try:
         async with asyncio.timeout(COMMIT_TIMEOUT_S):
