@@ -33,6 +33,10 @@ class Settings(BaseSettings):
         description="Shopify app client secret(s); comma-separated during rotation, newest first.",
     )
     shopify_api_version: str = Field(default="2025-10", description="Shopify Admin API version.")
+    shopify_admin_url: str = Field(
+        default="https://{shop}",
+        description="Template of every Admin API and OAuth endpoint; a shop may override it.",
+    )
     smtp_url: str = Field(default="smtp://127.0.0.1:1025", description="Outgoing mail server.")
     stockpulse_secret_key: str = Field(
         default="development-only-secret-key", description="Signs sessions and CSRF tokens."

@@ -177,43 +177,74 @@ def keys_rotate() -> None:
 
 @main.command()
 @click.option("--shop", required=True, help="The store's myshopify.com domain.")
-@click.option("--token", default=None, help="A static Admin API token (shpat_…).")
+@click.option("--client-id", default=None, help="Your Dev Dashboard app's client id.")
+@click.option("--client-secret", default=None, help="… and its client secret.")
+@click.option("--token", default=None, help="Or: an older custom app's static token (shpat_…).")
+@click.option("--webhook-secret", default=None, help="With --token: its webhook secret.")
 @click.option(
-    "--webhook-secret",
+    "--admin-url",
     default=None,
-    help="With --token: the secret the store's webhooks are signed with.",
+    help="This store's Admin URL template, if not SHOPIFY_ADMIN_URL (a fake Shopify).",
 )
-@click.option("--timezone", default="UTC", show_default=True)
-def connect(shop: str, token: str | None, webhook_secret: str | None, timezone: str) -> None:
-    """Connect a store with an older custom app's static token and its webhook secret.
+def connect(
+    shop: str,
+    client_id: str | None,
+    client_secret: str | None,
+    token: str | None,
+    webhook_secret: str | None,
+    admin_url: str | None,
+) -> None:
+    """Connect your own store: with your app's client id and secret (client credentials
+    grant: tokens are renewed on their own), or with an older app's static token and webhook
+    secret. Either way the store's webhooks then verify with that app's secret only."""
+    import httpx
 
-    Its webhooks then verify with that secret only. (Client credentials and OAuth come next.)
-    """
     from connectors.db import credentials
-    from connectors.db.shops import SHOP_DOMAIN, install_shop
+    from connectors.db.pool import open_pool
+    from connectors.db.shops import SHOP_DOMAIN
+    from connectors.shopify.connect import connect as connect_store
 
     if not SHOP_DOMAIN.match(shop):
         raise click.BadParameter("must be a STORE.myshopify.com domain", param_hint="--shop")
-    if not token or not webhook_secret:
-        raise click.UsageError("--token and --webhook-secret are needed")
+    if client_id and client_secret:
+        creds = credentials.Credentials(
+            shop=shop.lower(),
+            mode="client_credentials",
+            client_id=client_id,
+            client_secret=client_secret,
+            admin_url=admin_url,
+        )
+    elif token and webhook_secret:
+        creds = credentials.Credentials(
+            shop=shop.lower(),
+            mode="static",
+            access_token=token,
+            client_secret=webhook_secret,
+            admin_url=admin_url,
+        )
+    else:
+        raise click.UsageError(
+            "give --client-id and --client-secret, or --token and --webhook-secret"
+        )
     keyring = _keyring()
-    install_shop(get_settings().database_url, shop.lower(), timezone=timezone)
+    settings = get_settings()
 
-    async def run() -> None:
-        async with await _connect() as conn, conn.transaction():
-            await credentials.save(
-                conn,
-                keyring,
-                credentials.Credentials(
-                    shop=shop.lower(),
-                    mode="static",
-                    access_token=token,
-                    client_secret=webhook_secret,
-                ),
-            )
+    async def run() -> Any:
+        pool = await open_pool(settings.database_url, max_size=2)
+        try:
+            async with httpx.AsyncClient(timeout=15) as http:
+                return await connect_store(pool, keyring, http, settings, creds)
+        finally:
+            await pool.close()
 
-    asyncio.run(run())
-    click.echo(f"connected {shop.lower()} (static token; its webhooks verify with its secret)")
+    try:
+        done = asyncio.run(run())
+    except Exception as exc:
+        raise click.ClickException(f"not connected: {exc}") from None
+    click.echo(
+        f"connected {done.shop} ({done.name}, {done.timezone}, {done.currency}, {creds.mode});"
+        " its webhooks verify with its app's secret"
+    )
 
 
 def _keyring() -> Any:

@@ -43,6 +43,13 @@ async def get_shop(conn: DictConnection, shop: str) -> dict[str, Any] | None:
     return await cur.fetchone()
 
 
+_INSTALL = (
+    "INSERT INTO shops (domain, name, timezone) VALUES (%s, %s, %s)"
+    " ON CONFLICT (domain) DO UPDATE SET name = coalesce(excluded.name, shops.name),"
+    " timezone = excluded.timezone, uninstalled_at = NULL"
+)
+
+
 def install_shop(
     database_url: str, domain: str, *, name: str | None = None, timezone: str = "UTC"
 ) -> None:
@@ -51,12 +58,15 @@ def install_shop(
     Synchronous: its callers (the CLI, the stack runner, benchmarks and test fixtures) run
     before or beside any event loop, as migrations do."""
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(
-            "INSERT INTO shops (domain, name, timezone) VALUES (%s, %s, %s)"
-            " ON CONFLICT (domain) DO UPDATE SET name = coalesce(excluded.name, shops.name),"
-            " timezone = excluded.timezone, uninstalled_at = NULL",
-            (domain, name, timezone),
-        )
+        conn.execute(_INSTALL, (domain, name, timezone))
+
+
+async def install(
+    conn: DictConnection, domain: str, *, name: str | None, timezone: str, currency: str | None
+) -> None:
+    """Install (or reinstall) a shop with the time zone and currency Shopify reports."""
+    await conn.execute(_INSTALL, (domain, name, timezone))
+    await conn.execute("UPDATE shops SET currency = %s WHERE domain = %s", (currency, domain))
 
 
 def has_orders(database_url: str, shop: str) -> bool:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import httpx
 import pytest
@@ -188,30 +185,3 @@ def test_unknown_shop_feed_is_refused(stack: Stack) -> None:
     with pytest.raises(InvalidStatus) as refused, ws.connect(url):
         pass
     assert refused.value.response.status_code == 403
-
-
-def test_a_shop_with_an_app_of_its_own_verifies_with_that_secret_only(stack: Stack) -> None:
-    shop = f"own{Ids.next()}.myshopify.com"
-    own_secret = "the-stores-own-app-secret"
-    connected = subprocess.run(
-        [
-            *(sys.executable, "-m", "ops.cli", "connect", "--shop", shop),
-            *("--token", "shpat_test", "--webhook-secret", own_secret),
-        ],
-        env={**os.environ, **stack.env()},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert connected.returncode == 0, connected.stderr
-    token_row = scalar(stack, "SELECT access_token FROM shop_credentials WHERE shop = %s", shop)
-    assert token_row is not None and b"shpat_test" not in bytes(token_row)
-    variant = make_variant()
-    hook = product_hook(shop, variant)  # signed with the deployment's app secret
-    # The directory reloads within known_shops_refresh_seconds; the new shop is looked up now.
-    assert deliver(stack, hook).status_code == 401
-    own = _resigned(hook, hook.body, secret=own_secret)
-    assert deliver(stack, hook, headers=own).status_code == 200
-    wait_until(
-        lambda: scalar(stack, "SELECT 1 FROM variants WHERE shop = %s", shop), what="applied"
-    )
