@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from connectors.kafka.topics import SkuEvent, SkuEventKind, WebhookEnvelope, sku_key
 from connectors.shopify.payloads import (
     MODELS,
+    AppUninstalled,
     InventoryLevel,
     Order,
     Product,
@@ -177,6 +178,8 @@ def normalise(env: WebhookEnvelope) -> list[tuple[bytes, SkuEvent]]:
         _product(env, payload, events)
     elif isinstance(payload, ProductDeleted):
         events.add(f"product:{payload.id}", "product_delete", {"product_id": payload.id})
+    elif isinstance(payload, AppUninstalled):
+        events.add("shop", "app_uninstalled", {})
     elif isinstance(payload, ShopRedact):
         if payload.shop_domain != env.shop:
             raise MalformedWebhook("shop/redact names another shop than its envelope")

@@ -128,8 +128,13 @@ async def accept_webhook(body: bytes, headers: Mapping[str, str], state: Any) ->
     parsed = webhooks.WebhookHeaders.parse(headers)
     if parsed is None:
         return _refuse(400, "missing Shopify webhook headers")
+    if parsed.topic in webhooks.CUSTOMER_PRIVACY_TOPICS:
+        # Customer data never passes the ingress (the payload models do not declare it), so
+        # there is nothing to hand over or erase: the answer says so.
+        return Outcome(
+            200, "Stockpulse stores no customer data: nothing to report or erase", "ignored"
+        )
     if parsed.topic not in payloads.MODELS:
-        # Customer privacy requests land here too: we hold no customer data to report or erase.
         return Outcome(200, "ignored", "ignored")
     try:
         payload = payloads.parse_payload(parsed.topic, body)

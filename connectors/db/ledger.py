@@ -92,6 +92,14 @@ _STATEMENTS: dict[str, tuple[str, str]] = {
         " WHERE shop = %(shop)s AND product_id = %(product_id)s"
         " RETURNING variant_id",
     ),
+    # The merchant removed the app: its tokens are useless and must go; the data stays until
+    # Shopify's shop/redact (48 hours later) asks for it, and a reinstall picks it up again.
+    "app_uninstalled": (
+        "stock",
+        "WITH a AS (DELETE FROM shop_credentials WHERE shop = %(shop)s)"
+        " UPDATE shops SET uninstalled_at = now() WHERE domain = %(shop)s"
+        " RETURNING NULL::bigint",
+    ),
     # Tables without a foreign key to shops (time series, outbox) are cleared explicitly.
     "shop_redact": (
         "stock",

@@ -47,7 +47,13 @@ class WebhookEnvelope(BaseModel):
 
 
 SkuEventKind = Literal[
-    "sale_line", "refund_line", "stock", "variant", "product_delete", "shop_redact"
+    "sale_line",
+    "refund_line",
+    "stock",
+    "variant",
+    "product_delete",
+    "shop_redact",
+    "app_uninstalled",
 ]
 
 

@@ -24,6 +24,7 @@ API_VERSION_HEADER = "x-shopify-api-version"
 MAX_HEADER_CHARS = 255
 
 PRIVACY_TOPICS = frozenset({"customers/data_request", "customers/redact", "shop/redact"})
+CUSTOMER_PRIVACY_TOPICS = frozenset({"customers/data_request", "customers/redact"})
 
 
 def sign(body: bytes, secret: bytes) -> str:

@@ -94,10 +94,21 @@ async def test_a_store_connects_with_client_credentials_and_its_webhooks_use_its
         20,
         "the store's own webhook applied",
     )
-    redact = signed_webhook(
-        "shop/redact", store.domain, {"shop_id": 1, "shop_domain": store.domain}, CLIENT_SECRET
+    # The merchant removes the app: tokens dropped, syncing stops, data kept until shop/redact.
+    uninstalled = signed_webhook(
+        "app/uninstalled", store.domain, {"id": 1, "myshopify_domain": store.domain}, CLIENT_SECRET
     )
-    assert (await asyncio.to_thread(deliver, stack, redact)).status_code == 200
+    assert (await asyncio.to_thread(deliver, stack, uninstalled)).status_code == 200
+    await asyncio.to_thread(
+        wait_until,
+        lambda: scalar(
+            stack, "SELECT uninstalled_at IS NOT NULL FROM shops WHERE domain = %s", store.domain
+        ),
+        20,
+        "the shop marked uninstalled",
+    )
+    assert scalar(stack, "SELECT count(*) FROM shop_credentials WHERE shop = %s", store.domain) == 0
+    assert scalar(stack, "SELECT count(*) FROM variants WHERE shop = %s", store.domain) == 1
 
 
 async def test_a_token_is_renewed_before_it_expires_and_renewals_do_not_race(
