@@ -40,6 +40,29 @@ SCHEMA = build_schema(
     type Query {
       shop: Shop!
       products(first: Int!, after: String): ProductConnection!
+      webhookSubscriptions(first: Int!, after: String): WebhookSubscriptionConnection!
+    }
+    type Mutation {
+      webhookSubscriptionCreate(
+        topic: WebhookSubscriptionTopic!, webhookSubscription: WebhookSubscriptionInput!
+      ): WebhookSubscriptionCreatePayload
+      webhookSubscriptionDelete(id: ID!): WebhookSubscriptionDeletePayload
+    }
+    enum WebhookSubscriptionTopic {
+      ORDERS_CREATE ORDERS_UPDATED ORDERS_CANCELLED ORDERS_PAID REFUNDS_CREATE
+      INVENTORY_LEVELS_UPDATE INVENTORY_LEVELS_CONNECT PRODUCTS_CREATE PRODUCTS_UPDATE
+      PRODUCTS_DELETE APP_UNINSTALLED BULK_OPERATIONS_FINISH
+    }
+    enum WebhookSubscriptionFormat { JSON XML }
+    input WebhookSubscriptionInput { uri: String!, format: WebhookSubscriptionFormat }
+    type WebhookSubscription { id: ID!, topic: WebhookSubscriptionTopic!, uri: String! }
+    type WebhookSubscriptionConnection { nodes: [WebhookSubscription!]!, pageInfo: PageInfo! }
+    type UserError { field: [String!], message: String! }
+    type WebhookSubscriptionCreatePayload {
+      webhookSubscription: WebhookSubscription, userErrors: [UserError!]!
+    }
+    type WebhookSubscriptionDeletePayload {
+      deletedWebhookSubscriptionId: ID, userErrors: [UserError!]!
     }
     type Shop {
       name: String!
@@ -82,6 +105,7 @@ class FakeStore:
     currency: str = "USD"
     products: list[dict[str, Any]] = field(default_factory=list)
     tokens: set[str] = field(default_factory=set)
+    subscriptions: list[dict[str, str]] = field(default_factory=list)
     client_id: str = ""
     client_secret: str = ""
     bucket: Bucket = field(default_factory=lambda: Bucket(2000.0, 100.0, 2000.0))
@@ -250,13 +274,51 @@ class _Root:
         }
 
     def products(self, _info: Any, first: int, after: str | None = None) -> dict[str, Any]:
-        start = int(base64.b64decode(after).decode()) if after else 0
-        page = self._store.products[start : start + first]
-        end = start + len(page)
-        return {
-            "nodes": page,
-            "pageInfo": {
-                "hasNextPage": end < len(self._store.products),
-                "endCursor": base64.b64encode(str(end).encode()).decode() if page else None,
-            },
+        return _page(self._store.products, first, after)
+
+    def webhookSubscriptions(
+        self, _info: Any, first: int, after: str | None = None
+    ) -> dict[str, Any]:
+        return _page(self._store.subscriptions, first, after)
+
+    def webhookSubscriptionCreate(
+        self, _info: Any, topic: str, webhookSubscription: dict[str, Any]
+    ) -> dict[str, Any]:
+        uri = webhookSubscription["uri"]
+        if any(s["topic"] == topic and s["uri"] == uri for s in self._store.subscriptions):
+            return {
+                "webhookSubscription": None,
+                "userErrors": [
+                    {"field": ["uri"], "message": "Address for this topic has already been taken"}
+                ],
+            }
+        created = {
+            "id": f"gid://shopify/WebhookSubscription/{secrets.randbelow(10**12)}",
+            "topic": topic,
+            "uri": uri,
         }
+        self._store.subscriptions.append(created)
+        return {"webhookSubscription": created, "userErrors": []}
+
+    def webhookSubscriptionDelete(self, _info: Any, id: str) -> dict[str, Any]:
+        before = len(self._store.subscriptions)
+        self._store.subscriptions[:] = [s for s in self._store.subscriptions if s["id"] != id]
+        if len(self._store.subscriptions) == before:
+            return {
+                "deletedWebhookSubscriptionId": None,
+                "userErrors": [{"field": ["id"], "message": "Webhook subscription does not exist"}],
+            }
+        return {"deletedWebhookSubscriptionId": id, "userErrors": []}
+
+
+def _page(items: list[Any], first: int, after: str | None) -> dict[str, Any]:
+    start = int(base64.b64decode(after).decode()) if after else 0
+    page = items[start : start + first]
+    end = start + len(page)
+    return {
+        "nodes": page,
+        "pageInfo": {
+            "hasNextPage": end < len(items),
+            "endCursor": base64.b64encode(str(end).encode()).decode() if page else None,
+        },
+    }

@@ -1,5 +1,7 @@
 """Connect a store: prove the credentials against the Admin API, learn the shop's time zone
-and currency from Shopify (history is bucketed into its days), and store it all sealed."""
+and currency from Shopify (history is bucketed into its days), subscribe its webhooks to
+``STOCKPULSE_BASE_URL/webhooks/shopify`` (reconciled: connecting again changes nothing), and
+store it all sealed."""
 
 from __future__ import annotations
 
@@ -12,10 +14,12 @@ from connectors.crypto import Keyring
 from connectors.db import credentials, shops
 from connectors.db.pool import DictConnection
 from connectors.settings import Settings
+from connectors.shopify import subscriptions
 from connectors.shopify.admin import AdminClient
 from connectors.shopify.tokens import client_credentials_grant
 
 SHOP_QUERY = "{ shop { name ianaTimezone currencyCode } }"
+WEBHOOK_PATH = "/webhooks/shopify"
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,9 @@ async def connect(
         http, AdminClient.endpoint_for(admin_url, creds.shop, settings.shopify_api_version), token
     )
     shop = (await client.query(SHOP_QUERY))["shop"]
+    await subscriptions.reconcile(
+        client, f"{settings.stockpulse_base_url.rstrip('/')}{WEBHOOK_PATH}"
+    )
     async with pool.connection() as conn, conn.transaction():
         await shops.install(
             conn,

@@ -17,6 +17,7 @@ from connectors.crypto import Keyring
 from connectors.db import credentials
 from connectors.db.pool import open_pool
 from connectors.shopify.admin import AdminClient
+from connectors.shopify.subscriptions import TOPICS
 from connectors.shopify.tokens import ShopTokens
 from connectors.shopify.webhooks import sign
 from ops.fake_shopify import FakeShopify, FakeStore
@@ -153,3 +154,35 @@ async def test_a_token_is_renewed_before_it_expires_and_renewals_do_not_race(
             assert shop == {"shop": {"currencyCode": "AUD"}} and len(store.tokens) == 2
     finally:
         await pool.close()
+
+
+async def test_webhook_subscriptions_are_reconciled_not_piled_up(
+    stack: Stack, fake: tuple[FakeShopify, FakeStore]
+) -> None:
+    server, store = fake
+    ours = f"{stack.base_url}/webhooks/shopify"
+    connect = (
+        *("connect", "--shop", store.domain, "--admin-url", server.admin_url()),
+        *("--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET),
+    )
+    code, said = await cli(stack, *connect)
+    assert code == 0, said
+
+    def mine() -> list[str]:
+        return sorted(s["topic"] for s in store.subscriptions if s["uri"] == ours)
+
+    assert mine() == sorted(TOPICS)
+    # Someone else's subscription, a copy of ours, and one of ours to a topic we dropped.
+    store.subscriptions += [
+        {
+            "id": "gid://shopify/WebhookSubscription/1",
+            "topic": "ORDERS_CREATE",
+            "uri": "https://elsewhere.example/hook",
+        },
+        {"id": "gid://shopify/WebhookSubscription/2", "topic": "ORDERS_CREATE", "uri": ours},
+        {"id": "gid://shopify/WebhookSubscription/3", "topic": "ORDERS_PAID", "uri": ours},
+    ]
+    code, said = await cli(stack, *connect)
+    assert code == 0, said
+    assert mine() == sorted(TOPICS)
+    assert any(s["uri"] == "https://elsewhere.example/hook" for s in store.subscriptions)
