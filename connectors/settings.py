@@ -33,6 +33,10 @@ class Settings(BaseSettings):
         description="Shopify app client secret(s); comma-separated during rotation, newest first.",
     )
     shopify_api_version: str = Field(default="2025-10", description="Shopify Admin API version.")
+    shopify_scopes: str = Field(
+        default="read_products,read_inventory,read_locations,read_orders,read_all_orders",
+        description="Access scopes the OAuth install asks for (read_all_orders: history > 60 d).",
+    )
     shopify_admin_url: str = Field(
         default="https://{shop}",
         description="Template of every Admin API and OAuth endpoint; a shop may override it.",

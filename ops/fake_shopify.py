@@ -18,10 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import hmac
 import secrets
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 from graphql import (
@@ -105,6 +109,7 @@ class FakeStore:
     currency: str = "USD"
     products: list[dict[str, Any]] = field(default_factory=list)
     tokens: set[str] = field(default_factory=set)
+    used_tokens: set[str] = field(default_factory=set)  # access tokens seen on a query
     subscriptions: list[dict[str, str]] = field(default_factory=list)
     client_id: str = ""
     client_secret: str = ""
@@ -114,8 +119,23 @@ class FakeStore:
     throttled: int = 0
 
 
+@dataclass
+class _Refresh:
+    """A refresh token's life: Shopify keeps the one just spent valid until the access token
+    it bought is used, so a client that lost the answer can spend it again."""
+
+    shop: str
+    successor_access: str | None = None  # set once spent
+
+
 class FakeShopify:
-    def __init__(self) -> None:
+    def __init__(self, app_client_id: str = "", app_secret: str = "") -> None:
+        # This deployment's own app (the OAuth authorization code grant).
+        self.app_client_id = app_client_id
+        self.app_secret = app_secret
+        self._codes: dict[str, str] = {}  # code → shop
+        self._refresh: dict[str, _Refresh] = {}
+        self._lose_token_answers = 0
         self.stores: dict[str, FakeStore] = {}
         self._fail: list[int] = []  # statuses for the next answers
         self._delays: list[float] = []
@@ -136,6 +156,7 @@ class FakeShopify:
         app = web.Application()
         app.router.add_post("/shops/{shop}/admin/api/{version}/graphql.json", self._graphql)
         app.router.add_post("/shops/{shop}/admin/oauth/access_token", self._token)
+        app.router.add_get("/shops/{shop}/admin/oauth/authorize", self._authorize)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", port)
@@ -160,28 +181,91 @@ class FakeShopify:
             return web.json_response({"errors": "Internal error"}, status=status)
         return None
 
+    def lose_next_token_answer(self) -> None:
+        """Grant the next token request, then answer 502 as if the response got lost."""
+        self._lose_token_answers += 1
+
+    async def _authorize(self, request: web.Request) -> web.Response:
+        """The merchant approves at once: back to ``redirect_uri`` with a signed code."""
+        shop = request.match_info["shop"]
+        query = request.query
+        if shop not in self.stores or query.get("client_id") != self.app_client_id:
+            return web.json_response({"error": "unknown app or shop"}, status=400)
+        code = secrets.token_hex(12)
+        self._codes[code] = shop
+        params = {
+            "code": code,
+            "shop": shop,
+            "state": query.get("state", ""),
+            "timestamp": str(int(time.time())),
+        }
+        message = "&".join(f"{k}={v}" for k, v in sorted(params.items()))
+        params["hmac"] = hmac.new(
+            self.app_secret.encode(), message.encode(), hashlib.sha256
+        ).hexdigest()
+        raise web.HTTPFound(f"{query['redirect_uri']}?{urlencode(params)}")
+
+    def _issue(self, store: FakeStore, *, expires_in: int, refresh: bool) -> dict[str, Any]:
+        token = "shpat_" + secrets.token_hex(16)
+        store.tokens.add(token)
+        body: dict[str, Any] = {
+            "access_token": token,
+            "scope": "read_products,read_orders,read_all_orders,read_inventory",
+            "expires_in": expires_in,
+        }
+        if refresh:
+            refresh_token = "shprt_" + secrets.token_hex(16)
+            self._refresh[refresh_token] = _Refresh(store.domain)
+            body |= {"refresh_token": refresh_token, "refresh_token_expires_in": 7_776_000}
+        return body
+
     async def _token(self, request: web.Request) -> web.Response:
         store = self.stores.get(request.match_info["shop"])
         form = await request.post()
-        if (
-            store is None
-            or form.get("grant_type") != "client_credentials"
-            or form.get("client_id") != store.client_id
-            or form.get("client_secret") != store.client_secret
+        if store is None:
+            return web.json_response({"error": "invalid_request"}, status=400)
+        grant = form.get("grant_type")
+        if grant == "client_credentials":
+            if (
+                form.get("client_id") != store.client_id
+                or form.get("client_secret") != store.client_secret
+            ):
+                return web.json_response({"error": "invalid_client"}, status=400)
+            body = self._issue(store, expires_in=86399, refresh=False)
+        elif (
+            form.get("client_id") != self.app_client_id
+            or form.get("client_secret") != self.app_secret
         ):
             return web.json_response({"error": "invalid_client"}, status=400)
-        token = "shpat_" + secrets.token_hex(16)
-        store.tokens.add(token)
-        return web.json_response(
-            {"access_token": token, "scope": "read_products,read_orders", "expires_in": 86399}
-        )
+        elif grant == "refresh_token":
+            spent = self._refresh.get(str(form.get("refresh_token")))
+            if spent is None or spent.shop != store.domain:
+                return web.json_response({"error": "invalid_grant"}, status=400)
+            if spent.successor_access is not None:
+                if spent.successor_access not in store.used_tokens:
+                    store.tokens.discard(spent.successor_access)  # its answer was lost
+                else:
+                    return web.json_response({"error": "invalid_grant"}, status=400)
+            body = self._issue(store, expires_in=3600, refresh=True)
+            spent.successor_access = body["access_token"]
+        else:
+            if self._codes.pop(str(form.get("code")), None) != store.domain:
+                return web.json_response({"error": "invalid_grant"}, status=400)
+            body = self._issue(store, expires_in=3600, refresh=form.get("expiring") == "1")
+        if self._lose_token_answers:
+            self._lose_token_answers -= 1
+            return web.json_response({"errors": "lost"}, status=502)
+        return web.json_response(body)
 
     async def _graphql(self, request: web.Request) -> web.Response:
         faulted = await self._faults()
         if faulted is not None:
             return faulted
         store = self.stores.get(request.match_info["shop"])
-        if store is None or request.headers.get("X-Shopify-Access-Token") not in store.tokens:
+        token = request.headers.get("X-Shopify-Access-Token", "")
+        if store is not None and token in store.tokens:
+            store.used_tokens.add(token)
+        if store is None or token not in store.tokens:
             return web.json_response(
                 {"errors": "[API] Invalid API key or access token"}, status=401
             )
@@ -322,3 +406,22 @@ def _page(items: list[Any], first: int, after: str | None) -> dict[str, Any]:
             "endCursor": base64.b64encode(str(end).encode()).decode() if page else None,
         },
     }
+
+
+class FakeShopifyThread:
+    """The fake in a thread of its own, for callers without a running event loop (a stack
+    whose web process must know the fake's address before it starts)."""
+
+    def __init__(self, fake: FakeShopify) -> None:
+        self.fake = fake
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def start(self) -> str:
+        self._thread.start()
+        return asyncio.run_coroutine_threadsafe(self.fake.start(), self._loop).result(10)
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.fake.stop(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)

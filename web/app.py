@@ -9,6 +9,7 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 from litestar import Litestar
 from litestar.exceptions import HTTPException
 from litestar.logging.config import LoggingConfig
@@ -28,6 +29,7 @@ from web.hub import Hub
 from web.inbox import FastPublisher, InboxWriter
 from web.ingress import shopify_webhooks
 from web.security import add_security_headers
+from web.shopify_oauth import ShopifyOAuthController
 from web.shops import ShopDirectory
 
 log = logging.getLogger(__name__)
@@ -46,12 +48,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
         hub = Hub(settings.websocket_backlog)
         inbox = InboxWriter(pool)
         publisher = FastPublisher(producer)
+        http = httpx.AsyncClient(timeout=15)
         app.state.update(
             settings=settings,
             pool=pool,
             hub=hub,
             inbox=inbox,
             publisher=publisher,
+            http=http,
+            keyring=keyring,
             shops=ShopDirectory(
                 pool, settings.known_shops_refresh_seconds, settings.webhook_secrets, keyring
             ),
@@ -73,6 +78,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 await feed
             await inbox.stop()
             await publisher.stop()
+            await http.aclose()
             await producer.close()
             await pool.close()
 
@@ -82,6 +88,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             DashboardController,
             ApiController,
             HealthController,
+            ShopifyOAuthController,
             shop_feed,
             create_static_files_router(path="/static", directories=[HERE / "static"]),
         ],

@@ -5,7 +5,8 @@ A merchant's own Dev Dashboard app gets its tokens with the client credentials g
 (about 24 h), so a token is renewed a few minutes before it does, and once more when Shopify
 answers 401. Renewals of one shop are serialised across processes by a PostgreSQL advisory
 lock, and the new token is stored before it is used. A static token (an older admin-created
-app) is used as it is.
+app) is used as it is. An app installed through this deployment's OAuth (authorization code
+grant) renews with its rotating refresh token (connectors.shopify.oauth).
 """
 
 from __future__ import annotations
@@ -20,12 +21,9 @@ from psycopg_pool import AsyncConnectionPool
 from connectors.crypto import Keyring
 from connectors.db import credentials
 from connectors.db.pool import DictConnection
+from connectors.shopify.oauth import GrantRefused, admin_base, refresh
 
 RENEW_BEFORE = timedelta(minutes=5)
-
-
-class GrantRefused(Exception):
-    """Shopify refused the app's credentials (wrong client id or secret, app not installed)."""
 
 
 @dataclass(frozen=True)
@@ -33,11 +31,6 @@ class Grant:
     access_token: str
     scope: str | None
     expires_at: datetime | None
-
-
-def admin_base(admin_url: str, shop: str) -> str:
-    """``SHOPIFY_ADMIN_URL`` (or a shop's own override) for ``shop``: its Admin base URL."""
-    return admin_url.format(shop=shop).rstrip("/")
 
 
 async def client_credentials_grant(
@@ -92,7 +85,7 @@ class ShopTokens:
             await conn.commit()
         if creds is None or (creds.access_token is None and creds.mode == "static"):
             raise GrantRefused(f"{self.shop} is not connected")
-        if creds.mode != "client_credentials" or not self._due(creds, force_refresh):
+        if creds.mode == "static" or not self._due(creds, force_refresh):
             assert creds.access_token is not None
             return creds.access_token
         return await self._renew(creds.access_token if force_refresh else None)
@@ -115,17 +108,45 @@ class ShopTokens:
             fresh = creds.access_token is not None and creds.access_token != refused_token
             if fresh and not self._due(creds, force=False):
                 return creds.access_token  # type: ignore[return-value]
-            grant = await client_credentials_grant(
-                self._http, self.admin_url(creds), self.shop, creds.client_id, creds.client_secret
-            )
-            await credentials.save(
-                conn,
-                self._keyring,
-                replace(
+            if creds.mode == "authorization_code":
+                renewed = await self._refresh(creds)
+            else:
+                grant = await client_credentials_grant(
+                    self._http,
+                    self.admin_url(creds),
+                    self.shop,
+                    creds.client_id,
+                    creds.client_secret,
+                )
+                renewed = replace(
                     creds,
                     access_token=grant.access_token,
                     access_expires_at=grant.expires_at,
                     scopes=grant.scope or creds.scopes,
-                ),
-            )
-        return grant.access_token
+                )
+            # Stored (and committed, leaving this block) before anyone uses the new token.
+            await credentials.save(conn, self._keyring, renewed)
+        assert renewed.access_token is not None
+        return renewed.access_token
+
+    async def _refresh(self, creds: credentials.Credentials) -> credentials.Credentials:
+        """Spend the refresh token (it rotates). If the answer is lost, the old one stays
+        valid at Shopify until the new access token is used, and the next call spends it
+        again; so a failure here only raises."""
+        assert creds.client_id and creds.client_secret and creds.refresh_token
+        grant = await refresh(
+            self._http,
+            self.admin_url(creds),
+            self.shop,
+            creds.client_id,
+            creds.client_secret,
+            creds.refresh_token,
+        )
+        return replace(
+            creds,
+            access_token=grant.access_token,
+            access_expires_at=grant.expires_at,
+            refresh_token=grant.refresh_token or creds.refresh_token,
+            refresh_expires_at=grant.refresh_expires_at or creds.refresh_expires_at,
+            scopes=grant.scope or creds.scopes,
+        )

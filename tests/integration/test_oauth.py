@@ -1,0 +1,179 @@
+"""A store installs this deployment's app through OAuth, against a fake Shopify (a real HTTP
+server): the happy path, every rejection (nothing stored), and expiring tokens that rotate."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+
+from connectors.crypto import Keyring
+from connectors.db import credentials
+from connectors.db.pool import open_pool
+from connectors.shopify.oauth import query_signature
+from connectors.shopify.subscriptions import TOPICS
+from connectors.shopify.tokens import ShopTokens
+from ops.fake_shopify import FakeShopify, FakeShopifyThread
+from ops.stack import Stack
+from tests.conftest import start_stack, stop_stack
+from tests.support import SECRET, Ids, scalar
+
+APP_ID = "stockpulse-app"
+
+
+@pytest.fixture(scope="module")
+def shopify() -> Iterator[FakeShopify]:
+    fake = FakeShopify(app_client_id=APP_ID, app_secret=SECRET)
+    running = FakeShopifyThread(fake)
+    running.start()
+    yield fake
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def oauth_stack(shopify: FakeShopify) -> Iterator[Stack]:
+    stack = start_stack(
+        "oauth", {"SHOPIFY_API_KEY": APP_ID, "SHOPIFY_ADMIN_URL": shopify.admin_url()}
+    )
+    yield stack
+    stop_stack(stack, "oauth")
+
+
+def signed(params: dict[str, str]) -> dict[str, str]:
+    return {**params, "hmac": query_signature(params, SECRET.encode())}
+
+
+def new_store(shopify: FakeShopify) -> str:
+    domain = f"oauth{Ids.next()}.myshopify.com"
+    shopify.add_store(domain, timezone="America/New_York", currency="USD")
+    return domain
+
+
+def stored(stack: Stack, shop: str) -> tuple[int, int]:
+    return (
+        scalar(stack, "SELECT count(*) FROM shops WHERE domain = %s", shop),
+        scalar(stack, "SELECT count(*) FROM shop_credentials WHERE shop = %s", shop),
+    )
+
+
+def install(stack: Stack, shop: str) -> httpx.Response:
+    query = signed({"shop": shop, "timestamp": str(int(time.time()))})
+    return httpx.get(
+        f"{stack.base_url}/shopify/install?{urlencode(query)}", follow_redirects=True, timeout=30
+    )
+
+
+def test_install_connects_the_store_and_reinstalling_changes_nothing(
+    oauth_stack: Stack, shopify: FakeShopify
+) -> None:
+    shop = new_store(shopify)
+    landed = install(oauth_stack, shop)
+    assert landed.status_code == 200 and landed.url.path == f"/shops/{shop}", landed.url
+    assert stored(oauth_stack, shop) == (1, 1)
+    assert scalar(oauth_stack, "SELECT mode FROM shop_credentials WHERE shop = %s", shop) == (
+        "authorization_code"
+    )
+    assert scalar(oauth_stack, "SELECT timezone FROM shops WHERE domain = %s", shop) == (
+        "America/New_York"
+    )
+    ours = f"{oauth_stack.base_url}/webhooks/shopify"
+
+    def topics() -> list[str]:
+        subscriptions = shopify.stores[shop].subscriptions
+        return sorted(s["topic"] for s in subscriptions if s["uri"] == ours)
+
+    assert topics() == sorted(TOPICS)
+    assert install(oauth_stack, shop).status_code == 200
+    assert stored(oauth_stack, shop) == (1, 1) and topics() == sorted(TOPICS)
+
+
+def test_every_rejection_is_a_clear_4xx_and_stores_nothing(
+    oauth_stack: Stack, shopify: FakeShopify
+) -> None:
+    base = oauth_stack.base_url
+    shop = new_store(shopify)
+    now = str(int(time.time()))
+
+    def get(path: str, params: dict[str, str]) -> httpx.Response:
+        return httpx.get(f"{base}{path}?{urlencode(params)}", timeout=10)
+
+    tampered = {**signed({"shop": shop, "timestamp": now}), "timestamp": str(int(now) + 1)}
+    assert get("/shopify/install", tampered).status_code == 401
+    stale = signed({"shop": shop, "timestamp": str(int(now) - 3600)})
+    assert get("/shopify/install", stale).status_code == 400
+    for bad in ("evil.example.com", "-x.myshopify.com", "a.myshopify.com.evil.io"):
+        assert get("/shopify/install", signed({"shop": bad, "timestamp": now})).status_code == 400
+
+    callback = {"code": "c0de", "shop": shop, "timestamp": now}
+    assert (
+        get("/shopify/callback", signed({**callback, "state": "never-issued"})).status_code == 400
+    )
+    # A state issued to one shop does not serve another.
+    started = httpx.get(
+        f"{base}/shopify/install?{urlencode(signed({'shop': shop, 'timestamp': now}))}",
+        timeout=10,
+    )
+    assert started.status_code in (302, 303, 307)
+    state = dict(httpx.URL(started.headers["location"]).params)["state"]
+    other = new_store(shopify)
+    foreign = signed({"code": "c0de", "shop": other, "timestamp": now, "state": state})
+    assert get("/shopify/callback", foreign).status_code == 400
+    # Spent by that refusal? No: a state is only spent by its own shop. Used once, then never.
+    own = signed({"code": "bad-code", "shop": shop, "timestamp": now, "state": state})
+    assert get("/shopify/callback", own).status_code == 400  # Shopify refuses the code
+    assert get("/shopify/callback", own).status_code == 400  # and the state is spent
+    for domain in (shop, other):
+        assert stored(oauth_stack, domain) == (0, 0)
+
+
+async def test_expiring_tokens_rotate_once_under_a_race_and_survive_a_lost_answer(
+    oauth_stack: Stack, shopify: FakeShopify
+) -> None:
+    shop = new_store(shopify)
+    assert (await asyncio.to_thread(install, oauth_stack, shop)).status_code == 200
+    keyring = Keyring.parse(oauth_stack.env()["STOCKPULSE_ENCRYPTION_KEYS"])
+    pool = await open_pool(oauth_stack.database_url, max_size=12)
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+
+            async def expire_soon() -> credentials.Credentials:
+                async with pool.connection() as conn:
+                    await conn.execute(
+                        "UPDATE shop_credentials SET access_expires_at ="
+                        " now() + interval '1 minute' WHERE shop = %s",
+                        (shop,),
+                    )
+                    await conn.commit()
+                    creds = await credentials.load(conn, keyring, shop)
+                    await conn.commit()
+                assert creds is not None and creds.refresh_token
+                return creds
+
+            def source() -> ShopTokens:
+                return ShopTokens(pool, keyring, http, shop, shopify.admin_url())
+
+            before = await expire_soon()
+            tokens = await asyncio.gather(*(source()(False) for _ in range(10)))
+            assert len(set(tokens)) == 1 and tokens[0] != before.access_token
+            async with pool.connection() as conn:
+                after = await credentials.load(conn, keyring, shop)
+            assert after is not None and after.refresh_token != before.refresh_token
+            assert after.access_expires_at and after.access_expires_at > datetime.now(
+                UTC
+            ) + timedelta(minutes=50)
+
+            # The refresh answer is lost: Shopify granted, we never heard. The old refresh
+            # token still works until the new access token is used.
+            await expire_soon()
+            shopify.lose_next_token_answer()
+            with pytest.raises(httpx.HTTPStatusError):
+                await source()(False)
+            recovered = await source()(False)
+            assert recovered in shopify.stores[shop].tokens
+    finally:
+        await pool.close()
