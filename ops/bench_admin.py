@@ -74,3 +74,67 @@ async def burst(queries: int = 2000) -> dict[str, Any]:
         "per_second": queries / elapsed,
         "throttled_by_server": store.throttled,
     }
+
+
+async def backfill_bench(orders: int, data_dir: str) -> dict[str, Any]:
+    """``orders`` orders from a fake Shopify's bulk export into a private, durable PostgreSQL."""
+    from datetime import date
+    from pathlib import Path
+
+    from connectors.crypto import Keyring, generate_key
+    from connectors.db import credentials
+    from connectors.db.migrate import migrate
+    from connectors.db.pool import open_pool
+    from connectors.db.shops import install_shop
+    from connectors.shopify.tokens import ShopTokens
+    from ops.embedded import LocalPostgres
+    from ops.fake_shopify import seed_orders
+    from streams.backfill import backfill_orders
+
+    postgres = LocalPostgres(Path(data_dir) / "pg", durable=True)
+    postgres.start()
+    server = FakeShopify()
+    try:
+        migrate(postgres.url())
+        store = server.add_store("bench-history.myshopify.com", client_id="c", client_secret="s")
+        seed_orders(store, orders, variants=2000)
+        lines = sum(len(o["lineItems"]) for o in store.orders)
+        await server.start()
+        install_shop(postgres.url(), store.domain)
+        keyring = Keyring.parse(generate_key())
+        pool = await open_pool(postgres.url(), max_size=4)
+        try:
+            async with pool.connection() as conn, conn.transaction():
+                await credentials.save(
+                    conn,
+                    keyring,
+                    credentials.Credentials(
+                        shop=store.domain,
+                        mode="client_credentials",
+                        client_id="c",
+                        client_secret="s",
+                        admin_url=server.admin_url(),
+                    ),
+                )
+            async with httpx.AsyncClient(timeout=60) as http:
+                tokens = ShopTokens(pool, keyring, http, store.domain, server.admin_url())
+                client = AdminClient(
+                    http,
+                    AdminClient.endpoint_for(server.admin_url(), store.domain, "2025-10"),
+                    tokens,
+                )
+                started = time.perf_counter()
+                report = await backfill_orders(pool, client, http, store.domain, date(2000, 1, 1))
+                elapsed = time.perf_counter() - started
+        finally:
+            await pool.close()
+    finally:
+        await server.stop()
+        postgres.stop()
+    return {
+        "orders": report.orders,
+        "lines": report.lines,
+        "exported_lines": lines,
+        "seconds": elapsed,
+        "lines_per_second": report.lines / elapsed,
+    }

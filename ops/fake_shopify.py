@@ -20,6 +20,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import json
 import secrets
 import threading
 import time
@@ -45,8 +46,14 @@ SCHEMA = build_schema(
       shop: Shop!
       products(first: Int!, after: String): ProductConnection!
       webhookSubscriptions(first: Int!, after: String): WebhookSubscriptionConnection!
+      currentBulkOperation: BulkOperation
     }
+    type BulkOperation {
+      id: ID!, status: String!, url: String, objectCount: String!, errorCode: String
+    }
+    type BulkOperationRunQueryPayload { bulkOperation: BulkOperation, userErrors: [UserError!]! }
     type Mutation {
+      bulkOperationRunQuery(query: String!): BulkOperationRunQueryPayload
       webhookSubscriptionCreate(
         topic: WebhookSubscriptionTopic!, webhookSubscription: WebhookSubscriptionInput!
       ): WebhookSubscriptionCreatePayload
@@ -111,6 +118,11 @@ class FakeStore:
     tokens: set[str] = field(default_factory=set)
     used_tokens: set[str] = field(default_factory=set)  # access tokens seen on a query
     subscriptions: list[dict[str, str]] = field(default_factory=list)
+    # Orders as bulk exports return them: {"id", "createdAt", "updatedAt", "cancelledAt",
+    # "test", "lineItems": [{"id", "quantity", "currentQuantity", "sku", "variantId",
+    # "productId", "price"}]} (numeric ids).
+    orders: list[dict[str, Any]] = field(default_factory=list)
+    bulk: dict[str, Any] | None = None
     client_id: str = ""
     client_secret: str = ""
     bucket: Bucket = field(default_factory=lambda: Bucket(2000.0, 100.0, 2000.0))
@@ -157,6 +169,7 @@ class FakeShopify:
         app.router.add_post("/shops/{shop}/admin/api/{version}/graphql.json", self._graphql)
         app.router.add_post("/shops/{shop}/admin/oauth/access_token", self._token)
         app.router.add_get("/shops/{shop}/admin/oauth/authorize", self._authorize)
+        app.router.add_get("/bulk/{shop}/{operation}.jsonl", self._bulk_file)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", port)
@@ -204,6 +217,39 @@ class FakeShopify:
             self.app_secret.encode(), message.encode(), hashlib.sha256
         ).hexdigest()
         raise web.HTTPFound(f"{query['redirect_uri']}?{urlencode(params)}")
+
+    async def _bulk_file(self, request: web.Request) -> web.StreamResponse:
+        """The bulk export as JSONL: each order, then its line items with ``__parentId``."""
+        store = self.stores.get(request.match_info["shop"])
+        if store is None:
+            return web.json_response({"error": "not found"}, status=404)
+        response = web.StreamResponse(headers={"Content-Type": "application/jsonl"})
+        await response.prepare(request)
+        chunk: list[str] = []
+        for order in store.orders:
+            gid = f"gid://shopify/Order/{order['id']}"
+            head = {k: v for k, v in order.items() if k != "lineItems"}
+            chunk.append(json.dumps({**head, "id": gid}))
+            for item in order["lineItems"]:
+                line = {
+                    "id": f"gid://shopify/LineItem/{item['id']}",
+                    "quantity": item["quantity"],
+                    "currentQuantity": item["currentQuantity"],
+                    "sku": item["sku"],
+                    "name": item.get("name"),
+                    "variant": {"id": f"gid://shopify/ProductVariant/{item['variantId']}"},
+                    "product": {"id": f"gid://shopify/Product/{item['productId']}"},
+                    "originalUnitPriceSet": {"shopMoney": {"amount": item["price"]}},
+                    "__parentId": gid,
+                }
+                chunk.append(json.dumps(line))
+            if len(chunk) >= 2000:
+                await response.write(("\n".join(chunk) + "\n").encode())
+                chunk = []
+        if chunk:
+            await response.write(("\n".join(chunk) + "\n").encode())
+        await response.write_eof()
+        return response
 
     def _issue(self, store: FakeStore, *, expires_in: int, refresh: bool) -> dict[str, Any]:
         token = "shpat_" + secrets.token_hex(16)
@@ -287,7 +333,9 @@ class FakeShopify:
                     "extensions": {"cost": _cost(requested, None, store.bucket)},
                 }
             )
-        result = execute(SCHEMA, document, root_value=_Root(store), variable_values=variables)
+        result = execute(
+            SCHEMA, document, root_value=_Root(store, self.base_url), variable_values=variables
+        )
         assert isinstance(result, ExecutionResult)  # the resolvers are synchronous
         actual = 1 + _returned_nodes(result.data)
         store.bucket.available = store.bucket.level() - actual
@@ -345,8 +393,9 @@ def _returned_nodes(data: Any) -> int:
 class _Root:
     """Resolvers over one fake store."""
 
-    def __init__(self, store: FakeStore) -> None:
+    def __init__(self, store: FakeStore, base: str) -> None:
         self._store = store
+        self._base = base
 
     def shop(self, _info: Any) -> dict[str, str]:
         s = self._store
@@ -359,6 +408,32 @@ class _Root:
 
     def products(self, _info: Any, first: int, after: str | None = None) -> dict[str, Any]:
         return _page(self._store.products, first, after)
+
+    def currentBulkOperation(self, _info: Any) -> dict[str, Any] | None:
+        return self._store.bulk
+
+    def bulkOperationRunQuery(self, _info: Any, query: str) -> dict[str, Any]:
+        store = self._store
+        if store.bulk is not None and store.bulk["status"] == "RUNNING":
+            return {
+                "bulkOperation": None,
+                "userErrors": [{"field": None, "message": "A bulk query operation is running"}],
+            }
+        if "orders" not in query:
+            return {
+                "bulkOperation": None,
+                "userErrors": [{"field": ["query"], "message": "unsupported"}],
+            }
+        operation = f"gid://shopify/BulkOperation/{secrets.randbelow(10**9)}"
+        # Done at once: the fake has its data in memory (pollers still see COMPLETED first).
+        store.bulk = {
+            "id": operation,
+            "status": "COMPLETED",
+            "url": f"{self._base}/bulk/{store.domain}/{operation.rsplit('/', 1)[1]}.jsonl",
+            "objectCount": str(len(store.orders) + sum(len(o["lineItems"]) for o in store.orders)),
+            "errorCode": None,
+        }
+        return {"bulkOperation": store.bulk, "userErrors": []}
 
     def webhookSubscriptions(
         self, _info: Any, first: int, after: str | None = None
@@ -425,3 +500,59 @@ class FakeShopifyThread:
         asyncio.run_coroutine_threadsafe(self.fake.stop(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+
+
+def seed_orders(
+    store: FakeStore,
+    orders: int,
+    *,
+    variants: int = 50,
+    days: int = 720,
+    seed: int = 1,
+    first_id: int = 10_000_000,
+) -> dict[int, int]:
+    """Fill ``store`` with ``orders`` orders over the last ``days`` days (1–3 lines each, some
+    cancelled, some edited down); the units each variant must end up with."""
+    import random
+    from datetime import UTC, datetime, timedelta
+
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    expected: dict[int, int] = {}
+    next_id = first_id
+    for _ in range(orders):
+        next_id += 1
+        created = now - timedelta(days=rng.uniform(1, days))
+        cancelled = rng.random() < 0.03
+        edited = rng.random() < 0.05
+        lines = []
+        for _ in range(rng.randint(1, 3)):
+            next_id += 1
+            variant = first_id + 1_000_000 + rng.randrange(variants)
+            quantity = rng.randint(1, 4)
+            current = rng.randint(0, quantity) if edited else quantity
+            lines.append(
+                {
+                    "id": next_id,
+                    "quantity": quantity,
+                    "currentQuantity": current,
+                    "sku": f"SKU-{variant % 1000}",
+                    "name": f"Product {variant % 1000}",
+                    "variantId": variant,
+                    "productId": variant + 500_000,
+                    "price": "12.50",
+                }
+            )
+            if not cancelled:
+                expected[variant] = expected.get(variant, 0) + current
+        store.orders.append(
+            {
+                "id": next_id + 100_000_000,
+                "createdAt": created.isoformat(),
+                "updatedAt": (created + timedelta(hours=1 if edited else 0)).isoformat(),
+                "cancelledAt": (created + timedelta(hours=2)).isoformat() if cancelled else None,
+                "test": False,
+                "lineItems": lines,
+            }
+        )
+    return expected

@@ -15,7 +15,7 @@ from psycopg.types.json import Jsonb
 
 from connectors.db.pool import DictConnection
 
-Stage = Literal["ingress", "normalise", "apply"]
+Stage = Literal["ingress", "normalise", "apply", "backfill"]
 MAX_ERROR_CHARS = 2000
 
 

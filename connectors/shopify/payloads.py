@@ -230,3 +230,72 @@ def _json_bytes(obj: dict[str, Any]) -> bytes:
 def dump_payload(payload: ShopifyPayload) -> dict[str, Any]:
     """The PII-free JSON form published in the raw envelope (Shopify's own field names)."""
     return payload.model_dump(mode="json", exclude_none=False)
+
+
+# Bulk exports (GraphQL bulk operations) name things the GraphQL way: gids, camelCase, money
+# sets. These models read them, and ``as_order`` turns one into the webhook's Order, so history
+# and live webhooks go through the same rules.
+Gid = Annotated[str, StringConstraints(pattern=r"^gid://shopify/[A-Za-z]+/\d{1,19}$")]
+
+
+def gid_number(gid: str) -> int:
+    """>>> gid_number("gid://shopify/Order/42")
+    42
+    """
+    return int(gid.rsplit("/", 1)[1])
+
+
+class _GidRef(_Payload):
+    id: Gid
+
+
+class _Money(_Payload):
+    amount: MoneyText
+
+
+class _MoneySet(_Payload):
+    shopMoney: _Money
+
+
+class BulkLineItem(_Payload):
+    id: Gid
+    quantity: Quantity
+    currentQuantity: Quantity | None = None
+    sku: Sku | None = None
+    name: Title | None = None
+    variant: _GidRef | None = None
+    product: _GidRef | None = None
+    originalUnitPriceSet: _MoneySet | None = None
+    parent: Gid = Field(alias="__parentId")
+
+
+class BulkOrder(_Payload):
+    id: Gid
+    createdAt: Timestamp
+    updatedAt: Timestamp | None = None
+    cancelledAt: Timestamp | None = None
+    test: bool = False
+
+    def as_order(self, lines: list[BulkLineItem]) -> Order:
+        return Order(
+            id=gid_number(self.id),
+            created_at=self.createdAt,
+            updated_at=self.updatedAt,
+            cancelled_at=self.cancelledAt,
+            test=self.test,
+            line_items=[
+                LineItem(
+                    id=gid_number(li.id),
+                    variant_id=gid_number(li.variant.id) if li.variant else None,
+                    product_id=gid_number(li.product.id) if li.product else None,
+                    sku=li.sku,
+                    quantity=li.quantity,
+                    current_quantity=li.currentQuantity,
+                    price=li.originalUnitPriceSet.shopMoney.amount
+                    if li.originalUnitPriceSet
+                    else "0",
+                    title=li.name,
+                )
+                for li in lines
+            ],
+        )

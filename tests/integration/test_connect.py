@@ -72,7 +72,7 @@ async def test_a_store_connects_with_client_credentials_and_its_webhooks_use_its
     code, said = await cli(
         stack,
         *("connect", "--shop", store.domain, "--admin-url", server.admin_url()),
-        *("--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET),
+        *("--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET, "--no-backfill"),
     )
     assert code == 0, said
     assert scalar(stack, "SELECT timezone FROM shops WHERE domain = %s", store.domain) == (
@@ -123,7 +123,7 @@ async def test_a_token_is_renewed_before_it_expires_and_renewals_do_not_race(
             code, said = await cli(
                 stack,
                 *("connect", "--shop", store.domain, "--admin-url", server.admin_url()),
-                *("--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET),
+                *("--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET, "--no-backfill"),
             )
             assert code == 0, said
             assert len(store.tokens) == 1
@@ -163,7 +163,7 @@ async def test_webhook_subscriptions_are_reconciled_not_piled_up(
     ours = f"{stack.base_url}/webhooks/shopify"
     connect = (
         *("connect", "--shop", store.domain, "--admin-url", server.admin_url()),
-        *("--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET),
+        *("--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET, "--no-backfill"),
     )
     code, said = await cli(stack, *connect)
     assert code == 0, said

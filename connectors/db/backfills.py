@@ -1,0 +1,63 @@
+"""Where each shop's history backfill stands."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from connectors.db.pool import DictConnection
+
+
+async def start(conn: DictConnection, shop: str, since: date) -> dict[str, Any]:
+    """The shop's backfill, begun now unless one is under way (which is then resumed)."""
+    cur = await conn.execute(
+        "INSERT INTO backfills (shop, since, status) VALUES (%s, %s, 'running')"
+        " ON CONFLICT (shop) DO UPDATE SET status = 'running', updated_at = now(),"
+        "   since = CASE WHEN backfills.status IN ('done', 'failed') THEN excluded.since"
+        "                ELSE backfills.since END,"
+        "   orders_applied = CASE WHEN backfills.status IN ('done', 'failed') THEN 0"
+        "                         ELSE backfills.orders_applied END,"
+        "   lines_applied = CASE WHEN backfills.status IN ('done', 'failed') THEN 0"
+        "                        ELSE backfills.lines_applied END,"
+        "   error = NULL, finished_at = NULL"
+        " RETURNING *",
+        (shop, since),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return row
+
+
+async def progress(conn: DictConnection, shop: str, orders: int, lines: int) -> None:
+    await conn.execute(
+        "UPDATE backfills SET orders_applied = %s, lines_applied = %s, updated_at = now()"
+        " WHERE shop = %s",
+        (orders, lines, shop),
+    )
+
+
+async def finish(conn: DictConnection, shop: str, error: str | None = None) -> None:
+    await conn.execute(
+        "UPDATE backfills SET status = %s, error = %s, finished_at = now(), updated_at = now()"
+        " WHERE shop = %s",
+        ("failed" if error else "done", error, shop),
+    )
+
+
+async def state(conn: DictConnection, shop: str) -> dict[str, Any] | None:
+    cur = await conn.execute("SELECT * FROM backfills WHERE shop = %s", (shop,))
+    return await cur.fetchone()
+
+
+async def reading(conn: DictConnection, shop: str, operation_id: str) -> int:
+    """Record which export is being read; how many of its orders were applied already (0 for
+    another export than last time: its order may differ, so nothing is skipped)."""
+    cur = await conn.execute(
+        "UPDATE backfills SET operation_id = %s,"
+        " orders_applied = CASE WHEN operation_id = %s THEN orders_applied ELSE 0 END,"
+        " lines_applied = CASE WHEN operation_id = %s THEN lines_applied ELSE 0 END"
+        " WHERE shop = %s RETURNING orders_applied",
+        (operation_id, operation_id, operation_id, shop),
+    )
+    row = await cur.fetchone()
+    return int(row["orders_applied"]) if row else 0
