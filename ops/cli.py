@@ -264,57 +264,16 @@ def backfill_command(shop: str, months: int, progress: bool) -> None:
 
 
 def _backfill(shop: str, months: int, progress: bool) -> None:
-    from datetime import UTC, datetime, timedelta
-
-    import httpx
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    from connectors.db import credentials
-    from connectors.db.pool import open_pool
-    from connectors.shopify.admin import AdminClient
-    from connectors.shopify.tokens import ShopTokens
-    from streams.backfill import backfill_orders
+    from streams.backfill import run_backfill
     from streams.refit import refit_and_report
 
-    keyring = _keyring()
-    settings = get_settings()
-    since = (datetime.now(UTC) - timedelta(days=round(months * 30.44))).date()
-
-    async def run() -> Any:
-        pool = await open_pool(settings.database_url, max_size=3)
-        try:
-            async with pool.connection() as conn:
-                creds = await credentials.load(conn, keyring, shop)
-            if creds is None:
-                raise click.ClickException(f"{shop} is not connected (stockpulse connect)")
-            async with httpx.AsyncClient(timeout=60) as http:
-                tokens = ShopTokens(pool, keyring, http, shop, settings.shopify_admin_url)
-                client = AdminClient(
-                    http,
-                    AdminClient.endpoint_for(
-                        tokens.admin_url(creds), shop, settings.shopify_api_version
-                    ),
-                    tokens,
-                )
-                with Progress(
-                    TextColumn("backfilling {task.description}"),
-                    BarColumn(),
-                    MofNCompleteColumn(),
-                    TextColumn("orders, {task.fields[lines]:,} lines"),
-                    disable=not progress,
-                ) as bar:
-                    task = bar.add_task(shop, total=None, lines=0)
-
-                    def moved(orders: int, lines: int, total: int | None) -> None:
-                        bar.update(task, completed=orders, lines=lines)
-
-                    return await backfill_orders(pool, client, http, shop, since, moved)
-        finally:
-            await pool.close()
-
-    report = asyncio.run(run())
+    _keyring()  # a clear message when no key is set
+    try:
+        report = asyncio.run(run_backfill(shop, months, progress))
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(
-        f"backfilled {shop}: {report.orders:,} orders, {report.lines:,} lines since {since}"
+        f"backfilled {shop}: {report.orders:,} orders, {report.lines:,} lines"
         + (f" (resumed past {report.skipped:,})" if report.skipped else "")
         + (f"; {report.rejected} set aside in dead letters" if report.rejected else "")
     )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import httpx
 from psycopg_pool import AsyncConnectionPool
@@ -157,3 +157,73 @@ async def _apply(
     # After the batch: a crash between the two re-applies it on resume, which changes nothing.
     async with pool.connection() as conn, conn.transaction():
         await backfills.progress(conn, shop, seen, report.lines)
+
+
+async def run_backfill(shop: str, months: int, progress: bool) -> BackfillReport:
+    """The backfill of a connected shop with its own credentials, as the CLI and the worker
+    run it."""
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
+    from rich.progress import Progress as Bar
+
+    from connectors.crypto import Keyring
+    from connectors.db import credentials
+    from connectors.db.pool import open_pool
+    from connectors.settings import get_settings
+    from connectors.shopify.tokens import ShopTokens
+
+    settings = get_settings()
+    keyring = Keyring.parse(settings.stockpulse_encryption_keys)
+    since = (datetime.now(UTC) - timedelta(days=round(months * 30.44))).date()
+    pool = await open_pool(settings.database_url, max_size=3)
+    try:
+        async with pool.connection() as conn:
+            creds = await credentials.load(conn, keyring, shop)
+        if creds is None:
+            raise LookupError(f"{shop} is not connected (stockpulse connect)")
+        async with httpx.AsyncClient(timeout=60) as http:
+            tokens = ShopTokens(pool, keyring, http, shop, settings.shopify_admin_url)
+            client = AdminClient(
+                http,
+                AdminClient.endpoint_for(
+                    tokens.admin_url(creds), shop, settings.shopify_api_version
+                ),
+                tokens,
+            )
+            with Bar(
+                TextColumn("backfilling {task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("orders, {task.fields[lines]:,} lines"),
+                disable=not progress,
+            ) as bar:
+                task = bar.add_task(shop, total=None, lines=0)
+
+                def moved(orders: int, lines: int, total: int | None) -> None:
+                    bar.update(task, completed=orders, lines=lines)
+
+                return await backfill_orders(pool, client, http, shop, since, moved)
+    finally:
+        await pool.close()
+
+
+def main() -> None:
+    """``python -m streams.backfill --shop S``: how the worker runs a requested backfill, then
+    the shop's refit, in a child process of its own."""
+    import argparse
+    import asyncio
+    import sys
+
+    from streams.refit import EXIT_RUNNING_ELSEWHERE, refit_and_report
+
+    parser = argparse.ArgumentParser(prog="python -m streams.backfill")
+    parser.add_argument("--shop", required=True)
+    parser.add_argument("--months", type=int, default=24)
+    args = parser.parse_args()
+    report = asyncio.run(run_backfill(args.shop, args.months, progress=False))
+    print(f"backfilled {args.shop}: {report.orders} orders, {report.lines} lines", flush=True)
+    code = refit_and_report([args.shop], progress=False)
+    sys.exit(0 if code in (0, EXIT_RUNNING_ELSEWHERE) else code)
+
+
+if __name__ == "__main__":
+    main()

@@ -15,6 +15,7 @@ from connectors.kafka.topics import FORECASTS, RAW_WEBHOOKS, SKU_EVENTS, UPDATES
 from connectors.settings import Settings, get_settings
 from streams import (
     applying,
+    backfill_schedule,
     forecast_publishing,
     normalising,
     outbox,
@@ -61,6 +62,7 @@ def build_app(settings: Settings) -> faust.App:
     )
     for module in (
         normalising,
+        backfill_schedule,
         applying,
         forecast_publishing,
         outbox,

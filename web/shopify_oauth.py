@@ -9,17 +9,19 @@ Installing again is the same, idempotent.
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime, timedelta
 
 from litestar import Controller, Request, Response, get
 from litestar.datastructures import State
 from litestar.response import Redirect
 
-from connectors.db import credentials, oauth_states
+from connectors.db import backfills, credentials, oauth_states
 from connectors.db.shops import SHOP_DOMAIN
 from connectors.shopify import oauth
 from connectors.shopify.connect import connect
 
 log = logging.getLogger(__name__)
+BACKFILL_DAYS = 730  # 24 months of order history
 
 
 def _refuse(status: int, message: str) -> Response:
@@ -107,4 +109,8 @@ class ShopifyOAuthController(Controller):
         except Exception:
             log.exception("connecting %s after its install failed", shop)
             return _refuse(502, "Shopify could not be reached to finish the install; try again")
+        # The worker reads the history (and refits the forecasts) in the background.
+        since = (datetime.now(UTC) - timedelta(days=BACKFILL_DAYS)).date()
+        async with state.pool.connection() as conn, conn.transaction():
+            await backfills.request(conn, shop, since)
         return Redirect(f"/shops/{shop}")

@@ -61,3 +61,32 @@ async def reading(conn: DictConnection, shop: str, operation_id: str) -> int:
     )
     row = await cur.fetchone()
     return int(row["orders_applied"]) if row else 0
+
+
+async def request(conn: DictConnection, shop: str, since: date) -> None:
+    """Ask the worker for a backfill of ``shop`` (after an OAuth install): done soon, once."""
+    await conn.execute(
+        "INSERT INTO backfills (shop, since, status) VALUES (%s, %s, 'pending')"
+        " ON CONFLICT (shop) DO UPDATE SET status = 'pending', since = excluded.since,"
+        "   updated_at = now() WHERE backfills.status <> 'running'",
+        (shop, since),
+    )
+
+
+async def take_pending(conn: DictConnection) -> str | None:
+    """A shop waiting for its backfill, marked running (inside the caller's transaction)."""
+    cur = await conn.execute(
+        "UPDATE backfills SET status = 'running', updated_at = now() WHERE shop = ("
+        "  SELECT shop FROM backfills WHERE status = 'pending' ORDER BY updated_at"
+        "  LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING shop"
+    )
+    row = await cur.fetchone()
+    return row["shop"] if row else None
+
+
+async def requeue_interrupted(conn: DictConnection) -> int:
+    """Backfills a stopped worker left running go back in the queue (they resume)."""
+    cur = await conn.execute(
+        "UPDATE backfills SET status = 'pending', updated_at = now() WHERE status = 'running'"
+    )
+    return cur.rowcount

@@ -18,10 +18,10 @@ from connectors.db.pool import open_pool
 from connectors.shopify.oauth import query_signature
 from connectors.shopify.subscriptions import TOPICS
 from connectors.shopify.tokens import ShopTokens
-from ops.fake_shopify import FakeShopify, FakeShopifyThread
+from ops.fake_shopify import FakeShopify, FakeShopifyThread, seed_orders
 from ops.stack import Stack
 from tests.conftest import start_stack, stop_stack
-from tests.support import SECRET, Ids, scalar
+from tests.support import SECRET, Ids, query, scalar, wait_until
 
 APP_ID = "stockpulse-app"
 
@@ -72,6 +72,9 @@ def test_install_connects_the_store_and_reinstalling_changes_nothing(
     oauth_stack: Stack, shopify: FakeShopify
 ) -> None:
     shop = new_store(shopify)
+    first_id = Ids.next()
+    Ids._next += 200_000_000  # the seeded orders' ids
+    expected = seed_orders(shopify.stores[shop], 500, variants=10, first_id=first_id)
     landed = install(oauth_stack, shop)
     assert landed.status_code == 200 and landed.url.path == f"/shops/{shop}", landed.url
     assert stored(oauth_stack, shop) == (1, 1)
@@ -88,6 +91,18 @@ def test_install_connects_the_store_and_reinstalling_changes_nothing(
         return sorted(s["topic"] for s in subscriptions if s["uri"] == ours)
 
     assert topics() == sorted(TOPICS)
+    # The worker backfills the history the install asked for, in the background.
+    wait_until(
+        lambda: scalar(oauth_stack, "SELECT status FROM backfills WHERE shop = %s", shop) == "done",
+        timeout_s=120,
+        what="the requested backfill",
+    )
+    rows = query(
+        oauth_stack,
+        "SELECT variant_id, sum(units) FROM daily_demand WHERE shop = %s GROUP BY 1",
+        shop,
+    )
+    assert {v: int(n) for v, n in rows if n} == expected
     assert install(oauth_stack, shop).status_code == 200
     assert stored(oauth_stack, shop) == (1, 1) and topics() == sorted(TOPICS)
 
