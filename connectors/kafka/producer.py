@@ -2,14 +2,14 @@
 
 kafka-python's producer is used because its idempotent mode works against every broker we run
 (aiokafka's InitProducerId fails on Tansu). Its sender thread does the I/O; results are handed
-back to the event loop, so ``send`` returns only once the broker acknowledged (acks=all).
+back to the event loop, so ``send_batch`` returns only once the broker acknowledged them all
+(acks=all).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
@@ -52,29 +52,6 @@ class DurableProducer:
             )
         except KafkaError as exc:
             raise BrokerUnavailable(str(exc)) from exc
-
-    async def send(self, topic: str, value: bytes, key: bytes | None = None) -> Any:
-        """Produce one message and wait for the broker's acknowledgement."""
-        producer = await self._get()
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[Any] = loop.create_future()
-
-        def _resolve(result: Any) -> None:
-            if not done.done():
-                done.set_result(result)
-
-        def _reject(exc: BaseException) -> None:
-            if not done.done():
-                done.set_exception(BrokerUnavailable(str(exc)))
-
-        try:
-            record = producer.send(topic, value=value, key=key)
-            record.add_callback(lambda md: loop.call_soon_threadsafe(_resolve, md))
-            record.add_errback(lambda exc: loop.call_soon_threadsafe(_reject, exc))
-            return await asyncio.wait_for(done, self._timeout_s + 0.5)
-        except (KafkaError, BrokerUnavailable, TimeoutError) as exc:
-            self._discard(producer)
-            raise BrokerUnavailable(str(exc) or "broker did not acknowledge in time") from exc
 
     async def send_batch(self, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:
         """Produce ``(key, value)`` messages and wait until the broker acknowledged all of them.
