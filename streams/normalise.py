@@ -89,6 +89,7 @@ def _orders(env: WebhookEnvelope, order: Order, events: _Events) -> None:
             "title": li.title,
             # What the line holds now: an edit lowers it, a removed line has 0.
             "quantity": li.current_quantity if li.current_quantity is not None else li.quantity,
+            "ordered_quantity": li.quantity,
             "price": li.price,
             "ordered_at": ordered_at.isoformat(),
             "version": version.isoformat(),

@@ -68,7 +68,7 @@ _STATEMENTS: dict[str, tuple[str, str]] = {
         "demand",
         "SELECT stockpulse_apply_sale_line(%(shop)s, %(line_item_id)s, %(order_id)s,"
         " %(variant_id)s, %(product_id)s, %(sku)s, %(title)s, %(quantity)s, %(price)s,"
-        " %(ordered_at)s, %(cancelled)s, %(test)s, %(cause)s, %(version)s)",
+        " %(ordered_at)s, %(cancelled)s, %(test)s, %(cause)s, %(version)s, %(ordered_quantity)s)",
     ),
     "refund_line": (
         "demand",
@@ -113,7 +113,9 @@ _STATEMENTS: dict[str, tuple[str, str]] = {
 }
 
 
-_DEFAULTS: dict[str, dict[str, object]] = {"sale_line": {"version": None}}
+_DEFAULTS: dict[str, dict[str, object]] = {
+    "sale_line": {"version": None, "ordered_quantity": None},
+}
 
 
 async def _apply_all(conn: DictConnection, events: Sequence[SkuEvent], changes: ChangeSet) -> None:

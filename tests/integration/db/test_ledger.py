@@ -198,3 +198,46 @@ async def test_order_edits_move_demand_once_and_a_late_older_version_never_undoe
     # A restocked refund of the edited line still counts against what it holds now.
     await apply(conn, [refund(shop, next(_ids), line, 1)])
     assert await units(conn, shop, variant) == 2
+
+
+def ordered(
+    shop: str, line: int, variant: int, ordered_qty: int, current: int, version: datetime
+) -> SkuEvent:
+    event = edit(shop, line, variant, current, version)
+    return event.model_copy(update={"data": {**event.data, "ordered_quantity": ordered_qty}})
+
+
+def refunded(shop: str, line: int, qty: int, restocked: bool) -> SkuEvent:
+    event = refund(shop, next(_ids), line, qty)
+    return event.model_copy(update={"data": {**event.data, "restocked": restocked}})
+
+
+# Shopify's current quantity excludes every refunded and removed unit, but a refund webhook
+# may come before, after or without the order update showing it.
+@pytest.mark.parametrize(
+    ("steps", "expected"),
+    [
+        # A restocked refund of 1 of 2, before and after the update showing it.
+        ([("refund", 1, True)], 1),
+        ([("refund", 1, True), ("update", 2, 1)], 1),
+        ([("update", 2, 1), ("refund", 1, True)], 1),
+        # Goodwill (no restock): the sale stays counted, whichever came first.
+        ([("refund", 1, False)], 2),
+        ([("update", 2, 1), ("refund", 1, False)], 2),
+        ([("refund", 1, False), ("update", 2, 1)], 2),
+        # An edit removing one, then a restocked refund of the other.
+        ([("update", 2, 1), ("refund", 1, True), ("update", 2, 0)], 0),
+    ],
+)
+async def test_a_refund_is_subtracted_once_whether_or_not_the_current_quantity_shows_it(
+    conn: DictConnection, shop: str, steps: list[tuple], expected: int
+) -> None:
+    variant, line = next(_ids), next(_ids)
+    await apply(conn, [ordered(shop, line, variant, 2, 2, NOW - timedelta(hours=3))])
+    for minute, step in enumerate(steps):
+        if step[0] == "refund":
+            await apply(conn, [refunded(shop, line, step[1], step[2])])
+        else:
+            version = NOW - timedelta(hours=2) + timedelta(minutes=minute)
+            await apply(conn, [ordered(shop, line, variant, step[1], step[2], version)])
+    assert await units(conn, shop, variant) == expected
