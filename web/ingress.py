@@ -67,10 +67,14 @@ async def _verified_secrets(body: bytes, headers: Mapping[str, str], state: Any)
         ok = webhooks.verify(body, signature, directory.app_secrets)
         return None if ok else _refuse(401, "invalid HMAC signature", verified=False)
     secrets = await directory.cached_secrets(shop)
-    if secrets is None:
-        # Unknown to the cache: only a body signed by this deployment's app is worth a query.
-        if not webhooks.verify(body, signature, directory.app_secrets):
+    if secrets is None and not webhooks.verify(body, signature, directory.app_secrets):
+        # Unknown to the cache and not signed by this deployment's app: perhaps a shop
+        # connected a moment ago with an app of its own. The cache is reloaded for that at
+        # most once a second, so unsigned floods cost no more than that.
+        secrets = await directory.recent_secrets(shop)
+        if secrets is None:
             return _refuse(401, "invalid HMAC signature", verified=False)
+    elif secrets is None:
         secrets = await directory.lookup_secrets(shop)
         if secrets is None:
             return _refuse(404, "unknown shop")

@@ -3,6 +3,7 @@ ingress does not query per request."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from psycopg_pool import AsyncConnectionPool
@@ -36,6 +37,7 @@ class ShopDirectory:
         self._shops: set[str] = set()
         self._own_secrets: dict[str, bytes] = {}
         self._loaded_at = float("-inf")
+        self._reloading = asyncio.Lock()
 
     @property
     def app_secrets(self) -> list[bytes]:
@@ -55,6 +57,14 @@ class ShopDirectory:
             self._shops = await known_shops(conn)
             self._own_secrets = await credentials.own_app_secrets(conn, self._keyring)
         self._loaded_at = time.monotonic()
+
+    async def recent_secrets(self, shop: str, min_age_s: float = 1.0) -> list[bytes] | None:
+        """Like :meth:`cached_secrets`, reloading the cache first when it is older than
+        ``min_age_s``: at most one query a second, whatever asks."""
+        async with self._reloading:
+            if time.monotonic() - self._loaded_at > min_age_s:
+                await self._reload()
+        return self._secrets_of(shop) if shop in self._shops else None
 
     def _secrets_of(self, shop: str) -> list[bytes]:
         own = self._own_secrets.get(shop)
