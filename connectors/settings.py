@@ -102,6 +102,14 @@ class Settings(BaseSettings):
     stockpulse_forecast_check_s: float = Field(
         default=30.0, gt=0, description="How often the worker looks for closed days and new runs."
     )
+    reconcile_interval_s: float = Field(
+        default=3600.0,
+        description="How often each connected shop is compared with Shopify and corrected;"
+        " 0 turns reconciliation off.",
+    )
+    reconcile_check_s: float = Field(
+        default=30.0, gt=0, description="How often the worker looks for shops due a reconciliation."
+    )
     stockpulse_nightly_check_s: float = Field(
         default=60.0, gt=0, description="How often the worker looks for shops due a nightly refit."
     )

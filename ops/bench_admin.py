@@ -76,8 +76,9 @@ async def burst(queries: int = 2000) -> dict[str, Any]:
     }
 
 
-async def backfill_bench(orders: int, data_dir: str) -> dict[str, Any]:
-    """``orders`` orders from a fake Shopify's bulk export into a private, durable PostgreSQL."""
+async def backfill_bench(orders: int, products: int, data_dir: str) -> dict[str, Any]:
+    """A store of ``products`` products (3 variants, 2 locations each) and ``orders`` orders
+    from a fake Shopify's bulk exports into a private, durable PostgreSQL."""
     from datetime import date
     from pathlib import Path
 
@@ -88,8 +89,8 @@ async def backfill_bench(orders: int, data_dir: str) -> dict[str, Any]:
     from connectors.db.shops import install_shop
     from connectors.shopify.tokens import ShopTokens
     from ops.embedded import LocalPostgres
-    from ops.fake_shopify import seed_orders
-    from streams.backfill import backfill_orders
+    from ops.fake_shopify import seed_catalogue, seed_orders
+    from streams.backfill import backfill_shop
 
     postgres = LocalPostgres(Path(data_dir) / "pg", durable=True)
     postgres.start()
@@ -97,7 +98,10 @@ async def backfill_bench(orders: int, data_dir: str) -> dict[str, Any]:
     try:
         migrate(postgres.url())
         store = server.add_store("bench-history.myshopify.com", client_id="c", client_secret="s")
-        seed_orders(store, orders, variants=2000)
+        seed_catalogue(store, products, variants_per_product=3, locations=2)
+        expected = seed_orders(
+            store, orders, variant_ids=[v["id"] for v in store.variants], refund_rate=0.05
+        )
         lines = sum(len(o["lineItems"]) for o in store.orders)
         await server.start()
         install_shop(postgres.url(), store.domain)
@@ -124,17 +128,49 @@ async def backfill_bench(orders: int, data_dir: str) -> dict[str, Any]:
                     tokens,
                 )
                 started = time.perf_counter()
-                report = await backfill_orders(pool, client, http, store.domain, date(2000, 1, 1))
+                report = await backfill_shop(pool, client, http, store.domain, date(2000, 1, 1))
                 elapsed = time.perf_counter() - started
+                # Run again (what a redelivered history does): it must change nothing.
+                await backfill_shop(pool, client, http, store.domain, date(2000, 1, 1))
+            async with pool.connection() as conn:
+                exact = await _lands_exactly(conn, store, expected)
         finally:
             await pool.close()
     finally:
         await server.stop()
         postgres.stop()
     return {
+        "products": products,
+        "variants": report.variants,
+        "stock_levels": report.levels,
         "orders": report.orders,
         "lines": report.lines,
         "exported_lines": lines,
         "seconds": elapsed,
         "lines_per_second": report.lines / elapsed,
+        "catalogue_seconds": report.catalogue_seconds,
+        "orders_seconds": report.orders_seconds,
+        "order_lines_per_second": report.lines / report.orders_seconds,
+        "exact": exact,
     }
+
+
+async def _lands_exactly(conn: Any, store: Any, expected: dict[int, int]) -> bool:
+    """Whether every variant's units and every stock level in PostgreSQL are Shopify's."""
+    cur = await conn.execute(
+        "SELECT variant_id, sum(units) AS n FROM daily_demand WHERE shop = %s GROUP BY 1",
+        (store.domain,),
+    )
+    units = {r["variant_id"]: int(r["n"]) for r in await cur.fetchall() if r["n"]}
+    cur = await conn.execute(
+        "SELECT inventory_item_id, location_id, available FROM inventory_levels WHERE shop = %s",
+        (store.domain,),
+    )
+    levels = {
+        (r["inventory_item_id"], r["location_id"]): r["available"] for r in await cur.fetchall()
+    }
+    tracked = {v["inventoryItemId"]: v["tracked"] for v in store.variants}
+    shopify_levels = {
+        key: level["available"] if tracked[key[0]] else None for key, level in store.levels.items()
+    }
+    return units == {v: n for v, n in expected.items() if n} and levels == shopify_levels

@@ -188,6 +188,12 @@ def keys_rotate() -> None:
 )
 @click.option("--backfill/--no-backfill", default=True, show_default=True)
 @click.option("--months", default=24, show_default=True, help="Order history to backfill.")
+@click.option(
+    "--refit/--no-refit",
+    default=True,
+    show_default=True,
+    help="Fit the forecasts once the history is in (else the nightly run does).",
+)
 def connect(
     shop: str,
     client_id: str | None,
@@ -197,6 +203,7 @@ def connect(
     admin_url: str | None,
     backfill: bool,
     months: int,
+    refit: bool,
 ) -> None:
     """Connect your own store: with your app's client id and secret (client credentials
     grant: tokens are renewed on their own), or with an older app's static token and webhook
@@ -250,20 +257,48 @@ def connect(
         " its webhooks verify with its app's secret"
     )
     if backfill:
-        _backfill(done.shop, months, progress=True)
+        _backfill(done.shop, months, progress=True, refit=refit)
+
+
+@main.command("reconcile")
+@click.option("--shop", required=True)
+def reconcile_command(shop: str) -> None:
+    """Compare a connected store with Shopify now (stock levels, and orders updated since the
+    last pass) and correct what webhooks left wrong; the worker does this hourly."""
+    from streams.reconcile import run_reconciliation
+
+    _keyring()
+    try:
+        report = asyncio.run(run_reconciliation(shop.lower()))
+    except (LookupError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"reconciled {report.shop} (pass {report.reconciliation_id}): {report.levels:,} stock"
+        f" levels and {report.orders:,} orders checked, {len(report.corrections)} corrected"
+    )
+    for c in report.corrections[:50]:
+        click.echo(f"  {c['subject']}: {c['old_value']} → {c['new_value']} ({c['reason']})")
+    if len(report.corrections) > 50:
+        click.echo(f"  … and {len(report.corrections) - 50} more")
 
 
 @main.command("backfill")
 @click.option("--shop", required=True)
 @click.option("--months", default=24, show_default=True, help="Order history to read.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def backfill_command(shop: str, months: int, progress: bool) -> None:
+@click.option(
+    "--refit/--no-refit",
+    default=True,
+    show_default=True,
+    help="Fit the forecasts once the history is in (else the nightly run does).",
+)
+def backfill_command(shop: str, months: int, progress: bool, refit: bool) -> None:
     """Read a connected store's order history (GraphQL bulk export) into Stockpulse; resumable,
     never counting an order twice; then refit its forecasts."""
-    _backfill(shop.lower(), months, progress)
+    _backfill(shop.lower(), months, progress, refit)
 
 
-def _backfill(shop: str, months: int, progress: bool) -> None:
+def _backfill(shop: str, months: int, progress: bool, refit: bool) -> None:
     from streams.backfill import run_backfill
     from streams.refit import refit_and_report
 
@@ -273,10 +308,13 @@ def _backfill(shop: str, months: int, progress: bool) -> None:
     except LookupError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(
-        f"backfilled {shop}: {report.orders:,} orders, {report.lines:,} lines"
+        f"backfilled {shop}: {report.variants:,} variants, {report.levels:,} stock levels,"
+        f" {report.orders:,} orders, {report.lines:,} order and refund lines"
         + (f" (resumed past {report.skipped:,})" if report.skipped else "")
         + (f"; {report.rejected} set aside in dead letters" if report.rejected else "")
     )
+    if not refit:
+        return
     # The history is in: forecasts from it now rather than at the next NIGHTLY_AT.
     code = refit_and_report([shop], progress=progress)
     if code not in (0, 75):
@@ -534,8 +572,10 @@ def bench_shopify(calls: int, queries: int) -> None:
 
 @bench.command("backfill")
 @click.option("--orders", default=50_000, show_default=True)
-def bench_backfill(orders: int) -> None:
-    """Order history from a fake Shopify's bulk export into a private, durable PostgreSQL."""
+@click.option("--products", default=2_000, show_default=True)
+def bench_backfill(orders: int, products: int) -> None:
+    """A store's catalogue and order history from a fake Shopify's bulk exports into a
+    private, durable PostgreSQL."""
     import shutil
     import tempfile
 
@@ -543,12 +583,17 @@ def bench_backfill(orders: int) -> None:
 
     data_dir = tempfile.mkdtemp(prefix="stockpulse-bench-backfill-")
     try:
-        r = asyncio.run(backfill_bench(orders, data_dir))
+        r = asyncio.run(backfill_bench(orders, products, data_dir))
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
     click.echo(
-        f"backfill: {r['orders']:,} orders, {r['lines']:,} order lines in {r['seconds']:.1f} s"
-        f" = {r['lines_per_second']:,.0f} lines/s (export, download, stitch, validate, apply)"
+        f"backfill: {r['products']:,} products ({r['variants']:,} variants,"
+        f" {r['stock_levels']:,} stock levels) and {r['orders']:,} orders"
+        f" ({r['lines']:,} order and refund lines) in {r['seconds']:.1f} s"
+        f" (catalogue {r['catalogue_seconds']:.1f} s, orders {r['orders_seconds']:.1f} s ="
+        f" {r['order_lines_per_second']:,.0f} order lines/s; export, download, stitch,"
+        f" validate, apply);"
+        f" run again and checked: {'exactly once' if r['exact'] else 'NOT EXACT'}"
     )
 
 

@@ -1,58 +1,51 @@
-"""A shop's order history, read from a GraphQL bulk export and written through the same rules
-and idempotency keys as live webhooks.
+"""A shop's history and catalogue, read from Shopify's bulk exports when it is connected:
+its locations, every variant with its stock at every location, then its orders (with line
+items and refunds) for the last N months. All goes through the live write path and its
+idempotency keys (see :mod:`streams.exports`), so a backfill running while webhooks for the
+same orders arrive, or run twice, or resumed after a crash, counts every unit once.
 
-Each exported order becomes the ``Order`` of an ``orders/updated`` webhook and goes through
-:func:`streams.normalise.normalise` and :func:`connectors.db.ledger.apply_events`: line item
-ids key every line, the order's ``updatedAt`` versions it, ``currentQuantity`` is what it holds.
-So a backfill running while webhooks for the same orders arrive, or run twice, or resumed after
-a crash, counts every unit once. Batches are committed as they go; a resumed run skips the
-orders of the same export it already applied. An order or line that can never be applied is
-set aside in dead letters, as live ones are.
+Progress is kept in ``backfills`` as it goes (the dashboard shows it); a resumed run reads
+the catalogue again (cheap, and idempotent) and skips the orders of the same export it had
+already applied.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import httpx
 from psycopg_pool import AsyncConnectionPool
 
-from connectors.db import backfills, dead_letters, ledger
+from connectors.db import backfills
 from connectors.db.pool import DictConnection
-from connectors.kafka.topics import SkuEvent, WebhookEnvelope
-from connectors.shopify import bulk
 from connectors.shopify.admin import AdminClient
-from connectors.shopify.payloads import BulkLineItem, BulkOrder
-from streams import poison
-from streams.normalise import normalise
+from streams import exports
 
 log = logging.getLogger("stockpulse.backfill")
 
-BATCH_LINES = 2000
-ORDERS_EXPORT = """{{ orders(query: "created_at:>={since}") {{ edges {{ node {{
-  id createdAt updatedAt cancelledAt test
-  lineItems {{ edges {{ node {{
-    id quantity currentQuantity sku name variant {{ id }} product {{ id }}
-    originalUnitPriceSet {{ shopMoney {{ amount }} }}
-  }} }} }}
-}} }} }} }}"""
-
-Progress = Callable[[int, int, int | None], None]  # orders, lines, orders in the export
+# What a phase has read, of how many export lines (None until Shopify says).
+Progress = Callable[[str, int, int | None], None]
 
 
 @dataclass
 class BackfillReport:
     shop: str
+    locations: int = 0
+    variants: int = 0
+    levels: int = 0
     orders: int = 0
-    lines: int = 0
-    skipped: int = 0  # already applied before a resume
-    rejected: int = 0  # exported objects that are not usable orders (dead-lettered)
+    lines: int = 0  # sale and refund lines applied
+    skipped: int = 0  # orders already applied before a resume
+    rejected: int = 0  # exported objects or lines set aside in dead letters
+    catalogue_seconds: float = 0.0  # locations and catalogue, export to applied
+    orders_seconds: float = 0.0  # the order history, export to applied
 
 
-async def backfill_orders(
+async def backfill_shop(
     pool: AsyncConnectionPool[DictConnection],
     client: AdminClient,
     http: httpx.AsyncClient,
@@ -63,145 +56,102 @@ async def backfill_orders(
     async with pool.connection() as conn, conn.transaction():
         await backfills.start(conn, shop, since)
     report = BackfillReport(shop)
+
+    def reporter(phase: str) -> exports.Progress:
+        async def moved(read: int, total: int | None) -> None:
+            async with pool.connection() as conn, conn.transaction():
+                await backfills.progress(conn, shop, phase, read, total)
+            if progress:
+                progress(phase, read, total)
+
+        return moved
+
+    phase_began = time.perf_counter()
     try:
-        operation = await bulk.run(client, ORDERS_EXPORT.format(since=since.isoformat()))
+        report.locations = await exports.read_locations(pool, client, shop)
         async with pool.connection() as conn, conn.transaction():
-            report.skipped = await backfills.reading(conn, shop, operation["id"])
-        total = int(operation.get("objectCount") or 0) or None
-        if operation.get("url"):
-            await _read(pool, http, shop, operation["url"], report, total, progress)
+            await backfills.progress(conn, shop, "catalogue", 0, None)
+        catalogue = await exports.read_catalogue(
+            pool, client, http, shop, event_prefix="backfill:", progress=reporter("catalogue")
+        )
+        report.variants = catalogue.roots
+        report.levels = catalogue.events - catalogue.roots
+        report.rejected += catalogue.rejected
+        report.catalogue_seconds = time.perf_counter() - phase_began
+        phase_began = time.perf_counter()
+
+        async def started(operation_id: str) -> int:
+            async with pool.connection() as conn, conn.transaction():
+                report.skipped = await backfills.reading(conn, shop, operation_id)
+            return report.skipped
+
+        orders_moved = reporter("orders")
+
+        async def orders_progress(read: int, total: int | None) -> None:
+            async with pool.connection() as conn, conn.transaction():
+                await backfills.orders_applied(conn, shop, counts.roots, counts.events)
+            await orders_moved(read, total)
+
+        counts = exports.ExportCounts()
+        orders = await exports.read_orders(
+            pool,
+            client,
+            http,
+            shop,
+            f"created_at:>='{since.isoformat()}'",
+            event_prefix="backfill:",
+            started=started,
+            progress=orders_progress,
+            counts=counts,
+        )
+        report.orders = orders.roots - report.skipped
+        report.lines = orders.events
+        report.rejected += orders.rejected
+        report.orders_seconds = time.perf_counter() - phase_began
         async with pool.connection() as conn, conn.transaction():
             await backfills.finish(conn, shop)
     except Exception as exc:
         async with pool.connection() as conn, conn.transaction():
-            await backfills.finish(conn, shop, error=f"{type(exc).__name__}: {exc}")
+            await backfills.finish(conn, shop, error=f"{type(exc).__name__}: {exc}"[:2000])
         raise
     return report
-
-
-async def _read(
-    pool: AsyncConnectionPool[DictConnection],
-    http: httpx.AsyncClient,
-    shop: str,
-    url: str,
-    report: BackfillReport,
-    total: int | None,
-    progress: Progress | None,
-) -> None:
-    received = datetime.now(UTC).isoformat()
-    events: list[SkuEvent] = []
-    seen = 0
-    async for root, children in bulk.stitched(http, url):
-        seen += 1
-        if seen <= report.skipped:
-            continue
-        try:
-            # Parsed JSON: timestamps are still text, which only lax mode reads; ids and
-            # quantities keep their strict types field by field.
-            order = BulkOrder.model_validate(root, strict=False).as_order(
-                [BulkLineItem.model_validate(child, strict=False) for child in children]
-            )
-        except ValueError as exc:
-            report.rejected += 1
-            async with pool.connection() as conn, conn.transaction():
-                await dead_letters.record(
-                    conn,
-                    stage="backfill",
-                    shop=shop,
-                    event_id=str(root.get("id")),
-                    kind="order",
-                    data={"order": root, "lines": children},
-                    error=str(exc)[:2000],
-                )
-            continue
-        envelope = WebhookEnvelope(
-            topic="orders/updated",
-            shop=shop,
-            event_id=f"backfill:{order.id}",
-            webhook_id="",
-            received_at=received,
-            payload=order.model_dump(mode="json"),
-        )
-        events.extend(event for _, event in normalise(envelope))
-        report.orders += 1
-        if len(events) >= BATCH_LINES:
-            await _apply(pool, shop, events, report, seen)
-            events = []
-            if progress:
-                progress(seen, report.lines, total)
-    await _apply(pool, shop, events, report, seen)
-    if progress:
-        progress(seen, report.lines, total)
-
-
-async def _apply(
-    pool: AsyncConnectionPool[DictConnection],
-    shop: str,
-    events: list[SkuEvent],
-    report: BackfillReport,
-    seen: int,
-) -> None:
-    async def apply(batch: Sequence[SkuEvent]) -> None:
-        async with pool.connection() as conn, conn.transaction():
-            await ledger.apply_events(conn, batch)
-
-    async def set_aside(event: SkuEvent, error: BaseException) -> None:
-        report.rejected += 1
-        async with pool.connection() as conn, conn.transaction():
-            await ledger.dead_letter(conn, event, error)
-
-    # A line the database refuses (an id of another shop's) is set aside like a live one.
-    if events:
-        await poison.isolating(events, apply, set_aside)
-    report.lines += len(events)
-    # After the batch: a crash between the two re-applies it on resume, which changes nothing.
-    async with pool.connection() as conn, conn.transaction():
-        await backfills.progress(conn, shop, seen, report.lines)
 
 
 async def run_backfill(shop: str, months: int, progress: bool) -> BackfillReport:
     """The backfill of a connected shop with its own credentials, as the CLI and the worker
     run it."""
-    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn
     from rich.progress import Progress as Bar
 
     from connectors.crypto import Keyring
-    from connectors.db import credentials
     from connectors.db.pool import open_pool
     from connectors.settings import get_settings
-    from connectors.shopify.tokens import ShopTokens
+    from connectors.shopify.tokens import admin_client
 
     settings = get_settings()
     keyring = Keyring.parse(settings.stockpulse_encryption_keys)
     since = (datetime.now(UTC) - timedelta(days=round(months * 30.44))).date()
     pool = await open_pool(settings.database_url, max_size=3)
     try:
-        async with pool.connection() as conn:
-            creds = await credentials.load(conn, keyring, shop)
-        if creds is None:
-            raise LookupError(f"{shop} is not connected (stockpulse connect)")
         async with httpx.AsyncClient(timeout=60) as http:
-            tokens = ShopTokens(pool, keyring, http, shop, settings.shopify_admin_url)
-            client = AdminClient(
-                http,
-                AdminClient.endpoint_for(
-                    tokens.admin_url(creds), shop, settings.shopify_api_version
-                ),
-                tokens,
+            client = await admin_client(
+                pool, keyring, http, shop, settings.shopify_admin_url, settings.shopify_api_version
             )
             with Bar(
                 TextColumn("backfilling {task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn("orders, {task.fields[lines]:,} lines"),
+                TextColumn("export lines"),
                 disable=not progress,
             ) as bar:
-                task = bar.add_task(shop, total=None, lines=0)
+                tasks: dict[str, TaskID] = {}
 
-                def moved(orders: int, lines: int, total: int | None) -> None:
-                    bar.update(task, completed=orders, lines=lines)
+                def moved(phase: str, read: int, total: int | None) -> None:
+                    if phase not in tasks:
+                        tasks[phase] = bar.add_task(f"{shop} {phase}", total=total)
+                    bar.update(tasks[phase], completed=read, total=total)
 
-                return await backfill_orders(pool, client, http, shop, since, moved)
+                return await backfill_shop(pool, client, http, shop, since, moved)
     finally:
         await pool.close()
 
@@ -220,7 +170,11 @@ def main() -> None:
     parser.add_argument("--months", type=int, default=24)
     args = parser.parse_args()
     report = asyncio.run(run_backfill(args.shop, args.months, progress=False))
-    print(f"backfilled {args.shop}: {report.orders} orders, {report.lines} lines", flush=True)
+    print(
+        f"backfilled {args.shop}: {report.variants} variants, {report.levels} stock levels,"
+        f" {report.orders} orders, {report.lines} order and refund lines",
+        flush=True,
+    )
     code = refit_and_report([args.shop], progress=False)
     sys.exit(0 if code in (0, EXIT_RUNNING_ELSEWHERE) else code)
 

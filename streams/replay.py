@@ -51,6 +51,13 @@ async def _replay_one(conn: DictConnection, letter: dict[str, Any]) -> str:
         event = SkuEvent.model_validate(data).model_copy(update={"inbox_id": None})
         await ledger.apply_events(conn, [event])
         return "applied"
+    if stage == "backfill":
+        # An object of a bulk export: Shopify still has it, and the next backfill or
+        # reconciliation reads it again through the same rules.
+        raise ValueError(
+            "an exported object: fix the cause, then run `stockpulse reconcile --shop"
+            f" {letter['shop']}` (or `stockpulse backfill`) to read it again"
+        )
     if stage == "ingress":
         payload = dump_payload(parse_payload(letter["topic"], data))
         envelope = WebhookEnvelope(

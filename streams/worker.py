@@ -20,6 +20,7 @@ from streams import (
     normalising,
     outbox,
     partitions,
+    reconcile_schedule,
     refit_schedule,
     relay,
     transport,
@@ -69,6 +70,7 @@ def build_app(settings: Settings) -> faust.App:
         relay,
         partitions,
         refit_schedule,
+        reconcile_schedule,
     ):
         module.register(app, ctx)
     return app

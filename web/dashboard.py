@@ -10,6 +10,7 @@ from litestar.datastructures import State
 from litestar.exceptions import NotFoundException, WebSocketDisconnect
 from litestar.response import Redirect, Template
 
+from connectors.db import backfills, reconciliations
 from connectors.db.queries import SkuRow, sku_rows
 from connectors.db.shops import SHOP_DOMAIN, get_shop, known_shops
 from connectors.kafka.topics import SkuFigures
@@ -53,10 +54,25 @@ class DashboardController(Controller):
         shop = await _shop_or_404(state, shop_domain)
         async with state.pool.connection() as conn:
             rows = _figures(await sku_rows(conn, shop_domain))
+            backfill = await backfills.state(conn, shop_domain)
         return Template(
             "dashboard.html",
-            context={"shop": shop, "rows": rows, "low_cover_days": LOW_COVER_DAYS},
+            context={
+                "shop": shop,
+                "shop_domain": shop_domain,
+                "rows": rows,
+                "low_cover_days": LOW_COVER_DAYS,
+                "backfill": backfill,
+            },
         )
+
+    @get("/shops/{shop_domain:str}/sync")
+    async def shop_sync(self, state: State, shop_domain: str) -> Template:
+        """The history import's banner, which polls this while the import runs."""
+        await _shop_or_404(state, shop_domain)
+        async with state.pool.connection() as conn:
+            backfill = await backfills.state(conn, shop_domain)
+        return Template("_sync.html", context={"shop_domain": shop_domain, "backfill": backfill})
 
     @get("/shops/{shop_domain:str}/rows")
     async def shop_rows(self, state: State, shop_domain: str) -> Template:
@@ -76,6 +92,50 @@ class ApiController(Controller):
         async with state.pool.connection() as conn:
             rows = _figures(await sku_rows(conn, shop_domain))
         return {"shop": shop_domain, "skus": [r.model_dump() for r in rows]}
+
+    @get("/shops/{shop_domain:str}/sync")
+    async def sync(self, state: State, shop_domain: str) -> dict:
+        """Where the shop's history import stands, its last reconciliation with Shopify and
+        the corrections reconciliation made lately."""
+        await _shop_or_404(state, shop_domain)
+        async with state.pool.connection() as conn:
+            backfill = await backfills.state(conn, shop_domain)
+            latest = await reconciliations.latest(conn, shop_domain)
+            corrections = await reconciliations.corrections(conn, shop_domain, limit=50)
+        return {
+            "shop": shop_domain,
+            "backfill": _public(backfill, _BACKFILL_FIELDS),
+            "reconciliation": _public(latest, _RECONCILIATION_FIELDS),
+            "corrections": corrections,
+        }
+
+
+_BACKFILL_FIELDS = (
+    "status",
+    "since",
+    "phase",
+    "objects_read",
+    "objects_total",
+    "orders_applied",
+    "lines_applied",
+    "error",
+    "started_at",
+    "finished_at",
+)
+_RECONCILIATION_FIELDS = (
+    "status",
+    "orders_since",
+    "started_at",
+    "finished_at",
+    "levels_checked",
+    "orders_checked",
+    "corrections",
+    "error",
+)
+
+
+def _public(row: dict | None, fields: tuple[str, ...]) -> dict | None:
+    return None if row is None else {name: row[name] for name in fields}
 
 
 @websocket("/ws/shops/{shop_domain:str}")

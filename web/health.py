@@ -10,7 +10,7 @@ from litestar import Controller, Response, get
 from litestar.datastructures import State
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from connectors.db import dead_letters, inbox
+from connectors.db import dead_letters, inbox, reconciliations
 from connectors.kafka.admin import broker_reachable
 from web import metrics
 
@@ -45,8 +45,9 @@ class HealthController(Controller):
         pipeline = await _pipeline(state)
         if pipeline is not None:
             metrics.oldest_unapplied.set(pipeline.oldest_s)
-            for stage in ("ingress", "normalise", "apply"):
+            for stage in ("ingress", "normalise", "apply", "backfill"):
                 metrics.dead_letters.labels(stage=stage).set(pipeline.dead_letters.get(stage, 0))
+        await _reconciliation(state)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -73,6 +74,22 @@ async def _pipeline(state: State) -> _Pipeline | None:
         return None
     state.pipeline_check = _Pipeline(oldest, open_letters, time.monotonic())
     return state.pipeline_check
+
+
+async def _reconciliation(state: State) -> None:
+    """Corrections reconciliation made (how often webhooks were missed) and how long ago the
+    shop longest without a successful pass had one."""
+    try:
+        async with asyncio.timeout(2):
+            async with state.pool.connection() as conn:
+                counts = await reconciliations.correction_counts(conn)
+                age = await reconciliations.oldest_pass_age(conn)
+                await conn.commit()
+    except Exception:
+        return  # the database is away: /readyz says so; the last values stay
+    for kind in reconciliations.KINDS:
+        metrics.reconciliation_corrections.labels(kind=kind).set(counts.get(kind, 0))
+    metrics.reconciliation_age.set(age if age is not None else 0)
 
 
 async def _broker_ok(state: State) -> bool:

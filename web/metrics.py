@@ -35,7 +35,20 @@ oldest_unapplied = Gauge(
 )
 dead_letters = Gauge(
     "stockpulse_dead_letters_open",
-    "Dead letters not replayed yet, by stage (ingress, normalise, apply).",
+    "Dead letters not replayed yet, by stage (ingress, normalise, apply, backfill).",
     ["stage"],
+    registry=registry,
+)
+reconciliation_corrections = Gauge(
+    "stockpulse_reconciliation_corrections_total",
+    "Corrections reconciliation passes made to what webhooks left wrong, by kind (stock_level,"
+    " order_line, variant), over all shops (rows kept; a shop's erasure removes its own).",
+    ["kind"],
+    registry=registry,
+)
+reconciliation_age = Gauge(
+    "stockpulse_reconciliation_oldest_pass_seconds",
+    "Seconds since the connected shop longest without a successful reconciliation had one"
+    " (0: none has run yet).",
     registry=registry,
 )

@@ -19,6 +19,9 @@ async def start(conn: DictConnection, shop: str, since: date) -> dict[str, Any]:
         "                         ELSE backfills.orders_applied END,"
         "   lines_applied = CASE WHEN backfills.status IN ('done', 'failed') THEN 0"
         "                        ELSE backfills.lines_applied END,"
+        "   started_at = CASE WHEN backfills.status IN ('done', 'failed') THEN now()"
+        "                     ELSE backfills.started_at END,"
+        "   phase = 'locations', objects_read = 0, objects_total = NULL,"
         "   error = NULL, finished_at = NULL"
         " RETURNING *",
         (shop, since),
@@ -28,7 +31,19 @@ async def start(conn: DictConnection, shop: str, since: date) -> dict[str, Any]:
     return row
 
 
-async def progress(conn: DictConnection, shop: str, orders: int, lines: int) -> None:
+async def progress(
+    conn: DictConnection, shop: str, phase: str, read: int, total: int | None
+) -> None:
+    """Which export is being read and how far (lines of it, of ``total``)."""
+    await conn.execute(
+        "UPDATE backfills SET phase = %s, objects_read = %s, objects_total = %s,"
+        " updated_at = now() WHERE shop = %s",
+        (phase, read, total, shop),
+    )
+
+
+async def orders_applied(conn: DictConnection, shop: str, orders: int, lines: int) -> None:
+    """Orders of the current export applied so far (a resume skips them)."""
     await conn.execute(
         "UPDATE backfills SET orders_applied = %s, lines_applied = %s, updated_at = now()"
         " WHERE shop = %s",

@@ -74,3 +74,15 @@ def has_orders(database_url: str, shop: str) -> bool:
     with psycopg.connect(database_url) as conn:
         row = conn.execute("SELECT 1 FROM order_lines WHERE shop = %s LIMIT 1", (shop,)).fetchone()
         return row is not None
+
+
+async def sync_settings(
+    conn: DictConnection, domain: str, *, name: str | None, timezone: str, currency: str | None
+) -> None:
+    """Keep the shop's name, time zone and currency as Shopify reports them (never edited by
+    hand); an uninstalled shop stays uninstalled."""
+    await conn.execute(
+        "UPDATE shops SET name = coalesce(%s, name), timezone = %s, currency = %s"
+        " WHERE domain = %s",
+        (name, timezone, currency, domain),
+    )

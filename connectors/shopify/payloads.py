@@ -269,12 +269,27 @@ class BulkLineItem(_Payload):
     parent: Gid = Field(alias="__parentId")
 
 
+class BulkRefund(_Payload):
+    """A refund as an order's inline ``refunds`` list names it; its lines follow as children."""
+
+    id: Gid
+    createdAt: Timestamp | None = None
+
+
+class BulkRefundLine(_Payload):
+    lineItem: _GidRef
+    quantity: Quantity
+    restockType: Code | None = None  # RETURN, CANCEL, LEGACY_RESTOCK or NO_RESTOCK
+    parent: Gid = Field(alias="__parentId")
+
+
 class BulkOrder(_Payload):
     id: Gid
     createdAt: Timestamp
     updatedAt: Timestamp | None = None
     cancelledAt: Timestamp | None = None
     test: bool = False
+    refunds: list[BulkRefund] = Field(default=[], max_length=MAX_LINES)
 
     def as_order(self, lines: list[BulkLineItem]) -> Order:
         return Order(
@@ -298,4 +313,103 @@ class BulkOrder(_Payload):
                 )
                 for li in lines
             ],
+        )
+
+    def as_refunds(self, order: Order, lines: list[BulkRefundLine]) -> list[Refund]:
+        """The order's refunds as ``refunds/create`` names them, each line pointing at the
+        variant of the order line it refunds."""
+        variants = {li.id: li for li in order.line_items}
+        refunds = []
+        for refund in self.refunds:
+            own = [line for line in lines if line.parent == refund.id]
+            refunds.append(
+                Refund(
+                    id=gid_number(refund.id),
+                    order_id=order.id,
+                    created_at=refund.createdAt,
+                    refund_line_items=[
+                        RefundLineItem(
+                            line_item_id=gid_number(line.lineItem.id),
+                            quantity=line.quantity,
+                            restock_type=line.restockType.lower() if line.restockType else None,
+                            line_item=_refunded(variants.get(gid_number(line.lineItem.id))),
+                        )
+                        for line in own
+                    ],
+                )
+            )
+        return refunds
+
+
+def _refunded(line: LineItem | None) -> RefundedItem | None:
+    if line is None:
+        return None
+    return RefundedItem(variant_id=line.variant_id, product_id=line.product_id, sku=line.sku)
+
+
+class _BulkProduct(_Payload):
+    id: Gid
+    title: Title | None = None
+    status: Code | None = None
+    updatedAt: Timestamp
+
+
+class _BulkInventoryItem(_Payload):
+    id: Gid
+    tracked: bool = True
+
+
+class BulkVariant(_Payload):
+    """A variant of the catalogue export, with its product and inventory item inline; its
+    inventory levels follow as children."""
+
+    id: Gid
+    sku: Sku | None = None
+    title: Title | None = None
+    price: MoneyText = "0"
+    updatedAt: Timestamp | None = None
+    product: _BulkProduct
+    inventoryItem: _BulkInventoryItem | None = None
+
+    def as_product(self) -> Product:
+        """The variant as a one-variant ``products/update``: the product's ``updatedAt``
+        orders it against webhooks, as it does theirs."""
+        item = self.inventoryItem
+        return Product(
+            id=gid_number(self.product.id),
+            title=self.product.title,
+            status=self.product.status.lower() if self.product.status else None,
+            updated_at=self.product.updatedAt,
+            variants=[
+                Variant(
+                    id=gid_number(self.id),
+                    product_id=gid_number(self.product.id),
+                    sku=self.sku,
+                    title=self.title,
+                    price=self.price,
+                    inventory_item_id=gid_number(item.id) if item else None,
+                    inventory_management="shopify" if item is None or item.tracked else None,
+                )
+            ],
+        )
+
+
+class _Quantity(_Payload):
+    name: Code
+    quantity: StockLevel
+
+
+class BulkLevel(_Payload):
+    location: _GidRef
+    quantities: list[_Quantity] = Field(max_length=16)
+    updatedAt: Timestamp
+    parent: Gid = Field(alias="__parentId")
+
+    def as_level(self, inventory_item_id: int, tracked: bool) -> InventoryLevel:
+        available = next((q.quantity for q in self.quantities if q.name == "available"), None)
+        return InventoryLevel(
+            inventory_item_id=inventory_item_id,
+            location_id=gid_number(self.location.id),
+            available=available if tracked else None,
+            updated_at=self.updatedAt,
         )

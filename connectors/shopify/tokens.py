@@ -21,6 +21,7 @@ from psycopg_pool import AsyncConnectionPool
 from connectors.crypto import Keyring
 from connectors.db import credentials
 from connectors.db.pool import DictConnection
+from connectors.shopify.admin import AdminClient
 from connectors.shopify.oauth import GrantRefused, admin_base, refresh
 
 RENEW_BEFORE = timedelta(minutes=5)
@@ -150,3 +151,24 @@ class ShopTokens:
             refresh_expires_at=grant.refresh_expires_at or creds.refresh_expires_at,
             scopes=grant.scope or creds.scopes,
         )
+
+
+async def admin_client(
+    pool: AsyncConnectionPool[DictConnection],
+    keyring: Keyring,
+    http: httpx.AsyncClient,
+    shop: str,
+    default_admin_url: str,
+    api_version: str,
+) -> AdminClient:
+    """The Admin API client of a connected shop, its tokens kept fresh (LookupError when the
+    shop is not connected)."""
+    async with pool.connection() as conn:
+        creds = await credentials.load(conn, keyring, shop)
+        await conn.commit()
+    if creds is None:
+        raise LookupError(f"{shop} is not connected (stockpulse connect)")
+    tokens = ShopTokens(pool, keyring, http, shop, default_admin_url)
+    return AdminClient(
+        http, AdminClient.endpoint_for(tokens.admin_url(creds), shop, api_version), tokens
+    )

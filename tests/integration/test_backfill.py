@@ -1,5 +1,6 @@
-"""Order history from a fake Shopify's bulk export: lands exactly once, with live webhooks for
-the same orders arriving meanwhile, and after a backfill killed half-way is run again."""
+"""A store's catalogue and order history from a fake Shopify's bulk exports: lands exactly once,
+with live webhooks for the same orders arriving meanwhile, and after a backfill killed half-way
+is run again."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import httpx
 import pytest
 
 from connectors.shopify.webhooks import sign
-from ops.fake_shopify import FakeShopify, FakeStore, seed_orders
+from ops.fake_shopify import FakeShopify, FakeStore, seed_catalogue, seed_orders
 from ops.stack import Stack
 from tests.support import Ids, query, scalar
 
@@ -28,14 +29,41 @@ async def fake() -> AsyncIterator[FakeShopify]:
     await server.stop()
 
 
-def new_store(server: FakeShopify, orders: int) -> tuple[FakeStore, dict[int, int]]:
+def new_store(
+    server: FakeShopify, orders: int, products: int = 20
+) -> tuple[FakeStore, dict[int, int]]:
+    """A store with ``products`` products (3 variants, stock at 2 locations each) and
+    ``orders`` orders over two years, a tenth of them with a refund."""
     store = server.add_store(
         f"hist{Ids.next()}.myshopify.com", client_id=CLIENT_ID, client_secret=CLIENT_SECRET
     )
     first_id = Ids.next()
-    Ids._next += 200_000_000  # seed_orders uses ids up to first_id + ~101,000,000
-    expected = seed_orders(store, orders, variants=30, first_id=first_id)
-    return store, expected
+    Ids._next += 400_000_000  # the catalogue's and the orders' ids stay clear of other tests
+    seed_catalogue(store, products, variants_per_product=3, locations=2, first_id=first_id)
+    expected = seed_orders(
+        store,
+        orders,
+        variant_ids=[v["id"] for v in store.variants],
+        refund_rate=0.1,
+        first_id=first_id + 200_000_000,
+    )
+    return store, {variant: n for variant, n in expected.items() if n}
+
+
+def levels(stack: Stack, shop: str) -> dict[tuple[int, int], int | None]:
+    rows = query(
+        stack,
+        "SELECT inventory_item_id, location_id, available FROM inventory_levels WHERE shop = %s",
+        shop,
+    )
+    return {(item, location): available for item, location, available in rows}
+
+
+def shopify_levels(store: FakeStore) -> dict[tuple[int, int], int | None]:
+    tracked = {v["inventoryItemId"]: v["tracked"] for v in store.variants}
+    return {
+        key: level["available"] if tracked[key[0]] else None for key, level in store.levels.items()
+    }
 
 
 def units(stack: Stack, shop: str) -> dict[int, int]:
@@ -70,6 +98,37 @@ def as_webhook(order: dict) -> dict:
     }
 
 
+def as_refund_webhook(order: dict, refund: dict) -> dict:
+    """One of the order's refunds as Shopify's refunds/create webhook body names it."""
+    variants = {li["id"]: li["variantId"] for li in order["lineItems"]}
+    return {
+        "id": refund["id"],
+        "order_id": order["id"],
+        "created_at": refund["createdAt"],
+        "refund_line_items": [
+            {
+                "line_item_id": line["lineItemId"],
+                "quantity": line["quantity"],
+                "restock_type": line["restockType"].lower(),
+                "line_item": {"variant_id": variants[line["lineItemId"]]},
+            }
+            for line in refund["lines"]
+        ],
+    }
+
+
+async def finished(process: asyncio.subprocess.Process, timeout_s: float = 240) -> str:
+    """The process's output once it ended; on a timeout, what it said before it was stopped."""
+    try:
+        out, _ = await asyncio.wait_for(process.communicate(), timeout_s)
+    except TimeoutError:
+        process.send_signal(signal.SIGINT)
+        out, _ = await asyncio.wait_for(process.communicate(), 30)
+        raise AssertionError(f"still running after {timeout_s} s: {out.decode()[-4000:]}") from None
+    assert process.returncode == 0, out.decode()[-3000:]
+    return out.decode()
+
+
 async def cli(stack: Stack, *args: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
@@ -85,41 +144,58 @@ async def cli(stack: Stack, *args: str) -> asyncio.subprocess.Process:
 async def test_history_lands_once_while_webhooks_for_the_same_orders_arrive(
     stack: Stack, fake: FakeShopify
 ) -> None:
-    store, expected = new_store(fake, 3000)
+    # 300 products here (900 variants, 1,800 levels): the shared stack's worker then forecasts
+    # every SKU it touched. `stockpulse bench backfill` runs the full 2,000 products and
+    # 50,000 orders and checks the same exactness.
+    store, expected = new_store(fake, 3000, products=300)
     connect = await cli(
         stack,
         *("connect", "--shop", store.domain, "--admin-url", fake.admin_url()),
         *("--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET),
+        "--no-refit",  # fitting every SKU is the nightly batch's benchmark, not this test's
     )
-    # Webhooks for 300 of the same orders, delivered while the backfill runs.
+    # Webhooks for 300 of the same orders, and for every refund of them and of a hundred
+    # more, delivered while the backfill runs.
     for _ in range(1200):
         if scalar(stack, "SELECT 1 FROM shops WHERE domain = %s", store.domain):
             break
         await asyncio.sleep(0.05)
+    live = [("orders/updated", o["id"], as_webhook(o)) for o in store.orders[::10]]
+    live += [
+        ("refunds/create", refund["id"], as_refund_webhook(order, refund))
+        for order in store.orders[::3]
+        for refund in order["refunds"]
+    ]
     async with httpx.AsyncClient(timeout=10) as http:
-        for order in store.orders[::10]:
-            body = httpx.Request("POST", "/", json=as_webhook(order)).content
+        for topic, object_id, payload in live:
+            body = httpx.Request("POST", "/", json=payload).content
             headers = {
                 "Content-Type": "application/json",
-                "X-Shopify-Topic": "orders/updated",
+                "X-Shopify-Topic": topic,
                 "X-Shopify-Shop-Domain": store.domain,
-                "X-Shopify-Event-Id": f"live-{order['id']}",
-                "X-Shopify-Webhook-Id": f"live-{order['id']}",
+                "X-Shopify-Event-Id": f"live-{topic}-{object_id}",
+                "X-Shopify-Webhook-Id": f"live-{topic}-{object_id}",
                 "X-Shopify-Hmac-Sha256": sign(body, CLIENT_SECRET.encode()),
             }
             answer = await http.post(
                 f"{stack.base_url}/webhooks/shopify", content=body, headers=headers
             )
             assert answer.status_code == 200, answer.text
-    out, _ = await asyncio.wait_for(connect.communicate(), 240)
-    assert connect.returncode == 0, out.decode()[-3000:]
-    assert "backfilled" in out.decode()
+    assert "backfilled" in await finished(connect)
     for _ in range(200):
         if units(stack, store.domain) == expected:
             break
         await asyncio.sleep(0.1)
     assert units(stack, store.domain) == expected
     assert scalar(stack, "SELECT status FROM backfills WHERE shop = %s", store.domain) == "done"
+    # The catalogue: every variant, and its stock at every location.
+    assert scalar(
+        stack, "SELECT count(*) FROM variants WHERE shop = %s AND sku IS NOT NULL", store.domain
+    ) == len(store.variants)
+    assert levels(stack, store.domain) == shopify_levels(store)
+    assert scalar(stack, "SELECT count(*) FROM locations WHERE shop = %s", store.domain) == 2
+    refunds = scalar(stack, "SELECT count(*) FROM refund_lines WHERE shop = %s", store.domain)
+    assert refunds == sum(len(o["refunds"]) for o in store.orders) > 0
 
 
 async def test_a_backfill_killed_half_way_resumes_and_lands_once(
@@ -150,8 +226,19 @@ async def test_a_backfill_killed_half_way_resumes_and_lands_once(
     first.send_signal(signal.SIGKILL)
     await first.wait()
     assert units(stack, store.domain) != expected
-    second = await cli(stack, "backfill", "--shop", store.domain, "--no-progress")
-    out, _ = await asyncio.wait_for(second.communicate(), 240)
-    assert second.returncode == 0, out.decode()[-3000:]
-    assert "resumed past" in out.decode()
+    # The dashboard shows how far it got, and keeps asking while it is under way.
+    async with httpx.AsyncClient(timeout=10) as http:
+        banner = (await http.get(f"{stack.base_url}/shops/{store.domain}/sync")).text
+        state = (await http.get(f"{stack.base_url}/api/v1/shops/{store.domain}/sync")).json()
+    assert "History is backfilling" in banner and "orders" in banner and "%" in banner
+    assert 'hx-trigger="every 2s"' in banner
+    assert state["backfill"]["status"] == "running"
+    assert state["backfill"]["orders_applied"] >= 1000
+    assert 0 < state["backfill"]["objects_read"] < state["backfill"]["objects_total"]
+    second = await cli(stack, "backfill", "--shop", store.domain, "--no-progress", "--no-refit")
+    said = await finished(second)
+    assert "resumed past" in said
     assert units(stack, store.domain) == expected
+    async with httpx.AsyncClient(timeout=10) as http:
+        banner = (await http.get(f"{stack.base_url}/shops/{store.domain}/sync")).text
+    assert "every 2s" not in banner  # done: the page stops asking

@@ -1,0 +1,302 @@
+"""A shop's data read from Shopify's GraphQL bulk exports (catalogue, orders) and its locations,
+applied through the same rules and idempotency keys as live webhooks.
+
+Each exported object becomes the payload of the webhook that would have told us about it and
+goes through :func:`streams.normalise.normalise` and the ledger: an order is an
+``orders/updated`` (line item ids key its lines, its ``updatedAt`` versions them,
+``currentQuantity`` is what they hold), each of its refunds a ``refunds/create``, a variant a
+one-variant ``products/update`` (versioned by the product's ``updatedAt``), each of its levels
+an ``inventory_levels/update``. So an export applied while webhooks for the same objects
+arrive, or applied twice, counts everything once and never puts an older state over a newer
+one. An object that can never be applied is set aside in dead letters, as live ones are.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from psycopg_pool import AsyncConnectionPool
+
+from connectors.db import dead_letters, ledger, locations
+from connectors.db.pool import DictConnection
+from connectors.kafka.topics import SkuEvent, WebhookEnvelope
+from connectors.shopify import bulk
+from connectors.shopify.admin import AdminClient
+from connectors.shopify.payloads import (
+    BulkLevel,
+    BulkLineItem,
+    BulkOrder,
+    BulkRefundLine,
+    BulkVariant,
+    ShopifyPayload,
+    gid_number,
+)
+from streams import poison
+from streams.normalise import normalise
+
+log = logging.getLogger("stockpulse.exports")
+
+BATCH_EVENTS = 2000
+
+# Shopify's search syntax; ``{search}`` is e.g. ``created_at:>='2024-11-23'``.
+ORDERS_EXPORT = """{{ orders(query: "{search}") {{ edges {{ node {{
+  id createdAt updatedAt cancelledAt test
+  lineItems {{ edges {{ node {{
+    id quantity currentQuantity sku name variant {{ id }} product {{ id }}
+    originalUnitPriceSet {{ shopMoney {{ amount }} }}
+  }} }} }}
+  refunds {{ id createdAt refundLineItems {{ edges {{ node {{
+    lineItem {{ id }} quantity restockType
+  }} }} }} }}
+}} }} }} }}"""
+
+CATALOGUE_EXPORT = """{ productVariants { edges { node {
+  id sku title price updatedAt
+  product { id title status updatedAt }
+  inventoryItem { id tracked inventoryLevels { edges { node {
+    location { id } quantities(names: ["available"]) { name quantity } updatedAt
+  } } } }
+} } } }"""
+
+LOCATIONS_QUERY = (
+    "query Locations($after: String) { locations(first: 250, after: $after,"
+    " includeInactive: true) { nodes { id name isActive } pageInfo { hasNextPage endCursor } } }"
+)
+
+# A batch of events applied in one transaction: the ledger's own apply, or a caller's that
+# also looks at what changed (reconciliation records its corrections there).
+ApplyBatch = Callable[[DictConnection, Sequence[SkuEvent]], Awaitable[None]]
+# Objects read so far, of how many (None until Shopify says).
+Progress = Callable[[int, int | None], Awaitable[None]]
+
+
+async def apply_plainly(conn: DictConnection, events: Sequence[SkuEvent]) -> None:
+    await ledger.apply_events(conn, events)
+
+
+@dataclass
+class ExportCounts:
+    roots: int = 0  # orders or variants read
+    events: int = 0  # per-SKU events applied (sale lines, refund lines, variants, levels)
+    rejected: int = 0  # objects or events set aside in dead letters
+
+
+class _Sink:
+    """Events gathered into batches, each applied in one transaction with poison isolation."""
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[DictConnection],
+        counts: ExportCounts,
+        apply: ApplyBatch,
+    ) -> None:
+        self.pool = pool
+        self.counts = counts
+        self.apply = apply
+        self.events: list[SkuEvent] = []
+
+    def full(self) -> bool:
+        return len(self.events) >= BATCH_EVENTS
+
+    async def flush(self) -> None:
+        events, self.events = self.events, []
+        if not events:
+            return
+
+        async def apply(batch: Sequence[SkuEvent]) -> None:
+            async with self.pool.connection() as conn, conn.transaction():
+                await self.apply(conn, batch)
+
+        async def set_aside(event: SkuEvent, error: BaseException) -> None:
+            self.counts.rejected += 1
+            async with self.pool.connection() as conn, conn.transaction():
+                await ledger.dead_letter(conn, event, error)
+
+        # An event the database refuses (an id of another shop's) is set aside like a live one.
+        await poison.isolating(events, apply, set_aside)
+        self.counts.events += len(events)
+
+
+def _events(
+    shop: str, topic: str, event_id: str, received: str, payload: ShopifyPayload
+) -> list[SkuEvent]:
+    envelope = WebhookEnvelope(
+        topic=topic,
+        shop=shop,
+        event_id=event_id,
+        webhook_id="",
+        received_at=received,
+        payload=payload.model_dump(mode="json"),
+    )
+    return [event for _, event in normalise(envelope)]
+
+
+async def _reject(
+    pool: AsyncConnectionPool[DictConnection],
+    shop: str,
+    counts: ExportCounts,
+    kind: str,
+    root: dict[str, Any],
+    children: list[dict[str, Any]],
+    error: Exception,
+) -> None:
+    counts.rejected += 1
+    async with pool.connection() as conn, conn.transaction():
+        await dead_letters.record(
+            conn,
+            stage="backfill",
+            shop=shop,
+            event_id=str(root.get("id")),
+            kind=kind,
+            data={kind: root, "children": children},
+            error=str(error)[:2000],
+        )
+
+
+async def read_orders(
+    pool: AsyncConnectionPool[DictConnection],
+    client: AdminClient,
+    http: httpx.AsyncClient,
+    shop: str,
+    search: str,
+    *,
+    event_prefix: str,
+    apply: ApplyBatch = apply_plainly,
+    skip: int = 0,
+    started: Callable[[str], Awaitable[int]] | None = None,
+    progress: Progress | None = None,
+    counts: ExportCounts | None = None,
+) -> ExportCounts:
+    """Export the orders matching ``search`` and apply them with their refunds.
+
+    ``started(operation_id)`` is told which export is read and answers how many of its
+    orders were applied before (a resumed backfill skips them). ``counts``, when given, is
+    kept up to date as it goes."""
+    operation = await bulk.run(client, ORDERS_EXPORT.format(search=search))
+    if started is not None:
+        skip = await started(operation["id"])
+    if counts is None:
+        counts = ExportCounts()
+    total = int(operation.get("objectCount") or 0) or None
+    if not operation.get("url"):
+        return counts
+    sink = _Sink(pool, counts, apply)
+    received = datetime.now(UTC).isoformat()
+    read = [0]
+    async for root, children in bulk.stitched(http, operation["url"], read):
+        counts.roots += 1
+        if counts.roots <= skip:
+            continue
+        try:
+            exported = BulkOrder.model_validate(root, strict=False)
+            # Parsed JSON: timestamps are still text, which only lax mode reads; ids and
+            # quantities keep their strict types field by field.
+            own = [c for c in children if c.get("__parentId") == root.get("id")]
+            order = exported.as_order([BulkLineItem.model_validate(c, strict=False) for c in own])
+            refunds = exported.as_refunds(
+                order,
+                [
+                    BulkRefundLine.model_validate(c, strict=False)
+                    for c in children
+                    if c.get("__parentId") != root.get("id")
+                ],
+            )
+        except ValueError as exc:
+            await _reject(pool, shop, counts, "order", root, children, exc)
+            continue
+        sink.events += _events(
+            shop, "orders/updated", f"{event_prefix}order:{order.id}", received, order
+        )
+        for refund in refunds:
+            sink.events += _events(
+                shop, "refunds/create", f"{event_prefix}refund:{refund.id}", received, refund
+            )
+        if sink.full():
+            await sink.flush()
+            if progress:
+                await progress(read[0], total)
+    await sink.flush()
+    if progress:
+        await progress(read[0], total)
+    return counts
+
+
+async def read_catalogue(
+    pool: AsyncConnectionPool[DictConnection],
+    client: AdminClient,
+    http: httpx.AsyncClient,
+    shop: str,
+    *,
+    event_prefix: str,
+    apply: ApplyBatch = apply_plainly,
+    progress: Progress | None = None,
+) -> ExportCounts:
+    """Export every variant with its product, inventory item and levels, and apply them."""
+    operation = await bulk.run(client, CATALOGUE_EXPORT)
+    counts = ExportCounts()
+    total = int(operation.get("objectCount") or 0) or None
+    if not operation.get("url"):
+        return counts
+    sink = _Sink(pool, counts, apply)
+    received = datetime.now(UTC).isoformat()
+    read = [0]
+    async for root, children in bulk.stitched(http, operation["url"], read):
+        counts.roots += 1
+        try:
+            variant = BulkVariant.model_validate(root, strict=False)
+            product = variant.as_product()
+            item = variant.inventoryItem
+            levels = (
+                [
+                    BulkLevel.model_validate(c, strict=False).as_level(
+                        gid_number(item.id), item.tracked
+                    )
+                    for c in children
+                ]
+                if item is not None
+                else []
+            )
+        except ValueError as exc:
+            await _reject(pool, shop, counts, "variant", root, children, exc)
+            continue
+        sink.events += _events(
+            shop,
+            "products/update",
+            f"{event_prefix}variant:{gid_number(variant.id)}",
+            received,
+            product,
+        )
+        for level in levels:
+            sink.events += _events(
+                shop,
+                "inventory_levels/update",
+                f"{event_prefix}level:{level.inventory_item_id}:{level.location_id}",
+                received,
+                level,
+            )
+        if sink.full():
+            await sink.flush()
+            if progress:
+                await progress(read[0], total)
+    await sink.flush()
+    if progress:
+        await progress(read[0], total)
+    return counts
+
+
+async def read_locations(
+    pool: AsyncConnectionPool[DictConnection], client: AdminClient, shop: str
+) -> int:
+    """Store the shop's locations (names for its stock); how many there are."""
+    found = [
+        (gid_number(node["id"]), str(node["name"])[:1024], bool(node["isActive"]))
+        async for node in client.pages(LOCATIONS_QUERY, {}, ("locations",))
+    ]
+    async with pool.connection() as conn, conn.transaction():
+        await locations.replace(conn, shop, found)
+    return len(found)

@@ -1,0 +1,170 @@
+"""Reconciliation: compare a connected shop with Shopify and correct what webhooks left wrong.
+
+Webhooks get lost (Shopify gives up after its retries; an app may be down longer) and arrive
+late. So every hour (``RECONCILE_INTERVAL_S``) the worker exports from Shopify the shop's
+catalogue with every stock level, and the orders updated since a little before the last pass,
+and applies them through the normal write path, the same as the backfill
+(:mod:`streams.exports`). The write path's rules make that safe: a level or order we already
+have at Shopify's version changes nothing, one Shopify holds newer replaces ours, a missing
+one is added. Each change a pass makes is recorded with what it was, what it became and the
+webhook that should have told us (``reconciliation_corrections``), and counted in /metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from psycopg_pool import AsyncConnectionPool
+
+from connectors.db import ledger, reconciliations, shops
+from connectors.db.pool import DictConnection
+from connectors.kafka.topics import SkuEvent
+from connectors.shopify.admin import AdminClient
+from streams import exports
+
+log = logging.getLogger("stockpulse.reconcile")
+
+SHOP_QUERY = "{ shop { name ianaTimezone currencyCode } }"
+
+
+@dataclass
+class ReconcileReport:
+    shop: str
+    reconciliation_id: int
+    levels: int = 0
+    orders: int = 0
+    # As committed (a batch that poison isolation retried recorded its corrections once).
+    corrections: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _recording(shop: str, reconciliation_id: int) -> exports.ApplyBatch:
+    """Apply a batch and record, in the same transaction, every difference it made."""
+
+    async def apply(conn: DictConnection, events: Sequence[SkuEvent]) -> None:
+        line_ids = [e.data["line_item_id"] for e in events if e.kind == "sale_line"]
+        line_ids += [e.data["line_item_id"] for e in events if e.kind == "refund_line"]
+        levels = [
+            (e.data["inventory_item_id"], e.data["location_id"])
+            for e in events
+            if e.kind == "stock"
+        ]
+        variants = [e.data["variant_id"] for e in events if e.kind == "variant"]
+        before = await reconciliations.snapshot(conn, shop, line_ids, levels, variants)
+        await ledger.apply_events(conn, events)
+        after = await reconciliations.snapshot(conn, shop, line_ids, levels, variants)
+        found = reconciliations.differences(before, after)
+        await reconciliations.record(conn, reconciliation_id, shop, found)
+
+    return apply
+
+
+async def reconcile_shop(
+    pool: AsyncConnectionPool[DictConnection],
+    client: AdminClient,
+    http: httpx.AsyncClient,
+    shop: str,
+    reconciliation_id: int,
+) -> ReconcileReport:
+    """One pass over ``shop`` (claimed as ``reconciliation_id``, see
+    :func:`connectors.db.reconciliations.claim`)."""
+    report = ReconcileReport(shop, reconciliation_id)
+    async with pool.connection() as conn:
+        claimed = await reconciliations.get(conn, reconciliation_id)
+        await conn.commit()
+    if claimed is None or claimed["status"] != "running":
+        raise LookupError(f"reconciliation {reconciliation_id} is not running")
+    apply = _recording(shop, reconciliation_id)
+    prefix = f"reconcile:{reconciliation_id}:"
+    try:
+        found = (await client.query(SHOP_QUERY))["shop"]
+        async with pool.connection() as conn, conn.transaction():
+            await shops.sync_settings(
+                conn,
+                shop,
+                name=found["name"],
+                timezone=found["ianaTimezone"],
+                currency=found["currencyCode"],
+            )
+        await exports.read_locations(pool, client, shop)
+        catalogue = await exports.read_catalogue(
+            pool, client, http, shop, event_prefix=prefix, apply=apply
+        )
+        report.levels = catalogue.events - catalogue.roots
+        since = reconciliations.since_text(claimed["orders_since"])
+        orders = await exports.read_orders(
+            pool, client, http, shop, f"updated_at:>='{since}'", event_prefix=prefix, apply=apply
+        )
+        report.orders = orders.roots
+        async with pool.connection() as conn, conn.transaction():
+            await reconciliations.finish(
+                conn, reconciliation_id, levels=report.levels, orders=report.orders
+            )
+            report.corrections = await reconciliations.corrections(
+                conn, shop, limit=1_000_000, reconciliation_id=reconciliation_id
+            )
+    except BaseException as exc:
+        async with pool.connection() as conn, conn.transaction():
+            await reconciliations.finish(
+                conn, reconciliation_id, error=f"{type(exc).__name__}: {exc}"[:2000]
+            )
+        raise
+    if report.corrections:
+        log.warning(
+            "reconciliation %s of %s corrected %d things webhooks left wrong",
+            reconciliation_id,
+            shop,
+            len(report.corrections),
+        )
+    return report
+
+
+async def run_reconciliation(shop: str, reconciliation_id: int | None = None) -> ReconcileReport:
+    """A pass over a connected shop, as the CLI and the worker run it; claims one unless the
+    caller did."""
+    from connectors.crypto import Keyring
+    from connectors.db.pool import open_pool
+    from connectors.settings import get_settings
+    from connectors.shopify.tokens import admin_client
+
+    settings = get_settings()
+    keyring = Keyring.parse(settings.stockpulse_encryption_keys)
+    pool = await open_pool(settings.database_url, max_size=3)
+    try:
+        async with httpx.AsyncClient(timeout=60) as http:
+            client = await admin_client(
+                pool, keyring, http, shop, settings.shopify_admin_url, settings.shopify_api_version
+            )
+            if reconciliation_id is None:
+                async with pool.connection() as conn, conn.transaction():
+                    reconciliation_id = await reconciliations.claim(conn, shop)
+                if reconciliation_id is None:
+                    raise RuntimeError(f"a reconciliation of {shop} is running already")
+            return await reconcile_shop(pool, client, http, shop, reconciliation_id)
+    finally:
+        await pool.close()
+
+
+def main() -> None:
+    """``python -m streams.reconcile --shop S --id N``: how the worker runs a pass it claimed,
+    in a child process of its own."""
+    import argparse
+    import asyncio
+
+    parser = argparse.ArgumentParser(prog="python -m streams.reconcile")
+    parser.add_argument("--shop", required=True)
+    parser.add_argument("--id", type=int, required=True)
+    args = parser.parse_args()
+    report = asyncio.run(run_reconciliation(args.shop, args.id))
+    print(
+        f"reconciled {args.shop}: {report.levels} stock levels and {report.orders} orders"
+        f" checked, {len(report.corrections)} corrected",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""The worker reconciles every connected shop with Shopify every ``RECONCILE_INTERVAL_S``
+(hourly by default), one shop at a time, each pass in a child process
+(``python -m streams.reconcile``) so the live pipeline keeps its event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import sys
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import faust
+
+from connectors.db import reconciliations
+
+if TYPE_CHECKING:
+    from streams.context import WorkerContext
+
+log = logging.getLogger("stockpulse.reconcile_schedule")
+
+COMMAND = (
+    *(("nice", "-n", "10") if shutil.which("nice") else ()),
+    sys.executable,
+    "-m",
+    "streams.reconcile",
+)
+
+
+def register(app: faust.App, ctx: WorkerContext) -> None:
+    settings = ctx.settings
+    interval = timedelta(seconds=settings.reconcile_interval_s)
+    running: list[asyncio.Task[None]] = []
+
+    async def run_one(shop: str, reconciliation_id: int) -> None:
+        try:
+            child = await asyncio.create_subprocess_exec(
+                *COMMAND, "--shop", shop, "--id", str(reconciliation_id)
+            )
+            code = await child.wait()
+            if code != 0:
+                log.error("the reconciliation of %s ended with exit code %s", shop, code)
+                # The child marks its own failures; this covers one that died before it could.
+                async with ctx.connection() as conn, conn.transaction():
+                    await reconciliations.finish(conn, reconciliation_id, error=f"exit code {code}")
+        finally:
+            running.clear()
+
+    @app.task
+    async def abandon_interrupted() -> None:
+        async with ctx.connection() as conn, conn.transaction():
+            if await reconciliations.abandon_running(conn, "the worker stopped during the pass"):
+                log.warning("marked reconciliations a stopped worker left running as failed")
+
+    @app.timer(interval=settings.reconcile_check_s)
+    async def start_due_reconciliation() -> None:
+        if running or settings.reconcile_interval_s <= 0:
+            return
+        try:
+            async with ctx.connection() as conn, conn.transaction():
+                due = await reconciliations.due(conn, interval)
+                claimed = await reconciliations.claim(conn, due[0]) if due else None
+        except Exception:
+            log.exception("looking for shops due a reconciliation failed; will retry")
+            return
+        if due and claimed is not None:
+            log.info("reconciling %s with Shopify (pass %s)", due[0], claimed)
+            running.append(asyncio.create_task(run_one(due[0], claimed)))

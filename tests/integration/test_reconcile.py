@@ -1,0 +1,270 @@
+"""Reconciliation against a fake Shopify (a real HTTP server): drift a lost or late webhook left
+(a missed order, a missed edit and refund, a stale stock level, an unknown product) is fixed
+through the normal write path and recorded with what, old, new and why; what we hold newer
+than Shopify's export is left alone; a second pass finds nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from connectors.shopify.webhooks import sign
+from ops.fake_shopify import (
+    FakeShopify,
+    FakeStore,
+    add_refund,
+    edit_line,
+    expected_units,
+    seed_catalogue,
+    seed_orders,
+    set_level,
+)
+from ops.stack import Stack
+from tests.integration.test_backfill import cli, units
+from tests.support import Ids, query, scalar
+
+CLIENT_ID, CLIENT_SECRET = "reconcile-app", "reconcile-app-secret"
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeShopify]:
+    server = FakeShopify()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+async def run(stack: Stack, *args: str) -> str:
+    process = await cli(stack, *args)
+    out, _ = await asyncio.wait_for(process.communicate(), 180)
+    assert process.returncode == 0, out.decode()[-3000:]
+    return out.decode()
+
+
+def levels(stack: Stack, shop: str) -> dict[tuple[int, int], int | None]:
+    rows = query(
+        stack,
+        "SELECT inventory_item_id, location_id, available FROM inventory_levels WHERE shop = %s",
+        shop,
+    )
+    return {(item, location): available for item, location, available in rows}
+
+
+def fake_levels(store: object) -> dict[tuple[int, int], int | None]:
+    tracked = {v["inventoryItemId"]: v["tracked"] for v in store.variants}  # type: ignore[attr-defined]
+    return {
+        key: (level["available"] if tracked[key[0]] else None)
+        for key, level in store.levels.items()  # type: ignore[attr-defined]
+    }
+
+
+async def test_reconciliation_fixes_drift_records_it_and_leaves_newer_data_alone(
+    stack: Stack, fake: FakeShopify
+) -> None:
+    store = fake.add_store(
+        f"recon{Ids.next()}.myshopify.com", client_id=CLIENT_ID, client_secret=CLIENT_SECRET
+    )
+    first_id = Ids.next()
+    Ids._next += 400_000_000  # the ids the catalogue and orders below use
+    seed_catalogue(store, 40, variants_per_product=2, locations=2, first_id=first_id)
+    variant_ids = [v["id"] for v in store.variants]
+    expected = seed_orders(
+        store,
+        300,
+        variant_ids=variant_ids,
+        days=60,
+        refund_rate=0.1,
+        first_id=first_id + 200_000_000,
+    )
+    await run(
+        stack,
+        *("connect", "--shop", store.domain, "--admin-url", fake.admin_url()),
+        *("--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET, "--months", "3"),
+    )
+    assert units(stack, store.domain) == shopify_units(store)
+    assert shopify_units(store) == {v: n for v, n in expected.items() if n}
+    assert levels(stack, store.domain) == fake_levels(store)
+    assert scalar(stack, "SELECT count(*) FROM locations WHERE shop = %s", store.domain) == 2
+
+    # Drift that lost webhooks leave behind, made in the fake Shopify and never delivered:
+    # an edit and a refund of existing orders, stock that moved, a new order.
+    edited, refunded = store.orders[-1], store.orders[-2]
+    edited_line = edited["lineItems"][0]
+    edit_line(store, edited["id"], edited_line["id"], 0)
+    refunded_line = refunded["lineItems"][0]
+    add_refund(store, refunded["id"], Ids.next(), refunded_line["id"], 1, "RETURN")
+    moved = next(iter(store.levels))
+    set_level(store, moved[0], moved[1], 9_999)
+    missed = seed_orders(store, 1, variant_ids=variant_ids, days=0, first_id=first_id + 300_000_000)
+    store.orders[-1]["createdAt"] = store.orders[-1]["updatedAt"] = datetime.now(UTC).isoformat()
+    # And a level we hold newer than Shopify's export (a webhook the export has not caught up
+    # with): reconciliation must not put Shopify's older value over it.
+    newer_key = list(store.levels)[1]
+    newer_at = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
+    await deliver_level(stack, store.domain, newer_key, 4_242, newer_at)
+
+    out = await run(stack, "reconcile", "--shop", store.domain)
+    corrected = int(re.search(r"(\d+) corrected", out).group(1))  # type: ignore[union-attr]
+    assert corrected >= 3, out
+
+    assert missed  # the new order counts units
+    # Every unit now matches what Shopify says, recomputed from its orders.
+    assert units(stack, store.domain) == shopify_units(store)
+    assert levels(stack, store.domain)[moved] == 9_999
+    assert levels(stack, store.domain)[newer_key] == 4_242
+    kinds = dict(
+        query(
+            stack,
+            "SELECT kind, count(*) FROM reconciliation_corrections WHERE shop = %s GROUP BY 1",
+            store.domain,
+        )
+    )
+    assert kinds.get("stock_level") == 1
+    assert kinds.get("order_line", 0) >= 3  # the edit, the refund, the new order's lines
+    stale = query(
+        stack,
+        "SELECT old_value, new_value, reason FROM reconciliation_corrections"
+        " WHERE shop = %s AND kind = 'stock_level'",
+        store.domain,
+    )[0]
+    assert stale[1] == "9999" and "inventory_levels/update" in stale[2]
+    assert (
+        scalar(stack, "SELECT status FROM reconciliations WHERE shop = %s", store.domain) == "done"
+    )
+    async with httpx.AsyncClient() as http:
+        metrics = (await http.get(f"{stack.base_url}/metrics")).text
+    assert re.search(
+        r'stockpulse_reconciliation_corrections_total\{kind="stock_level"\} [1-9]', metrics
+    )
+
+    # A second pass finds nothing left to correct.
+    again = await run(stack, "reconcile", "--shop", store.domain)
+    assert " 0 corrected" in again, again
+    assert units(stack, store.domain) == shopify_units(store)
+
+
+def shopify_units(store: FakeStore) -> dict[int, int]:
+    """Units per variant as Shopify's orders say now, by the fake's own statement of the rule."""
+    totals: dict[int, int] = {}
+    for order in store.orders:
+        for variant, n in expected_units(order).items():
+            if n:
+                totals[variant] = totals.get(variant, 0) + n
+    return totals
+
+
+async def deliver_level(
+    stack: Stack, shop: str, key: tuple[int, int], available: int, updated_at: str
+) -> None:
+    import json
+
+    body = json.dumps(
+        {
+            "inventory_item_id": key[0],
+            "location_id": key[1],
+            "available": available,
+            "updated_at": updated_at,
+        }
+    ).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "X-Shopify-Topic": "inventory_levels/update",
+        "X-Shopify-Shop-Domain": shop,
+        "X-Shopify-Event-Id": f"level-{Ids.next()}",
+        "X-Shopify-Webhook-Id": f"level-{Ids.next()}",
+        "X-Shopify-Hmac-Sha256": sign(body, CLIENT_SECRET.encode()),
+    }
+    async with httpx.AsyncClient(timeout=10) as http:
+        answer = await http.post(
+            f"{stack.base_url}/webhooks/shopify", content=body, headers=headers
+        )
+    assert answer.status_code == 200, answer.text
+    for _ in range(100):
+        if levels(stack, shop).get(key) == available:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the level webhook was not applied")
+
+
+async def test_shop_redact_leaves_no_row_of_a_connected_backfilled_reconciled_shop(
+    stack: Stack, fake: FakeShopify
+) -> None:
+    store = fake.add_store(
+        f"redact{Ids.next()}.myshopify.com", client_id=CLIENT_ID, client_secret=CLIENT_SECRET
+    )
+    first_id = Ids.next()
+    Ids._next += 400_000_000
+    seed_catalogue(store, 5, variants_per_product=2, locations=2, first_id=first_id)
+    seed_orders(
+        store,
+        40,
+        variant_ids=[v["id"] for v in store.variants],
+        days=30,
+        refund_rate=0.2,
+        first_id=first_id + 200_000_000,
+    )
+    await run(
+        stack,
+        *("connect", "--shop", store.domain, "--admin-url", fake.admin_url()),
+        *("--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET, "--months", "2"),
+    )
+    set_level(store, *next(iter(store.levels)), 77)
+    await run(stack, "reconcile", "--shop", store.domain)
+    tables = [
+        (table, column)
+        for table, column in query(
+            stack,
+            "SELECT table_name, column_name FROM information_schema.columns"
+            " WHERE table_schema = 'public' AND column_name IN ('shop', 'domain')",
+        )
+    ]
+    held = {
+        table: scalar(stack, f"SELECT count(*) FROM {table} WHERE {column} = %s", store.domain)
+        for table, column in tables
+    }
+    for table in (
+        "shops",
+        "shop_credentials",
+        "variants",
+        "order_lines",
+        "refund_lines",
+        "inventory_levels",
+        "locations",
+        "backfills",
+        "reconciliations",
+        "reconciliation_corrections",
+        "daily_demand",
+    ):
+        assert held.get(table), f"the shop had no {table} rows to erase"
+
+    import json
+
+    body = json.dumps({"shop_id": 1, "shop_domain": store.domain}).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "X-Shopify-Topic": "shop/redact",
+        "X-Shopify-Shop-Domain": store.domain,
+        "X-Shopify-Event-Id": f"redact-{Ids.next()}",
+        "X-Shopify-Webhook-Id": f"redact-{Ids.next()}",
+        "X-Shopify-Hmac-Sha256": sign(body, CLIENT_SECRET.encode()),
+    }
+    async with httpx.AsyncClient(timeout=10) as http:
+        answer = await http.post(
+            f"{stack.base_url}/webhooks/shopify", content=body, headers=headers
+        )
+    assert answer.status_code == 200, answer.text
+    for _ in range(200):
+        if not scalar(stack, "SELECT count(*) FROM shops WHERE domain = %s", store.domain):
+            break
+        await asyncio.sleep(0.1)
+    left = {
+        table: n
+        for table, column in tables
+        if (n := scalar(stack, f"SELECT count(*) FROM {table} WHERE {column} = %s", store.domain))
+    }
+    assert left == {}, f"rows of the erased shop remain: {left}"
