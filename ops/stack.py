@@ -2,28 +2,43 @@
 
 ``stockpulse up`` and the test fixtures both use :class:`Stack`, so the tests exercise the same
 start-up path a user gets. ``up`` also supervises every part (:mod:`ops.supervisor`).
+
+The demo store is a shop connected like a merchant's own: a fake Shopify (``ops.fake_shopify``,
+seeded by :mod:`ops.demo_store`) serves its Admin API, so the worker backfills its history from
+a bulk export, and the simulator sends its live webhooks, signed with its own app's secret.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import sys
 import threading
 import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 
 from connectors.crypto import generate_key
 from connectors.db.migrate import migrate
-from connectors.db.shops import has_orders, install_shop
+from connectors.db.shops import install_shop
 from connectors.kafka.admin import ensure_topics
 from connectors.settings import get_settings
+from ops import demo_store
+from ops.demo_store import DemoApp, demo_app
 from ops.embedded import LocalBroker, LocalPostgres, free_port, port_open
-from ops.processes import ManagedProcess
+from ops.processes import ManagedProcess, spawn
 from ops.supervisor import Supervisor
 
-DEMO_SHOP = "demo.myshopify.com"
+DEMO_SHOP = demo_store.SHOP
+ROOT = Path(__file__).resolve().parent.parent
+# The demo's fake keeps this many orders, the newest: at 30 a minute it would otherwise grow for
+# as long as the demo runs. Hours of live orders, which is what an hourly reconciliation reads;
+# the history goes first, once the worker has read it.
+FAKE_MAX_ORDERS = 20_000
 
 
 class Stack:
@@ -194,6 +209,125 @@ class Stack:
             self.postgres.stop()
 
 
+class ModuleProcess(ManagedProcess):
+    """A supervised part that is a Python module of its own rather than a ``stockpulse``
+    command. ``ready``, when given, tells when a run has come up; until then ``start`` waits."""
+
+    def __init__(
+        self,
+        name: str,
+        module: str,
+        args: list[str],
+        env: Mapping[str, str],
+        log_path: Path,
+        *,
+        ready: Callable[[], bool] | None = None,
+        ready_timeout_s: float = 30.0,
+    ) -> None:
+        super().__init__(name, args, env, log_path)
+        self.module = module
+        self.ready = ready
+        self.ready_timeout_s = ready_timeout_s
+
+    def start(self) -> None:
+        self.process, self._pump = spawn(
+            [sys.executable, "-m", self.module, *self.args],
+            self.log_path,
+            env={**os.environ, **self.env},
+            cwd=ROOT,
+        )
+        if self.ready is None:
+            return
+        deadline = time.monotonic() + self.ready_timeout_s
+        while not self.ready():
+            if not self.running:
+                raise RuntimeError(f"{self.name} exited:\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name} not up after {self.ready_timeout_s}s")
+            time.sleep(0.05)
+
+
+def fake_shopify_process(data_dir: Path, app: DemoApp) -> tuple[ModuleProcess, str]:
+    """The demo shop's Shopify on a free loopback port (kept across its restarts), seeded with
+    the demo store; the process and its base URL."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        try:
+            return httpx.get(f"{base}/_fake/shops/{DEMO_SHOP}", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    process = ModuleProcess(
+        "fake-shopify",
+        "ops.fake_shopify",
+        [
+            *("--port", str(port), "--shop", DEMO_SHOP),
+            *("--client-id", app.client_id),
+            *("--demo-history-days", str(demo_store.HISTORY_DAYS)),
+            *("--max-orders", str(FAKE_MAX_ORDERS)),
+        ],
+        {"FAKE_SHOPIFY_CLIENT_SECRET": app.client_secret, "PYTHONUNBUFFERED": "1"},
+        data_dir / "logs" / "fake-shopify.log",
+        ready=ready,
+    )
+    return process, base
+
+
+def demo_connected(database_url: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT 1 FROM shop_credentials WHERE shop = %s", (DEMO_SHOP,)
+        ).fetchone()
+        return row is not None
+
+
+def connect_demo_store(stack: Stack, admin_url: str, app: DemoApp) -> bool:
+    """Connect the demo shop to its fake Shopify as ``stockpulse connect`` would, and ask the
+    worker for its history unless a backfill of it was ever done; whether one was asked for.
+
+    It is connected again on every start: the fake listens on a new port each time, and the
+    shop's stored admin URL must name it (the shop's own override, so real shops connected to
+    the same stack still go to Shopify)."""
+    return asyncio.run(_connect_demo_store(stack, admin_url, app))
+
+
+async def _connect_demo_store(stack: Stack, admin_url: str, app: DemoApp) -> bool:
+    from connectors.crypto import Keyring
+    from connectors.db import backfills, credentials
+    from connectors.db.pool import open_pool
+    from connectors.shopify.connect import connect
+
+    settings = get_settings().model_copy(
+        update={"stockpulse_base_url": stack.env()["STOCKPULSE_BASE_URL"]}
+    )
+    creds = credentials.Credentials(
+        shop=DEMO_SHOP,
+        mode="client_credentials",
+        client_id=app.client_id,
+        client_secret=app.client_secret,
+        admin_url=admin_url,
+    )
+    keyring = Keyring.parse(stack.encryption_keys())
+    pool = await open_pool(stack.database_url, max_size=2)
+    try:
+        async with httpx.AsyncClient(timeout=15) as http:
+            await connect(pool, keyring, http, settings, creds)
+        async with pool.connection() as conn, conn.transaction():
+            done = await backfills.state(conn, DEMO_SHOP)
+            # A failed one is asked for again; one pending or running is the worker's already.
+            if done is not None and done["status"] != "failed":
+                return False
+            since = (datetime.now(UTC) - timedelta(days=demo_store.HISTORY_DAYS)).date()
+            await backfills.request(conn, DEMO_SHOP, since)
+            return True
+    finally:
+        await pool.close()
+
+
 class _StopRequest:
     """SIGINT/SIGTERM handler. While starting up it interrupts whatever is in progress; once the
     stack runs, it only sets ``event``, so a restart in progress finishes (or fails) before the
@@ -225,25 +359,42 @@ def run_stack(*, port: int, data_dir: str, simulate: bool, orders_per_minute: fl
     if port_open(port):
         print(f"port {port} is already in use; pick another with --port")
         return 1
-    stack = Stack(
-        Path(data_dir), web_port=port, database_url=database_url, bootstrap_servers=bootstrap
-    )
-    supervisor = Supervisor(Path(data_dir) / "run")
+    data = Path(data_dir)
+    stack = Stack(data, web_port=port, database_url=database_url, bootstrap_servers=bootstrap)
+    supervisor = Supervisor(data / "run")
     simulator: ManagedProcess | None = None
+    shopify: ManagedProcess | None = None
+    shopify_url = ""
+    demo_line = ""
     t0 = time.monotonic()
     try:
         print("starting PostgreSQL…" if stack.postgres else f"using database {database_url}")
         print(
             "starting the Kafka-protocol broker…" if stack.broker else f"using Kafka at {bootstrap}"
         )
-        (Path(data_dir) / "logs").mkdir(parents=True, exist_ok=True)
+        (data / "logs").mkdir(parents=True, exist_ok=True)
         if stack.postgres is not None:
             supervisor.start(stack.postgres)
         if stack.broker is not None:
             # Its storage is in memory: a restarted broker has no topics until we create them.
             supervisor.start(stack.broker, after_start=stack.ensure_topics)
         stack.prepare()
-        install_shop(stack.database_url, DEMO_SHOP, name="Demo Store")
+        install_shop(stack.database_url, DEMO_SHOP, name=demo_store.SHOP_NAME)
+        # Without the simulator the demo shop is an ordinary installed shop (webhooks signed
+        # with the deployment's secret), unless an earlier run connected it to its fake.
+        app: DemoApp | None = None
+        if simulate or demo_connected(stack.database_url):
+            app = demo_app(data)
+            shopify, shopify_url = fake_shopify_process(data, app)
+            supervisor.start(shopify)
+            # Before the web app starts: from its first request it verifies the demo shop's
+            # webhooks with the demo app's secret.
+            backfilling = connect_demo_store(stack, f"{shopify_url}/shops/{{shop}}", app)
+            demo_line = (
+                f"  Demo store: served by the embedded fake Shopify at {shopify_url}"
+                f" ({demo_store.HISTORY_DAYS} days of order history"
+                + ("; the worker backfills it now)" if backfilling else ")")
+            )
         print("starting the worker and the web app…")
         supervisor.adopt(stack.start_worker())
         supervisor.adopt(stack.start_web())
@@ -252,6 +403,8 @@ def run_stack(*, port: int, data_dir: str, simulate: bool, orders_per_minute: fl
         print(f"  Dashboard:  {stack.base_url}/shops/{DEMO_SHOP}")
         print(f"  Webhooks:   POST {stack.base_url}/webhooks/shopify")
         print(f"  Feed:       ws://127.0.0.1:{port}/ws/shops/{DEMO_SHOP}")
+        if demo_line:
+            print(demo_line)
         if settings.uses_development_secret:
             print(f"  Webhook secret (development default, set SHOPIFY_API_SECRET): {secret}")
         if stack.generated_key:
@@ -259,30 +412,25 @@ def run_stack(*, port: int, data_dir: str, simulate: bool, orders_per_minute: fl
                 f"  Encryption: generated a key for shop secrets in {stack.key_file.resolve()}"
                 " (set STOCKPULSE_ENCRYPTION_KEYS to use your own; keep the file)"
             )
-        print(f"  Logs:       {Path(data_dir).resolve() / 'logs'}")
-        print(f"  Pid files:  {Path(data_dir).resolve() / 'run'}")
+        print(f"  Logs:       {data.resolve() / 'logs'}")
+        print(f"  Pid files:  {data.resolve() / 'run'}")
         print(f"  Up in {time.monotonic() - t0:.1f}s. Crashed parts restart; Ctrl-C stops all.")
         print(flush=True)
-        if simulate:
-            backfill = 0 if has_orders(stack.database_url, DEMO_SHOP) else 28
-            simulator = ManagedProcess(
+        if simulate and app is not None and shopify_url:
+            simulator = ModuleProcess(
                 "simulator",
+                "ops.simulator",
                 [
-                    "simulate",
-                    "--url",
-                    stack.base_url,
-                    "--shop",
-                    DEMO_SHOP,
-                    "--orders-per-minute",
-                    str(orders_per_minute),
-                    "--backfill-days",
-                    str(backfill),
+                    *("--url", stack.base_url, "--shop", DEMO_SHOP),
+                    *("--orders-per-minute", str(orders_per_minute)),
+                    *("--mirror-url", shopify_url),
                 ],
-                stack.env(),
-                Path(data_dir) / "logs" / "simulator.log",
+                # It plays Shopify for the demo shop, whose webhooks verify with its app's
+                # secret only.
+                {**stack.env(), "SHOPIFY_API_SECRET": app.client_secret},
+                data / "logs" / "simulator.log",
             )
             supervisor.start(simulator)
-            simulator.args[-1] = "0"  # a restarted simulator must not send the history again
         stop.interrupt = False
         supervisor.run(stop.event)
     except KeyboardInterrupt:
@@ -293,7 +441,7 @@ def run_stack(*, port: int, data_dir: str, simulate: bool, orders_per_minute: fl
         print("\nstopping…", flush=True)
         started = {id(c) for c in supervisor.children}
         # Parts that were starting when the stop came were not handed to the supervisor yet.
-        for part in (simulator, stack.web, stack.worker, stack.broker):
+        for part in (simulator, stack.web, stack.worker, shopify, stack.broker):
             if part is not None and id(part) not in started:
                 part.stop()
         supervisor.stop_all(pause_before={"worker": 2.0})
