@@ -115,6 +115,7 @@ SCHEMA = build_schema(
 RESTOCK_TYPES = ("RETURN", "CANCEL", "LEGACY_RESTOCK", "NO_RESTOCK")
 # Refunds that put the units back on the shelf, so they stop counting as sold.
 RESTOCKED = ("RETURN", "CANCEL", "LEGACY_RESTOCK")
+KEPT_EXPORTS = 4
 BULK_BUSY = "A bulk query operation for this app and shop is already in progress"
 
 
@@ -547,8 +548,11 @@ class _Root:
             }
         number = str(secrets.randbelow(10**9))
         lines = sum(text.count("\n") for text in export)
-        # Only the newest export is kept: the fake's memory holds one file at a time.
-        store.exports = {number: export}
+        # Shopify keeps a result for 7 days, so a resumed reader can fetch it again; the fake
+        # keeps the newest few in memory.
+        store.exports[number] = export
+        while len(store.exports) > KEPT_EXPORTS:
+            del store.exports[next(iter(store.exports))]
         store._bulk_done = {
             # Shopify gives no file when nothing matched.
             "url": f"{self._base}/bulk/{store.domain}/{number}.jsonl" if lines else None,

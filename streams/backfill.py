@@ -54,8 +54,15 @@ async def backfill_shop(
     progress: Progress | None = None,
 ) -> BackfillReport:
     async with pool.connection() as conn, conn.transaction():
-        await backfills.start(conn, shop, since)
-    report = BackfillReport(shop)
+        row = await backfills.start(conn, shop, since)
+    resume = (
+        exports.Resume(
+            row["operation_id"], row["export_url"], row["orders_applied"], row["objects_total"]
+        )
+        if row["export_url"] and row["orders_applied"]
+        else None
+    )
+    report = BackfillReport(shop, skipped=resume.applied if resume else 0)
 
     def reporter(phase: str) -> exports.Progress:
         async def moved(read: int, total: int | None) -> None:
@@ -80,10 +87,10 @@ async def backfill_shop(
         report.catalogue_seconds = time.perf_counter() - phase_began
         phase_began = time.perf_counter()
 
-        async def started(operation_id: str) -> int:
+        async def started(operation_id: str, url: str | None) -> None:
+            report.skipped = 0  # a new export: nothing of it applied yet
             async with pool.connection() as conn, conn.transaction():
-                report.skipped = await backfills.reading(conn, shop, operation_id)
-            return report.skipped
+                await backfills.reading(conn, shop, operation_id, url)
 
         orders_moved = reporter("orders")
 
@@ -100,6 +107,7 @@ async def backfill_shop(
             shop,
             f"created_at:>='{since.isoformat()}'",
             event_prefix="backfill:",
+            resume=resume,
             started=started,
             progress=orders_progress,
             counts=counts,

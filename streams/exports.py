@@ -94,14 +94,29 @@ class _Sink:
         pool: AsyncConnectionPool[DictConnection],
         counts: ExportCounts,
         apply: ApplyBatch,
+        progress: Progress | None,
+        total: int | None,
     ) -> None:
         self.pool = pool
         self.counts = counts
         self.apply = apply
+        self.progress = progress
+        self.total = total
+        self.read = [0]  # export lines read, counted by the stitcher
         self.events: list[SkuEvent] = []
 
-    def full(self) -> bool:
-        return len(self.events) >= BATCH_EVENTS
+    async def flush_when_full(self) -> None:
+        if len(self.events) >= BATCH_EVENTS:
+            await self.flush()
+            await self._report()
+
+    async def finish(self) -> None:
+        await self.flush()
+        await self._report()
+
+    async def _report(self) -> None:
+        if self.progress:
+            await self.progress(self.read[0], self.total)
 
     async def flush(self) -> None:
         events, self.events = self.events, []
@@ -158,6 +173,17 @@ async def _reject(
         )
 
 
+@dataclass(frozen=True)
+class Resume:
+    """An orders export read before, partly: its result file and how many orders of it were
+    applied."""
+
+    operation_id: str
+    url: str
+    applied: int
+    total: int | None
+
+
 async def read_orders(
     pool: AsyncConnectionPool[DictConnection],
     client: AdminClient,
@@ -167,28 +193,64 @@ async def read_orders(
     *,
     event_prefix: str,
     apply: ApplyBatch = apply_plainly,
-    skip: int = 0,
-    started: Callable[[str], Awaitable[int]] | None = None,
+    resume: Resume | None = None,
+    started: Callable[[str, str | None], Awaitable[None]] | None = None,
     progress: Progress | None = None,
     counts: ExportCounts | None = None,
 ) -> ExportCounts:
     """Export the orders matching ``search`` and apply them with their refunds.
 
-    ``started(operation_id)`` is told which export is read and answers how many of its
-    orders were applied before (a resumed backfill skips them). ``counts``, when given, is
-    kept up to date as it goes."""
-    operation = await bulk.run(client, ORDERS_EXPORT.format(search=search))
-    if started is not None:
-        skip = await started(operation["id"])
+    With ``resume``, the earlier export's file is read again (Shopify keeps it for 7 days)
+    and its first ``applied`` orders are skipped; if the file is gone, a new export is read
+    from the start. ``started(operation_id, url)`` is told which export is read.
+    ``counts``, when given, is kept up to date as it goes."""
     if counts is None:
         counts = ExportCounts()
+    if resume is not None:
+        try:
+            await _apply_orders(
+                pool,
+                http,
+                shop,
+                resume.url,
+                resume.total,
+                resume.applied,
+                event_prefix,
+                apply,
+                progress,
+                counts,
+            )
+            return counts
+        except httpx.HTTPStatusError as exc:
+            if counts.roots:
+                raise  # failed part-way: the next resume starts from what was applied
+            log.warning("the earlier export of %s is gone (%s); exporting again", shop, exc)
+    operation = await bulk.run(client, ORDERS_EXPORT.format(search=search))
+    if started is not None:
+        await started(operation["id"], operation.get("url"))
     total = int(operation.get("objectCount") or 0) or None
-    if not operation.get("url"):
-        return counts
-    sink = _Sink(pool, counts, apply)
+    if operation.get("url"):
+        await _apply_orders(
+            pool, http, shop, operation["url"], total, 0, event_prefix, apply, progress, counts
+        )
+    return counts
+
+
+async def _apply_orders(
+    pool: AsyncConnectionPool[DictConnection],
+    http: httpx.AsyncClient,
+    shop: str,
+    url: str,
+    total: int | None,
+    skip: int,
+    event_prefix: str,
+    apply: ApplyBatch,
+    progress: Progress | None,
+    counts: ExportCounts,
+) -> None:
+    sink = _Sink(pool, counts, apply, progress, total)
     received = datetime.now(UTC).isoformat()
-    read = [0]
-    async for root, children in bulk.stitched(http, operation["url"], read):
+    async for root, children in bulk.stitched(http, url, sink.read):
         counts.roots += 1
         if counts.roots <= skip:
             continue
@@ -216,14 +278,8 @@ async def read_orders(
             sink.events += _events(
                 shop, "refunds/create", f"{event_prefix}refund:{refund.id}", received, refund
             )
-        if sink.full():
-            await sink.flush()
-            if progress:
-                await progress(read[0], total)
-    await sink.flush()
-    if progress:
-        await progress(read[0], total)
-    return counts
+        await sink.flush_when_full()
+    await sink.finish()
 
 
 async def read_catalogue(
@@ -242,10 +298,9 @@ async def read_catalogue(
     total = int(operation.get("objectCount") or 0) or None
     if not operation.get("url"):
         return counts
-    sink = _Sink(pool, counts, apply)
+    sink = _Sink(pool, counts, apply, progress, total)
     received = datetime.now(UTC).isoformat()
-    read = [0]
-    async for root, children in bulk.stitched(http, operation["url"], read):
+    async for root, children in bulk.stitched(http, operation["url"], sink.read):
         counts.roots += 1
         try:
             variant = BulkVariant.model_validate(root, strict=False)
@@ -279,13 +334,8 @@ async def read_catalogue(
                 received,
                 level,
             )
-        if sink.full():
-            await sink.flush()
-            if progress:
-                await progress(read[0], total)
-    await sink.flush()
-    if progress:
-        await progress(read[0], total)
+        await sink.flush_when_full()
+    await sink.finish()
     return counts
 
 

@@ -9,20 +9,20 @@ from connectors.db.pool import DictConnection
 
 
 async def start(conn: DictConnection, shop: str, since: date) -> dict[str, Any]:
-    """The shop's backfill, begun now unless one is under way (which is then resumed)."""
+    """The shop's backfill, begun now unless one is under way, which is then resumed: its row
+    keeps the export being read and how many of its orders were applied."""
+    fresh = "backfills.status IN ('done', 'failed')"
     cur = await conn.execute(
         "INSERT INTO backfills (shop, since, status) VALUES (%s, %s, 'running')"
         " ON CONFLICT (shop) DO UPDATE SET status = 'running', updated_at = now(),"
-        "   since = CASE WHEN backfills.status IN ('done', 'failed') THEN excluded.since"
-        "                ELSE backfills.since END,"
-        "   orders_applied = CASE WHEN backfills.status IN ('done', 'failed') THEN 0"
-        "                         ELSE backfills.orders_applied END,"
-        "   lines_applied = CASE WHEN backfills.status IN ('done', 'failed') THEN 0"
-        "                        ELSE backfills.lines_applied END,"
-        "   started_at = CASE WHEN backfills.status IN ('done', 'failed') THEN now()"
-        "                     ELSE backfills.started_at END,"
-        "   phase = 'locations', objects_read = 0, objects_total = NULL,"
-        "   error = NULL, finished_at = NULL"
+        f"  since = CASE WHEN {fresh} THEN excluded.since ELSE backfills.since END,"
+        f"  orders_applied = CASE WHEN {fresh} THEN 0 ELSE backfills.orders_applied END,"
+        f"  lines_applied = CASE WHEN {fresh} THEN 0 ELSE backfills.lines_applied END,"
+        f"  started_at = CASE WHEN {fresh} THEN now() ELSE backfills.started_at END,"
+        f"  operation_id = CASE WHEN {fresh} THEN NULL ELSE backfills.operation_id END,"
+        f"  export_url = CASE WHEN {fresh} THEN NULL ELSE backfills.export_url END,"
+        f"  objects_total = CASE WHEN {fresh} THEN NULL ELSE backfills.objects_total END,"
+        "   phase = 'locations', objects_read = 0, error = NULL, finished_at = NULL"
         " RETURNING *",
         (shop, since),
     )
@@ -64,18 +64,14 @@ async def state(conn: DictConnection, shop: str) -> dict[str, Any] | None:
     return await cur.fetchone()
 
 
-async def reading(conn: DictConnection, shop: str, operation_id: str) -> int:
-    """Record which export is being read; how many of its orders were applied already (0 for
-    another export than last time: its order may differ, so nothing is skipped)."""
-    cur = await conn.execute(
-        "UPDATE backfills SET operation_id = %s,"
-        " orders_applied = CASE WHEN operation_id = %s THEN orders_applied ELSE 0 END,"
-        " lines_applied = CASE WHEN operation_id = %s THEN lines_applied ELSE 0 END"
-        " WHERE shop = %s RETURNING orders_applied",
-        (operation_id, operation_id, operation_id, shop),
+async def reading(conn: DictConnection, shop: str, operation_id: str, url: str | None) -> None:
+    """Record which orders export is being read, and where its file is (a resume reads it
+    again); nothing of it is applied yet."""
+    await conn.execute(
+        "UPDATE backfills SET operation_id = %s, export_url = %s, orders_applied = 0,"
+        " lines_applied = 0 WHERE shop = %s",
+        (operation_id, url, shop),
     )
-    row = await cur.fetchone()
-    return int(row["orders_applied"]) if row else 0
 
 
 async def request(conn: DictConnection, shop: str, since: date) -> None:

@@ -5,28 +5,23 @@ is run again."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
 
-from connectors.shopify.webhooks import sign
 from ops.fake_shopify import FakeShopify, FakeStore, seed_catalogue, seed_orders
 from ops.stack import Stack
-from tests.support import Ids, query, scalar
+from tests.integration.store_support import (
+    cli,
+    finished,
+    levels,
+    post_signed,
+    shopify_levels,
+    units,
+)
+from tests.support import Ids, scalar
 
 CLIENT_ID, CLIENT_SECRET = "backfill-app", "backfill-app-secret"
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeShopify]:
-    server = FakeShopify()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 def new_store(
@@ -48,31 +43,6 @@ def new_store(
         first_id=first_id + 200_000_000,
     )
     return store, {variant: n for variant, n in expected.items() if n}
-
-
-def levels(stack: Stack, shop: str) -> dict[tuple[int, int], int | None]:
-    rows = query(
-        stack,
-        "SELECT inventory_item_id, location_id, available FROM inventory_levels WHERE shop = %s",
-        shop,
-    )
-    return {(item, location): available for item, location, available in rows}
-
-
-def shopify_levels(store: FakeStore) -> dict[tuple[int, int], int | None]:
-    tracked = {v["inventoryItemId"]: v["tracked"] for v in store.variants}
-    return {
-        key: level["available"] if tracked[key[0]] else None for key, level in store.levels.items()
-    }
-
-
-def units(stack: Stack, shop: str) -> dict[int, int]:
-    rows = query(
-        stack,
-        "SELECT variant_id, sum(units) FROM daily_demand WHERE shop = %s GROUP BY 1",
-        shop,
-    )
-    return {v: int(n) for v, n in rows if n}
 
 
 def as_webhook(order: dict) -> dict:
@@ -117,40 +87,16 @@ def as_refund_webhook(order: dict, refund: dict) -> dict:
     }
 
 
-async def finished(process: asyncio.subprocess.Process, timeout_s: float = 240) -> str:
-    """The process's output once it ended; on a timeout, what it said before it was stopped."""
-    try:
-        out, _ = await asyncio.wait_for(process.communicate(), timeout_s)
-    except TimeoutError:
-        process.send_signal(signal.SIGINT)
-        out, _ = await asyncio.wait_for(process.communicate(), 30)
-        raise AssertionError(f"still running after {timeout_s} s: {out.decode()[-4000:]}") from None
-    assert process.returncode == 0, out.decode()[-3000:]
-    return out.decode()
-
-
-async def cli(stack: Stack, *args: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ops.cli",
-        *args,
-        env={**os.environ, **stack.env()},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-
-
 async def test_history_lands_once_while_webhooks_for_the_same_orders_arrive(
-    stack: Stack, fake: FakeShopify
+    stack: Stack, fake_shopify: FakeShopify
 ) -> None:
     # 300 products here (900 variants, 1,800 levels): the shared stack's worker then forecasts
     # every SKU it touched. `stockpulse bench backfill` runs the full 2,000 products and
     # 50,000 orders and checks the same exactness.
-    store, expected = new_store(fake, 3000, products=300)
+    store, expected = new_store(fake_shopify, 3000, products=300)
     connect = await cli(
         stack,
-        *("connect", "--shop", store.domain, "--admin-url", fake.admin_url()),
+        *("connect", "--shop", store.domain, "--admin-url", fake_shopify.admin_url()),
         *("--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET),
         "--no-refit",  # fitting every SKU is the nightly batch's benchmark, not this test's
     )
@@ -160,26 +106,15 @@ async def test_history_lands_once_while_webhooks_for_the_same_orders_arrive(
         if scalar(stack, "SELECT 1 FROM shops WHERE domain = %s", store.domain):
             break
         await asyncio.sleep(0.05)
-    live = [("orders/updated", o["id"], as_webhook(o)) for o in store.orders[::10]]
+    live = [("orders/updated", as_webhook(o)) for o in store.orders[::10]]
     live += [
-        ("refunds/create", refund["id"], as_refund_webhook(order, refund))
+        ("refunds/create", as_refund_webhook(order, refund))
         for order in store.orders[::3]
         for refund in order["refunds"]
     ]
     async with httpx.AsyncClient(timeout=10) as http:
-        for topic, object_id, payload in live:
-            body = httpx.Request("POST", "/", json=payload).content
-            headers = {
-                "Content-Type": "application/json",
-                "X-Shopify-Topic": topic,
-                "X-Shopify-Shop-Domain": store.domain,
-                "X-Shopify-Event-Id": f"live-{topic}-{object_id}",
-                "X-Shopify-Webhook-Id": f"live-{topic}-{object_id}",
-                "X-Shopify-Hmac-Sha256": sign(body, CLIENT_SECRET.encode()),
-            }
-            answer = await http.post(
-                f"{stack.base_url}/webhooks/shopify", content=body, headers=headers
-            )
+        for topic, payload in live:
+            answer = await post_signed(http, stack, store.domain, topic, payload, CLIENT_SECRET)
             assert answer.status_code == 200, answer.text
     assert "backfilled" in await finished(connect)
     for _ in range(200):
@@ -199,12 +134,12 @@ async def test_history_lands_once_while_webhooks_for_the_same_orders_arrive(
 
 
 async def test_a_backfill_killed_half_way_resumes_and_lands_once(
-    stack: Stack, fake: FakeShopify
+    stack: Stack, fake_shopify: FakeShopify
 ) -> None:
-    store, expected = new_store(fake, 4000)
+    store, expected = new_store(fake_shopify, 4000)
     connect = await cli(
         stack,
-        *("connect", "--shop", store.domain, "--admin-url", fake.admin_url()),
+        *("connect", "--shop", store.domain, "--admin-url", fake_shopify.admin_url()),
         *("--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET, "--no-backfill"),
     )
     out, _ = await connect.communicate()

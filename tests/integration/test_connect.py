@@ -5,8 +5,6 @@ and the store's webhooks verified with its own app's secret only."""
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -23,6 +21,7 @@ from connectors.shopify.webhooks import sign
 from ops.fake_shopify import FakeShopify, FakeStore
 from ops.shopify_payloads import signed_webhook
 from ops.stack import Stack
+from tests.integration import store_support
 from tests.support import Ids, deliver, make_variant, product_hook, scalar, wait_until
 
 CLIENT_ID, CLIENT_SECRET = "client-id-1", "the-stores-own-app-secret"
@@ -44,15 +43,7 @@ async def fake() -> AsyncIterator[tuple[FakeShopify, FakeStore]]:
 
 
 async def cli(stack: Stack, *args: str) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ops.cli",
-        *args,
-        env={**os.environ, **stack.env()},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
+    process = await store_support.cli(stack, *args)
     out, _ = await asyncio.wait_for(process.communicate(), 60)
     return process.returncode or 0, out.decode()
 

@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import pytest
 
-from connectors.shopify.webhooks import sign
 from ops.fake_shopify import (
     FakeShopify,
     FakeStore,
@@ -25,48 +22,16 @@ from ops.fake_shopify import (
     set_level,
 )
 from ops.stack import Stack
-from tests.integration.test_backfill import cli, units
+from tests.integration.store_support import levels, post_signed, run, shopify_levels, units
 from tests.support import Ids, query, scalar
 
 CLIENT_ID, CLIENT_SECRET = "reconcile-app", "reconcile-app-secret"
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeShopify]:
-    server = FakeShopify()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-async def run(stack: Stack, *args: str) -> str:
-    process = await cli(stack, *args)
-    out, _ = await asyncio.wait_for(process.communicate(), 180)
-    assert process.returncode == 0, out.decode()[-3000:]
-    return out.decode()
-
-
-def levels(stack: Stack, shop: str) -> dict[tuple[int, int], int | None]:
-    rows = query(
-        stack,
-        "SELECT inventory_item_id, location_id, available FROM inventory_levels WHERE shop = %s",
-        shop,
-    )
-    return {(item, location): available for item, location, available in rows}
-
-
-def fake_levels(store: object) -> dict[tuple[int, int], int | None]:
-    tracked = {v["inventoryItemId"]: v["tracked"] for v in store.variants}  # type: ignore[attr-defined]
-    return {
-        key: (level["available"] if tracked[key[0]] else None)
-        for key, level in store.levels.items()  # type: ignore[attr-defined]
-    }
-
-
 async def test_reconciliation_fixes_drift_records_it_and_leaves_newer_data_alone(
-    stack: Stack, fake: FakeShopify
+    stack: Stack, fake_shopify: FakeShopify
 ) -> None:
-    store = fake.add_store(
+    store = fake_shopify.add_store(
         f"recon{Ids.next()}.myshopify.com", client_id=CLIENT_ID, client_secret=CLIENT_SECRET
     )
     first_id = Ids.next()
@@ -83,12 +48,12 @@ async def test_reconciliation_fixes_drift_records_it_and_leaves_newer_data_alone
     )
     await run(
         stack,
-        *("connect", "--shop", store.domain, "--admin-url", fake.admin_url()),
+        *("connect", "--shop", store.domain, "--admin-url", fake_shopify.admin_url()),
         *("--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET, "--months", "3"),
     )
     assert units(stack, store.domain) == shopify_units(store)
     assert shopify_units(store) == {v: n for v, n in expected.items() if n}
-    assert levels(stack, store.domain) == fake_levels(store)
+    assert levels(stack, store.domain) == shopify_levels(store)
     assert scalar(stack, "SELECT count(*) FROM locations WHERE shop = %s", store.domain) == 2
 
     # Drift that lost webhooks leave behind, made in the fake Shopify and never delivered:
@@ -161,27 +126,15 @@ def shopify_units(store: FakeStore) -> dict[int, int]:
 async def deliver_level(
     stack: Stack, shop: str, key: tuple[int, int], available: int, updated_at: str
 ) -> None:
-    import json
-
-    body = json.dumps(
-        {
-            "inventory_item_id": key[0],
-            "location_id": key[1],
-            "available": available,
-            "updated_at": updated_at,
-        }
-    ).encode()
-    headers = {
-        "Content-Type": "application/json",
-        "X-Shopify-Topic": "inventory_levels/update",
-        "X-Shopify-Shop-Domain": shop,
-        "X-Shopify-Event-Id": f"level-{Ids.next()}",
-        "X-Shopify-Webhook-Id": f"level-{Ids.next()}",
-        "X-Shopify-Hmac-Sha256": sign(body, CLIENT_SECRET.encode()),
+    level = {
+        "inventory_item_id": key[0],
+        "location_id": key[1],
+        "available": available,
+        "updated_at": updated_at,
     }
     async with httpx.AsyncClient(timeout=10) as http:
-        answer = await http.post(
-            f"{stack.base_url}/webhooks/shopify", content=body, headers=headers
+        answer = await post_signed(
+            http, stack, shop, "inventory_levels/update", level, CLIENT_SECRET
         )
     assert answer.status_code == 200, answer.text
     for _ in range(100):
@@ -192,9 +145,9 @@ async def deliver_level(
 
 
 async def test_shop_redact_leaves_no_row_of_a_connected_backfilled_reconciled_shop(
-    stack: Stack, fake: FakeShopify
+    stack: Stack, fake_shopify: FakeShopify
 ) -> None:
-    store = fake.add_store(
+    store = fake_shopify.add_store(
         f"redact{Ids.next()}.myshopify.com", client_id=CLIENT_ID, client_secret=CLIENT_SECRET
     )
     first_id = Ids.next()
@@ -210,7 +163,7 @@ async def test_shop_redact_leaves_no_row_of_a_connected_backfilled_reconciled_sh
     )
     await run(
         stack,
-        *("connect", "--shop", store.domain, "--admin-url", fake.admin_url()),
+        *("connect", "--shop", store.domain, "--admin-url", fake_shopify.admin_url()),
         *("--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET, "--months", "2"),
     )
     set_level(store, *next(iter(store.levels)), 77)
@@ -242,21 +195,9 @@ async def test_shop_redact_leaves_no_row_of_a_connected_backfilled_reconciled_sh
     ):
         assert held.get(table), f"the shop had no {table} rows to erase"
 
-    import json
-
-    body = json.dumps({"shop_id": 1, "shop_domain": store.domain}).encode()
-    headers = {
-        "Content-Type": "application/json",
-        "X-Shopify-Topic": "shop/redact",
-        "X-Shopify-Shop-Domain": store.domain,
-        "X-Shopify-Event-Id": f"redact-{Ids.next()}",
-        "X-Shopify-Webhook-Id": f"redact-{Ids.next()}",
-        "X-Shopify-Hmac-Sha256": sign(body, CLIENT_SECRET.encode()),
-    }
+    redact = {"shop_id": 1, "shop_domain": store.domain}
     async with httpx.AsyncClient(timeout=10) as http:
-        answer = await http.post(
-            f"{stack.base_url}/webhooks/shopify", content=body, headers=headers
-        )
+        answer = await post_signed(http, stack, store.domain, "shop/redact", redact, CLIENT_SECRET)
     assert answer.status_code == 200, answer.text
     for _ in range(200):
         if not scalar(stack, "SELECT count(*) FROM shops WHERE domain = %s", store.domain):

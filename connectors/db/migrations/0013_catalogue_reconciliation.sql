@@ -12,6 +12,9 @@ CREATE TABLE locations (
 ALTER TABLE backfills ADD COLUMN phase text;
 ALTER TABLE backfills ADD COLUMN objects_total bigint;
 ALTER TABLE backfills ADD COLUMN objects_read bigint NOT NULL DEFAULT 0;
+-- Where the orders export's result is (Shopify keeps it 7 days): a resumed backfill reads the
+-- same file again and skips the orders it applied.
+ALTER TABLE backfills ADD COLUMN export_url text;
 
 -- Each pass comparing the shop with Shopify, and every correction it made: how often webhooks
 -- were missed, in numbers an operator can check.
