@@ -41,9 +41,19 @@ class Settings(BaseSettings):
         default="https://{shop}",
         description="Template of every Admin API and OAuth endpoint; a shop may override it.",
     )
-    smtp_url: str = Field(default="smtp://127.0.0.1:1025", description="Outgoing mail server.")
+    smtp_url: str = Field(
+        default="smtp://127.0.0.1:1025",
+        description="Outgoing mail server: smtp://user:pass@host:587 (STARTTLS when offered;"
+        " ?starttls=require to insist) or smtps://user:pass@host:465 (implicit TLS).",
+    )
+    mail_from: str = Field(
+        default="Stockpulse <stockpulse@stockpulse.localhost>",
+        description="The From address of password resets and alerts.",
+    )
     stockpulse_secret_key: str = Field(
-        default="development-only-secret-key", description="Signs sessions and CSRF tokens."
+        default="development-only-secret-key",
+        description="Reserved for signed links (alert unsubscribes). Sessions, CSRF and API"
+        " tokens need none: they are random values checked against the database.",
     )
     stockpulse_encryption_keys: str = Field(
         default="", description="Base64 AES-256 keys for tokens at rest, newest first."
@@ -101,6 +111,11 @@ class Settings(BaseSettings):
     )
     stockpulse_forecast_check_s: float = Field(
         default=30.0, gt=0, description="How often the worker looks for closed days and new runs."
+    )
+    stockpulse_demo_api_token: str | None = Field(
+        default=None,
+        description="With `stockpulse up`: an API token of the demo account, for scripts and"
+        " smoke tests.",
     )
     reconcile_interval_s: float = Field(
         default=3600.0,

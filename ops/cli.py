@@ -120,6 +120,63 @@ def shops_add(domain: str, name: str | None, timezone: str) -> None:
     click.echo(f"installed {domain}")
 
 
+@shops.command("assign")
+@click.option("--shop", required=True)
+@click.option("--email", required=True, help="The account that gets the shop.")
+@click.option("--role", type=click.Choice(["owner", "viewer"]), default="owner", show_default=True)
+def shops_assign(shop: str, email: str, role: str) -> None:
+    """Give an account a shop (one connected from the command line has no owner yet)."""
+    from ops.account_tools import assign
+
+    try:
+        assign(get_settings().database_url, shop.lower(), email, role)
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{email} is now {role} of {shop}")
+
+
+@main.group()
+def users() -> None:
+    """Manage accounts (people sign up in the web app too)."""
+
+
+@users.command("create")
+@click.option("--email", required=True)
+@click.password_option(help="Asked for when not given.")
+def users_create(email: str, password: str) -> None:
+    """Create an account."""
+    from connectors.db.accounts import EmailTaken
+    from ops.account_tools import create_user
+
+    try:
+        create_user(get_settings().database_url, email, password)
+    except (ValueError, EmailTaken) as exc:
+        raise click.ClickException(
+            f"an account uses {email} already" if isinstance(exc, EmailTaken) else str(exc)
+        ) from None
+    click.echo(f"created {email}")
+
+
+@main.group()
+def tokens() -> None:
+    """API tokens, for scripts: sent as Authorization: Bearer <token>."""
+
+
+@tokens.command("create")
+@click.option("--email", required=True, help="The account the token acts for.")
+@click.option("--name", required=True, help="What it is for.")
+@click.option("--read-only", is_flag=True, help="It may read, never change anything.")
+def tokens_create(email: str, name: str, read_only: bool) -> None:
+    """Create an API token; it is shown once (only its hash is stored)."""
+    from ops.account_tools import create_token
+
+    try:
+        token = create_token(get_settings().database_url, email, name, read_only=read_only)
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(token)
+
+
 @main.command()
 @click.option("--url", default="http://127.0.0.1:8000", show_default=True)
 @click.option("--shop", default="demo.myshopify.com", show_default=True)

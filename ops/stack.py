@@ -28,6 +28,7 @@ from connectors.db.shops import install_shop
 from connectors.kafka.admin import ensure_topics
 from connectors.settings import get_settings
 from ops import demo_store
+from ops.account_tools import ensure_demo_account
 from ops.demo_store import DemoApp, demo_app
 from ops.embedded import LocalBroker, LocalPostgres, free_port, port_open
 from ops.processes import ManagedProcess, spawn
@@ -380,6 +381,9 @@ def run_stack(*, port: int, data_dir: str, simulate: bool, orders_per_minute: fl
             supervisor.start(stack.broker, after_start=stack.ensure_topics)
         stack.prepare()
         install_shop(stack.database_url, DEMO_SHOP, name=demo_store.SHOP_NAME)
+        login_email, login_password = ensure_demo_account(
+            stack.database_url, data, DEMO_SHOP, settings.stockpulse_demo_api_token
+        )
         # Without the simulator the demo shop is an ordinary installed shop (webhooks signed
         # with the deployment's secret), unless an earlier run connected it to its fake.
         app: DemoApp | None = None
@@ -401,6 +405,11 @@ def run_stack(*, port: int, data_dir: str, simulate: bool, orders_per_minute: fl
         secret = settings.webhook_secrets[0].decode()
         print()
         print(f"  Dashboard:  {stack.base_url}/shops/{DEMO_SHOP}")
+        print(
+            f"  Log in:     {login_email} / {login_password}  (kept in {data / 'demo-login.json'})"
+        )
+        if settings.stockpulse_demo_api_token:
+            print("  API token:  STOCKPULSE_DEMO_API_TOKEN acts for that account")
         print(f"  Webhooks:   POST {stack.base_url}/webhooks/shopify")
         print(f"  Feed:       ws://127.0.0.1:{port}/ws/shops/{DEMO_SHOP}")
         if demo_line:

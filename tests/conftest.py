@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ops.stack import Stack
+from tests.mailbox import MAILBOX
 from tests.support import (
     SECRET,
     deliver_ok,
@@ -70,6 +71,9 @@ def stop_stack(stack: Stack, name: str) -> None:
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
-    running = start_stack("shared")
+    # The stack's mail (password resets) goes to a real SMTP server the tests can read.
+    smtp_url = MAILBOX.start()
+    running = start_stack("shared", {"SMTP_URL": smtp_url})
     yield running
     stop_stack(running, "shared")
+    MAILBOX.stop()

@@ -16,7 +16,9 @@ import httpx
 import psycopg
 import websockets
 
+from connectors.db import accounts
 from connectors.db.shops import install_shop
+from connectors.passwords import hash_password
 from ops.shopify_payloads import (
     Product,
     SignedWebhook,
@@ -33,10 +35,73 @@ SECRET = "test-webhook-secret"
 T = TypeVar("T")
 
 
+TEST_PASSWORD = "Test-Pass-9f3!"  # meets the strength rules
+_test_users: dict[str, tuple[int, str, str]] = {}  # database → user id, email, API token
+
+
+def tester(stack: Stack) -> tuple[int, str, str]:
+    """The account the tests act as on ``stack`` (made once): its id, email and API token."""
+    known = _test_users.get(stack.database_url)
+    if known is None:
+        email = f"tester-{uuid.uuid4().hex[:8]}@example.com"
+        token = accounts.new_secret()
+        with psycopg.connect(stack.database_url, autocommit=True) as conn:
+            row = conn.execute(
+                "INSERT INTO users (email, password_hash) VALUES (%s, %s) RETURNING id",
+                (email, hash_password(TEST_PASSWORD)),
+            ).fetchone()
+            assert row is not None
+            conn.execute(
+                "INSERT INTO api_tokens (user_id, name, token_hash) VALUES (%s, 'tests', %s)",
+                (row[0], accounts.digest(token)),
+            )
+        known = _test_users[stack.database_url] = (row[0], email, token)
+    return known
+
+
+def grant(stack: Stack, shop: str, role: str = "owner", user_id: int | None = None) -> None:
+    """Make the tests' account (or ``user_id``) a member of ``shop``."""
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO shop_members (shop, user_id, role) VALUES (%s, %s, %s)"
+            " ON CONFLICT (shop, user_id) DO UPDATE SET role = excluded.role",
+            (shop, user_id if user_id is not None else tester(stack)[0], role),
+        )
+
+
+def auth(stack: Stack) -> dict[str, str]:
+    """Headers that sign a request in as the tests' account."""
+    return {"Authorization": f"Bearer {tester(stack)[2]}"}
+
+
 def new_shop(stack: Stack, timezone: str = "UTC") -> str:
+    """A freshly installed shop the tests' account owns."""
     shop = f"t{uuid.uuid4().hex[:12]}.myshopify.com"
     install_shop(stack.database_url, shop, timezone=timezone)
+    grant(stack, shop)
     return shop
+
+
+def signed_in_client(stack: Stack) -> httpx.Client:
+    """An HTTP client holding a session of the tests' account, signed in through the form."""
+    client = httpx.Client(base_url=stack.base_url, timeout=30)
+    form = client.get("/login").text
+    token = form.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    answer = client.post(
+        "/login",
+        data={"email": tester(stack)[1], "password": TEST_PASSWORD, "csrf_token": token},
+    )
+    assert answer.status_code == 303, answer.text
+    return client
+
+
+def browser_login(page: Any, stack: Stack, next_path: str = "/") -> None:
+    """Sign a Playwright page in as the tests' account through the login form."""
+    page.goto(f"{stack.base_url}/login?next={next_path}")
+    page.fill("input[name=email]", tester(stack)[1])
+    page.fill("input[name=password]", TEST_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{stack.base_url}{next_path}")
 
 
 class Ids:
@@ -177,7 +242,9 @@ def stock_of(stack: Stack, shop: str, variant: Variant) -> int | None:
 
 
 def sku_api(stack: Stack, shop: str) -> dict[int, dict]:
-    body = httpx.get(f"{stack.base_url}/api/v1/shops/{shop}/skus", timeout=10).json()
+    body = httpx.get(
+        f"{stack.base_url}/api/v1/shops/{shop}/skus", headers=auth(stack), timeout=10
+    ).json()
     return {s["variant_id"]: s for s in body["skus"]}
 
 
@@ -186,12 +253,13 @@ class FeedClient:
 
     def __init__(self, stack: Stack, shop: str) -> None:
         self.url = f"ws://127.0.0.1:{stack.web_port}/ws/shops/{shop}"
+        self.headers = auth(stack)
         self.messages: list[dict] = []
         self._socket: Any = None
         self._reader: asyncio.Task | None = None
 
     async def __aenter__(self) -> FeedClient:
-        self._socket = await websockets.connect(self.url)
+        self._socket = await websockets.connect(self.url, additional_headers=self.headers)
         hello = json.loads(await asyncio.wait_for(self._socket.recv(), 10))
         assert hello["type"] == "hello"
         self._reader = asyncio.create_task(self._read())

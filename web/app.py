@@ -23,11 +23,16 @@ from connectors.db.pool import open_pool
 from connectors.kafka.admin import ensure_topics
 from connectors.kafka.producer import DurableProducer
 from connectors.settings import Settings, get_settings
+from web.accounts import AccountsController
+from web.auth import LoginRequired, login_redirect
 from web.dashboard import ApiController, DashboardController, shop_feed
 from web.health import HealthController
 from web.hub import Hub
 from web.inbox import FastPublisher, InboxWriter
 from web.ingress import shopify_webhooks
+from web.mailer import Mailer
+from web.members import MembersController
+from web.reports import ReportsController
 from web.security import add_security_headers
 from web.shopify_oauth import ShopifyOAuthController
 from web.shops import ShopDirectory
@@ -57,6 +62,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             publisher=publisher,
             http=http,
             keyring=keyring,
+            mailer=Mailer(settings),
             shops=ShopDirectory(
                 pool, settings.known_shops_refresh_seconds, settings.webhook_secrets, keyring
             ),
@@ -85,8 +91,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
     return Litestar(
         route_handlers=[
             shopify_webhooks,
+            AccountsController,
             DashboardController,
             ApiController,
+            MembersController,
+            ReportsController,
             HealthController,
             ShopifyOAuthController,
             shop_feed,
@@ -96,6 +105,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         template_config=TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine),
         request_max_body_size=settings.webhook_max_body_bytes,
         before_send=[add_security_headers],
+        exception_handlers={LoginRequired: login_redirect},
         openapi_config=None,
         logging_config=LoggingConfig(
             root={"level": "WARNING", "handlers": ["queue_listener"]},

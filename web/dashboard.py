@@ -4,24 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
-from litestar import Controller, WebSocket, get, websocket
+from litestar import Controller, Request, WebSocket, get, websocket
 from litestar.datastructures import State
-from litestar.exceptions import NotFoundException, WebSocketDisconnect
-from litestar.response import Redirect, Template
+from litestar.exceptions import WebSocketDisconnect
+from litestar.response import Template
 
 from connectors.db import backfills, reconciliations
 from connectors.db.queries import SkuRow, sku_rows
-from connectors.db.shops import SHOP_DOMAIN, get_shop, known_shops
 from connectors.kafka.topics import SkuFigures
 from models.inventory import cover
+from web.auth import require_shop, same_origin, shop_for_socket
 
 # Rows with fewer days of cover than this are marked on the page (the script reads it from the
 # page, so there is one number).
 LOW_COVER_DAYS = 7
 
 
-def _figures(rows: list[SkuRow]) -> list[SkuFigures]:
+def figures(rows: list[SkuRow]) -> list[SkuFigures]:
     return [
         row.figures(
             *cover(row.stock, row.sold_28d, row.plan_days_of_cover, row.plan_as_of is not None)
@@ -30,30 +31,14 @@ def _figures(rows: list[SkuRow]) -> list[SkuFigures]:
     ]
 
 
-async def _shop_or_404(state: State, shop: str) -> dict:
-    if not SHOP_DOMAIN.match(shop):
-        raise NotFoundException("unknown shop")
-    async with state.pool.connection() as conn:
-        found = await get_shop(conn, shop)
-    if found is None:
-        raise NotFoundException("unknown shop")
-    return found
-
-
 class DashboardController(Controller):
-    @get("/")
-    async def index(self, state: State) -> Template | Redirect:
-        async with state.pool.connection() as conn:
-            shops = sorted(await known_shops(conn))
-        if len(shops) == 1:
-            return Redirect(f"/shops/{shops[0]}")
-        return Template("index.html", context={"shops": shops})
-
     @get("/shops/{shop_domain:str}")
-    async def shop_page(self, state: State, shop_domain: str) -> Template:
-        shop = await _shop_or_404(state, shop_domain)
+    async def shop_page(
+        self, request: Request[Any, Any, Any], state: State, shop_domain: str
+    ) -> Template:
+        caller, shop, role = await require_shop(request, shop_domain)
         async with state.pool.connection() as conn:
-            rows = _figures(await sku_rows(conn, shop_domain))
+            rows = figures(await sku_rows(conn, shop_domain))
             backfill = await backfills.state(conn, shop_domain)
         return Template(
             "dashboard.html",
@@ -63,23 +48,29 @@ class DashboardController(Controller):
                 "rows": rows,
                 "low_cover_days": LOW_COVER_DAYS,
                 "backfill": backfill,
+                "caller": caller,
+                "role": role,
             },
         )
 
     @get("/shops/{shop_domain:str}/sync")
-    async def shop_sync(self, state: State, shop_domain: str) -> Template:
+    async def shop_sync(
+        self, request: Request[Any, Any, Any], state: State, shop_domain: str
+    ) -> Template:
         """The history import's banner, which polls this while the import runs."""
-        await _shop_or_404(state, shop_domain)
+        await require_shop(request, shop_domain)
         async with state.pool.connection() as conn:
             backfill = await backfills.state(conn, shop_domain)
         return Template("_sync.html", context={"shop_domain": shop_domain, "backfill": backfill})
 
     @get("/shops/{shop_domain:str}/rows")
-    async def shop_rows(self, state: State, shop_domain: str) -> Template:
+    async def shop_rows(
+        self, request: Request[Any, Any, Any], state: State, shop_domain: str
+    ) -> Template:
         """The table body alone, for htmx to refresh after a reconnect or a new SKU."""
-        await _shop_or_404(state, shop_domain)
+        await require_shop(request, shop_domain)
         async with state.pool.connection() as conn:
-            rows = _figures(await sku_rows(conn, shop_domain))
+            rows = figures(await sku_rows(conn, shop_domain))
         return Template("_rows.html", context={"rows": rows, "low_cover_days": LOW_COVER_DAYS})
 
 
@@ -87,17 +78,17 @@ class ApiController(Controller):
     path = "/api/v1"
 
     @get("/shops/{shop_domain:str}/skus")
-    async def skus(self, state: State, shop_domain: str) -> dict:
-        await _shop_or_404(state, shop_domain)
+    async def skus(self, request: Request[Any, Any, Any], state: State, shop_domain: str) -> dict:
+        await require_shop(request, shop_domain)
         async with state.pool.connection() as conn:
-            rows = _figures(await sku_rows(conn, shop_domain))
+            rows = figures(await sku_rows(conn, shop_domain))
         return {"shop": shop_domain, "skus": [r.model_dump() for r in rows]}
 
     @get("/shops/{shop_domain:str}/sync")
-    async def sync(self, state: State, shop_domain: str) -> dict:
+    async def sync(self, request: Request[Any, Any, Any], state: State, shop_domain: str) -> dict:
         """Where the shop's history import stands, its last reconciliation with Shopify and
         the corrections reconciliation made lately."""
-        await _shop_or_404(state, shop_domain)
+        await require_shop(request, shop_domain)
         async with state.pool.connection() as conn:
             backfill = await backfills.state(conn, shop_domain)
             latest = await reconciliations.latest(conn, shop_domain)
@@ -142,8 +133,17 @@ def _public(row: dict | None, fields: tuple[str, ...]) -> dict | None:
 async def shop_feed(socket: WebSocket, shop_domain: str) -> None:
     """JSON messages with a ``type`` (``stock``, ``demand``, …) for one shop, as they happen."""
     state = socket.app.state
-    if not SHOP_DOMAIN.match(shop_domain) or not await state.shops.is_installed(shop_domain):
-        await socket.close(code=4404, reason="unknown shop")
+    # Refused before anything is sent: a page of another site must not read a signed-in
+    # browser's feed, and a caller sees only the shops it is a member of.
+    if not same_origin(socket, state.settings.stockpulse_base_url):
+        await socket.close(code=4403, reason="cross-site request")
+        return
+    allowed = await shop_for_socket(socket, shop_domain)
+    if allowed is None:
+        signed_in = socket.scope.get("caller") is not None
+        await socket.close(
+            code=4404 if signed_in else 4401, reason="unknown shop" if signed_in else "sign in"
+        )
         return
     await socket.accept()
     subscriber = state.hub.subscribe(shop_domain)

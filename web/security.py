@@ -20,7 +20,7 @@ CONTENT_SECURITY_POLICY = "; ".join(
         # 'self' covers ws:// and wss:// to the page's own host (CSP Level 3).
         "connect-src 'self'",
         "base-uri 'none'",
-        "form-action 'none'",
+        "form-action 'self'",
         "frame-ancestors 'none'",
     ]
 )

@@ -15,10 +15,11 @@ from litestar import Controller, Request, Response, get
 from litestar.datastructures import State
 from litestar.response import Redirect
 
-from connectors.db import backfills, credentials, oauth_states
+from connectors.db import accounts, backfills, credentials, oauth_states
 from connectors.db.shops import SHOP_DOMAIN
 from connectors.shopify import oauth
 from connectors.shopify.connect import connect
+from web.auth import caller_of
 
 log = logging.getLogger(__name__)
 BACKFILL_DAYS = 730  # 24 months of order history
@@ -111,6 +112,11 @@ class ShopifyOAuthController(Controller):
             return _refuse(502, "Shopify could not be reached to finish the install; try again")
         # The worker reads the history (and refits the forecasts) in the background.
         since = (datetime.now(UTC) - timedelta(days=BACKFILL_DAYS)).date()
+        caller = await caller_of(request)
         async with state.pool.connection() as conn, conn.transaction():
             await backfills.request(conn, shop, since)
+            # Shopify's approval just proved the signed-in person runs this store: the shop
+            # is theirs. Installed without a session, it waits for `stockpulse shops assign`.
+            if caller is not None and caller.via == "session":
+                await accounts.add_member(conn, shop, caller.user_id, "owner")
         return Redirect(f"/shops/{shop}")

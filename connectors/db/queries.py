@@ -11,7 +11,7 @@ from connectors.kafka.topics import CoverBasis, SkuFigures
 
 # One row per SKU of a shop: stock summed over locations (untracked levels ignored) and units
 # sold on the shop-local today, last 7 and last 28 days (today included).
-_SKU_ROWS = """
+SKU_ROWS_SQL = """
 WITH today AS (
     SELECT (now() AT TIME ZONE s.timezone)::date AS d FROM shops s WHERE s.domain = %(shop)s
 ),
@@ -77,7 +77,7 @@ class SkuRow(SkuFigures):
         )
 
 
-def _to_row(r: dict[str, Any]) -> SkuRow:
+def sku_row(r: dict[str, Any]) -> SkuRow:
     return SkuRow(
         **{
             **r,
@@ -95,6 +95,6 @@ async def sku_rows(
 ) -> list[SkuRow]:
     """The shop's SKUs (or just ``variant_ids``) with stock and demand figures."""
     cur = await conn.execute(
-        _SKU_ROWS, {"shop": shop, "ids": list(variant_ids) if variant_ids is not None else None}
+        SKU_ROWS_SQL, {"shop": shop, "ids": list(variant_ids) if variant_ids is not None else None}
     )
-    return [_to_row(r) for r in await cur.fetchall()]
+    return [sku_row(r) for r in await cur.fetchall()]

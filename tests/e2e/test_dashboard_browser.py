@@ -15,6 +15,7 @@ from ops.stack import Stack
 from tests.conftest import ARTIFACTS
 from tests.support import (
     Ids,
+    browser_login,
     deliver_ok,
     make_variant,
     new_shop,
@@ -57,7 +58,7 @@ def test_stock_and_demand_cells_change_without_reload(stack: Stack, browser: Bro
     wait_until(lambda: stock_of(stack, shop, variant) == 30, what="initial stock")
 
     page = browser.new_page()
-    page.goto(f"{stack.base_url}/shops/{shop}")
+    browser_login(page, stack, f"/shops/{shop}")
     row = page.locator(f'tr[data-variant="{variant.variant_id}"]')
     expect(row.locator('[data-field="stock"]')).to_have_text("30")
     expect(row.locator('[data-field="sku"]')).to_have_text("MUG-BLUE")

@@ -19,7 +19,7 @@ from tests.integration.store_support import (
     shopify_levels,
     units,
 )
-from tests.support import Ids, scalar
+from tests.support import Ids, auth, grant, scalar
 
 CLIENT_ID, CLIENT_SECRET = "backfill-app", "backfill-app-secret"
 
@@ -162,9 +162,15 @@ async def test_a_backfill_killed_half_way_resumes_and_lands_once(
     await first.wait()
     assert units(stack, store.domain) != expected
     # The dashboard shows how far it got, and keeps asking while it is under way.
+    grant(stack, store.domain)
+    signed_in = auth(stack)
     async with httpx.AsyncClient(timeout=10) as http:
-        banner = (await http.get(f"{stack.base_url}/shops/{store.domain}/sync")).text
-        state = (await http.get(f"{stack.base_url}/api/v1/shops/{store.domain}/sync")).json()
+        banner = (
+            await http.get(f"{stack.base_url}/shops/{store.domain}/sync", headers=signed_in)
+        ).text
+        state = (
+            await http.get(f"{stack.base_url}/api/v1/shops/{store.domain}/sync", headers=signed_in)
+        ).json()
     assert "History is backfilling" in banner and "orders" in banner and "%" in banner
     assert 'hx-trigger="every 2s"' in banner
     assert state["backfill"]["status"] == "running"
@@ -175,5 +181,7 @@ async def test_a_backfill_killed_half_way_resumes_and_lands_once(
     assert "resumed past" in said
     assert units(stack, store.domain) == expected
     async with httpx.AsyncClient(timeout=10) as http:
-        banner = (await http.get(f"{stack.base_url}/shops/{store.domain}/sync")).text
+        banner = (
+            await http.get(f"{stack.base_url}/shops/{store.domain}/sync", headers=signed_in)
+        ).text
     assert "every 2s" not in banner  # done: the page stops asking

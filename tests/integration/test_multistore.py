@@ -11,6 +11,7 @@ from ops.stack import Stack
 from tests.support import (
     FeedClient,
     Ids,
+    auth,
     deliver_ok,
     make_variant,
     new_shop,
@@ -47,6 +48,6 @@ async def test_pages_api_and_feed_of_one_store_show_nothing_of_another(stack: St
     assert theirs.variant_id not in {m.get("variant_id") for m in feed.messages}
     assert set(await asyncio.to_thread(sku_api, stack, first)) == {mine.variant_id}
     async with httpx.AsyncClient(timeout=10) as http:
-        page = (await http.get(f"{stack.base_url}/shops/{first}")).text
-        rows = (await http.get(f"{stack.base_url}/shops/{first}/rows")).text
+        page = (await http.get(f"{stack.base_url}/shops/{first}", headers=auth(stack))).text
+        rows = (await http.get(f"{stack.base_url}/shops/{first}/rows", headers=auth(stack))).text
     assert "MINE-ONLY" in page and "THEIRS-ONLY" not in page and "THEIRS-ONLY" not in rows

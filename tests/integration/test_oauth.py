@@ -21,7 +21,7 @@ from connectors.shopify.tokens import ShopTokens
 from ops.fake_shopify import FakeShopify, FakeShopifyThread, seed_orders
 from ops.stack import Stack
 from tests.conftest import start_stack, stop_stack
-from tests.support import SECRET, Ids, query, scalar, wait_until
+from tests.support import SECRET, Ids, query, scalar, signed_in_client, tester, wait_until
 
 APP_ID = "stockpulse-app"
 
@@ -62,10 +62,13 @@ def stored(stack: Stack, shop: str) -> tuple[int, int]:
 
 
 def install(stack: Stack, shop: str) -> httpx.Response:
+    """The merchant, signed in to Stockpulse, installs from Shopify and approves."""
     query = signed({"shop": shop, "timestamp": str(int(time.time()))})
-    return httpx.get(
-        f"{stack.base_url}/shopify/install?{urlencode(query)}", follow_redirects=True, timeout=30
-    )
+    browser = signed_in_client(stack)
+    try:
+        return browser.get(f"/shopify/install?{urlencode(query)}", follow_redirects=True)
+    finally:
+        browser.close()
 
 
 def test_install_connects_the_store_and_reinstalling_changes_nothing(
@@ -78,6 +81,14 @@ def test_install_connects_the_store_and_reinstalling_changes_nothing(
     landed = install(oauth_stack, shop)
     assert landed.status_code == 200 and landed.url.path == f"/shops/{shop}", landed.url
     assert stored(oauth_stack, shop) == (1, 1)
+    # The shop belongs to the account that installed it.
+    owner = scalar(
+        oauth_stack,
+        "SELECT role FROM shop_members WHERE shop = %s AND user_id = %s",
+        shop,
+        tester(oauth_stack)[0],
+    )
+    assert owner == "owner"
     assert scalar(oauth_stack, "SELECT mode FROM shop_credentials WHERE shop = %s", shop) == (
         "authorization_code"
     )

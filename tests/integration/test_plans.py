@@ -17,6 +17,7 @@ from tests.integration.test_forecasting import seed_history
 from tests.support import (
     FeedClient,
     Ids,
+    auth,
     deliver_ok,
     make_variant,
     new_shop,
@@ -86,7 +87,9 @@ async def test_the_stored_plan_is_the_published_forecast_and_the_api_shows_it(
     for name in ("stockout_date", "reorder_point", "reorder_quantity", "abc_class"):
         assert row[name] == getattr(published, name), name
     assert row["confidence"] == published.confidence and row["method"] == published.method
-    page = (await asyncio.to_thread(httpx.get, f"{stack.base_url}/shops/{shop}")).text
+    page = (
+        await asyncio.to_thread(httpx.get, f"{stack.base_url}/shops/{shop}", headers=auth(stack))
+    ).text
     assert published.stockout_date in page
 
 

@@ -36,6 +36,8 @@ UNAFFECTED = {
     "postgres": ("broker", "web"),
 }
 
+DEMO_TOKEN = "demo-token-for-the-supervisor-tests"
+
 
 def _alive(pid: int) -> bool:
     """Zombies count as gone: a killed postmaster is reparented to an init that may not reap."""
@@ -106,6 +108,7 @@ def up() -> Iterator[Up]:
         **os.environ,
         "SHOPIFY_API_SECRET": SECRET,
         "NIGHTLY_AT": "off",
+        "STOCKPULSE_DEMO_API_TOKEN": DEMO_TOKEN,
         "KAFKA_TOPIC_PARTITIONS": "4",
         "STOCKPULSE_KAFKA_SESSION_TIMEOUT": "10",
         "PYTHONUNBUFFERED": "1",
@@ -193,7 +196,11 @@ def test_up_restarts_each_killed_part_and_stops_cleanly(up: Up) -> None:
     wait_until(accepted, timeout_s=30, what="the webhook to be accepted")
 
     def applied() -> bool:
-        skus = httpx.get(f"{up.base_url}/api/v1/shops/{DEMO_SHOP}/skus", timeout=10).json()
+        skus = httpx.get(
+            f"{up.base_url}/api/v1/shops/{DEMO_SHOP}/skus",
+            headers={"Authorization": f"Bearer {DEMO_TOKEN}"},
+            timeout=10,
+        ).json()
         return any(s["variant_id"] == variant.variant_id for s in skus["skus"])
 
     wait_until(applied, timeout_s=60, what="the worker to apply the webhook")

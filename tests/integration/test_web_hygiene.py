@@ -17,7 +17,15 @@ from playwright.sync_api import ConsoleMessage, expect, sync_playwright
 from connectors.settings import Settings
 from ops.stack import Stack
 from tests.e2e.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS
-from tests.support import deliver_ok, make_variant, new_shop, product_hook, wait_until
+from tests.support import (
+    auth,
+    browser_login,
+    deliver_ok,
+    make_variant,
+    new_shop,
+    product_hook,
+    wait_until,
+)
 from web.app import _log_exception
 from web.security import CONTENT_SECURITY_POLICY
 from web.server import MAX_HEADER_BYTES
@@ -87,7 +95,7 @@ def test_slow_clients_are_cut_off_while_others_are_served(stack: Stack) -> None:
     ]
     shop = new_shop(stack)
     feed_url = f"ws://127.0.0.1:{stack.web_port}/ws/shops/{shop}"
-    with ws.connect(feed_url, open_timeout=10) as feed:
+    with ws.connect(feed_url, open_timeout=10, additional_headers=auth(stack)) as feed:
         assert '"hello"' in str(feed.recv(timeout=10))
         for thread in threads:
             thread.start()
@@ -122,7 +130,9 @@ def test_client_errors_are_logged_in_one_line_without_a_traceback(stack: Stack) 
     missing = "/no/such/page-" + str(time.monotonic_ns())
     assert httpx.get(stack.base_url + missing, timeout=5).status_code == 404
     unknown_shop = f"/shops/nobody{time.monotonic_ns()}.myshopify.com"
-    assert httpx.get(stack.base_url + unknown_shop, timeout=5).status_code == 404
+    assert (
+        httpx.get(stack.base_url + unknown_shop, headers=auth(stack), timeout=5).status_code == 404
+    )
     assert httpx.post(stack.base_url + "/healthz", timeout=5).status_code == 405
 
     def logged() -> str:
@@ -162,7 +172,7 @@ def test_pages_files_and_api_carry_security_headers(stack: Stack) -> None:
         f"/api/v1/shops/{shop}/skus",
         "/no/such/page",
     ):
-        response = httpx.get(stack.base_url + path, timeout=5)
+        response = httpx.get(stack.base_url + path, headers=auth(stack), timeout=5)
         assert response.status_code == (404 if path == "/no/such/page" else 200), path
         for name, value in SECURITY_HEADERS.items():
             assert response.headers.get_list(name) == [value], (path, name)
@@ -191,7 +201,7 @@ def test_the_dashboard_breaks_no_content_security_policy_rule(stack: Stack) -> N
                 "document.addEventListener('securitypolicyviolation',"
                 " (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));"
             )
-            page.goto(f"{stack.base_url}/shops/{shop}")
+            browser_login(page, stack, f"/shops/{shop}")
             # dashboard.js ran and its WebSocket connected; htmx can fetch the rows.
             expect(page.locator("#live")).to_have_attribute("data-state", "open")
             with page.expect_response(lambda r: r.url.endswith(f"/shops/{shop}/rows")):

@@ -1,0 +1,222 @@
+"""Users, their sessions, API tokens and shop roles, failed logins and password resets.
+
+Only hashes of secrets are stored: a session cookie, an API token and a reset token are random
+256-bit values handed to their holder once; the database keeps their SHA-256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+
+from connectors.db.pool import DictConnection
+
+ROLES = ("owner", "viewer")
+
+
+class EmailTaken(ValueError):
+    pass
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def digest(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking: a user, through a session (with the token its forms must carry) or an
+    API token (perhaps read-only)."""
+
+    user_id: int
+    email: str
+    via: str  # "session" or "token"
+    read_only: bool = False
+    csrf_token: str | None = None
+
+
+async def create_user(conn: DictConnection, email: str, password_hash: str) -> int:
+    try:
+        async with conn.transaction():
+            cur = await conn.execute(
+                "INSERT INTO users (email, password_hash) VALUES (%s, %s) RETURNING id",
+                (email.strip(), password_hash),
+            )
+            row = await cur.fetchone()
+    except psycopg.errors.UniqueViolation:
+        raise EmailTaken(email) from None
+    assert row is not None
+    return int(row["id"])
+
+
+async def user_by_email(conn: DictConnection, email: str) -> dict[str, Any] | None:
+    cur = await conn.execute(
+        "SELECT id, email, password_hash FROM users WHERE lower(email) = lower(%s)",
+        (email.strip(),),
+    )
+    return await cur.fetchone()
+
+
+async def set_password(conn: DictConnection, user_id: int, password_hash: str) -> None:
+    """A new password ends every session of the user (a reset must lock out whoever knew the
+    old one)."""
+    await conn.execute(
+        "UPDATE users SET password_hash = %s WHERE id = %s", (password_hash, user_id)
+    )
+    await conn.execute("DELETE FROM user_sessions WHERE user_id = %s", (user_id,))
+
+
+async def open_session(conn: DictConnection, user_id: int, lifetime: timedelta) -> str:
+    """A new session (a login always gets a new one); its cookie value."""
+    token = new_secret()
+    await conn.execute(
+        "INSERT INTO user_sessions (token_hash, user_id, csrf_token, expires_at)"
+        " VALUES (%s, %s, %s, now() + %s)",
+        (digest(token), user_id, new_secret(), lifetime),
+    )
+    # Expired sessions of anyone go as new ones come: no sweeper needed.
+    await conn.execute("DELETE FROM user_sessions WHERE expires_at < now()")
+    return token
+
+
+async def session_caller(conn: DictConnection, token: str) -> Caller | None:
+    cur = await conn.execute(
+        "SELECT u.id, u.email, s.csrf_token FROM user_sessions s JOIN users u ON u.id = s.user_id"
+        " WHERE s.token_hash = %s AND s.expires_at > now()",
+        (digest(token),),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    return Caller(row["id"], row["email"], "session", csrf_token=row["csrf_token"])
+
+
+async def close_session(conn: DictConnection, token: str) -> None:
+    await conn.execute("DELETE FROM user_sessions WHERE token_hash = %s", (digest(token),))
+
+
+async def create_api_token(
+    conn: DictConnection,
+    user_id: int,
+    name: str,
+    *,
+    read_only: bool = False,
+    token: str | None = None,
+) -> str:
+    """A new API token of the user (``token`` to register a given value, as the demo's
+    ``STOCKPULSE_DEMO_API_TOKEN``); its value, shown once."""
+    token = token or new_secret()
+    await conn.execute(
+        "INSERT INTO api_tokens (user_id, name, token_hash, read_only) VALUES (%s, %s, %s, %s)"
+        " ON CONFLICT (token_hash) DO UPDATE SET user_id = excluded.user_id,"
+        " name = excluded.name, read_only = excluded.read_only",
+        (user_id, name, digest(token), read_only),
+    )
+    return token
+
+
+async def token_caller(conn: DictConnection, token: str) -> Caller | None:
+    cur = await conn.execute(
+        "UPDATE api_tokens t SET last_used_at = now() FROM users u"
+        " WHERE t.token_hash = %s AND u.id = t.user_id RETURNING u.id, u.email, t.read_only",
+        (digest(token),),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    return Caller(row["id"], row["email"], "token", read_only=row["read_only"])
+
+
+async def add_member(conn: DictConnection, shop: str, user_id: int, role: str) -> None:
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}")
+    await conn.execute(
+        "INSERT INTO shop_members (shop, user_id, role) VALUES (%s, %s, %s)"
+        " ON CONFLICT (shop, user_id) DO UPDATE SET role = excluded.role",
+        (shop, user_id, role),
+    )
+
+
+async def role_of(conn: DictConnection, user_id: int, shop: str) -> str | None:
+    cur = await conn.execute(
+        "SELECT role FROM shop_members WHERE user_id = %s AND shop = %s", (user_id, shop)
+    )
+    row = await cur.fetchone()
+    return row["role"] if row else None
+
+
+async def shops_of(conn: DictConnection, user_id: int) -> list[dict[str, Any]]:
+    """The installed shops the user may see, with their role, by name."""
+    cur = await conn.execute(
+        "SELECT s.domain, s.name, m.role FROM shop_members m JOIN shops s ON s.domain = m.shop"
+        " WHERE m.user_id = %s AND s.uninstalled_at IS NULL ORDER BY coalesce(s.name, s.domain)",
+        (user_id,),
+    )
+    return list(await cur.fetchall())
+
+
+async def members(conn: DictConnection, shop: str) -> list[dict[str, Any]]:
+    cur = await conn.execute(
+        "SELECT u.email, m.role, m.created_at FROM shop_members m JOIN users u ON u.id = m.user_id"
+        " WHERE m.shop = %s ORDER BY m.role, u.email",
+        (shop,),
+    )
+    return list(await cur.fetchall())
+
+
+async def record_login_failure(conn: DictConnection, keys: list[str]) -> None:
+    await conn.cursor().executemany(
+        "INSERT INTO login_failures (key) VALUES (%s)", [(key,) for key in keys]
+    )
+    await conn.execute("DELETE FROM login_failures WHERE at < now() - interval '1 day'")
+
+
+async def recent_login_failures(conn: DictConnection, key: str, window: timedelta) -> int:
+    cur = await conn.execute(
+        "SELECT count(*) AS n FROM login_failures WHERE key = %s AND at > now() - %s",
+        (key, window),
+    )
+    row = await cur.fetchone()
+    return int(row["n"]) if row else 0
+
+
+async def clear_login_failures(conn: DictConnection, key: str) -> None:
+    await conn.execute("DELETE FROM login_failures WHERE key = %s", (key,))
+
+
+async def create_password_reset(conn: DictConnection, user_id: int, lifetime: timedelta) -> str:
+    token = new_secret()
+    await conn.execute(
+        "INSERT INTO password_resets (token_hash, user_id, expires_at) VALUES (%s, %s, now() + %s)",
+        (digest(token), user_id, lifetime),
+    )
+    return token
+
+
+async def take_password_reset(conn: DictConnection, token: str) -> int | None:
+    """The user a reset token is for, spending it (single use); None when unknown, used or
+    expired."""
+    cur = await conn.execute(
+        "UPDATE password_resets SET used_at = now()"
+        " WHERE token_hash = %s AND used_at IS NULL AND expires_at > now() RETURNING user_id",
+        (digest(token),),
+    )
+    row = await cur.fetchone()
+    return int(row["user_id"]) if row else None
+
+
+async def reset_is_valid(conn: DictConnection, token: str) -> bool:
+    cur = await conn.execute(
+        "SELECT 1 FROM password_resets WHERE token_hash = %s AND used_at IS NULL"
+        " AND expires_at > now()",
+        (digest(token),),
+    )
+    return await cur.fetchone() is not None

@@ -1,0 +1,106 @@
+"""Accounts from the command line and for the demo: users, shop roles and API tokens, written
+with the same functions the web app uses."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+
+from connectors.db import accounts
+from connectors.db.pool import DictConnection
+from connectors.passwords import hash_password, weakness
+
+T = TypeVar("T")
+DEMO_EMAIL = "demo@stockpulse.localhost"
+
+
+def _run(database_url: str, work: Callable[[DictConnection], Awaitable[T]]) -> T:
+    async def go() -> T:
+        conn = await AsyncConnection.connect(database_url, row_factory=dict_row)
+        try:
+            result = await work(conn)
+            await conn.commit()
+            return result
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())
+
+
+async def _user_id(conn: DictConnection, email: str) -> int:
+    user = await accounts.user_by_email(conn, email)
+    if user is None:
+        raise LookupError(f"no account uses {email}")
+    return int(user["id"])
+
+
+def create_user(database_url: str, email: str, password: str) -> int:
+    problem = weakness(password, email)
+    if problem:
+        raise ValueError(f"password too weak: {problem}")
+    return _run(
+        database_url, lambda conn: accounts.create_user(conn, email, hash_password(password))
+    )
+
+
+def assign(database_url: str, shop: str, email: str, role: str) -> None:
+    async def work(conn: DictConnection) -> None:
+        cur = await conn.execute("SELECT 1 FROM shops WHERE domain = %s", (shop,))
+        if await cur.fetchone() is None:
+            raise LookupError(f"{shop} is not installed")
+        await accounts.add_member(conn, shop, await _user_id(conn, email), role)
+
+    _run(database_url, work)
+
+
+def create_token(
+    database_url: str, email: str, name: str, *, read_only: bool, token: str | None = None
+) -> str:
+    async def work(conn: DictConnection) -> str:
+        user_id = await _user_id(conn, email)
+        return await accounts.create_api_token(
+            conn, user_id, name, read_only=read_only, token=token
+        )
+
+    return _run(database_url, work)
+
+
+def ensure_demo_account(
+    database_url: str, data_dir: Path, shop: str, api_token: str | None
+) -> tuple[str, str]:
+    """The demo account, owner of the demo shop: made once with a random password kept in
+    ``data_dir`` (readable by its owner only); ``api_token`` (``STOCKPULSE_DEMO_API_TOKEN``)
+    becomes one of its API tokens. Its email and password."""
+    path = data_dir / "demo-login.json"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        login = {"email": DEMO_EMAIL, "password": "Demo-" + secrets.token_urlsafe(12)}
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(login, out)
+    login = json.loads(path.read_text())
+
+    async def work(conn: DictConnection) -> None:
+        user = await accounts.user_by_email(conn, login["email"])
+        if user is None:
+            user_id = await accounts.create_user(
+                conn, login["email"], hash_password(login["password"])
+            )
+        else:
+            user_id = int(user["id"])
+        await accounts.add_member(conn, shop, user_id, "owner")
+        if api_token:
+            await accounts.create_api_token(
+                conn, user_id, "STOCKPULSE_DEMO_API_TOKEN", token=api_token
+            )
+
+    _run(database_url, work)
+    return login["email"], login["password"]

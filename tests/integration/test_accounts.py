@@ -1,0 +1,309 @@
+"""Accounts against the running stack: sign-up and login with sessions, CSRF, login rate
+limiting, and what each caller may see and do: two accounts and two shops never see each
+other's, viewers read, owners change, read-only tokens only read."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import httpx
+import pytest
+import websockets.sync.client as ws
+from websockets.exceptions import InvalidStatus
+
+from connectors.db.accounts import digest
+from ops.stack import Stack
+from tests.mailbox import MAILBOX
+from tests.support import (
+    auth,
+    deliver_ok,
+    grant,
+    make_variant,
+    new_shop,
+    product_hook,
+    scalar,
+)
+
+PASSWORD = "Correct-Horse-42"
+
+
+def csrf_of(page: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert found, page[:2000]
+    return found.group(1)
+
+
+def sign_up(stack: Stack, email: str | None = None) -> tuple[httpx.Client, str]:
+    """A browser-like client signed up (and so signed in) as a new account."""
+    email = email or f"u{uuid.uuid4().hex[:10]}@example.com"
+    client = httpx.Client(base_url=stack.base_url, timeout=10)
+    form = client.get("/signup")
+    answer = client.post(
+        "/signup",
+        data={"email": email, "password": PASSWORD, "csrf_token": csrf_of(form.text)},
+    )
+    assert answer.status_code == 303, answer.text
+    return client, email
+
+
+def user_id(stack: Stack, email: str) -> int:
+    return scalar(stack, "SELECT id FROM users WHERE lower(email) = lower(%s)", email)
+
+
+def session_csrf(client: httpx.Client, shop: str) -> str:
+    return csrf_of(client.get(f"/shops/{shop}").text)
+
+
+def test_sign_up_log_out_and_log_in_with_a_rotated_http_only_session(stack: Stack) -> None:
+    client = httpx.Client(base_url=stack.base_url, timeout=10)
+    form = client.get("/signup")
+    email = f"u{uuid.uuid4().hex[:10]}@example.com"
+    weak = client.post(
+        "/signup", data={"email": email, "password": "short", "csrf_token": csrf_of(form.text)}
+    )
+    assert weak.status_code == 400 and "at least 12 characters" in weak.text
+    assert scalar(stack, "SELECT count(*) FROM users WHERE email = %s", email) == 0
+    made = client.post(
+        "/signup", data={"email": email, "password": PASSWORD, "csrf_token": csrf_of(form.text)}
+    )
+    assert made.status_code == 303 and made.headers["location"] == "/"
+    cookie = made.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie.replace("Lax", "lax")
+    first_session = client.cookies["sp_session"]
+    stored = scalar(stack, "SELECT password_hash FROM users WHERE email = %s", email)
+    assert stored.startswith("$argon2id$") and PASSWORD not in stored
+    assert "Your shops" in client.get("/").text
+
+    # Logging out needs the session's CSRF token: a link on another site cannot do it.
+    assert client.post("/logout").status_code == 403
+    token = csrf_of(client.get("/").text)
+    out = client.post("/logout", data={"csrf_token": token})
+    assert out.status_code == 303 and out.headers["location"] == "/login"
+    # The logged-out session's cookie is dead.
+    with httpx.Client(base_url=stack.base_url, cookies={"sp_session": first_session}) as stale:
+        assert stale.get("/").status_code == 303
+
+    login = client.get("/login?next=/api/v1/tokens")
+    back = client.post(
+        "/login",
+        data={
+            "email": email.upper(),
+            "password": PASSWORD,
+            "csrf_token": csrf_of(login.text),
+            "next": "//evil.example/steal",
+        },
+    )
+    assert back.status_code == 303 and back.headers["location"] == "/"  # never off-site
+    assert client.cookies["sp_session"] != first_session  # rotated at login
+
+
+def test_anonymous_callers_go_to_login_or_get_401_and_forms_need_their_csrf(
+    stack: Stack,
+) -> None:
+    shop = new_shop(stack)
+    anonymous = httpx.Client(base_url=stack.base_url, timeout=10)
+    page = anonymous.get(f"/shops/{shop}")
+    assert page.status_code == 303
+    assert page.headers["location"] == f"/login?next=/shops/{shop}"
+    api = anonymous.get(f"/api/v1/shops/{shop}/skus")
+    assert api.status_code == 401 and api.headers["www-authenticate"].startswith("Bearer")
+    assert (
+        anonymous.get(
+            f"/api/v1/shops/{shop}/skus", headers={"Authorization": "Bearer x"}
+        ).status_code
+        == 401
+    )
+    with (
+        pytest.raises(InvalidStatus) as refused,
+        ws.connect(f"ws://127.0.0.1:{stack.web_port}/ws/shops/{shop}"),
+    ):
+        pass
+    assert refused.value.response.status_code == 403
+    # A login form posted from elsewhere (no double-submit cookie) is refused.
+    forged = anonymous.post(
+        "/login", data={"email": "a@example.com", "password": "x", "csrf_token": "x"}
+    )
+    assert forged.status_code == 403
+
+
+def test_two_accounts_never_see_each_others_shops(stack: Stack) -> None:
+    alice, alice_email = sign_up(stack)
+    _, bob_email = sign_up(stack)
+    alices_shop, bobs_shop = new_shop(stack), new_shop(stack)
+    grant(stack, alices_shop, user_id=user_id(stack, alice_email))
+    grant(stack, bobs_shop, user_id=user_id(stack, bob_email))
+    deliver_ok(stack, product_hook(bobs_shop, make_variant("BOBS-SECRET")))
+
+    assert alice.get(f"/shops/{alices_shop}").status_code == 200
+    for path in (
+        f"/shops/{bobs_shop}",
+        f"/shops/{bobs_shop}/rows",
+        f"/shops/{bobs_shop}/sync",
+        f"/api/v1/shops/{bobs_shop}/skus",
+        f"/api/v1/shops/{bobs_shop}/sync",
+        f"/api/v1/shops/{bobs_shop}/members",
+        "/shops/not-even-a-shop.myshopify.com",
+    ):
+        answer = alice.get(path)
+        assert answer.status_code == 404, path
+        assert "BOBS-SECRET" not in answer.text
+    index = alice.get("/")
+    assert bobs_shop not in index.text
+    # Alice's session cookie on Bob's feed is refused before any message.
+    with (
+        pytest.raises(InvalidStatus) as refused,
+        ws.connect(
+            f"ws://127.0.0.1:{stack.web_port}/ws/shops/{bobs_shop}",
+            additional_headers={"Cookie": f"sp_session={alice.cookies['sp_session']}"},
+        ),
+    ):
+        pass
+    assert refused.value.response.status_code == 403
+    # … and a page of another site cannot open Alice's own feed with her cookie.
+    with (
+        pytest.raises(InvalidStatus),
+        ws.connect(
+            f"ws://127.0.0.1:{stack.web_port}/ws/shops/{alices_shop}",
+            additional_headers={
+                "Cookie": f"sp_session={alice.cookies['sp_session']}",
+                "Origin": "https://evil.example",
+            },
+        ),
+    ):
+        pass
+    with ws.connect(
+        f"ws://127.0.0.1:{stack.web_port}/ws/shops/{alices_shop}",
+        additional_headers={"Cookie": f"sp_session={alice.cookies['sp_session']}"},
+    ) as feed:
+        assert '"hello"' in str(feed.recv(timeout=10))
+
+
+def test_viewers_read_owners_change_and_session_writes_need_the_csrf_token(stack: Stack) -> None:
+    owner, owner_email = sign_up(stack)
+    viewer, viewer_email = sign_up(stack)
+    shop = new_shop(stack)
+    grant(stack, shop, user_id=user_id(stack, owner_email))
+    invite = {"email": viewer_email, "role": "viewer"}
+
+    assert owner.post(f"/api/v1/shops/{shop}/members", json=invite).status_code == 403
+    token = session_csrf(owner, shop)
+    added = owner.post(
+        f"/api/v1/shops/{shop}/members", json=invite, headers={"X-CSRF-Token": token}
+    )
+    assert added.status_code == 200, added.text
+
+    assert viewer.get(f"/shops/{shop}").status_code == 200
+    assert viewer.get(f"/api/v1/shops/{shop}/skus").status_code == 200
+    refused = viewer.post(
+        f"/api/v1/shops/{shop}/members",
+        json={"email": viewer_email, "role": "owner"},
+        headers={"X-CSRF-Token": session_csrf(viewer, shop)},
+    )
+    assert refused.status_code == 403
+    roles = {
+        m["email"]: m["role"] for m in owner.get(f"/api/v1/shops/{shop}/members").json()["members"]
+    }
+    assert roles[owner_email] == "owner" and roles[viewer_email] == "viewer"
+
+
+def test_api_tokens_act_for_their_user_and_a_read_only_one_never_writes(stack: Stack) -> None:
+    client, email = sign_up(stack)
+    shop = new_shop(stack)
+    grant(stack, shop, user_id=user_id(stack, email))
+    csrf = session_csrf(client, shop)
+    made = client.post(
+        "/api/v1/tokens", json={"name": "script", "read_only": True}, headers={"X-CSRF-Token": csrf}
+    )
+    assert made.status_code == 201, made.text
+    token = made.json()["token"]
+    # Only its hash is stored.
+    assert (
+        scalar(stack, "SELECT count(*) FROM api_tokens WHERE token_hash = %s", digest(token)) == 1
+    )
+    bearer = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=stack.base_url, timeout=10, headers=bearer) as script:
+        assert script.get(f"/api/v1/shops/{shop}/skus").status_code == 200
+        assert script.get(f"/api/v1/shops/{new_shop(stack)}/skus").status_code == 404
+        write = script.post(f"/api/v1/shops/{shop}/members", json={"email": email, "role": "owner"})
+        assert write.status_code == 403 and "read-only" in write.text
+        assert script.post("/api/v1/tokens", json={"name": "more"}).status_code == 403
+        with ws.connect(
+            f"ws://127.0.0.1:{stack.web_port}/ws/shops/{shop}", additional_headers=bearer
+        ) as feed:
+            assert '"hello"' in str(feed.recv(timeout=10))
+    # A full token writes without a CSRF token: no browser sends it on its own.
+    grant(stack, shop)
+    full = httpx.post(
+        f"{stack.base_url}/api/v1/shops/{shop}/members",
+        json={"email": email, "role": "owner"},
+        headers=auth(stack),
+    )
+    assert full.status_code == 200, full.text
+
+
+def test_failed_logins_are_rate_limited_per_account(stack: Stack) -> None:
+    _, email = sign_up(stack)
+    client = httpx.Client(base_url=stack.base_url, timeout=10)
+    token = csrf_of(client.get("/login").text)
+    for _ in range(5):
+        wrong = client.post(
+            "/login", data={"email": email, "password": "Wrong-Pass-123", "csrf_token": token}
+        )
+        assert wrong.status_code == 401
+    blocked = client.post(
+        "/login", data={"email": email, "password": PASSWORD, "csrf_token": token}
+    )
+    assert blocked.status_code == 429 and "Retry-After" in blocked.headers
+    assert "sp_session" not in client.cookies
+
+
+def test_a_password_reset_mails_a_single_use_link_that_ends_old_sessions(stack: Stack) -> None:
+    old_browser, email = sign_up(stack)
+    client = httpx.Client(base_url=stack.base_url, timeout=10)
+    form = client.get("/password/forgot")
+    asked = client.post("/password/forgot", data={"email": email, "csrf_token": csrf_of(form.text)})
+    assert asked.status_code == 200 and "link to choose a new password" in asked.text
+    # Unknown addresses get the same answer (nobody learns who has an account) and no mail.
+    unknown = client.post(
+        "/password/forgot", data={"email": "nobody@example.com", "csrf_token": csrf_of(form.text)}
+    )
+    assert unknown.text.count("link to choose a new password") == 1
+
+    mail = MAILBOX.wait_for(email)
+    assert mail["Subject"] == "Choose a new Stockpulse password"
+    text = mail.get_body(preferencelist=("plain",)).get_content()
+    html = mail.get_body(preferencelist=("html",)).get_content()
+    link = re.search(r"(http\S+/password/reset\?token=\S+)", text)
+    assert link and link.group(1) in html
+    path = link.group(1).removeprefix(stack.base_url)
+
+    page = client.get(path)
+    assert page.status_code == 200
+    weak = client.post(
+        "/password/reset",
+        data={
+            "token": path.split("token=")[1],
+            "password": "weak",
+            "csrf_token": csrf_of(page.text),
+        },
+    )
+    assert weak.status_code == 400
+    new_password = "Another-Horse-77"
+    done = client.post(
+        "/password/reset",
+        data={
+            "token": path.split("token=")[1],
+            "password": new_password,
+            "csrf_token": csrf_of(page.text),
+        },
+    )
+    assert done.status_code == 303 and done.headers["location"] == "/login?reset=true"
+    assert old_browser.get("/").status_code == 303  # the sessions of the old password ended
+    again = client.get(path)
+    assert again.status_code == 400 and "expired or was used" in again.text  # single use
+    login = client.get("/login")
+    signed_in = client.post(
+        "/login", data={"email": email, "password": new_password, "csrf_token": csrf_of(login.text)}
+    )
+    assert signed_in.status_code == 303

@@ -1,0 +1,295 @@
+"""Sign-up, login, logout, password reset, and the list of the caller's shops."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from datetime import timedelta
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import Cookie, State
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import PermissionDeniedException
+from litestar.params import Body
+from litestar.response import Redirect, Template
+
+from connectors.db import accounts
+from connectors.passwords import hash_password, needs_rehash, verify_password, weakness
+from web.auth import (
+    FORM_CSRF_COOKIE,
+    SESSION_COOKIE,
+    SESSION_LIFETIME,
+    caller_of,
+    require_caller,
+    safe_next,
+    secure_cookies,
+)
+
+log = logging.getLogger(__name__)
+
+# Failed logins allowed per account and per address in the window, then 429 until it passes.
+LOGIN_WINDOW = timedelta(minutes=15)
+FAILURES_PER_ACCOUNT = 5
+FAILURES_PER_ADDRESS = 20
+RESET_LIFETIME = timedelta(hours=1)
+FormBody = Body(media_type=RequestEncodingType.URL_ENCODED)
+
+
+class AccountsController(Controller):
+    @get("/")
+    async def index(self, request: Request[Any, Any, Any], state: State) -> Template | Redirect:
+        caller = await require_caller(request)
+        async with state.pool.connection() as conn:
+            shops = await accounts.shops_of(conn, caller.user_id)
+        if len(shops) == 1:
+            return Redirect(f"/shops/{shops[0]['domain']}")
+        return Template("index.html", context={"shops": shops, "caller": caller})
+
+    @get("/login")
+    async def login_page(
+        self, request: Request[Any, Any, Any], next: str | None = None, reset: bool = False
+    ) -> Response[Any]:
+        notice = "Your password is changed; log in with it." if reset else None
+        return _form_page(request, "login.html", next=safe_next(next), notice=notice)
+
+    @post("/login")
+    async def login(
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        data: Annotated[dict[str, str], FormBody],
+    ) -> Response[Any]:
+        _check_form_csrf(request, data)
+        email = data.get("email", "").strip()
+        password = data.get("password", "")
+        target = safe_next(data.get("next"))
+        keys = [f"email:{email.lower()}", f"ip:{_address(request)}"]
+        async with state.pool.connection() as conn:
+            limited = await _limited(conn, keys)
+            user = None if limited else await accounts.user_by_email(conn, email)
+            # Checked even without an account: the time taken does not tell who has one.
+            ok = not limited and verify_password(user["password_hash"] if user else None, password)
+            if not ok and not limited:
+                await accounts.record_login_failure(conn, keys)
+            if ok and user is not None:
+                await accounts.clear_login_failures(conn, keys[0])
+                if needs_rehash(user["password_hash"]):
+                    await accounts.set_password(conn, user["id"], hash_password(password))
+                old = request.cookies.get(SESSION_COOKIE)
+                if old:
+                    await accounts.close_session(conn, old)
+                token = await accounts.open_session(conn, user["id"], SESSION_LIFETIME)
+            await conn.commit()
+        if limited:
+            log.warning("login rate limit reached for %s", " / ".join(keys))
+            return _form_page(
+                request,
+                "login.html",
+                status=429,
+                error="Too many failed attempts. Wait 15 minutes, or reset your password.",
+                email=email,
+                next=target,
+                headers={"Retry-After": str(int(LOGIN_WINDOW.total_seconds()))},
+            )
+        if not ok:
+            return _form_page(
+                request,
+                "login.html",
+                status=401,
+                error="That email and password do not match an account.",
+                email=email,
+                next=target,
+            )
+        return _signed_in(Redirect(target, status_code=303), token, state)
+
+    @get("/signup")
+    async def signup_page(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        return _form_page(request, "signup.html")
+
+    @post("/signup")
+    async def signup(
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        data: Annotated[dict[str, str], FormBody],
+    ) -> Response[Any]:
+        _check_form_csrf(request, data)
+        email = data.get("email", "").strip()
+        password = data.get("password", "")
+        problem = _email_problem(email) or weakness(password, email)
+        if problem is None:
+            async with state.pool.connection() as conn:
+                try:
+                    user_id = await accounts.create_user(conn, email, hash_password(password))
+                except accounts.EmailTaken:
+                    problem = "An account with this email exists already: log in instead."
+                else:
+                    token = await accounts.open_session(conn, user_id, SESSION_LIFETIME)
+                await conn.commit()
+        if problem is not None:
+            return _form_page(request, "signup.html", status=400, error=problem, email=email)
+        return _signed_in(Redirect("/", status_code=303), token, state)
+
+    @post("/logout")
+    async def logout(self, request: Request[Any, Any, Any], state: State) -> Response[Any]:
+        caller = await caller_of(request)
+        if caller is not None:
+            await require_caller(request)  # the session's CSRF token: no logout by a link
+        token = request.cookies.get(SESSION_COOKIE)
+        if token:
+            async with state.pool.connection() as conn:
+                await accounts.close_session(conn, token)
+                await conn.commit()
+        response: Response[Any] = Redirect("/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    @get("/password/forgot")
+    async def forgot_page(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        return _form_page(request, "forgot.html")
+
+    @post("/password/forgot")
+    async def forgot(
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        data: Annotated[dict[str, str], FormBody],
+    ) -> Response[Any]:
+        _check_form_csrf(request, data)
+        email = data.get("email", "").strip()
+        keys = [f"reset:{email.lower()}", f"ip:{_address(request)}"]
+        async with state.pool.connection() as conn:
+            limited = await _limited(conn, keys)
+            user = None if limited else await accounts.user_by_email(conn, email)
+            token = (
+                await accounts.create_password_reset(conn, user["id"], RESET_LIFETIME)
+                if user
+                else None
+            )
+            if not limited:
+                # Resets count like failed logins: asking for many is how one floods a mailbox.
+                await accounts.record_login_failure(conn, keys[:1])
+            await conn.commit()
+        if user is not None and token is not None:
+            link = f"{state.settings.stockpulse_base_url.rstrip('/')}/password/reset?token={token}"
+            await state.mailer.send_password_reset(user["email"], link, RESET_LIFETIME)
+        # The same answer whether or not the account exists.
+        return _form_page(
+            request,
+            "forgot.html",
+            notice="If an account uses that address, a link to choose a new password is on its"
+            " way. It works once, within an hour.",
+        )
+
+    @get("/password/reset")
+    async def reset_page(
+        self, request: Request[Any, Any, Any], state: State, token: str = ""
+    ) -> Response[Any]:
+        async with state.pool.connection() as conn:
+            valid = bool(token) and await accounts.reset_is_valid(conn, token)
+        if not valid:
+            return _form_page(
+                request,
+                "forgot.html",
+                status=400,
+                error="That link has expired or was used already. Ask for a new one.",
+            )
+        return _form_page(request, "reset.html", token=token)
+
+    @post("/password/reset")
+    async def reset(
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        data: Annotated[dict[str, str], FormBody],
+    ) -> Response[Any]:
+        _check_form_csrf(request, data)
+        token = data.get("token", "")
+        password = data.get("password", "")
+        problem = weakness(password)
+        if problem is not None:
+            return _form_page(request, "reset.html", status=400, error=problem, token=token)
+        async with state.pool.connection() as conn:
+            user_id = await accounts.take_password_reset(conn, token)
+            if user_id is not None:
+                await accounts.set_password(conn, user_id, hash_password(password))
+            await conn.commit()
+        if user_id is None:
+            return _form_page(
+                request,
+                "forgot.html",
+                status=400,
+                error="That link has expired or was used already. Ask for a new one.",
+            )
+        return Redirect("/login?reset=true", status_code=303)
+
+
+def _form_page(
+    request: Request[Any, Any, Any],
+    template: str,
+    *,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    **context: Any,
+) -> Response[Any]:
+    """A form shown before a session exists, with its double-submit CSRF token."""
+    token = request.cookies.get(FORM_CSRF_COOKIE) or accounts.new_secret()
+    secure = secure_cookies(request.app.state.settings.stockpulse_base_url)
+    return Template(
+        template,
+        context={"form_csrf": token, "caller": None, **context},
+        status_code=status,
+        headers=headers,
+        cookies=[
+            Cookie(
+                key=FORM_CSRF_COOKIE,
+                value=token,
+                httponly=True,
+                samesite="strict",
+                secure=secure,
+                path="/",
+            )
+        ],
+    )
+
+
+def _check_form_csrf(request: Request[Any, Any, Any], data: dict[str, str]) -> None:
+    cookie = request.cookies.get(FORM_CSRF_COOKIE, "")
+    sent = data.get("csrf_token", "")
+    if not cookie or not sent or not hmac.compare_digest(cookie, sent):
+        raise PermissionDeniedException("missing or wrong CSRF token; reload the page")
+
+
+def _signed_in(response: Response[Any], token: str, state: State) -> Response[Any]:
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=int(SESSION_LIFETIME.total_seconds()),
+        httponly=True,
+        samesite="lax",
+        secure=secure_cookies(state.settings.stockpulse_base_url),
+        path="/",
+    )
+    return response
+
+
+async def _limited(conn: Any, keys: list[str]) -> bool:
+    account, address = keys
+    return (
+        await accounts.recent_login_failures(conn, account, LOGIN_WINDOW) >= FAILURES_PER_ACCOUNT
+        or await accounts.recent_login_failures(conn, address, LOGIN_WINDOW) >= FAILURES_PER_ADDRESS
+    )
+
+
+def _address(request: Request[Any, Any, Any]) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _email_problem(email: str) -> str | None:
+    if len(email) > 254 or email.count("@") != 1 or " " in email or "\n" in email:
+        return "Enter a valid email address."
+    local, domain = email.split("@")
+    if not local or "." not in domain or domain.startswith(".") or domain.endswith("."):
+        return "Enter a valid email address."
+    return None
