@@ -27,8 +27,9 @@ FORECAST_GATHER_S = 0.25
 
 
 def register(app: faust.App, ctx: WorkerContext) -> None:
-    # The shop-local day and committed run each shop's forecasts were last published for.
-    published_for: dict[str, tuple[date, int | None]] = {}
+    # The shop-local day, committed run and settings each shop's forecasts were last
+    # published for.
+    published_for: dict[str, tuple[date, int | None, int]] = {}
 
     @app.task
     async def publish_forecasts() -> None:
@@ -41,8 +42,8 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
 
     @app.timer(interval=ctx.settings.stockpulse_forecast_check_s)
     async def refresh_forecasts() -> None:
-        """Republish a shop's forecasts when its day closes or a nightly run commits, and pay
-        any forecasts a failed refresh still owes."""
+        """Republish a shop's forecasts when its day closes, a nightly run commits or its
+        settings change, and pay any forecasts a failed refresh still owes."""
         try:
             await _pay_forecasts_owed(ctx)
             async with ctx.connection() as conn:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from connectors.db import forecasts as db
-from connectors.db import plans
+from connectors.db import plans, shop_settings
 from connectors.db.pool import DictConnection
 from connectors.db.queries import sku_rows
 from connectors.kafka.topics import BlendMember, ForecastUpdate, sku_key
@@ -38,6 +38,12 @@ Z_80 = 1.2816  # half-width of an 80 % normal interval, in standard deviations
 class ForecastKeeper:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # The deployment's defaults; a shop's settings and a product's overrides come first.
+        self.defaults = shop_settings.PlanSettings(
+            lead_time_days=round(settings.lead_time_days),
+            service_level=settings.service_level,
+            target_cover_days=round(settings.target_cover_days),
+        )
         self._models: dict[tuple[str, int], OnlineDemandModel] = {}
         self._runs: dict[str, int | None] = {}
         self._baselines: dict[tuple[str, int], dict[str, Any] | None] = {}
@@ -58,6 +64,7 @@ class ForecastKeeper:
         models = await self._current_models(conn, shop, ids, today - timedelta(days=1))
         baselines = await self._current_baselines(conn, shop, ids)
         classes = await self._abc_classes(conn, shop, today)
+        planned_with = await shop_settings.effective(conn, shop, ids, self.defaults)
         now = datetime.now(UTC).isoformat()
         out = []
         for row in rows:
@@ -87,9 +94,9 @@ class ForecastKeeper:
                 stock,
                 still_to_sell.tolist(),
                 ((upper - lower) / (2 * Z_80)).tolist(),
-                lead_time_days=round(self.settings.lead_time_days),
-                service_level=self.settings.service_level,
-                target_cover_days=round(self.settings.target_cover_days),
+                lead_time_days=planned_with[row.variant_id].lead_time_days,
+                service_level=planned_with[row.variant_id].service_level,
+                target_cover_days=planned_with[row.variant_id].target_cover_days,
                 overstock_days=self.settings.overstock_days,
                 days_since_last_sale=(today - last_sale).days if last_sale else None,
             )

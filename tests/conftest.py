@@ -27,6 +27,8 @@ STACK_ENV = {
     "KAFKA_TOPIC_PARTITIONS": "4",
     # Tests run nightly refits themselves, when they need one.
     "NIGHTLY_AT": "off",
+    # Settings changes replan a shop at the next check; tests should not wait the default 30 s.
+    "STOCKPULSE_FORECAST_CHECK_S": "3",
 }
 
 

@@ -193,18 +193,20 @@ async def shops_due_for_nightly(conn: DictConnection, at: time) -> list[str]:
     return [r["domain"] for r in await cur.fetchall()]
 
 
-async def forecast_states(conn: DictConnection) -> dict[str, tuple[date, int | None]]:
-    """Each installed shop's local today and its last committed nightly run: when either
-    changes, the shop's forecasts are due to be published again."""
+async def forecast_states(conn: DictConnection) -> dict[str, tuple[date, int | None, int]]:
+    """Each installed shop's local today, its last committed nightly run and the version of
+    its settings: when any changes, the shop's forecasts and plans are due again."""
     cur = await conn.execute(
         f"""
         SELECT s.domain, (now() AT TIME ZONE s.timezone)::date AS today,
                (SELECT max(id) FROM forecast_runs r
-                 WHERE r.shop = s.domain AND r.status = 'committed') AS run
+                 WHERE r.shop = s.domain AND r.status = 'committed') AS run,
+               coalesce((SELECT version FROM shop_settings t WHERE t.shop = s.domain), 0)
+                 AS settings
           FROM {ACTIVE_SHOPS} s
         """
     )
-    return {r["domain"]: (r["today"], r["run"]) for r in await cur.fetchall()}
+    return {r["domain"]: (r["today"], r["run"], r["settings"]) for r in await cur.fetchall()}
 
 
 async def try_lock_nightly(conn: DictConnection, shop: str) -> bool:

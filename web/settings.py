@@ -1,0 +1,247 @@
+"""A shop's planning settings: its defaults (lead time, service level, target days of cover,
+low-stock threshold) and per-product overrides. Owners change them, everyone reads them; the
+time zone and currency come from Shopify and are shown, never edited. A change replans the
+shop within a forecast check (``STOCKPULSE_FORECAST_CHECK_S``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, delete, get, post, put
+from litestar.datastructures import State
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import NotFoundException, ValidationException
+from litestar.params import Body
+from litestar.response import Redirect, Template
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from connectors.db import shop_settings
+from connectors.db.queries import sku_rows
+from connectors.db.shop_settings import Overrides, PlanSettings
+from web.auth import known_id, require_shop
+
+FormBody = Body(media_type=RequestEncodingType.URL_ENCODED)
+
+
+class SettingsIn(BaseModel):
+    """Settings as the API takes them; a missing or null field leaves the one below in force
+    (a product → its shop → the deployment's defaults)."""
+
+    model_config = ConfigDict(extra="forbid")
+    lead_time_days: int | None = Field(default=None, ge=1, le=365)
+    service_level: float | None = Field(default=None, ge=0.5, lt=1)
+    target_cover_days: int | None = Field(default=None, ge=1, le=730)
+    low_stock_threshold: int | None = Field(default=None, ge=0, le=1_000_000)
+
+    def overrides(self) -> Overrides:
+        return Overrides(**self.model_dump())
+
+
+def _from_form(data: dict[str, str]) -> SettingsIn:
+    """The form's fields (service level in per cent, blanks meaning "inherit") as settings;
+    raises ValidationException with every problem, so nothing is saved."""
+    raw: dict[str, Any] = {}
+    problems: list[str] = []
+    for name, label in _LABELS.items():
+        text = (data.get(name) or "").strip()
+        if not text:
+            continue
+        try:
+            number = float(text.replace(",", "."))
+        except ValueError:
+            problems.append(f"{label}: enter a number")
+            continue
+        if name == "service_level":
+            raw[name] = number / 100
+        elif number != int(number):
+            problems.append(f"{label}: enter a whole number")
+        else:
+            raw[name] = int(number)
+    try:
+        parsed = SettingsIn(**raw)
+    except ValidationError as exc:
+        problems += [f"{_LABELS[str(e['loc'][0])]}: {_plain(e)}" for e in exc.errors()]
+    if problems:
+        raise ValidationException("; ".join(problems))
+    return parsed
+
+
+_LABELS = {
+    "lead_time_days": "Lead time (days)",
+    "service_level": "Service level (%)",
+    "target_cover_days": "Target days of cover",
+    "low_stock_threshold": "Low-stock threshold (units)",
+}
+
+
+def _plain(error: Any) -> str:
+    bounds = {
+        "lead_time_days": "between 1 and 365",
+        "service_level": "from 50 up to, not including, 100",
+        "target_cover_days": "between 1 and 730",
+        "low_stock_threshold": "0 or more",
+    }
+    return f"must be {bounds.get(str(error['loc'][0]), 'valid')}"
+
+
+class SettingsController(Controller):
+    @get("/shops/{shop_domain:str}/settings", include_in_schema=False)
+    async def page(
+        self, request: Request[Any, Any, Any], state: State, shop_domain: str
+    ) -> Template:
+        caller, shop, role = await require_shop(request, shop_domain)
+        context = await _context(state, shop_domain)
+        return Template(
+            "settings.html",
+            context={**context, "shop": shop, "caller": caller, "role": role, "errors": None},
+        )
+
+    @post("/shops/{shop_domain:str}/settings", include_in_schema=False)
+    async def save_form(
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        shop_domain: str,
+        data: Annotated[dict[str, str], FormBody],
+    ) -> Response[Any]:
+        caller, shop, role = await require_shop(request, shop_domain, owner=True)
+        variant = (data.get("variant_id") or "").strip()
+        try:
+            values = _from_form(data)
+            variant_id = int(variant) if variant else None
+        except (ValidationException, ValueError) as exc:
+            context = await _context(state, shop_domain)
+            detail = exc.detail if isinstance(exc, ValidationException) else "unknown product"
+            return Template(
+                "settings.html",
+                context={**context, "shop": shop, "caller": caller, "role": role, "errors": detail},
+                status_code=400,
+            )
+        async with state.pool.connection() as conn:
+            if variant_id is None:
+                await shop_settings.save_shop(conn, shop_domain, values.overrides())
+            else:
+                await _known_variant(conn, shop_domain, variant_id)
+                await shop_settings.save_product(conn, shop_domain, variant_id, values.overrides())
+            await conn.commit()
+        return Redirect(f"/shops/{shop_domain}/settings?saved=1", status_code=303)
+
+    @post(
+        "/shops/{shop_domain:str}/settings/products/{variant_id:int}/clear", include_in_schema=False
+    )
+    async def clear_form(
+        self, request: Request[Any, Any, Any], state: State, shop_domain: str, variant_id: int
+    ) -> Redirect:
+        await require_shop(request, shop_domain, owner=True)
+        known_id(variant_id)
+        async with state.pool.connection() as conn:
+            await shop_settings.save_product(conn, shop_domain, variant_id, None)
+            await conn.commit()
+        return Redirect(f"/shops/{shop_domain}/settings?saved=1", status_code=303)
+
+    @get("/api/v1/shops/{shop_domain:str}/settings")
+    async def read(
+        self, request: Request[Any, Any, Any], state: State, shop_domain: str
+    ) -> dict[str, Any]:
+        await require_shop(request, shop_domain)
+        return _public(await _context(state, shop_domain))
+
+    @put("/api/v1/shops/{shop_domain:str}/settings")
+    async def write(
+        self, request: Request[Any, Any, Any], state: State, shop_domain: str, data: SettingsIn
+    ) -> dict[str, Any]:
+        await require_shop(request, shop_domain, owner=True)
+        async with state.pool.connection() as conn:
+            await shop_settings.save_shop(conn, shop_domain, data.overrides())
+            await conn.commit()
+        return _public(await _context(state, shop_domain))
+
+    @put("/api/v1/shops/{shop_domain:str}/settings/products/{variant_id:int}")
+    async def write_product(
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        shop_domain: str,
+        variant_id: int,
+        data: SettingsIn,
+    ) -> dict[str, Any]:
+        await require_shop(request, shop_domain, owner=True)
+        async with state.pool.connection() as conn:
+            await _known_variant(conn, shop_domain, variant_id)
+            await shop_settings.save_product(conn, shop_domain, variant_id, data.overrides())
+            await conn.commit()
+        return _public(await _context(state, shop_domain))
+
+    @delete("/api/v1/shops/{shop_domain:str}/settings/products/{variant_id:int}", status_code=200)
+    async def clear_product(
+        self, request: Request[Any, Any, Any], state: State, shop_domain: str, variant_id: int
+    ) -> dict[str, Any]:
+        await require_shop(request, shop_domain, owner=True)
+        known_id(variant_id)
+        async with state.pool.connection() as conn:
+            await shop_settings.save_product(conn, shop_domain, variant_id, None)
+            await conn.commit()
+        return _public(await _context(state, shop_domain))
+
+
+async def _known_variant(conn: Any, shop: str, variant_id: int) -> None:
+    known_id(variant_id)
+    cur = await conn.execute(
+        "SELECT 1 FROM variants WHERE shop = %s AND variant_id = %s", (shop, variant_id)
+    )
+    if await cur.fetchone() is None:
+        raise NotFoundException("unknown product")
+
+
+async def _context(state: State, shop: str) -> dict[str, Any]:
+    defaults: PlanSettings = PlanSettings(
+        lead_time_days=round(state.settings.lead_time_days),
+        service_level=state.settings.service_level,
+        target_cover_days=round(state.settings.target_cover_days),
+    )
+    async with state.pool.connection() as conn:
+        own = await shop_settings.shop_overrides(conn, shop)
+        products = await shop_settings.product_overrides(conn, shop)
+        rows = await sku_rows(conn, shop)
+        cur = await conn.execute("SELECT timezone, currency FROM shops WHERE domain = %s", (shop,))
+        found = await cur.fetchone()
+        await conn.commit()
+    names = {r.variant_id: f"{r.title or ''} {r.sku or ''}".strip() for r in rows}
+    return {
+        "deployment": defaults,
+        "own": own,
+        "in_force": own.over(defaults),
+        "products": [
+            {
+                "variant_id": v,
+                "name": names.get(v, str(v)),
+                "own": o,
+                "in_force": o.over(own.over(defaults)),
+            }
+            for v, o in products.items()
+        ],
+        "variants": sorted(names.items(), key=lambda item: item[1].lower()),
+        "timezone": found["timezone"] if found else "UTC",
+        "currency": found["currency"] if found else None,
+    }
+
+
+def _public(context: dict[str, Any]) -> dict[str, Any]:
+    def plain(value: Any) -> dict[str, Any]:
+        return dict(vars(value))
+
+    return {
+        "timezone": context["timezone"],
+        "currency": context["currency"],
+        "deployment_defaults": plain(context["deployment"]),
+        "shop": plain(context["own"]),
+        "in_force": plain(context["in_force"]),
+        "products": [
+            {
+                "variant_id": p["variant_id"],
+                "own": plain(p["own"]),
+                "in_force": plain(p["in_force"]),
+            }
+            for p in context["products"]
+        ],
+    }
