@@ -1,6 +1,7 @@
 // Live dashboard: applies JSON feed messages (stock, demand and forecast) to the table cells in
 // place. A SKU the table does not show yet, or a reconnect (messages may have been missed),
-// makes htmx reload the rows.
+// makes htmx reload the rows. Each message is also dispatched on the document as a
+// "stockpulse:feed" CustomEvent (the message in event.detail), which the charts follow.
 (() => {
   const shop = document.currentScript.dataset.shop;
   const lowCover = Number(document.currentScript.dataset.lowCover);
@@ -52,6 +53,8 @@
     socket.onmessage = (event) => {
       const message = JSON.parse(event.data);
       if (["stock", "demand", "forecast"].includes(message.type)) apply(message);
+      // Every message, hello included, for the rest of the page (charts.js) to follow.
+      document.dispatchEvent(new CustomEvent("stockpulse:feed", { detail: message }));
     };
     socket.onclose = () => {
       live.dataset.state = "closed"; live.textContent = "reconnecting…";
