@@ -32,6 +32,8 @@ def figures(rows: list[SkuRow]) -> list[SkuFigures]:
 
 
 class DashboardController(Controller):
+    include_in_schema = False  # pages and fragments, not the JSON API
+
     @get("/shops/{shop_domain:str}")
     async def shop_page(
         self, request: Request[Any, Any, Any], state: State, shop_domain: str
@@ -71,7 +73,10 @@ class DashboardController(Controller):
         await require_shop(request, shop_domain)
         async with state.pool.connection() as conn:
             rows = figures(await sku_rows(conn, shop_domain))
-        return Template("_rows.html", context={"rows": rows, "low_cover_days": LOW_COVER_DAYS})
+        return Template(
+            "_rows.html",
+            context={"rows": rows, "low_cover_days": LOW_COVER_DAYS, "shop_domain": shop_domain},
+        )
 
 
 class ApiController(Controller):

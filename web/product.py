@@ -1,0 +1,88 @@
+"""A product's page and its JSON: figures and plan, daily history with stockout days, the
+forecast with its 80 % interval, recent forecast accuracy, the settings it is planned with,
+and its alerts."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from litestar import Controller, Request, get
+from litestar.datastructures import State
+from litestar.exceptions import NotFoundException
+from litestar.response import Template
+
+from connectors.db import plans, product, shop_settings
+from connectors.db.forecasts import shop_today
+from connectors.db.queries import sku_rows
+from web.auth import known_id, require_shop
+from web.dashboard import figures
+
+HISTORY_DAYS = 120
+
+
+async def product_story(state: State, shop: str, variant_id: int) -> dict[str, Any]:
+    known_id(variant_id)
+    defaults = shop_settings.PlanSettings(
+        lead_time_days=round(state.settings.lead_time_days),
+        service_level=state.settings.service_level,
+        target_cover_days=round(state.settings.target_cover_days),
+    )
+    async with state.pool.connection() as conn:
+        rows = await sku_rows(conn, shop, [variant_id])
+        if not rows:
+            raise NotFoundException("unknown product")
+        today, _, _ = await shop_today(conn, shop)
+        history = await product.daily_history(
+            conn, shop, variant_id, today - timedelta(days=HISTORY_DAYS), today
+        )
+        accuracy = await product.run_accuracy(conn, shop, variant_id, today)
+        plan = (await plans.latest(conn, shop, [variant_id])).get(variant_id)
+        settings = (await shop_settings.effective(conn, shop, [variant_id], defaults))[variant_id]
+        own = (await shop_settings.product_overrides(conn, shop)).get(variant_id)
+        await conn.commit()
+    (row,) = figures(rows)
+    return {
+        "product": row.model_dump(mode="json"),
+        "today": today.isoformat(),
+        "history": [
+            {"day": h["day"].isoformat(), "units": int(h["units"]), "stockout": h["stockout"]}
+            for h in history
+        ],
+        "forecast": None
+        if plan is None
+        else {
+            "first_day": plan.first_day,
+            "mean": plan.mean,
+            "lower": plan.lower,
+            "upper": plan.upper,
+            "method": plan.method,
+            "members": [m.model_dump(mode="json") for m in plan.members],
+            "confidence": plan.confidence,
+        },
+        "accuracy": accuracy,
+        "settings": dict(vars(settings)),
+        "own_settings": None if own is None else dict(vars(own)),
+        # Alerts come with the alerting feature; until then a product has none.
+        "alerts": [],
+    }
+
+
+class ProductController(Controller):
+    @get("/shops/{shop_domain:str}/products/{variant_id:int}", include_in_schema=False)
+    async def page(
+        self, request: Request[Any, Any, Any], state: State, shop_domain: str, variant_id: int
+    ) -> Template:
+        caller, shop, role = await require_shop(request, shop_domain)
+        story = await product_story(state, shop_domain, variant_id)
+        return Template(
+            "product.html",
+            context={**story, "shop": shop, "caller": caller, "role": role},
+        )
+
+    @get("/api/v1/shops/{shop_domain:str}/products/{variant_id:int}")
+    async def read(
+        self, request: Request[Any, Any, Any], state: State, shop_domain: str, variant_id: int
+    ) -> dict[str, Any]:
+        await require_shop(request, shop_domain)
+        return {"shop": shop_domain, **await product_story(state, shop_domain, variant_id)}
