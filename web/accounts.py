@@ -37,6 +37,8 @@ FormBody = Body(media_type=RequestEncodingType.URL_ENCODED)
 
 
 class AccountsController(Controller):
+    include_in_schema = False  # pages and forms, not the JSON API
+
     @get("/")
     async def index(self, request: Request[Any, Any, Any], state: State) -> Template | Redirect:
         caller = await require_caller(request)

@@ -13,6 +13,9 @@ import httpx
 from litestar import Litestar
 from litestar.exceptions import HTTPException
 from litestar.logging.config import LoggingConfig
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
@@ -25,6 +28,7 @@ from connectors.kafka.producer import DurableProducer
 from connectors.settings import Settings, get_settings
 from web.accounts import AccountsController
 from web.auth import LoginRequired, login_redirect
+from web.charts import ChartsController
 from web.dashboard import ApiController, DashboardController, shop_feed
 from web.health import HealthController
 from web.hub import Hub
@@ -32,8 +36,10 @@ from web.inbox import FastPublisher, InboxWriter
 from web.ingress import shopify_webhooks
 from web.mailer import Mailer
 from web.members import MembersController
+from web.product import ProductController
 from web.reports import ReportsController
 from web.security import add_security_headers
+from web.settings import SettingsController
 from web.shopify_oauth import ShopifyOAuthController
 from web.shops import ShopDirectory
 
@@ -94,8 +100,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AccountsController,
             DashboardController,
             ApiController,
+            ChartsController,
             MembersController,
             ReportsController,
+            SettingsController,
+            ProductController,
             HealthController,
             ShopifyOAuthController,
             shop_feed,
@@ -106,7 +115,22 @@ def create_app(settings: Settings | None = None) -> Litestar:
         request_max_body_size=settings.webhook_max_body_bytes,
         before_send=[add_security_headers],
         exception_handlers={LoginRequired: login_redirect},
-        openapi_config=None,
+        # The JSON API's schema at /schema/openapi.json (no HTML viewer: it would load scripts
+        # from a CDN, which the Content-Security-Policy refuses).
+        openapi_config=OpenAPIConfig(
+            title="Stockpulse API",
+            version="1.0.0",
+            path="/schema",
+            render_plugins=[JsonRenderPlugin()],
+            security=[{"BearerToken": []}],
+            components=Components(
+                security_schemes={
+                    "BearerToken": SecurityScheme(
+                        type="http", scheme="bearer", description="An API token of your account"
+                    )
+                }
+            ),
+        ),
         logging_config=LoggingConfig(
             root={"level": "WARNING", "handlers": ["queue_listener"]},
             log_exceptions="always",

@@ -121,6 +121,16 @@ async def _form_field(request: Request[Any, Any, Any], name: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+MAX_SHOPIFY_ID = 2**63 - 1
+
+
+def known_id(value: int) -> int:
+    """A Shopify id from a path: beyond bigint it names nothing (404), never a 500."""
+    if not 1 <= value <= MAX_SHOPIFY_ID:
+        raise NotFoundException("unknown product")
+    return value
+
+
 def same_origin(connection: ASGIConnection[Any, Any, Any, Any], base_url: str) -> bool:
     """Whether a WebSocket handshake comes from our own pages (or from a script, which sends
     no Origin): the Origin must be this host or the deployment's base URL."""

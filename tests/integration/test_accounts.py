@@ -307,3 +307,12 @@ def test_a_password_reset_mails_a_single_use_link_that_ends_old_sessions(stack: 
         "/login", data={"email": email, "password": new_password, "csrf_token": csrf_of(login.text)}
     )
     assert signed_in.status_code == 303
+
+
+def test_the_openapi_schema_describes_the_json_api_and_its_bearer_tokens(stack: Stack) -> None:
+    schema = httpx.get(f"{stack.base_url}/schema/openapi.json", timeout=10).json()
+    paths = set(schema["paths"])
+    assert "/api/v1/shops/{shop_domain}/skus" in paths
+    assert "/api/v1/shops/{shop_domain}/settings" in paths
+    assert not any(p.startswith(("/login", "/signup", "/shops/")) for p in paths)
+    assert schema["components"]["securitySchemes"]["BearerToken"]["scheme"] == "bearer"
