@@ -29,6 +29,7 @@ from connectors.settings import Settings, get_settings
 from web.accounts import AccountsController
 from web.auth import LoginRequired, login_redirect
 from web.charts import ChartsController
+from web.connection import ConnectionController
 from web.dashboard import ApiController, DashboardController, shop_feed
 from web.health import HealthController
 from web.hub import Hub
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ReportsController,
             SettingsController,
             ProductController,
+            ConnectionController,
             HealthController,
             ShopifyOAuthController,
             shop_feed,

@@ -153,15 +153,35 @@ async def take_unfinished(conn: DictConnection, limit: int = 500) -> list[InboxR
 async def prune(conn: DictConnection) -> int:
     """Delete finished rows past :data:`KEEP_FINISHED_S`, and notes of webhooks gone."""
     cur = await conn.execute(
-        "DELETE FROM webhook_inbox w WHERE w.normalised_at < now() - make_interval(secs => %s)"
-        " AND NOT EXISTS (SELECT 1 FROM inbox_pending p WHERE p.inbox_id = w.id)",
+        "WITH gone AS ("
+        "  DELETE FROM webhook_inbox w"
+        "   WHERE w.normalised_at < now() - make_interval(secs => %s)"
+        "     AND NOT EXISTS (SELECT 1 FROM inbox_pending p WHERE p.inbox_id = w.id)"
+        "  RETURNING w.shop, w.received_at),"
+        " newest AS (SELECT shop, max(received_at) AS at FROM gone GROUP BY shop),"
+        " noted AS ("
+        "  UPDATE shops s SET last_webhook_at = greatest(s.last_webhook_at, n.at)"
+        "    FROM newest n WHERE s.domain = n.shop)"
+        " SELECT count(*) AS n FROM gone",
         (KEEP_FINISHED_S,),
     )
+    row = await cur.fetchone()
     await conn.execute(
         "DELETE FROM inbox_pending p"
         " WHERE NOT EXISTS (SELECT 1 FROM webhook_inbox w WHERE w.id = p.inbox_id)"
     )
-    return cur.rowcount
+    return int(row["n"]) if row else 0
+
+
+async def last_webhook_at(conn: DictConnection, shop: str) -> Any:
+    """When the shop's newest webhook arrived (None: never)."""
+    cur = await conn.execute(
+        "SELECT greatest((SELECT last_webhook_at FROM shops WHERE domain = %(shop)s),"
+        " (SELECT max(received_at) FROM webhook_inbox WHERE shop = %(shop)s)) AS at",
+        {"shop": shop},
+    )
+    row = await cur.fetchone()
+    return row["at"] if row else None
 
 
 async def oldest_unfinished_age(conn: DictConnection) -> float:

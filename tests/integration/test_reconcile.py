@@ -23,7 +23,7 @@ from ops.fake_shopify import (
 )
 from ops.stack import Stack
 from tests.integration.store_support import levels, post_signed, run, shopify_levels, units
-from tests.support import Ids, query, scalar
+from tests.support import Ids, auth, grant, query, scalar
 
 CLIENT_ID, CLIENT_SECRET = "reconcile-app", "reconcile-app-secret"
 
@@ -106,6 +106,20 @@ async def test_reconciliation_fixes_drift_records_it_and_leaves_newer_data_alone
     assert re.search(
         r'stockpulse_reconciliation_corrections_total\{kind="stock_level"\} [1-9]', metrics
     )
+
+    # The connection page tells the merchant the same, in the shop's time.
+    grant(stack, store.domain)
+    async with httpx.AsyncClient(timeout=10, headers=auth(stack)) as http:
+        connection = (
+            await http.get(f"{stack.base_url}/api/v1/shops/{store.domain}/connection")
+        ).json()
+        page = (await http.get(f"{stack.base_url}/shops/{store.domain}/connection")).text
+    assert connection["mode"] == "client_credentials"
+    assert connection["backfill"]["status"] == "done"
+    assert connection["reconciliation"]["corrections"] == corrected
+    assert connection["last_webhook_utc"] is not None
+    assert any("inventory_levels/update" in c["reason"] for c in connection["recent_corrections"])
+    assert "Recent corrections" in page and "9999" in page
 
     # A second pass finds nothing left to correct.
     again = await run(stack, "reconcile", "--shop", store.domain)
