@@ -104,3 +104,14 @@ def ensure_demo_account(
 
     _run(database_url, work)
     return login["email"], login["password"]
+
+
+def bench_member(database_url: str, shop: str) -> str:
+    """A throwaway account owning ``shop`` and an API token of it, for benchmarks that read
+    the feed and the API as a merchant's script would."""
+    import uuid
+
+    email = f"bench-{uuid.uuid4().hex[:10]}@stockpulse.localhost"
+    create_user(database_url, email, "Bench-" + secrets.token_urlsafe(16))
+    assign(database_url, shop, email, "owner")
+    return create_token(database_url, email, "benchmark", read_only=True)

@@ -352,12 +352,15 @@ async def run_ingest_bench(
     e2e_rate: float,
     e2e_seconds: float,
     cpu_of: dict[str, int] | None = None,
+    api_token: str | None = None,
 ) -> dict:
     url = f"{base_url.rstrip('/')}/webhooks/shopify"
     variants = _catalogue()
     connector = aiohttp.TCPConnector(limit=max(concurrency, 256))
+    # The feed and the API answer the shop's members only; webhooks need no token.
+    headers = {"Authorization": f"Bearer {api_token}"} if api_token else None
     async with aiohttp.ClientSession(
-        connector=connector, timeout=aiohttp.ClientTimeout(total=30)
+        connector=connector, timeout=aiohttp.ClientTimeout(total=30), headers=headers
     ) as session:
         console.print(f"setting up {len(variants)} SKUs on {shop}…")
         await _setup_catalogue(session, url, shop, secret, variants)

@@ -497,12 +497,14 @@ def bench_ingest(
     from pathlib import Path
 
     from connectors.db.shops import install_shop
+    from ops.account_tools import bench_member
     from ops.bench import run_ingest_bench, write_results
     from ops.stack import Stack
 
     secret = get_settings().webhook_secrets[0].decode()
     stack = None
     cpu_of: dict[str, int] | None = None
+    api_token = get_settings().stockpulse_demo_api_token
     if embedded:
         stack = Stack(
             Path(tempfile.mkdtemp(prefix="stockpulse-bench-")),
@@ -513,6 +515,7 @@ def bench_ingest(
         )
         stack.start_infrastructure()
         install_shop(stack.database_url, shop)
+        api_token = bench_member(stack.database_url, shop)
         stack.start_worker()
         stack.start_web()
         url = stack.base_url
@@ -528,6 +531,7 @@ def bench_ingest(
                 e2e_rate=e2e_rate,
                 e2e_seconds=e2e_seconds,
                 cpu_of=cpu_of,
+                api_token=api_token,
             )
         )
         if json_out:
@@ -651,6 +655,47 @@ def bench_backfill(orders: int, products: int) -> None:
         f" {r['order_lines_per_second']:,.0f} order lines/s; export, download, stitch,"
         f" validate, apply);"
         f" run again and checked: {'exactly once' if r['exact'] else 'NOT EXACT'}"
+    )
+
+
+@bench.command("feed")
+@click.option("--clients", default=1000, show_default=True, help="Open WebSocket feeds.")
+@click.option("--updates", default=30, show_default=True, help="Stock updates sent.")
+@click.option("--gap", default=0.5, show_default=True, help="Seconds between updates.")
+def bench_feed(clients: int, updates: int, gap: float) -> None:
+    """Time one update reaching many open feeds of one shop, on an embedded stack."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from connectors.db.shops import install_shop
+    from ops.account_tools import bench_member
+    from ops.bench_feed import feed_fanout
+    from ops.stack import Stack
+
+    shop = "bench-feed.myshopify.com"
+    secret = get_settings().webhook_secrets[0].decode()
+    stack = Stack(
+        Path(tempfile.mkdtemp(prefix="stockpulse-bench-feed-")), extra_env={"NIGHTLY_AT": "off"}
+    )
+    try:
+        stack.start_infrastructure()
+        install_shop(stack.database_url, shop)
+        token = bench_member(stack.database_url, shop)
+        stack.start_worker()
+        stack.start_web()
+        r = asyncio.run(
+            feed_fanout(
+                stack.base_url, shop, secret, token, clients=clients, updates=updates, gap_s=gap
+            )
+        )
+    finally:
+        stack.stop()
+        shutil.rmtree(stack.data_dir, ignore_errors=True)
+    click.echo(
+        f"feed: {r['updates']} updates to {r['clients']} clients: {r['delivered_percent']} %"
+        f" delivered, p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, max {r['max_ms']} ms"
+        " (webhook 200 → each client's receipt)"
     )
 
 
