@@ -29,6 +29,7 @@ from connectors.settings import Settings, get_settings
 from web.accounts import AccountsController
 from web.auth import LoginRequired, login_redirect
 from web.charts import ChartsController
+from web.connect_form import ConnectFormController
 from web.connection import ConnectionController
 from web.dashboard import ApiController, DashboardController, shop_feed
 from web.health import HealthController
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             SettingsController,
             ProductController,
             ConnectionController,
+            ConnectFormController,
             HealthController,
             ShopifyOAuthController,
             shop_feed,

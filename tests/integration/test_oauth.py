@@ -203,3 +203,51 @@ async def test_expiring_tokens_rotate_once_under_a_race_and_survive_a_lost_answe
             assert recovered in shopify.stores[shop].tokens
     finally:
         await pool.close()
+
+
+def test_the_connect_form_connects_a_store_for_the_account_that_owns_it(
+    oauth_stack: Stack, shopify: FakeShopify
+) -> None:
+    domain = f"form{Ids.next()}.myshopify.com"
+    shopify.add_store(domain, client_id="own-app", client_secret="own-app-secret")
+    browser = signed_in_client(oauth_stack)
+    try:
+        form = browser.get("/connect").text
+        token = form.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+        wrong = browser.post(
+            "/connect",
+            data={
+                "shop": domain,
+                "client_id": "own-app",
+                "client_secret": "nope",
+                "csrf_token": token,
+            },
+        )
+        assert wrong.status_code == 400 and "refused these credentials" in wrong.text
+        assert stored(oauth_stack, domain) == (0, 0)
+        done = browser.post(
+            "/connect",
+            data={
+                "shop": domain,
+                "client_id": "own-app",
+                "client_secret": "own-app-secret",
+                "csrf_token": token,
+            },
+        )
+        assert done.status_code == 303 and done.headers["location"] == f"/shops/{domain}"
+    finally:
+        browser.close()
+    assert stored(oauth_stack, domain) == (1, 1)
+    assert scalar(oauth_stack, "SELECT mode FROM shop_credentials WHERE shop = %s", domain) == (
+        "client_credentials"
+    )
+    assert (
+        scalar(
+            oauth_stack,
+            "SELECT role FROM shop_members WHERE shop = %s AND user_id = %s",
+            domain,
+            tester(oauth_stack)[0],
+        )
+        == "owner"
+    )
+    assert scalar(oauth_stack, "SELECT count(*) FROM backfills WHERE shop = %s", domain) == 1
