@@ -699,6 +699,26 @@ def bench_feed(clients: int, updates: int, gap: float) -> None:
     )
 
 
+@bench.command("dashboard")
+@click.option("--skus", default=5000, show_default=True)
+@click.option("--requests", default=200, show_default=True, help="Timed requests per page.")
+def bench_dashboard(skus: int, requests: int) -> None:
+    """Server time of the dashboard and reorder-plan pages for a shop of many SKUs."""
+    import json
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from ops.bench_dashboard import plan_page_bench
+
+    data_dir = Path(tempfile.mkdtemp(prefix="stockpulse-bench-plan-"))
+    try:
+        result = asyncio.run(plan_page_bench(data_dir, skus=skus, requests=requests))
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    click.echo(json.dumps(result, indent=2))
+
+
 @bench.command("forecast")
 @click.option("--skus", default=1000, show_default=True, help="SKUs with 2 years of history.")
 @click.option("--single-process-skus", default=200, show_default=True)

@@ -38,6 +38,7 @@ from web.inbox import FastPublisher, InboxWriter
 from web.ingress import shopify_webhooks
 from web.mailer import Mailer
 from web.members import MembersController
+from web.plan import PlanController
 from web.product import ProductController
 from web.reports import ReportsController
 from web.security import add_security_headers
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ProductController,
             ConnectionController,
             ConnectFormController,
+            PlanController,
             HealthController,
             ShopifyOAuthController,
             shop_feed,

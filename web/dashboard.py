@@ -12,6 +12,7 @@ from litestar.exceptions import WebSocketDisconnect
 from litestar.response import Template
 
 from connectors.db import backfills, reconciliations
+from connectors.db.plan import plan_page
 from connectors.db.queries import SkuRow, sku_rows
 from connectors.kafka.topics import SkuFigures
 from models.inventory import cover
@@ -31,6 +32,20 @@ def figures(rows: list[SkuRow]) -> list[SkuFigures]:
     ]
 
 
+# The dashboard's table is the morning's short list; the reorder plan pages through them all.
+DASHBOARD_ROWS = 100
+
+
+async def table_rows(conn: Any, shop: str) -> tuple[list[SkuFigures], int]:
+    """The table's rows and how many SKUs the shop has: all of a small shop, in catalogue
+    order; of a large one, the ``DASHBOARD_ROWS`` that run out soonest, picked in SQL
+    (reading and rendering thousands of rows is what made the page slow)."""
+    soonest = await plan_page(conn, shop, sort="days_of_cover", limit=DASHBOARD_ROWS)
+    if soonest.total <= DASHBOARD_ROWS:
+        return figures(await sku_rows(conn, shop)), soonest.total
+    return figures([planned.row for planned in soonest.rows]), soonest.total
+
+
 class DashboardController(Controller):
     include_in_schema = False  # pages and fragments, not the JSON API
 
@@ -40,7 +55,7 @@ class DashboardController(Controller):
     ) -> Template:
         caller, shop, role = await require_shop(request, shop_domain)
         async with state.pool.connection() as conn:
-            rows = figures(await sku_rows(conn, shop_domain))
+            rows, total = await table_rows(conn, shop_domain)
             backfill = await backfills.state(conn, shop_domain)
         return Template(
             "dashboard.html",
@@ -48,6 +63,7 @@ class DashboardController(Controller):
                 "shop": shop,
                 "shop_domain": shop_domain,
                 "rows": rows,
+                "total_skus": total,
                 "low_cover_days": LOW_COVER_DAYS,
                 "backfill": backfill,
                 "caller": caller,
@@ -72,7 +88,7 @@ class DashboardController(Controller):
         """The table body alone, for htmx to refresh after a reconnect or a new SKU."""
         await require_shop(request, shop_domain)
         async with state.pool.connection() as conn:
-            rows = figures(await sku_rows(conn, shop_domain))
+            rows, _ = await table_rows(conn, shop_domain)
         return Template(
             "_rows.html",
             context={"rows": rows, "low_cover_days": LOW_COVER_DAYS, "shop_domain": shop_domain},

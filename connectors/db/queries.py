@@ -21,7 +21,9 @@ demand AS (
            sum(dd.units) FILTER (WHERE dd.day > t.d - 7) AS sold_7d,
            sum(dd.units) AS sold_28d
       FROM daily_demand dd CROSS JOIN today t
-     WHERE dd.shop = %(shop)s AND dd.day > t.d - 28 AND dd.day <= t.d
+     -- Bounded by scalar subqueries, not the join, so the (shop, day) index limits the scan.
+     WHERE dd.shop = %(shop)s AND dd.day > (SELECT d FROM today) - 28
+       AND dd.day <= (SELECT d FROM today)
        AND (%(ids)s::bigint[] IS NULL OR dd.variant_id = ANY(%(ids)s))
      GROUP BY dd.variant_id
 ),

@@ -22,7 +22,9 @@
 
   function apply(message) {
     const row = rows.querySelector(`tr[data-variant="${message.variant_id}"]`);
-    if (!row) { refresh(); return; }
+    // A capped table (a large shop) shows its most urgent SKUs only: another SKU's update
+    // belongs to the reorder plan, not to a reload of this table.
+    if (!row) { if (rows.dataset.limited !== "true") refresh(); return; }
     for (const cell of row.querySelectorAll("td[data-field]")) {
       const field = cell.dataset.field;
       if (!(field in message)) continue;
