@@ -39,11 +39,7 @@ class ForecastKeeper:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         # The deployment's defaults; a shop's settings and a product's overrides come first.
-        self.defaults = shop_settings.PlanSettings(
-            lead_time_days=round(settings.lead_time_days),
-            service_level=settings.service_level,
-            target_cover_days=round(settings.target_cover_days),
-        )
+        self.defaults = shop_settings.deployment_defaults(settings)
         self._models: dict[tuple[str, int], OnlineDemandModel] = {}
         self._runs: dict[str, int | None] = {}
         self._baselines: dict[tuple[str, int], dict[str, Any] | None] = {}

@@ -180,11 +180,7 @@ class ChartsController(Controller):
         the lowest cover first."""
         await require_shop(request, shop_domain)
         _check_range("limit", limit, STOCK_MIN_PRODUCTS, STOCK_MAX_PRODUCTS)
-        defaults = shop_settings.PlanSettings(
-            lead_time_days=round(state.settings.lead_time_days),
-            service_level=state.settings.service_level,
-            target_cover_days=round(state.settings.target_cover_days),
-        )
+        defaults = shop_settings.deployment_defaults(state.settings)
         async with state.pool.connection() as conn:
             skus = await charts.skus_with_products(conn, shop_domain)
             products = products_by_cover(skus)

@@ -23,11 +23,7 @@ HISTORY_DAYS = 120
 
 async def product_story(state: State, shop: str, variant_id: int) -> dict[str, Any]:
     known_id(variant_id)
-    defaults = shop_settings.PlanSettings(
-        lead_time_days=round(state.settings.lead_time_days),
-        service_level=state.settings.service_level,
-        target_cover_days=round(state.settings.target_cover_days),
-    )
+    defaults = shop_settings.deployment_defaults(state.settings)
     async with state.pool.connection() as conn:
         rows = await sku_rows(conn, shop, [variant_id])
         if not rows:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from connectors.db import shop_settings
 from connectors.db.queries import sku_rows
-from connectors.db.shop_settings import Overrides, PlanSettings
+from connectors.db.shop_settings import Overrides
 from web.auth import known_id, require_shop
 
 FormBody = Body(media_type=RequestEncodingType.URL_ENCODED)
@@ -194,11 +194,7 @@ async def _known_variant(conn: Any, shop: str, variant_id: int) -> None:
 
 
 async def _context(state: State, shop: str) -> dict[str, Any]:
-    defaults: PlanSettings = PlanSettings(
-        lead_time_days=round(state.settings.lead_time_days),
-        service_level=state.settings.service_level,
-        target_cover_days=round(state.settings.target_cover_days),
-    )
+    defaults = shop_settings.deployment_defaults(state.settings)
     async with state.pool.connection() as conn:
         own = await shop_settings.shop_overrides(conn, shop)
         products = await shop_settings.product_overrides(conn, shop)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from connectors.db.pool import DictConnection
+from connectors.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,16 @@ class Overrides:
             below,
             **{f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None},
         )
+
+
+def deployment_defaults(settings: Settings) -> PlanSettings:
+    """The deployment's ``LEAD_TIME_DAYS``, ``SERVICE_LEVEL`` and ``TARGET_COVER_DAYS``: what
+    applies where neither a shop nor a product says otherwise."""
+    return PlanSettings(
+        lead_time_days=round(settings.lead_time_days),
+        service_level=settings.service_level,
+        target_cover_days=round(settings.target_cover_days),
+    )
 
 
 _COLUMNS = ", ".join(f.name for f in fields(Overrides))
