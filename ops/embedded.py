@@ -267,6 +267,9 @@ class LocalBroker:
 
     def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
         self.port = port or free_port()
+        # A port picked here was free a moment ago, not now: another process may take it
+        # first, and then the broker starts again on another one.
+        self._port_is_ours_to_pick = port is None
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
         self._pump: OutputPump | None = None
@@ -276,6 +279,23 @@ class LocalBroker:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        for attempt in range(3):
+            failure: BaseException | None = None
+            try:
+                self._start_once()
+                # Something else may answer on the port while the broker failed to bind it.
+                time.sleep(0.2)
+            except (RuntimeError, TimeoutError) as exc:
+                failure = exc
+            taken = "Address in use" in self.recent_output(40)
+            if not taken and failure is None:
+                return
+            self.stop()
+            if not (taken and self._port_is_ours_to_pick and attempt < 2):
+                raise failure or RuntimeError(f"port {self.port} is taken by another process")
+            self.port = free_port()
+
+    def _start_once(self) -> None:
         address = f"tcp://127.0.0.1:{self.port}"
         self.process, self._pump = spawn(
             [
