@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 
 from ops.stack import Stack
 from tests.mailbox import MAILBOX
@@ -22,6 +23,18 @@ from tests.support import (
 )
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+# Debian's Chromium, which the project's scripts install; driven by Playwright for Python.
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 STACK_ENV = {
     "SHOPIFY_API_SECRET": f"{SECRET},an-old-rotated-secret",
     "KAFKA_TOPIC_PARTITIONS": "4",
@@ -79,3 +92,14 @@ def stack() -> Iterator[Stack]:
     yield running
     stop_stack(running, "shared")
     MAILBOX.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """A headless Chromium for the module's browser tests."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is not installed (Debian: apt-get install chromium)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()

@@ -7,16 +7,13 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from ops.stack import Stack
 from tests.conftest import ARTIFACTS
-from tests.e2e.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.integration.test_forecasting import seed_history
 from tests.support import (
     Ids,
@@ -35,16 +32,6 @@ from tests.support import (
 SCREENS = ARTIFACTS / "screens"
 SIZES = {"desktop": (1280, 800), "phone": (390, 844)}
 PASSWORD = "Morning-Coffee-31"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("chromium is not installed (Debian: apt-get install chromium)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 def photograph(page: Page, name: str) -> None:

@@ -6,21 +6,18 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from connectors.db.shops import install_shop
 from ops.shopify_payloads import Variant
 from ops.stack import Stack
-from tests.e2e.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.e2e.test_merchant_walkthrough import photograph
 from tests.support import (
     auth,
@@ -282,16 +279,6 @@ def test_the_page_and_its_rows_fragment(stack: Stack, planned_shop: str) -> None
     assert "No product matches these filters" in unmatched
     empty = httpx.get(f"{stack.base_url}/shops/{new_shop(stack)}/plan", headers=auth(stack))
     assert "No products yet: connect your store" in empty.text
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("chromium is not installed (Debian: apt-get install chromium)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 def test_a_merchant_sorts_filters_and_watches_the_plan_move(stack: Stack, browser: Browser) -> None:

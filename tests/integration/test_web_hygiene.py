@@ -16,7 +16,7 @@ from playwright.sync_api import ConsoleMessage, expect, sync_playwright
 
 from connectors.settings import Settings
 from ops.stack import Stack
-from tests.e2e.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.support import (
     auth,
     browser_login,
