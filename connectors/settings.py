@@ -52,8 +52,9 @@ class Settings(BaseSettings):
     )
     stockpulse_secret_key: str = Field(
         default="development-only-secret-key",
-        description="Reserved for signed links (alert unsubscribes). Sessions, CSRF and API"
-        " tokens need none: they are random values checked against the database.",
+        description="Signs the one-click unsubscribe links of alert emails and keys their"
+        " Message-IDs. Sessions, CSRF and API tokens need none: they are random values checked"
+        " against the database.",
     )
     stockpulse_encryption_keys: str = Field(
         default="", description="Base64 AES-256 keys for tokens at rest, newest first."
@@ -82,6 +83,14 @@ class Settings(BaseSettings):
     )
     known_shops_refresh_seconds: float = Field(
         default=5.0, description="How stale the ingress's cached list of installed shops may be."
+    )
+
+    alert_batch_window_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=10,
+        description="Immediate alerts of one shop go out as one email per recipient once none"
+        " joined them for this many seconds (at most three windows after the first).",
     )
 
     lead_time_days: float = Field(
@@ -116,6 +125,15 @@ class Settings(BaseSettings):
         default=None,
         description="With `stockpulse up`: an API token of the demo account, for scripts and"
         " smoke tests.",
+    )
+    stockpulse_demo_alert_to: str = Field(
+        default="merchant@example.com",
+        description="With `stockpulse up`: who gets the demo shop's alert emails.",
+    )
+    stockpulse_mail_catcher_dir: str | None = Field(
+        default=None,
+        description="Where `stockpulse up`'s embedded SMTP catcher keeps mail (set by `up` when"
+        " SMTP_URL is not): the Mailbox page shows it.",
     )
     reconcile_interval_s: float = Field(
         default=3600.0,

@@ -14,7 +14,7 @@ from typing import TypeVar
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
-from connectors.db import accounts
+from connectors.db import accounts, alerts
 from connectors.db.pool import DictConnection
 from connectors.passwords import hash_password, weakness
 
@@ -104,6 +104,31 @@ def ensure_demo_account(
 
     _run(database_url, work)
     return login["email"], login["password"]
+
+
+DEMO_LOW_STOCK_THRESHOLD = 5
+
+
+def ensure_demo_alerts(database_url: str, shop: str, recipient: str) -> None:
+    """The demo shop's alert defaults: a low-stock line of 5 units and immediate emails to
+    ``recipient`` (``STOCKPULSE_DEMO_ALERT_TO``). Set once: what the merchant changes later
+    in Settings stays."""
+
+    async def work(conn: DictConnection) -> None:
+        await conn.execute(
+            "INSERT INTO shop_settings (shop, low_stock_threshold) VALUES (%s, %s)"
+            " ON CONFLICT (shop) DO NOTHING",
+            (shop, DEMO_LOW_STOCK_THRESHOLD),
+        )
+        cur = await conn.execute(
+            "INSERT INTO alert_settings (shop, mode) VALUES (%s, 'immediate')"
+            " ON CONFLICT (shop) DO NOTHING RETURNING shop",
+            (shop,),
+        )
+        if await cur.fetchone() is not None:
+            await alerts.set_recipients(conn, shop, [recipient.strip().lower()])
+
+    _run(database_url, work)
 
 
 def bench_member(database_url: str, shop: str) -> str:

@@ -93,6 +93,17 @@ def worker(loglevel: str) -> None:
     run_worker(loglevel)
 
 
+@main.command("alert-sender")
+@click.option("--loglevel", default="info", show_default=True)
+def alert_sender(loglevel: str) -> None:
+    """Send alert emails through SMTP_URL: immediate groups and daily digests."""
+    from connectors.db.migrate import migrate as apply_migrations
+    from streams.alert_delivery import main as run_alert_sender
+
+    apply_migrations(get_settings().database_url)
+    run_alert_sender(["--loglevel", loglevel])
+
+
 @main.command()
 def migrate() -> None:
     """Apply database migrations."""
@@ -697,6 +708,31 @@ def bench_feed(clients: int, updates: int, gap: float) -> None:
         f" delivered, p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, max {r['max_ms']} ms"
         " (webhook 200 → each client's receipt)"
     )
+
+
+@bench.command("alerts")
+@click.option("--samples", default=200, show_default=True, help="Timed single crossings.")
+@click.option("--shops", default=10, show_default=True, help="Shops the crossings rotate over.")
+@click.option("--gap", default=0.3, show_default=True, help="Seconds between crossings.")
+@click.option("--burst", default=1000, show_default=True, help="SKUs crossing at once.")
+def bench_alerts(samples: int, shops: int, gap: float, burst: int) -> None:
+    """Webhook → alert email accepted by the SMTP server; and a burst of alerts, on an
+    embedded stack."""
+    import json
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from ops.bench_alerts import alert_bench
+
+    data_dir = Path(tempfile.mkdtemp(prefix="stockpulse-bench-alerts-"))
+    try:
+        result = asyncio.run(
+            alert_bench(data_dir, samples=samples, shops=shops, gap_s=gap, burst=burst)
+        )
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    click.echo(json.dumps(result, indent=2))
 
 
 @bench.command("dashboard")

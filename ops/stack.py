@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -26,9 +27,10 @@ from connectors.crypto import generate_key
 from connectors.db.migrate import migrate
 from connectors.db.shops import install_shop
 from connectors.kafka.admin import ensure_topics
+from connectors.mail import parse_smtp_url
 from connectors.settings import get_settings
 from ops import demo_store
-from ops.account_tools import ensure_demo_account
+from ops.account_tools import ensure_demo_account, ensure_demo_alerts
 from ops.demo_store import DemoApp, demo_app
 from ops.embedded import LocalBroker, LocalPostgres, free_port, port_open
 from ops.processes import ManagedProcess, spawn
@@ -76,6 +78,7 @@ class Stack:
         self.extra_env = extra_env or {}
         self.worker: ManagedProcess | None = None
         self.web: ManagedProcess | None = None
+        self.sender: ManagedProcess | None = None
         self.generated_key = False
 
     @property
@@ -102,6 +105,7 @@ class Stack:
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
             "STOCKPULSE_BASE_URL": self.base_url,
             "STOCKPULSE_ENCRYPTION_KEYS": self.encryption_keys(),
+            "STOCKPULSE_SECRET_KEY": self.secret_key(),
             "PYTHONUNBUFFERED": "1",
             "STOCKPULSE_WORKER_DATADIR": str(self.data_dir / "worker"),
             **self.extra_env,
@@ -126,6 +130,23 @@ class Stack:
                 out.write(generate_key() + "\n")
             self.generated_key = True
         return self.key_file.read_text().strip()
+
+    def secret_key(self) -> str:
+        """``STOCKPULSE_SECRET_KEY`` when set; otherwise one of this stack's own, kept in its
+        data directory, so unsubscribe links in mails already sent keep working after a
+        restart and nobody can forge them from the published development default."""
+        configured = self.extra_env.get("STOCKPULSE_SECRET_KEY") or os.environ.get(
+            "STOCKPULSE_SECRET_KEY"
+        )
+        if configured:
+            return configured
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(32) + "\n")
+        return path.read_text().strip()
 
     def start_infrastructure(self) -> None:
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -156,6 +177,14 @@ class Stack:
         self.worker.start()
         return self.worker
 
+    def start_sender(self) -> ManagedProcess:
+        """The alert sender: alert emails through ``SMTP_URL``."""
+        self.sender = ManagedProcess(
+            "alert-sender", ["alert-sender"], self.env(), self.data_dir / "logs" / "sender.log"
+        )
+        self.sender.start()
+        return self.sender
+
     def start_web(self, timeout_s: float = 60) -> ManagedProcess:
         self.web = ManagedProcess(
             "web",
@@ -185,7 +214,7 @@ class Stack:
     def process_ids(self) -> dict[str, int]:
         """Top process of each running part, for CPU accounting (children are counted too)."""
         ids = {}
-        for name, proc in (("web", self.web), ("worker", self.worker)):
+        for name, proc in (("web", self.web), ("worker", self.worker), ("sender", self.sender)):
             if proc is not None and proc.process is not None:
                 ids[name] = proc.process.pid
         if self.broker is not None and self.broker.process is not None:
@@ -204,6 +233,8 @@ class Stack:
             time.sleep(drain_s)
         if self.worker is not None:
             self.worker.stop()
+        if self.sender is not None:
+            self.sender.stop()
         if self.broker is not None:
             self.broker.stop()
         if self.postgres is not None:
@@ -246,6 +277,22 @@ class ModuleProcess(ManagedProcess):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{self.name} not up after {self.ready_timeout_s}s")
             time.sleep(0.05)
+
+
+def mail_catcher_process(data_dir: Path) -> tuple[ModuleProcess, str, Path]:
+    """The demo's SMTP catcher on a free loopback port: the process, its SMTP_URL and where it
+    keeps the mail."""
+    port = free_port()
+    mail_dir = data_dir / "mail"
+    process = ModuleProcess(
+        "mail-catcher",
+        "ops.mail_catcher",
+        ["--port", str(port), "--dir", str(mail_dir)],
+        {},
+        data_dir / "logs" / "mail-catcher.log",
+        ready=lambda: port_open(port),
+    )
+    return process, f"smtp://127.0.0.1:{port}?starttls=off", mail_dir
 
 
 def fake_shopify_process(data_dir: Path, app: DemoApp) -> tuple[ModuleProcess, str]:
@@ -384,6 +431,19 @@ def run_stack(*, port: int, data_dir: str, simulate: bool, orders_per_minute: fl
         login_email, login_password = ensure_demo_account(
             stack.database_url, data, DEMO_SHOP, settings.stockpulse_demo_api_token
         )
+        ensure_demo_alerts(stack.database_url, DEMO_SHOP, settings.stockpulse_demo_alert_to)
+        if "SMTP_URL" in os.environ:
+            mail_line = f"  Mail:       through SMTP_URL ({parse_smtp_url(settings.smtp_url)})"
+        else:
+            # No mail server configured: mail stays on this machine, readable in the dashboard.
+            catcher, smtp_url, mail_dir = mail_catcher_process(data)
+            supervisor.start(catcher)
+            stack.extra_env["SMTP_URL"] = smtp_url
+            stack.extra_env["STOCKPULSE_MAIL_CATCHER_DIR"] = str(mail_dir)
+            mail_line = (
+                f"  Mail:       caught on this machine, read it at {stack.base_url}/mailbox"
+                " (set SMTP_URL to send for real)"
+            )
         # Without the simulator the demo shop is an ordinary installed shop (webhooks signed
         # with the deployment's secret), unless an earlier run connected it to its fake.
         app: DemoApp | None = None
@@ -401,6 +461,7 @@ def run_stack(*, port: int, data_dir: str, simulate: bool, orders_per_minute: fl
             )
         print("starting the worker and the web app…")
         supervisor.adopt(stack.start_worker())
+        supervisor.adopt(stack.start_sender())
         supervisor.adopt(stack.start_web())
         secret = settings.webhook_secrets[0].decode()
         print()
@@ -410,6 +471,11 @@ def run_stack(*, port: int, data_dir: str, simulate: bool, orders_per_minute: fl
         )
         if settings.stockpulse_demo_api_token:
             print("  API token:  STOCKPULSE_DEMO_API_TOKEN acts for that account")
+        print(
+            f"  Alerts:     immediate emails to {settings.stockpulse_demo_alert_to} when stock"
+            " falls to 5 units or a stockout is near"
+        )
+        print(mail_line)
         print(f"  Webhooks:   POST {stack.base_url}/webhooks/shopify")
         print(f"  Feed:       ws://127.0.0.1:{port}/ws/shops/{DEMO_SHOP}")
         if demo_line:
@@ -450,7 +516,7 @@ def run_stack(*, port: int, data_dir: str, simulate: bool, orders_per_minute: fl
         print("\nstopping…", flush=True)
         started = {id(c) for c in supervisor.children}
         # Parts that were starting when the stop came were not handed to the supervisor yet.
-        for part in (simulator, stack.web, stack.worker, shopify, stack.broker):
+        for part in (simulator, stack.web, stack.sender, stack.worker, shopify, stack.broker):
             if part is not None and id(part) not in started:
                 part.stop()
         supervisor.stop_all(pause_before={"worker": 2.0})

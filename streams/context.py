@@ -33,6 +33,7 @@ class Topics:
     sku_events: faust.TopicT
     updates: faust.TopicT
     forecasts: faust.TopicT
+    alerts: faust.TopicT
 
 
 class PublishedOutbox:

@@ -17,6 +17,7 @@ import faust
 
 from connectors.db import forecasts as db
 from connectors.kafka.topics import dumps
+from streams import alerting
 from streams.context import WorkerContext, send_all
 
 log = logging.getLogger("stockpulse.worker")
@@ -63,8 +64,14 @@ async def _publish_shop_forecasts(
 ) -> int:
     """Forecasts of the shop's SKUs (all of them when ``variant_ids`` is None); how many."""
     async with ctx.forecast_round, ctx.connection() as conn:
-        messages = await ctx.keeper.forecasts(conn, shop, variant_ids)
+        messages = await ctx.keeper.forecasts(conn, shop, variant_ids, commit=False)
+        # The plans and the alerts read from them commit together.
+        fired = await alerting.evaluate(
+            conn, shop, [update for _, update in messages], ctx.settings, ctx.keeper.defaults
+        )
+        await conn.commit()
     await send_all(ctx.topics.forecasts, [(key, dumps(update)) for key, update in messages])
+    await alerting.publish(ctx, fired)
     return len(messages)
 
 

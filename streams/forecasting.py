@@ -48,9 +48,16 @@ class ForecastKeeper:
         self._abc: dict[str, tuple[date, float, dict[int, str]]] = {}
 
     async def forecasts(
-        self, conn: DictConnection, shop: str, variant_ids: Sequence[int] | None = None
+        self,
+        conn: DictConnection,
+        shop: str,
+        variant_ids: Sequence[int] | None = None,
+        *,
+        commit: bool = True,
     ) -> list[tuple[bytes, ForecastUpdate]]:
-        """Bring the SKUs' models up to the last closed day and build their forecasts."""
+        """Bring the SKUs' models up to the last closed day, build their forecasts and store
+        them as the SKUs' plans; with ``commit`` False the caller commits the plans (and what
+        it wrote with them)."""
         today, elapsed, _ = await db.shop_today(conn, shop)
         rows = await sku_rows(conn, shop, variant_ids)
         if not rows:
@@ -133,7 +140,8 @@ class ForecastKeeper:
         # Stored in the same transaction that read its inputs: what is published is what the
         # dashboard, the API and alert rules read afterwards.
         await plans.save(conn, [update for _, update in out])
-        await conn.commit()
+        if commit:
+            await conn.commit()
         return out
 
     async def _current_models(

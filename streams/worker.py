@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import faust
 
-from connectors.kafka.topics import FORECASTS, RAW_WEBHOOKS, SKU_EVENTS, UPDATES
+from connectors.kafka.topics import ALERTS, FORECASTS, RAW_WEBHOOKS, SKU_EVENTS, UPDATES
 from connectors.settings import Settings, get_settings
 from streams import (
+    alerting,
     applying,
     backfill_schedule,
     forecast_publishing,
@@ -53,6 +54,7 @@ def build_app(settings: Settings) -> faust.App:
             sku_events=_raw_topic(app, SKU_EVENTS),
             updates=_raw_topic(app, UPDATES),
             forecasts=_raw_topic(app, FORECASTS),
+            alerts=_raw_topic(app, ALERTS),
         ),
         keeper=ForecastKeeper(settings),
         refit_schedule=(
@@ -66,6 +68,7 @@ def build_app(settings: Settings) -> faust.App:
         backfill_schedule,
         applying,
         forecast_publishing,
+        alerting,
         outbox,
         relay,
         partitions,

@@ -52,6 +52,7 @@ def start_stack(name: str, env: dict[str, str] | None = None) -> Stack:
     try:
         stack.start_infrastructure()
         stack.start_worker()
+        stack.start_sender()
         stack.start_web()
         wait_for_pipeline(stack)
     except BaseException:

@@ -27,6 +27,7 @@ from connectors.kafka.admin import ensure_topics
 from connectors.kafka.producer import DurableProducer
 from connectors.settings import Settings, get_settings
 from web.accounts import AccountsController
+from web.alerts import AlertsController
 from web.auth import LoginRequired, login_redirect
 from web.charts import ChartsController
 from web.connect_form import ConnectFormController
@@ -36,6 +37,7 @@ from web.health import HealthController
 from web.hub import Hub
 from web.inbox import FastPublisher, InboxWriter
 from web.ingress import shopify_webhooks
+from web.mailbox import MailboxController
 from web.mailer import Mailer
 from web.members import MembersController
 from web.plan import PlanController
@@ -45,6 +47,7 @@ from web.security import add_security_headers
 from web.settings import SettingsController
 from web.shopify_oauth import ShopifyOAuthController
 from web.shops import ShopDirectory
+from web.unsubscribe import UnsubscribeController
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -111,13 +114,23 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ConnectionController,
             ConnectFormController,
             PlanController,
+            AlertsController,
             HealthController,
             ShopifyOAuthController,
+            UnsubscribeController,
+            MailboxController,
             shop_feed,
             create_static_files_router(path="/static", directories=[HERE / "static"]),
         ],
         lifespan=[lifespan],
-        template_config=TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine),
+        template_config=TemplateConfig(
+            directory=HERE / "templates",
+            engine=JinjaTemplateEngine,
+            # `up` without SMTP_URL keeps mail locally; every page links to where to read it.
+            engine_callback=lambda engine: engine.engine.globals.update(
+                mail_catcher=bool(settings.stockpulse_mail_catcher_dir)
+            ),
+        ),
         request_max_body_size=settings.webhook_max_body_bytes,
         before_send=[add_security_headers],
         exception_handlers={LoginRequired: login_redirect},

@@ -11,11 +11,12 @@ from litestar.datastructures import State
 from litestar.exceptions import WebSocketDisconnect
 from litestar.response import Template
 
-from connectors.db import backfills, reconciliations
+from connectors.db import alerts, backfills, reconciliations
 from connectors.db.plan import plan_page
 from connectors.db.queries import SkuRow, sku_rows
 from connectors.kafka.topics import SkuFigures
 from models.inventory import cover
+from web.alerts import RULE_CHOICES, banner, shop_zone
 from web.auth import require_shop, same_origin, shop_for_socket
 
 # Rows with fewer days of cover than this are marked on the page (the script reads it from the
@@ -34,6 +35,9 @@ def figures(rows: list[SkuRow]) -> list[SkuFigures]:
 
 # The dashboard's table is the morning's short list; the reorder plan pages through them all.
 DASHBOARD_ROWS = 100
+# Banners: the day's latest alerts (dashboard.js keeps as many when live ones arrive).
+BANNER_HOURS = 24
+BANNERS = 5
 
 
 async def table_rows(conn: Any, shop: str) -> tuple[list[SkuFigures], int]:
@@ -57,6 +61,8 @@ class DashboardController(Controller):
         async with state.pool.connection() as conn:
             rows, total = await table_rows(conn, shop_domain)
             backfill = await backfills.state(conn, shop_domain)
+            recent = await alerts.recent(conn, shop_domain, hours=BANNER_HOURS, limit=BANNERS)
+        zone = shop_zone(shop.get("timezone"))
         return Template(
             "dashboard.html",
             context={
@@ -66,6 +72,9 @@ class DashboardController(Controller):
                 "total_skus": total,
                 "low_cover_days": LOW_COVER_DAYS,
                 "backfill": backfill,
+                "banners": [banner(row, shop_domain, zone) for row in recent],
+                "max_banners": BANNERS,
+                "rule_titles": dict(RULE_CHOICES),
                 "caller": caller,
                 "role": role,
             },

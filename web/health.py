@@ -10,7 +10,7 @@ from litestar import Controller, Response, get
 from litestar.datastructures import State
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from connectors.db import dead_letters, inbox, reconciliations
+from connectors.db import alerts, dead_letters, inbox, reconciliations
 from connectors.kafka.admin import broker_reachable
 from web import metrics
 
@@ -48,6 +48,7 @@ class HealthController(Controller):
             for stage in ("ingress", "normalise", "apply", "backfill"):
                 metrics.dead_letters.labels(stage=stage).set(pipeline.dead_letters.get(stage, 0))
         await _reconciliation(state)
+        await _alert_delivery(state)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -90,6 +91,22 @@ async def _reconciliation(state: State) -> None:
     for kind in reconciliations.KINDS:
         metrics.reconciliation_corrections.labels(kind=kind).set(counts.get(kind, 0))
     metrics.reconciliation_age.set(age if age is not None else 0)
+
+
+async def _alert_delivery(state: State) -> None:
+    """Alert emails by state and how long the oldest unsent one and the oldest delivery not
+    yet in an email have waited: a stuck sender or a refusing mail server shows here."""
+    try:
+        async with asyncio.timeout(2):
+            async with state.pool.connection() as conn:
+                counts = await alerts.delivery_counts(conn)
+                await conn.commit()
+    except Exception:
+        return  # the database is away: /readyz says so; the last values stay
+    for email_state in ("pending", "retrying", "failed", "sent"):
+        metrics.alert_emails.labels(state=email_state).set(counts[email_state])
+    metrics.alert_email_oldest_unsent.set(counts["oldest_unsent_s"])
+    metrics.alert_oldest_ungrouped.set(counts["oldest_ungrouped_s"])
 
 
 async def _broker_ok(state: State) -> bool:

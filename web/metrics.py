@@ -52,3 +52,21 @@ reconciliation_age = Gauge(
     " (0: none has run yet).",
     registry=registry,
 )
+alert_emails = Gauge(
+    "stockpulse_alert_emails",
+    "Alert emails by state: pending (not tried yet), retrying (a temporary failure, tried"
+    " again with backoff), failed (given up: shown on the Alerts page) and sent.",
+    ["state"],
+    registry=registry,
+)
+alert_email_oldest_unsent = Gauge(
+    "stockpulse_alert_email_oldest_unsent_seconds",
+    "Age of the oldest alert email not sent yet, pending or retrying (0: none).",
+    registry=registry,
+)
+alert_oldest_ungrouped = Gauge(
+    "stockpulse_alert_oldest_ungrouped_seconds",
+    "Age of the oldest immediate alert delivery the sender has not put into an email yet"
+    " (0: none waiting); it grows when the sender is down.",
+    registry=registry,
+)

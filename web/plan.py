@@ -17,8 +17,6 @@ from urllib.parse import urlencode
 from litestar import Controller, Request, get
 from litestar.datastructures import MultiDict, State
 from litestar.exceptions import ValidationException
-from litestar.openapi.spec import OpenAPIType, Operation, Schema
-from litestar.openapi.spec import Parameter as OpenAPIParameter
 from litestar.response import Template
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
@@ -30,6 +28,7 @@ from connectors.kafka.topics import SkuFigures
 from web.auth import require_shop
 from web.dashboard import LOW_COVER_DAYS
 from web.dashboard import figures as dashboard_figures
+from web.query_params import described_by
 from web.reports import ALL_LOCATIONS
 
 DEFAULT_PER_PAGE = 50
@@ -120,43 +119,6 @@ def _problem(error: ErrorDetails) -> str:
     if error["loc"] == ("sort",):
         return f"unknown sort column {error['input']!r}; one of {', '.join(get_args(PlanSort))}"
     return str(error["msg"])
-
-
-@dataclass
-class PlanApiOperation(Operation):
-    """The plan API in the OpenAPI schema, with the query parameters its handler parses itself
-    (into :class:`PlanParams`, once the caller may see the shop), described from that model."""
-
-    def __post_init__(self) -> None:
-        described = PlanParams.model_json_schema()["properties"]
-        self.parameters = [
-            *(self.parameters or []),
-            *(
-                OpenAPIParameter(
-                    name=name,
-                    param_in="query",
-                    required=False,
-                    description=field.get("description"),
-                    schema=_openapi_schema(field),
-                )
-                for name, field in described.items()
-            ),
-        ]
-
-
-def _openapi_schema(field: dict[str, Any]) -> Schema:
-    """A flat pydantic field's JSON schema as OpenAPI's; an optional one's null is dropped,
-    since an absent parameter says that."""
-    (kind,) = [s for s in field.get("anyOf", [field]) if s.get("type") != "null"]
-    return Schema(
-        type=OpenAPIType(kind["type"]),
-        enum=kind.get("enum"),
-        minimum=kind.get("minimum"),
-        maximum=kind.get("maximum"),
-        max_length=kind.get("maxLength"),
-        pattern=kind.get("pattern"),
-        default=field.get("default"),
-    )
 
 
 class PlanRow(SkuFigures):
@@ -336,7 +298,9 @@ class PlanController(Controller):
 
     @get(
         "/api/v1/shops/{shop_domain:str}/plan",
-        operation_class=PlanApiOperation,
+        # The handler parses its query itself, into PlanParams, once the caller may see the
+        # shop; the schema describes those parameters from that model.
+        operation_class=described_by(PlanParams),
         summary="The reorder plan, a page at a time",
     )
     async def plan_api(

@@ -15,10 +15,12 @@ from litestar.response import Template
 from connectors.db import plans, product, shop_settings
 from connectors.db.forecasts import shop_today
 from connectors.db.queries import sku_rows
+from web.alerts import AlertItem, product_alerts, shop_zone, shown
 from web.auth import known_id, require_shop
 from web.dashboard import figures
 
 HISTORY_DAYS = 120
+ALERTS_SHOWN = 50
 
 
 async def product_story(state: State, shop: str, variant_id: int) -> dict[str, Any]:
@@ -36,6 +38,7 @@ async def product_story(state: State, shop: str, variant_id: int) -> dict[str, A
         plan = (await plans.latest(conn, shop, [variant_id])).get(variant_id)
         settings = (await shop_settings.effective(conn, shop, [variant_id], defaults))[variant_id]
         own = (await shop_settings.product_overrides(conn, shop)).get(variant_id)
+        alerts = await product_alerts(conn, shop, variant_id, ALERTS_SHOWN)
         await conn.commit()
     (row,) = figures(rows)
     return {
@@ -59,8 +62,8 @@ async def product_story(state: State, shop: str, variant_id: int) -> dict[str, A
         "accuracy": accuracy,
         "settings": dict(vars(settings)),
         "own_settings": None if own is None else dict(vars(own)),
-        # Alerts come with the alerting feature; until then a product has none.
-        "alerts": [],
+        # The latest first, as the API's alerts list shows them.
+        "alerts": [a.model_dump(mode="json") for a in alerts],
     }
 
 
@@ -71,9 +74,18 @@ class ProductController(Controller):
     ) -> Template:
         caller, shop, role = await require_shop(request, shop_domain)
         story = await product_story(state, shop_domain, variant_id)
+        zone = shop_zone(shop.get("timezone"))
+        alert_rows = [shown(AlertItem.model_validate(a), zone) for a in story["alerts"]]
         return Template(
             "product.html",
-            context={**story, "shop": shop, "caller": caller, "role": role},
+            context={
+                **story,
+                "alert_rows": alert_rows,
+                "timezone": zone.key,
+                "shop": shop,
+                "caller": caller,
+                "role": role,
+            },
         )
 
     @get("/api/v1/shops/{shop_domain:str}/products/{variant_id:int}")

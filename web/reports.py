@@ -24,6 +24,10 @@ from psycopg_pool import AsyncConnectionPool
 from connectors.db import reports
 from connectors.db.forecasts import shop_today
 from connectors.db.pool import DictConnection
+from connectors.db.shops import get_shop
+
+# The Alerts page's own reading of an alert (headline, names), so the report tells its story.
+from web.alerts import AlertDelivery, alert_item, shop_zone
 
 # The dashboard's own derivation of a SKU's figures (which days of cover to show), so a
 # report can never disagree with the page.
@@ -73,6 +77,43 @@ async def _reorder_plan_rows(
             }
 
 
+_ALERT_FIGURES = (
+    "stock",
+    "days_of_cover",
+    "stockout_date",
+    "reorder_quantity",
+    "reorder_by",
+)
+
+
+async def _alert_rows(conn: DictConnection, shop: str) -> AsyncGenerator[dict[str, Any], None]:
+    found = await get_shop(conn, shop)
+    zone = shop_zone(found["timezone"] if found else None)
+    async with aclosing(reports.alerts(conn, shop)) as alerts:
+        async for row in alerts:
+            item = alert_item(row)
+            figures = item.figures
+            yield {
+                # Shop-local with its offset: the time the merchant saw, still exact.
+                "fired_at": item.fired_at.astimezone(zone).isoformat(),
+                "product": item.title,
+                "sku": item.sku,
+                "rule": item.rule,
+                "severity": item.severity,
+                "headline": item.headline,
+                **{name: figures.get(name) for name in _ALERT_FIGURES},
+                "deliveries": "; ".join(_delivery_cell(d) for d in item.deliveries),
+            }
+
+
+def _delivery_cell(d: AlertDelivery) -> str:
+    """``ops@shop.example: failed (550 no such user)``: the state, and why when it is not sent."""
+    error = " ".join(d.error.split()) if d.error else ""
+    if d.state == "retrying":
+        error = f"{d.attempts} attempts" + (f": {error}" if error else "")
+    return f"{d.recipient}: {d.state}" + (f" ({error})" if error and d.state != "sent" else "")
+
+
 REPORTS: dict[str, Report] = {
     "inventory": Report(
         (
@@ -112,6 +153,19 @@ REPORTS: dict[str, Report] = {
             "plan_as_of",
         ),
         _reorder_plan_rows,
+    ),
+    "alerts": Report(
+        (
+            "fired_at",
+            "product",
+            "sku",
+            "rule",
+            "severity",
+            "headline",
+            *_ALERT_FIGURES,
+            "deliveries",
+        ),
+        _alert_rows,
     ),
 }
 

@@ -1,7 +1,8 @@
-"""A shop's planning settings: its defaults (lead time, service level, target days of cover,
-low-stock threshold) and per-product overrides. Owners change them, everyone reads them; the
-time zone and currency come from Shopify and are shown, never edited. A change replans the
-shop within a forecast check (``STOCKPULSE_FORECAST_CHECK_S``)."""
+"""A shop's settings page and API: planning settings (lead time, service level, target days of
+cover, low-stock threshold) with per-product overrides, and alert settings (recipients, mode,
+rules; parsed in ``web/alert_settings.py``) with a test email. Owners change them, everyone
+reads them; the time zone and currency come from Shopify and are shown, never edited. A
+planning change replans the shop within a forecast check (``STOCKPULSE_FORECAST_CHECK_S``)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,12 @@ from litestar.params import Body
 from litestar.response import Redirect, Template
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from connectors.db import alerts as alert_db
 from connectors.db import shop_settings
 from connectors.db.queries import sku_rows
 from connectors.db.shop_settings import Overrides
+from web import alert_settings
+from web.alert_settings import AlertSettingsIn, AlertSettingsOut, FormInput
 from web.auth import known_id, require_shop
 
 FormBody = Body(media_type=RequestEncodingType.URL_ENCODED)
@@ -90,10 +94,8 @@ class SettingsController(Controller):
         self, request: Request[Any, Any, Any], state: State, shop_domain: str
     ) -> Template:
         caller, shop, role = await require_shop(request, shop_domain)
-        context = await _context(state, shop_domain)
-        return Template(
-            "settings.html",
-            context={**context, "shop": shop, "caller": caller, "role": role, "errors": None},
+        return await _page(
+            state, shop, caller, role, notice=_NOTICES.get(request.query_params.get("saved", ""))
         )
 
     @post("/shops/{shop_domain:str}/settings", include_in_schema=False)
@@ -110,13 +112,8 @@ class SettingsController(Controller):
             values = _from_form(data)
             variant_id = int(variant) if variant else None
         except (ValidationException, ValueError) as exc:
-            context = await _context(state, shop_domain)
             detail = exc.detail if isinstance(exc, ValidationException) else "unknown product"
-            return Template(
-                "settings.html",
-                context={**context, "shop": shop, "caller": caller, "role": role, "errors": detail},
-                status_code=400,
-            )
+            return await _page(state, shop, caller, role, errors=detail, status_code=400)
         async with state.pool.connection() as conn:
             if variant_id is None:
                 await shop_settings.save_shop(conn, shop_domain, values.overrides())
@@ -138,6 +135,78 @@ class SettingsController(Controller):
             await shop_settings.save_product(conn, shop_domain, variant_id, None)
             await conn.commit()
         return Redirect(f"/shops/{shop_domain}/settings?saved=1", status_code=303)
+
+    @post("/shops/{shop_domain:str}/settings/alerts", include_in_schema=False)
+    async def save_alerts_form(
+        self, request: Request[Any, Any, Any], state: State, shop_domain: str
+    ) -> Response[Any]:
+        caller, shop, role = await require_shop(request, shop_domain, owner=True)
+        form = await request.form()
+        sent = alert_settings.form_input(form, form.getall("rules", []))
+        parsed, errors = alert_settings.parse_form(sent)
+        if parsed is None:
+            return await _page(
+                state, shop, caller, role, alerts_form=sent, alert_errors=errors, status_code=400
+            )
+        async with state.pool.connection() as conn:
+            await alert_db.save_settings(conn, shop_domain, parsed.over(alert_db.AlertSettings()))
+            await alert_db.set_recipients(conn, shop_domain, parsed.recipients)
+            await conn.commit()
+        return Redirect(f"/shops/{shop_domain}/settings?saved=alerts#alerts", status_code=303)
+
+    @post("/shops/{shop_domain:str}/settings/alerts/resubscribe", include_in_schema=False)
+    async def resubscribe_form(
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        shop_domain: str,
+        data: Annotated[dict[str, str], FormBody],
+    ) -> Redirect:
+        await require_shop(request, shop_domain, owner=True)
+        async with state.pool.connection() as conn:
+            found = await alert_db.resubscribe(conn, shop_domain, data.get("email") or "")
+            await conn.commit()
+        if not found:
+            raise NotFoundException("unknown recipient")
+        return Redirect(f"/shops/{shop_domain}/settings?saved=resubscribed#alerts", status_code=303)
+
+    @post("/shops/{shop_domain:str}/settings/alerts/test", include_in_schema=False, status_code=200)
+    async def test_email(
+        self, request: Request[Any, Any, Any], state: State, shop_domain: str
+    ) -> Template:
+        # Answered with the page rather than a redirect: the outcomes are this request's own.
+        caller, shop, role = await require_shop(request, shop_domain, owner=True)
+        outcomes = await alert_settings.send_test(state.pool, state.settings, shop_domain)
+        return await _page(state, shop, caller, role, test_outcomes=outcomes)
+
+    @get("/api/v1/shops/{shop_domain:str}/alert-settings")
+    async def read_alerts(
+        self, request: Request[Any, Any, Any], state: State, shop_domain: str
+    ) -> AlertSettingsOut:
+        _, shop, _ = await require_shop(request, shop_domain)
+        async with state.pool.connection() as conn:
+            values = await alert_db.settings_of(conn, shop_domain)
+            people = await alert_db.recipients(conn, shop_domain)
+            await conn.commit()
+        return alert_settings.public(values, people, shop.get("timezone"))
+
+    @put("/api/v1/shops/{shop_domain:str}/alert-settings")
+    async def write_alerts(
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        shop_domain: str,
+        data: AlertSettingsIn,
+    ) -> AlertSettingsOut:
+        _, shop, _ = await require_shop(request, shop_domain, owner=True)
+        async with state.pool.connection() as conn:
+            values = data.over(await alert_db.settings_of(conn, shop_domain))
+            await alert_db.save_settings(conn, shop_domain, values)
+            if "recipients" in data.model_fields_set:
+                await alert_db.set_recipients(conn, shop_domain, data.recipients)
+            people = await alert_db.recipients(conn, shop_domain)
+            await conn.commit()
+        return alert_settings.public(values, people, shop.get("timezone"))
 
     @get("/api/v1/shops/{shop_domain:str}/settings")
     async def read(
@@ -191,6 +260,48 @@ async def _known_variant(conn: Any, shop: str, variant_id: int) -> None:
     )
     if await cur.fetchone() is None:
         raise NotFoundException("unknown product")
+
+
+_NOTICES = {
+    "alerts": "Alert settings saved.",
+    "resubscribed": "Resubscribed: they get alert emails again.",
+}
+
+
+async def _page(
+    state: State,
+    shop: dict[str, Any],
+    caller: Any,
+    role: str,
+    *,
+    errors: str | None = None,
+    alerts_form: FormInput | None = None,
+    alert_errors: dict[str, str] | None = None,
+    test_outcomes: list[alert_settings.TestOutcome] | None = None,
+    notice: str | None = None,
+    status_code: int = 200,
+) -> Template:
+    """The settings page; a refused form comes back as it was typed, with its errors."""
+    context = await _context(state, shop["domain"])
+    async with state.pool.connection() as conn:
+        alerts = await alert_settings.page_context(
+            conn, shop["domain"], shop.get("timezone"), sent=alerts_form, errors=alert_errors
+        )
+        await conn.commit()
+    return Template(
+        "settings.html",
+        context={
+            **context,
+            "shop": shop,
+            "caller": caller,
+            "role": role,
+            "errors": errors,
+            "alerts": alerts,
+            "test_outcomes": test_outcomes,
+            "notice": notice,
+        },
+        status_code=status_code,
+    )
 
 
 async def _context(state: State, shop: str) -> dict[str, Any]:

@@ -59,6 +59,14 @@ async def finish(conn: DictConnection, shop: str, error: str | None = None) -> N
     )
 
 
+async def importing(conn: DictConnection, shop: str) -> bool:
+    """Whether the shop's history is being imported (or waits to be)."""
+    cur = await conn.execute(
+        "SELECT 1 FROM backfills WHERE shop = %s AND status IN ('pending', 'running')", (shop,)
+    )
+    return await cur.fetchone() is not None
+
+
 async def state(conn: DictConnection, shop: str) -> dict[str, Any] | None:
     cur = await conn.execute("SELECT * FROM backfills WHERE shop = %s", (shop,))
     return await cur.fetchone()

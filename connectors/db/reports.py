@@ -16,6 +16,7 @@ from typing import Any
 
 from psycopg import AsyncServerCursor
 
+from connectors.db.alerts import HistoryFilter, history_cursor
 from connectors.db.pool import DictConnection
 
 # The dashboard's own per-SKU query, so the reorder plan shows the figures the page shows.
@@ -110,6 +111,17 @@ async def reorder_plan(conn: DictConnection, shop: str) -> AsyncGenerator[Planne
     async with _cursor(conn, "stockpulse_report_reorder_plan", _REORDER_PLAN, params) as rows:
         async for row in rows:
             yield PlannedSku(sku_row(row), row["lead_time_demand"])
+
+
+async def alerts(conn: DictConnection, shop: str) -> AsyncGenerator[dict[str, Any], None]:
+    """Every alert of the shop, newest first, as ``connectors.db.alerts.history`` reads it
+    (its figures and each recipient's delivery included)."""
+    async with conn.transaction():
+        cursor = await history_cursor(conn, shop, HistoryFilter())
+        async with cursor:
+            cursor.itersize = ROWS_PER_FETCH
+            async for row in cursor:
+                yield row
 
 
 @asynccontextmanager

@@ -156,5 +156,38 @@ class ForecastUpdate(BaseModel):
     as_of: str
 
 
+AlertRule = Literal[
+    "low_stock",
+    "stockout_soon",
+    "stockout_before_reorder",
+    "reorder_point",
+    "overstock",
+    "dead_stock",
+]
+
+
+class AlertMessage(BaseModel):
+    """An alert as published on ``stockpulse.alerts`` (key: the shop) and pushed to the shop's
+    WebSocket feed. Published at least once: consumers dedupe on ``id``."""
+
+    schema_version: int = SCHEMA_VERSION
+    type: Literal["alert"] = "alert"
+    id: int = Field(description="Unique per alert; the same alert republished keeps it")
+    shop: str
+    variant_id: int
+    sku: str | None
+    title: str | None = Field(description="Product and variant title when the alert fired")
+    rule: AlertRule
+    severity: Literal["critical", "warning", "info"]
+    headline: str = Field(description="What happened, in one sentence")
+    digest_only: bool = Field(description="Overstock and dead stock: emailed in the digest only")
+    fired_at: str
+    product_url: str = Field(description="The product's page in the dashboard")
+    figures: dict[str, Any] = Field(
+        description="The numbers the alert was raised on: stock, days_of_cover, stockout_date,"
+        " reorder_quantity, reorder_by, lead_time_days and the rule's line"
+    )
+
+
 def dumps(model: BaseModel) -> bytes:
     return model.model_dump_json().encode()

@@ -10,6 +10,7 @@ within 30 s of each kill without anyone touching it.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import shutil
@@ -172,6 +173,30 @@ def _stock(up: Up) -> dict[int, int]:
     return dict(rows)
 
 
+def _alerts_reached_the_demo_mailbox(up: Up) -> None:
+    """Stock of the bursts fell below the demo's low-stock line of 5: alert emails went to
+    STOCKPULSE_DEMO_ALERT_TO through the embedded catcher, and the demo login reads them on
+    the Mailbox page."""
+    login = json.loads((up.data_dir / "demo-login.json").read_text())
+    with httpx.Client(base_url=up.url, timeout=10) as client:
+        form = client.get("/login").text
+        token = form.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+        answer = client.post("/login", data={**login, "csrf_token": token})
+        assert answer.status_code == 303, answer.text
+        deadline = time.monotonic() + 60
+        page = ""
+        while time.monotonic() < deadline:
+            page = client.get("/mailbox").text
+            if "merchant@example.com" in page:
+                break
+            time.sleep(1)
+    assert "merchant@example.com" in page, page[-2000:]
+    caught = list((up.data_dir / "mail").glob("*.eml"))
+    assert caught and all(
+        b"X-Stockpulse-Shop: demo.myshopify.com" in p.read_bytes() for p in caught
+    )
+
+
 def test_every_acknowledged_webhook_is_applied_once_through_kills_and_restarts(up: Up) -> None:
     up.start()
     rng = random.Random(2026)
@@ -209,5 +234,6 @@ def test_every_acknowledged_webhook_is_applied_once_through_kills_and_restarts(u
         p.read_text(errors="replace") for p in (up.data_dir / "logs").glob("worker.log*")
     )
     assert "Deadlock" not in worker_log
+    _alerts_reached_the_demo_mailbox(up)
     print("\n" + "\n".join(report))
     print(f"{5 * BURST} webhooks, {sum(wanted.values())} units over {len(wanted)} SKUs: exact")

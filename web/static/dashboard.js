@@ -1,6 +1,6 @@
 // Live dashboard: applies JSON feed messages (stock, demand and forecast) to the table cells in
-// place. A SKU the table does not show yet, or a reconnect (messages may have been missed),
-// makes htmx reload the rows. Each message is also dispatched on the document as a
+// place, and shows alerts as dismissible banners. A SKU the table does not show yet, or a
+// reconnect (messages may have been missed), makes htmx reload the rows. Each message is also dispatched on the document as a
 // "stockpulse:feed" CustomEvent (the message in event.detail), which the charts follow.
 (() => {
   const shop = document.currentScript.dataset.shop;
@@ -44,6 +44,66 @@
     }
   }
 
+  // Alert banners: the day's latest (from the page) and the feed's new ones, at most
+  // data-max. A dismissed one stays dismissed after a reload: its id is kept in localStorage.
+  const banners = document.getElementById("alert-banners");
+  const bannerList = banners.querySelector("ul");
+  const maxBanners = Number(banners.dataset.max) || 5;
+  const ruleTitles = JSON.parse(banners.dataset.ruleTitles || "{}");
+  const dismissedKey = `stockpulse:dismissed-alerts:${shop}`;
+
+  function dismissedIds() {
+    try { return JSON.parse(localStorage.getItem(dismissedKey)) || []; } catch { return []; }
+  }
+
+  function dismiss(banner) {
+    const ids = dismissedIds().filter((id) => id !== banner.dataset.alertId);
+    ids.push(banner.dataset.alertId);
+    // Ids only grow; the newest few hundred cover every banner the page can still show.
+    try { localStorage.setItem(dismissedKey, JSON.stringify(ids.slice(-300))); } catch { /* private mode */ }
+    banner.remove();
+    banners.hidden = bannerList.children.length === 0;
+  }
+
+  function addBanner(alert) {
+    const id = String(alert.id);
+    // Alerts are published at least once: a repeat is the same banner.
+    if (dismissedIds().includes(id) || bannerList.querySelector(`[data-alert-id="${id}"]`)) return;
+    const item = document.createElement("li");
+    item.className = "alert-banner";
+    item.dataset.alertId = id;
+    item.dataset.severity = alert.severity;
+    const text = document.createElement("span");
+    text.className = "text";
+    const link = document.createElement("a");
+    link.href = `/shops/${shop}/products/${Number(alert.variant_id)}`;
+    link.textContent = alert.title || alert.sku || "a product";
+    const when = document.createElement("span");
+    when.className = "when";
+    when.textContent = `${ruleTitles[alert.rule] ?? alert.rule} · just now`;
+    text.append(link, `: ${alert.headline} `, when);
+    const close = document.createElement("button");
+    close.type = "button";
+    close.className = "dismiss";
+    close.title = "Dismiss";
+    close.setAttribute("aria-label", "Dismiss this alert");
+    close.textContent = "×";
+    item.append(text, close);
+    bannerList.prepend(item);
+    while (bannerList.children.length > maxBanners) bannerList.lastElementChild.remove();
+    banners.hidden = false;
+  }
+
+  bannerList.addEventListener("click", (event) => {
+    const close = event.target.closest(".dismiss");
+    if (close) dismiss(close.closest(".alert-banner"));
+  });
+  const dismissedBefore = dismissedIds();
+  for (const banner of [...bannerList.children]) {
+    if (dismissedBefore.includes(banner.dataset.alertId)) banner.remove();
+  }
+  banners.hidden = bannerList.children.length === 0;
+
   function connect() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const socket = new WebSocket(`${scheme}://${location.host}/ws/shops/${shop}`);
@@ -55,6 +115,7 @@
     socket.onmessage = (event) => {
       const message = JSON.parse(event.data);
       if (["stock", "demand", "forecast"].includes(message.type)) apply(message);
+      if (message.type === "alert") addBanner(message);
       // Every message, hello included, for the rest of the page (charts.js) to follow.
       document.dispatchEvent(new CustomEvent("stockpulse:feed", { detail: message }));
     };

@@ -384,7 +384,7 @@ async def test_a_report_downloads_as_a_named_csv_attachment(
 @pytest.mark.parametrize(
     "path",
     [
-        "/api/v1/shops/{shop}/reports/alerts.csv",
+        "/api/v1/shops/{shop}/reports/returns.csv",
         "/api/v1/shops/{shop}/reports/inventory",
         "/api/v1/shops/{shop}/reports/inventory.json",
         "/api/v1/shops/nobody.myshopify.com/reports/inventory.csv",
@@ -459,6 +459,13 @@ async def test_a_download_cut_short_gives_its_connection_back_at_once(
             )
             for n in range(15):
                 await _plan(conn, shop, first_id + n, first_day=NOW.date(), mean=[1.0] * 90)
+            await conn.execute(
+                "INSERT INTO alerts (shop, variant_id, rule, severity, digest_only, figures,"
+                " published_at) SELECT %(shop)s, %(first)s + n, 'low_stock', 'warning', false,"
+                " jsonb_build_object('stock', 1, 'low_stock_threshold', 5), now()"
+                " FROM generate_series(0, 1199) n",
+                {"shop": shop, "first": first_id},
+            )
             await conn.commit()
 
         download = report_csv(pool, shop, REPORTS[report])
