@@ -15,7 +15,7 @@ from litestar.response import Template
 from connectors.db import plans, product, shop_settings
 from connectors.db.forecasts import shop_today
 from connectors.db.queries import sku_rows
-from web.alerts import AlertItem, product_alerts, shop_zone, shown
+from web.alerts import RULE_CHOICES, AlertItem, product_alerts, shop_zone, shown
 from web.auth import known_id, require_shop
 from web.dashboard import figures
 
@@ -81,6 +81,9 @@ class ProductController(Controller):
             context={
                 **story,
                 "alert_rows": alert_rows,
+                "alerts_shown": ALERTS_SHOWN,
+                # For product.js, which adds the feed's alerts to the history as they fire.
+                "rule_titles": dict(RULE_CHOICES),
                 "timezone": zone.key,
                 "shop": shop,
                 "caller": caller,
