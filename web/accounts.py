@@ -14,7 +14,7 @@ from litestar.exceptions import PermissionDeniedException
 from litestar.params import Body
 from litestar.response import Redirect, Template
 
-from connectors.db import accounts
+from connectors.db import accounts, invitations
 from connectors.passwords import hash_password, needs_rehash, verify_password, weakness
 from web.auth import (
     FORM_CSRF_COOKIE,
@@ -50,10 +50,18 @@ class AccountsController(Controller):
 
     @get("/login")
     async def login_page(
-        self, request: Request[Any, Any, Any], next: str | None = None, reset: bool = False
+        self,
+        request: Request[Any, Any, Any],
+        next: str | None = None,
+        reset: bool = False,
+        invitation: str = "",
     ) -> Response[Any]:
         notice = "Your password is changed; log in with it." if reset else None
-        return _form_page(request, "login.html", next=safe_next(next), notice=notice)
+        if invitation:
+            notice = "Log in to accept the invitation."
+        return _form_page(
+            request, "login.html", next=safe_next(next), notice=notice, invitation=invitation
+        )
 
     @post("/login")
     async def login(
@@ -66,6 +74,7 @@ class AccountsController(Controller):
         email = data.get("email", "").strip()
         password = data.get("password", "")
         target = safe_next(data.get("next"))
+        invitation = data.get("invitation", "")
         keys = [f"email:{email.lower()}", f"ip:{_address(request)}"]
         async with state.pool.connection() as conn:
             limited = await _limited(conn, keys)
@@ -82,6 +91,7 @@ class AccountsController(Controller):
                 if old:
                     await accounts.close_session(conn, old)
                 token = await accounts.open_session(conn, user["id"], SESSION_LIFETIME)
+                target = await _accept(conn, invitation, user["id"]) or target
             await conn.commit()
         if limited:
             log.warning("login rate limit reached for %s", " / ".join(keys))
@@ -92,6 +102,7 @@ class AccountsController(Controller):
                 error="Too many failed attempts. Wait 15 minutes, or reset your password.",
                 email=email,
                 next=target,
+                invitation=invitation,
                 headers={"Retry-After": str(int(LOGIN_WINDOW.total_seconds()))},
             )
         if not ok:
@@ -102,12 +113,20 @@ class AccountsController(Controller):
                 error="That email and password do not match an account.",
                 email=email,
                 next=target,
+                invitation=invitation,
             )
         return _signed_in(Redirect(target, status_code=303), token, state)
 
     @get("/signup")
-    async def signup_page(self, request: Request[Any, Any, Any]) -> Response[Any]:
-        return _form_page(request, "signup.html")
+    async def signup_page(
+        self, request: Request[Any, Any, Any], state: State, invitation: str = ""
+    ) -> Response[Any]:
+        email = ""
+        if invitation:
+            async with state.pool.connection() as conn:
+                found = await invitations.find(conn, invitation)
+            email = found["email"] if found else ""
+        return _form_page(request, "signup.html", email=email, invitation=invitation)
 
     @post("/signup")
     async def signup(
@@ -119,6 +138,8 @@ class AccountsController(Controller):
         _check_form_csrf(request, data)
         email = data.get("email", "").strip()
         password = data.get("password", "")
+        invitation = data.get("invitation", "")
+        target = "/"
         problem = _email_problem(email) or weakness(password, email)
         if problem is None:
             async with state.pool.connection() as conn:
@@ -128,10 +149,18 @@ class AccountsController(Controller):
                     problem = "An account with this email exists already: log in instead."
                 else:
                     token = await accounts.open_session(conn, user_id, SESSION_LIFETIME)
+                    target = await _accept(conn, invitation, user_id) or target
                 await conn.commit()
         if problem is not None:
-            return _form_page(request, "signup.html", status=400, error=problem, email=email)
-        return _signed_in(Redirect("/", status_code=303), token, state)
+            return _form_page(
+                request,
+                "signup.html",
+                status=400,
+                error=problem,
+                email=email,
+                invitation=invitation,
+            )
+        return _signed_in(Redirect(target, status_code=303), token, state)
 
     @post("/logout")
     async def logout(self, request: Request[Any, Any, Any], state: State) -> Response[Any]:
@@ -225,6 +254,15 @@ class AccountsController(Controller):
                 error="That link has expired or was used already. Ask for a new one.",
             )
         return Redirect("/login?reset=true", status_code=303)
+
+
+async def _accept(conn: Any, invitation: str, user_id: int) -> str | None:
+    """With an invitation carried through sign-up or login, spend it for the account in the
+    same transaction; where to go then (its shop), or None without a live one."""
+    if not invitation:
+        return None
+    taken = await invitations.accept(conn, invitation, user_id)
+    return f"/shops/{taken['shop']}" if taken else None
 
 
 def _form_page(

@@ -39,7 +39,7 @@ from web.inbox import FastPublisher, InboxWriter
 from web.ingress import shopify_webhooks
 from web.mailbox import MailboxController
 from web.mailer import Mailer
-from web.members import MembersController
+from web.members import MembersController, MembersPages
 from web.plan import PlanController
 from web.product import ProductController
 from web.reports import ReportsController
@@ -47,6 +47,7 @@ from web.security import add_security_headers
 from web.settings import SettingsController
 from web.shopify_oauth import ShopifyOAuthController
 from web.shops import ShopDirectory
+from web.tokens import TokensController
 from web.unsubscribe import UnsubscribeController
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ApiController,
             ChartsController,
             MembersController,
+            MembersPages,
+            TokensController,
             ReportsController,
             SettingsController,
             ProductController,

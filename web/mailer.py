@@ -1,5 +1,5 @@
-"""The mail the web app sends (password resets), rendered from Jinja2 templates into a text
-and an HTML part and handed to the SMTP server of ``SMTP_URL``."""
+"""The mail the web app sends (password resets, shop invitations), rendered from Jinja2
+templates into a text and an HTML part and handed to the SMTP server of ``SMTP_URL``."""
 
 from __future__ import annotations
 
@@ -40,5 +40,30 @@ class Mailer:
             await self.sender.send(mail)
         except (MailError, ValueError) as exc:
             log.error("the password reset mail to %s was not sent: %s", to, exc)
+            return False
+        return True
+
+    async def send_invitation(
+        self, to: str, link: str, *, shop: str, role: str, invited_by: str, lifetime: timedelta
+    ) -> bool:
+        """Whether the server took the message; a failure is logged and told to the owner,
+        whose invitation stays (inviting again sends a new link)."""
+        context = {
+            "link": link,
+            "shop": shop,
+            "role": role,
+            "invited_by": invited_by,
+            "days": lifetime.days,
+        }
+        mail = OutgoingMail(
+            to=[to],
+            subject=f"You are invited to {shop} on Stockpulse",
+            text=self._templates.get_template("invitation.txt").render(context),
+            html=self._templates.get_template("invitation.html").render(context),
+        )
+        try:
+            await self.sender.send(mail)
+        except (MailError, ValueError) as exc:
+            log.error("the invitation mail to %s was not sent: %s", to, exc)
             return False
         return True

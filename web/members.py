@@ -1,66 +1,295 @@
-"""A shop's members (owners invite, everybody reads) and the caller's own API tokens."""
+"""A shop's members: everybody in the shop reads the list, owners invite and remove.
+
+Inviting an address that has an account makes it a member at once. Otherwise an invitation
+is stored (``connectors/db/invitations.py``) and its link mailed; whoever opens the link
+signs up or logs in (``web/accounts.py`` carries the token through) or, signed in already,
+confirms, and becomes a member. A shop always keeps an owner: removing or demoting the last
+one is refused (409).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import State
-from litestar.exceptions import NotFoundException, PermissionDeniedException
-from pydantic import BaseModel, Field
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import ClientException, NotFoundException
+from litestar.params import Body
+from litestar.response import Redirect, Template
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from connectors.db import accounts
-from web.auth import require_caller, require_shop
+from connectors.db import accounts, invitations
+from connectors.db.accounts import Caller
+from web.accounts import _email_problem
+from web.auth import caller_of, require_caller, require_shop
+
+FormBody = Body(media_type=RequestEncodingType.URL_ENCODED)
+MAX_ID = 2**63 - 1
 
 
 class MemberIn(BaseModel):
     email: str = Field(max_length=254)
     role: str = Field(pattern="^(owner|viewer)$")
 
+    @field_validator("email")
+    @classmethod
+    def _valid_email(cls, value: str) -> str:
+        # Checked here: an address that cannot be an account would get an invitation mailed.
+        value = value.strip()
+        if problem := _email_problem(value):
+            raise ValueError(problem)
+        return value
 
-class TokenIn(BaseModel):
-    name: str = Field(min_length=1, max_length=100)
-    read_only: bool = False
+
+class LastOwnerConflict(ClientException):
+    status_code = 409
 
 
 class MembersController(Controller):
-    path = "/api/v1"
+    path = "/api/v1/shops/{shop_domain:str}"
 
-    @get("/shops/{shop_domain:str}/members")
+    @get("/members")
     async def list_members(
         self, request: Request[Any, Any, Any], state: State, shop_domain: str
     ) -> dict[str, Any]:
-        await require_shop(request, shop_domain)
+        """The shop's members; for an owner, also the invitations not accepted yet."""
+        _, _, role = await require_shop(request, shop_domain)
         async with state.pool.connection() as conn:
             found = await accounts.members(conn, shop_domain)
-        return {"shop": shop_domain, "members": found}
+            waiting = await invitations.pending(conn, shop_domain) if role == "owner" else None
+        answer: dict[str, Any] = {"shop": shop_domain, "members": found}
+        if waiting is not None:
+            answer["invitations"] = waiting
+        return answer
 
-    @post("/shops/{shop_domain:str}/members", status_code=200)
+    @post("/members", status_code=200)
     async def add_member(
         self, request: Request[Any, Any, Any], state: State, shop_domain: str, data: MemberIn
     ) -> dict[str, Any]:
-        """Give an existing account a role in the shop (owners only)."""
-        await require_shop(request, shop_domain, owner=True)
-        async with state.pool.connection() as conn:
-            user = await accounts.user_by_email(conn, data.email)
-            if user is None:
-                raise NotFoundException("no account uses that email; ask them to sign up first")
-            await accounts.add_member(conn, shop_domain, user["id"], data.role)
-            await conn.commit()
-        return {"shop": shop_domain, "email": user["email"], "role": data.role}
+        """Give an address a role in the shop (owners only): an account gets it at once
+        (``status: added``), any other address an invitation by email (``status: invited``,
+        ``mailed`` false when the mail server refused it)."""
+        caller, shop, _ = await require_shop(request, shop_domain, owner=True)
+        return await _invite(state, caller, shop, data.email, data.role)
 
-    @post("/tokens", status_code=201)
-    async def create_token(
-        self, request: Request[Any, Any, Any], state: State, data: TokenIn
-    ) -> dict[str, Any]:
-        """A new API token of the signed-in user, shown once. Made from a session only: a
-        token cannot mint more tokens."""
-        caller = await require_caller(request)
-        if caller.via != "session":
-            raise PermissionDeniedException("API tokens are created from a signed-in session")
-        async with state.pool.connection() as conn:
-            token = await accounts.create_api_token(
-                conn, caller.user_id, data.name, read_only=data.read_only
+    @delete("/members/{user_id:int}")
+    async def remove_member(
+        self, request: Request[Any, Any, Any], state: State, shop_domain: str, user_id: int
+    ) -> None:
+        """Remove a member (owners only; never the last owner: 409)."""
+        await require_shop(request, shop_domain, owner=True)
+        await _remove(state, shop_domain, user_id)
+
+    @delete("/invitations/{invitation_id:int}")
+    async def cancel_invitation(
+        self, request: Request[Any, Any, Any], state: State, shop_domain: str, invitation_id: int
+    ) -> None:
+        """Withdraw an invitation not accepted yet (owners only): its link stops working."""
+        await require_shop(request, shop_domain, owner=True)
+        await _cancel(state, shop_domain, invitation_id)
+
+
+class MembersPages(Controller):
+    include_in_schema = False
+
+    @get("/shops/{shop_domain:str}/members")
+    async def page(
+        self, request: Request[Any, Any, Any], state: State, shop_domain: str, done: str = ""
+    ) -> Template:
+        caller, shop, role = await require_shop(request, shop_domain)
+        return await _page(state, shop, caller, role, notice=_NOTICES.get(done))
+
+    @post("/shops/{shop_domain:str}/members")
+    async def invite_form(
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        shop_domain: str,
+        data: Annotated[dict[str, str], FormBody],
+    ) -> Response[Any]:
+        caller, shop, role = await require_shop(request, shop_domain, owner=True)
+        try:
+            sent = MemberIn(email=data.get("email", ""), role=data.get("role", ""))
+        except ValidationError:
+            return await _page(
+                state,
+                shop,
+                caller,
+                role,
+                error="Enter a valid email address and a role.",
+                email=data.get("email", ""),
+                status_code=400,
             )
+        try:
+            outcome = await _invite(state, caller, shop, sent.email, sent.role)
+        except LastOwnerConflict as exc:
+            return await _page(state, shop, caller, role, error=exc.detail, status_code=409)
+        if outcome["status"] == "added":
+            notice = f"{outcome['email']} is now {_a(sent.role)} of this shop."
+        elif outcome["mailed"]:
+            notice = f"Invitation sent to {sent.email}; the link works for 7 days."
+        else:
+            return await _page(
+                state,
+                shop,
+                caller,
+                role,
+                error=f"The invitation to {sent.email} is saved, but the mail could not be sent."
+                " Try inviting again later.",
+                status_code=502,
+            )
+        return await _page(state, shop, caller, role, notice=notice)
+
+    @post("/shops/{shop_domain:str}/members/{user_id:int}/remove")
+    async def remove_form(
+        self, request: Request[Any, Any, Any], state: State, shop_domain: str, user_id: int
+    ) -> Response[Any]:
+        caller, shop, role = await require_shop(request, shop_domain, owner=True)
+        try:
+            await _remove(state, shop_domain, user_id)
+        except LastOwnerConflict as exc:
+            return await _page(state, shop, caller, role, error=exc.detail, status_code=409)
+        return Redirect(f"/shops/{shop_domain}/members?done=removed", status_code=303)
+
+    @post("/shops/{shop_domain:str}/invitations/{invitation_id:int}/cancel")
+    async def cancel_form(
+        self, request: Request[Any, Any, Any], state: State, shop_domain: str, invitation_id: int
+    ) -> Redirect:
+        await require_shop(request, shop_domain, owner=True)
+        await _cancel(state, shop_domain, invitation_id)
+        return Redirect(f"/shops/{shop_domain}/members?done=cancelled", status_code=303)
+
+    @get("/invitations/{token:str}")
+    async def invitation(self, request: Request[Any, Any, Any], state: State, token: str) -> Any:
+        """What an invitation link opens: for a signed-in browser, a button to accept as the
+        account it is signed in with (a link alone must not change anything, and the person
+        may be signed in as someone else); otherwise sign-up and login carrying the token."""
+        caller = await caller_of(request)
+        async with state.pool.connection() as conn:
+            found = await invitations.find(conn, token)
+        return _invitation_page(
+            token, found, caller if caller and caller.via == "session" else None
+        )
+
+    @post("/invitations/{token:str}")
+    async def accept(self, request: Request[Any, Any, Any], state: State, token: str) -> Any:
+        caller = await require_caller(request)
+        async with state.pool.connection() as conn:
+            taken = await invitations.accept(conn, token, caller.user_id)
             await conn.commit()
-        return {"name": data.name, "read_only": data.read_only, "token": token}
+        if taken is None:
+            return _invitation_page(token, None, caller)
+        return Redirect(f"/shops/{taken['shop']}", status_code=303)
+
+
+_NOTICES = {"removed": "Member removed.", "cancelled": "Invitation withdrawn."}
+
+
+def _a(role: str) -> str:
+    return "an owner" if role == "owner" else "a viewer"
+
+
+async def _invite(
+    state: State, caller: Caller, shop: dict[str, Any], email: str, role: str
+) -> dict[str, Any]:
+    domain = shop["domain"]
+    async with state.pool.connection() as conn:
+        user = await accounts.user_by_email(conn, email)
+        if user is not None:
+            if role != "owner":
+                try:
+                    await accounts.ensure_another_owner(conn, domain, user["id"])
+                except accounts.LastOwner:
+                    raise LastOwnerConflict(
+                        detail="That is the shop's only owner: make someone else an owner first."
+                    ) from None
+            await accounts.add_member(conn, domain, user["id"], role)
+            await conn.commit()
+            return {"shop": domain, "email": user["email"], "role": role, "status": "added"}
+        invitation_id, token = await invitations.create(conn, domain, email, role, caller.user_id)
+        await conn.commit()
+    link = f"{state.settings.stockpulse_base_url.rstrip('/')}/invitations/{token}"
+    mailed = await state.mailer.send_invitation(
+        email,
+        link,
+        shop=shop.get("name") or domain,
+        role=role,
+        invited_by=caller.email,
+        lifetime=invitations.LIFETIME,
+    )
+    return {
+        "shop": domain,
+        "email": email,
+        "role": role,
+        "status": "invited",
+        "invitation_id": invitation_id,
+        "mailed": mailed,
+    }
+
+
+async def _remove(state: State, shop: str, user_id: int) -> None:
+    if not 1 <= user_id <= MAX_ID:
+        raise NotFoundException("no such member")
+    async with state.pool.connection() as conn:
+        try:
+            removed = await accounts.remove_member(conn, shop, user_id)
+        except accounts.LastOwner:
+            raise LastOwnerConflict(
+                detail="The last owner of a shop cannot be removed: make someone else an owner"
+                " first."
+            ) from None
+        await conn.commit()
+    if not removed:
+        raise NotFoundException("no such member")
+
+
+async def _cancel(state: State, shop: str, invitation_id: int) -> None:
+    if not 1 <= invitation_id <= MAX_ID:
+        raise NotFoundException("no such invitation")
+    async with state.pool.connection() as conn:
+        cancelled = await invitations.cancel(conn, shop, invitation_id)
+        await conn.commit()
+    if not cancelled:
+        raise NotFoundException("no such invitation")
+
+
+async def _page(
+    state: State,
+    shop: dict[str, Any],
+    caller: Caller,
+    role: str,
+    *,
+    notice: str | None = None,
+    error: str | None = None,
+    email: str = "",
+    status_code: int = 200,
+) -> Template:
+    async with state.pool.connection() as conn:
+        found = await accounts.members(conn, shop["domain"])
+        waiting = await invitations.pending(conn, shop["domain"]) if role == "owner" else []
+    return Template(
+        "members.html",
+        context={
+            "shop": shop,
+            "caller": caller,
+            "role": role,
+            "members": found,
+            "invitations": waiting,
+            "owners": sum(1 for m in found if m["role"] == "owner"),
+            "notice": notice,
+            "error": error,
+            "email": email,
+        },
+        status_code=status_code,
+    )
+
+
+def _invitation_page(token: str, found: dict[str, Any] | None, caller: Caller | None) -> Template:
+    return Template(
+        "invitation.html",
+        context={"token": token, "invitation": found, "caller": caller},
+        status_code=200 if found else 404,
+        # The token is in the URL: keep the page out of caches.
+        headers={"Cache-Control": "no-store"},
+    )

@@ -23,6 +23,10 @@ class EmailTaken(ValueError):
     pass
 
 
+class LastOwner(ValueError):
+    """The change would leave a shop without an owner, and so nobody could manage it."""
+
+
 def new_secret() -> str:
     return secrets.token_urlsafe(32)
 
@@ -135,6 +139,24 @@ async def token_caller(conn: DictConnection, token: str) -> Caller | None:
     return Caller(row["id"], row["email"], "token", read_only=row["read_only"])
 
 
+async def api_tokens(conn: DictConnection, user_id: int) -> list[dict[str, Any]]:
+    cur = await conn.execute(
+        "SELECT id, name, read_only, created_at, last_used_at FROM api_tokens"
+        " WHERE user_id = %s ORDER BY created_at DESC, id DESC",
+        (user_id,),
+    )
+    return list(await cur.fetchall())
+
+
+async def revoke_api_token(conn: DictConnection, user_id: int, token_id: int) -> bool:
+    """Whether the user had that token. The row goes, so ``token_caller`` refuses it from the
+    next request on; another user's id is as unknown as a missing one."""
+    cur = await conn.execute(
+        "DELETE FROM api_tokens WHERE id = %s AND user_id = %s RETURNING id", (token_id, user_id)
+    )
+    return await cur.fetchone() is not None
+
+
 async def add_member(conn: DictConnection, shop: str, user_id: int, role: str) -> None:
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}")
@@ -163,9 +185,31 @@ async def shops_of(conn: DictConnection, user_id: int) -> list[dict[str, Any]]:
     return list(await cur.fetchall())
 
 
+async def ensure_another_owner(conn: DictConnection, shop: str, user_id: int) -> None:
+    """LastOwner when ``user_id`` is the shop's only owner. Locks the owners' rows until the
+    transaction ends, so two owners removing each other at once cannot both succeed."""
+    cur = await conn.execute(
+        "SELECT user_id FROM shop_members WHERE shop = %s AND role = 'owner' FOR UPDATE", (shop,)
+    )
+    owners = {row["user_id"] for row in await cur.fetchall()}
+    if owners == {user_id}:
+        raise LastOwner(shop)
+
+
+async def remove_member(conn: DictConnection, shop: str, user_id: int) -> bool:
+    """Whether the user was a member; LastOwner (nothing removed) for the only owner."""
+    await ensure_another_owner(conn, shop, user_id)
+    cur = await conn.execute(
+        "DELETE FROM shop_members WHERE shop = %s AND user_id = %s RETURNING user_id",
+        (shop, user_id),
+    )
+    return await cur.fetchone() is not None
+
+
 async def members(conn: DictConnection, shop: str) -> list[dict[str, Any]]:
     cur = await conn.execute(
-        "SELECT u.email, m.role, m.created_at FROM shop_members m JOIN users u ON u.id = m.user_id"
+        "SELECT u.id AS user_id, u.email, m.role, m.created_at"
+        " FROM shop_members m JOIN users u ON u.id = m.user_id"
         " WHERE m.shop = %s ORDER BY m.role, u.email",
         (shop,),
     )

@@ -1,0 +1,350 @@
+"""API tokens managed from the "API tokens" page, and shop invitations: an owner invites an
+address, which joins at once when it has an account and otherwise gets a single-use link
+that carries through sign-up or login; viewers cannot invite; a shop keeps an owner."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import httpx
+
+from connectors.db.accounts import digest
+from ops.stack import Stack
+from tests.mailbox import MAILBOX
+from tests.support import grant, new_shop, scalar
+
+PASSWORD = "Correct-Horse-42"
+
+
+def csrf_of(page: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert found, page[:2000]
+    return found.group(1)
+
+
+def new_email() -> str:
+    return f"u{uuid.uuid4().hex[:10]}@example.com"
+
+
+def sign_up(stack: Stack, email: str | None = None) -> httpx.Client:
+    """A browser-like client signed up (so signed in) as a new account."""
+    return signed_up(stack, email)[0]
+
+
+def signed_up(
+    stack: Stack, email: str | None = None, invitation: str = ""
+) -> tuple[httpx.Client, str]:
+    """A client signed up as a new account, perhaps accepting an invitation on the way, and
+    where the sign-up sent it."""
+    client = httpx.Client(base_url=stack.base_url, timeout=10)
+    form = client.get("/signup", params={"invitation": invitation} if invitation else None)
+    data = {"email": email or new_email(), "password": PASSWORD, "csrf_token": csrf_of(form.text)}
+    if invitation:
+        data["invitation"] = invitation
+    answer = client.post("/signup", data=data)
+    assert answer.status_code == 303, answer.text
+    return client, answer.headers["location"]
+
+
+def user_id(stack: Stack, email: str) -> int:
+    return scalar(stack, "SELECT id FROM users WHERE lower(email) = lower(%s)", email)
+
+
+def role(stack: Stack, shop: str, email: str) -> str | None:
+    return scalar(
+        stack,
+        "SELECT m.role FROM shop_members m JOIN users u ON u.id = m.user_id"
+        " WHERE m.shop = %s AND lower(u.email) = lower(%s)",
+        shop,
+        email,
+    )
+
+
+def owned_shop(stack: Stack) -> tuple[httpx.Client, str, str]:
+    """A new account owning a new shop: its client, email and the shop."""
+    email = new_email()
+    client = sign_up(stack, email)
+    shop = new_shop(stack)
+    grant(stack, shop, user_id=user_id(stack, email))
+    # The tests' own account owns every new_shop too; keep this one to a single owner.
+    scalar(
+        stack,
+        "DELETE FROM shop_members WHERE shop = %s AND user_id <> %s RETURNING 1",
+        shop,
+        user_id(stack, email),
+    )
+    return client, email, shop
+
+
+def invitation_link(stack: Stack, email: str) -> str:
+    mail = MAILBOX.wait_for(email)
+    assert "invite" in mail["Subject"].lower()
+    text = mail.get_body(preferencelist=("plain",)).get_content()
+    html = mail.get_body(preferencelist=("html",)).get_content()
+    link = re.search(r"(http\S+/invitations/[A-Za-z0-9_-]+)", text)
+    assert link and link.group(1) in html
+    return link.group(1).removeprefix(stack.base_url)
+
+
+def test_a_token_made_on_the_page_works_on_the_api_until_revoked(stack: Stack) -> None:
+    client, _, shop = owned_shop(stack)
+    page = client.get("/account/tokens")
+    assert page.status_code == 200 and "No token yet" in page.text
+    assert 'href="/account/tokens"' in client.get(f"/shops/{shop}").text  # in the header
+    assert client.post("/account/tokens", data={"name": "no csrf"}).status_code == 403
+
+    made = client.post(
+        "/account/tokens", data={"name": "nightly export", "csrf_token": csrf_of(page.text)}
+    )
+    assert made.status_code == 200 and made.headers["cache-control"] == "no-store"
+    secret = re.search(r'class="secret" type="text" readonly value="([^"]+)"', made.text)
+    assert secret and "shown only this once" in made.text
+    token = secret.group(1)
+    assert scalar(stack, "SELECT count(*) FROM api_tokens WHERE token_hash = %s", digest(token))
+    assert token not in client.get("/account/tokens").text  # shown once
+
+    bearer = httpx.Client(
+        base_url=stack.base_url, timeout=10, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert bearer.get(f"/api/v1/shops/{shop}/skus").status_code == 200
+    listed = bearer.get("/api/v1/tokens")
+    assert listed.status_code == 200 and token not in listed.text
+    (mine,) = listed.json()["tokens"]
+    assert mine["name"] == "nightly export" and mine["read_only"] is False
+    assert mine["last_used_at"] is not None
+    # A token neither mints nor revokes tokens: a leaked one cannot lock its user out.
+    assert bearer.delete(f"/api/v1/tokens/{mine['id']}").status_code == 403
+
+    page = client.get("/account/tokens")
+    assert "<td>nightly export</td>" in page.text and "read and write" in page.text
+    revoked = client.post(
+        f"/account/tokens/{mine['id']}/revoke", data={"csrf_token": csrf_of(page.text)}
+    )
+    assert revoked.status_code == 303
+    assert bearer.get(f"/api/v1/shops/{shop}/skus").status_code == 401  # at once
+    assert "<td>nightly export</td>" not in client.get("/account/tokens").text
+
+    # The JSON equivalents, from the session.
+    csrf = {"X-CSRF-Token": csrf_of(page.text)}
+    second = client.post("/api/v1/tokens", json={"name": "ci", "read_only": True}, headers=csrf)
+    assert second.status_code == 201
+    (ci,) = client.get("/api/v1/tokens").json()["tokens"]
+    assert ci["read_only"] is True and "token" not in ci
+    assert client.delete(f"/api/v1/tokens/{ci['id']}").status_code == 403  # no CSRF token
+    assert client.delete(f"/api/v1/tokens/{ci['id']}", headers=csrf).status_code == 204
+    assert client.delete(f"/api/v1/tokens/{ci['id']}", headers=csrf).status_code == 404
+    assert (
+        httpx.get(
+            f"{stack.base_url}/api/v1/tokens",
+            headers={"Authorization": f"Bearer {second.json()['token']}"},
+        ).status_code
+        == 401
+    )
+
+
+def test_another_users_token_is_unknown(stack: Stack) -> None:
+    alice, bob = sign_up(stack), sign_up(stack)
+    bob_csrf = {"X-CSRF-Token": csrf_of(bob.get("/account/tokens").text)}
+    token = bob.post("/api/v1/tokens", json={"name": "bob's"}, headers=bob_csrf).json()["token"]
+    (bobs,) = bob.get("/api/v1/tokens").json()["tokens"]
+    page = alice.get("/account/tokens")
+    assert "bob&#39;s" not in page.text and "bob's" not in page.text
+    assert alice.get("/api/v1/tokens").json()["tokens"] == []
+    alice_csrf = csrf_of(page.text)
+    assert (
+        alice.delete(
+            f"/api/v1/tokens/{bobs['id']}", headers={"X-CSRF-Token": alice_csrf}
+        ).status_code
+        == 404
+    )
+    assert (
+        alice.post(
+            f"/account/tokens/{bobs['id']}/revoke", data={"csrf_token": alice_csrf}
+        ).status_code
+        == 404
+    )
+    still = httpx.get(
+        f"{stack.base_url}/api/v1/tokens", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert still.status_code == 200
+
+
+def test_inviting_a_new_address_mails_a_single_use_link_that_signing_up_accepts(
+    stack: Stack,
+) -> None:
+    owner, owner_email, shop = owned_shop(stack)
+    page = owner.get(f"/shops/{shop}/members")
+    assert page.status_code == 200 and "Invite someone" in page.text
+    invitee = new_email()
+    assert (
+        owner.post(f"/shops/{shop}/members", data={"email": invitee, "role": "viewer"}).status_code
+        == 403
+    )  # no CSRF token
+    sent = owner.post(
+        f"/shops/{shop}/members",
+        data={"email": invitee, "role": "viewer", "csrf_token": csrf_of(page.text)},
+    )
+    assert sent.status_code == 200 and f"Invitation sent to {invitee}" in sent.text
+    assert invitee in sent.text  # listed as waiting
+    path = invitation_link(stack, invitee)
+    token = path.rsplit("/", 1)[1]
+    # Only the hash is stored, with who invited, the role and a week to live.
+    row = scalar(
+        stack,
+        "SELECT array[role, invited_by::text, (expires_at - created_at)::text]"
+        " FROM shop_invitations WHERE token_hash = %s",
+        digest(token),
+    )
+    assert row == ["viewer", str(user_id(stack, owner_email)), "7 days"]
+    assert role(stack, shop, invitee) is None
+
+    anonymous = httpx.Client(base_url=stack.base_url, timeout=10)
+    landing = anonymous.get(path)
+    assert landing.status_code == 200
+    assert f"/signup?invitation={token}" in landing.text
+    signup_form = anonymous.get(f"/signup?invitation={token}")
+    assert f'value="{invitee}"' in signup_form.text
+    joined, landed = signed_up(stack, invitee, invitation=token)
+    assert landed == f"/shops/{shop}"
+    assert role(stack, shop, invitee) == "viewer"
+    assert joined.get(f"/shops/{shop}").status_code == 200
+
+    # Spent: the link no longer works, signed in or not, and accepts nothing.
+    again = anonymous.get(path)
+    assert again.status_code == 404 and "expired, was withdrawn or was used" in again.text
+    someone = sign_up(stack)
+    refused = someone.post(path, data={"csrf_token": csrf_of(someone.get("/").text)})
+    assert refused.status_code == 404
+    assert someone.get(f"/shops/{shop}").status_code == 404
+
+
+def test_an_invitation_is_accepted_through_login_or_by_a_signed_in_account(
+    stack: Stack,
+) -> None:
+    owner, _, shop = owned_shop(stack)
+    csrf = {"X-CSRF-Token": csrf_of(owner.get(f"/shops/{shop}/members").text)}
+    first, second = new_email(), new_email()
+    for email, role_name in ((first, "owner"), (second, "viewer")):
+        answer = owner.post(
+            f"/api/v1/shops/{shop}/members", json={"email": email, "role": role_name}, headers=csrf
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["status"] == "invited" and answer.json()["mailed"] is True
+    listed = owner.get(f"/api/v1/shops/{shop}/members").json()
+    assert {i["email"] for i in listed["invitations"]} == {first, second}
+
+    # The first signs up on their own, then logs in through the link.
+    first_token = invitation_link(stack, first).rsplit("/", 1)[1]
+    sign_up(stack, first)
+    browser = httpx.Client(base_url=stack.base_url, timeout=10)
+    login = browser.get(f"/login?invitation={first_token}")
+    assert f'name="invitation" value="{first_token}"' in login.text
+    entered = browser.post(
+        "/login",
+        data={
+            "email": first,
+            "password": PASSWORD,
+            "csrf_token": csrf_of(login.text),
+            "invitation": first_token,
+        },
+    )
+    assert entered.status_code == 303 and entered.headers["location"] == f"/shops/{shop}"
+    assert role(stack, shop, first) == "owner"
+
+    # The second, signed in already, confirms on the page the link opens.
+    second_path = invitation_link(stack, second)
+    signed_in = sign_up(stack, second)
+    landing = signed_in.get(second_path)
+    assert landing.status_code == 200 and f"Accept as {second}" in landing.text
+    assert signed_in.post(second_path).status_code == 403  # CSRF
+    assert role(stack, shop, second) is None
+    accepted = signed_in.post(second_path, data={"csrf_token": csrf_of(landing.text)})
+    assert accepted.status_code == 303 and accepted.headers["location"] == f"/shops/{shop}"
+    assert role(stack, shop, second) == "viewer"
+    assert owner.get(f"/api/v1/shops/{shop}/members").json()["invitations"] == []
+
+
+def test_inviting_an_existing_account_adds_it_at_once(stack: Stack) -> None:
+    owner, _, shop = owned_shop(stack)
+    member_email = new_email()
+    member = sign_up(stack, member_email)
+    page = owner.get(f"/shops/{shop}/members")
+    added = owner.post(
+        f"/shops/{shop}/members",
+        data={"email": member_email.upper(), "role": "viewer", "csrf_token": csrf_of(page.text)},
+    )
+    assert added.status_code == 200 and "is now a viewer" in added.text
+    assert role(stack, shop, member_email) == "viewer"
+    assert member.get(f"/shops/{shop}/members").status_code == 200
+    assert scalar(stack, "SELECT count(*) FROM shop_invitations WHERE shop = %s", shop) == 0
+    bad = owner.post(
+        f"/api/v1/shops/{shop}/members",
+        json={"email": "not an address", "role": "viewer"},
+        headers={"X-CSRF-Token": csrf_of(page.text)},
+    )
+    assert bad.status_code == 400
+
+
+def test_viewers_see_the_members_but_cannot_invite_and_strangers_get_404(stack: Stack) -> None:
+    _, owner_email, shop = owned_shop(stack)
+    viewer_email = new_email()
+    viewer = sign_up(stack, viewer_email)
+    grant(stack, shop, "viewer", user_id=user_id(stack, viewer_email))
+    page = viewer.get(f"/shops/{shop}/members")
+    assert page.status_code == 200 and owner_email in page.text
+    assert "Invite someone" not in page.text and "Remove" not in page.text
+    csrf = csrf_of(page.text)
+    invited = new_email()
+    form = viewer.post(
+        f"/shops/{shop}/members", data={"email": invited, "role": "owner", "csrf_token": csrf}
+    )
+    assert form.status_code == 403
+    api = viewer.post(
+        f"/api/v1/shops/{shop}/members",
+        json={"email": invited, "role": "owner"},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert api.status_code == 403
+    assert "invitations" not in viewer.get(f"/api/v1/shops/{shop}/members").json()
+    assert scalar(stack, "SELECT count(*) FROM shop_invitations WHERE shop = %s", shop) == 0
+
+    stranger = sign_up(stack)
+    stranger_csrf = csrf_of(stranger.get("/account/tokens").text)
+    assert stranger.get(f"/shops/{shop}/members").status_code == 404
+    assert (
+        stranger.post(
+            f"/shops/{shop}/members",
+            data={"email": invited, "role": "owner", "csrf_token": stranger_csrf},
+        ).status_code
+        == 404
+    )
+
+
+def test_owners_remove_members_but_never_the_last_owner(stack: Stack) -> None:
+    owner, owner_email, shop = owned_shop(stack)
+    owner_id = user_id(stack, owner_email)
+    page = owner.get(f"/shops/{shop}/members")
+    csrf = csrf_of(page.text)
+    assert f"/members/{owner_id}/remove" not in page.text  # no button for the last owner
+    last = owner.post(f"/shops/{shop}/members/{owner_id}/remove", data={"csrf_token": csrf})
+    assert last.status_code == 409 and "last owner" in last.text
+    api = owner.delete(f"/api/v1/shops/{shop}/members/{owner_id}", headers={"X-CSRF-Token": csrf})
+    assert api.status_code == 409
+    demote = owner.post(
+        f"/api/v1/shops/{shop}/members",
+        json={"email": owner_email, "role": "viewer"},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert demote.status_code == 409
+    assert role(stack, shop, owner_email) == "owner"
+
+    other_email = new_email()
+    sign_up(stack, other_email)
+    other_id = user_id(stack, other_email)
+    grant(stack, shop, "owner", user_id=other_id)
+    removed = owner.post(f"/shops/{shop}/members/{other_id}/remove", data={"csrf_token": csrf})
+    assert removed.status_code == 303
+    assert role(stack, shop, other_email) is None
+    gone = owner.delete(f"/api/v1/shops/{shop}/members/{other_id}", headers={"X-CSRF-Token": csrf})
+    assert gone.status_code == 404
