@@ -1,11 +1,13 @@
-"""Forecast accuracy: MASE, WAPE, bias and interval coverage.
+"""Forecast accuracy: MASE, RMSSE, WAPE, bias and interval coverage.
 
 MASE follows Hyndman & Koehler (2006): the forecast's mean absolute error divided by the
 in-sample mean absolute error of the seasonal naive forecast (season 7 for daily retail data).
+RMSSE is the M5 competition's: squared errors, scaled by the one-step naive forecast's.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 # Scored days before an accuracy figure is reported, for every model: fewer is noise.
@@ -43,6 +45,25 @@ def mase(
     if scale == 0:
         return 0.0 if mae == 0 else float("inf")
     return mae / scale
+
+
+def rmsse(actual: Sequence[float], forecast: Sequence[float], history: Sequence[float]) -> float:
+    """Root mean squared scaled error (M5): √(MSE / in-sample MSE of the one-step naive
+    forecast), the history counted from its first sale.
+
+    >>> rmsse([2, 6], [4, 4], history=[0, 0, 2, 4, 6])  # MSE 4 over naive's (4 + 4) / 2
+    1.0
+    """
+    _check(actual, forecast)
+    start = next((i for i, y in enumerate(history) if y > 0), len(history))
+    sold = history[start:]
+    if len(sold) < 2:
+        raise ValueError("history must have two days from its first sale")
+    scale = sum((sold[t] - sold[t - 1]) ** 2 for t in range(1, len(sold))) / (len(sold) - 1)
+    mse = sum((a - f) ** 2 for a, f in zip(actual, forecast, strict=True)) / len(actual)
+    if scale == 0:
+        return 0.0 if mse == 0 else float("inf")
+    return math.sqrt(mse / scale)
 
 
 def wape(actual: Sequence[float], forecast: Sequence[float]) -> float:

@@ -1,5 +1,6 @@
 """Rolling-origin backtests: fit on everything before an origin, forecast the next horizon,
-move the origin forward, repeat; score with MASE, WAPE, bias and 80 % interval coverage.
+move the origin forward, repeat; score with MASE, RMSSE, WAPE, bias and 80 % interval
+coverage. MASE and RMSSE are plain means over series × folds; the others are pooled.
 
 Out-of-stock days in a test window are not scored: their zero sales understate demand.
 """
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.accuracy import mase
+from models.accuracy import mase, rmsse
 from models.forecast import SEASON, Forecaster, Series
 
 
@@ -29,6 +30,31 @@ class Score:
     scaled_errors: list[float] = field(default_factory=list)
     fit_seconds: float = 0.0
     series: int = 0
+    scaled_squared_errors: list[float] = field(default_factory=list)
+
+    def add(
+        self,
+        actual: np.ndarray,
+        mean: np.ndarray,
+        lower: np.ndarray,
+        upper: np.ndarray,
+        history: np.ndarray,
+    ) -> None:
+        """One fold of one series: the scored days' actuals and forecasts, and the history
+        before them that MASE and RMSSE are scaled by."""
+        error = np.abs(actual - mean)
+        self.abs_error += float(error.sum())
+        self.signed_error += float((mean - actual).sum())
+        self.volume += float(actual.sum())
+        self.inside += int(((actual >= lower) & (actual <= upper)).sum())
+        self.points += int(actual.size)
+        self.scaled_errors.append(mase(actual.tolist(), mean.tolist(), history.tolist(), SEASON))
+        try:
+            self.scaled_squared_errors.append(
+                rmsse(actual.tolist(), mean.tolist(), history.tolist())
+            )
+        except ValueError:  # never sold before the origin: no scale
+            pass
 
     def merge(self, other: Score) -> Score:
         """The score over both sets of series (for backtests split across processes)."""
@@ -41,12 +67,15 @@ class Score:
             self.scaled_errors + other.scaled_errors,
             self.fit_seconds + other.fit_seconds,
             self.series + other.series,
+            self.scaled_squared_errors + other.scaled_squared_errors,
         )
 
     def summary(self) -> dict[str, float]:
         finite = [x for x in self.scaled_errors if math.isfinite(x)]
+        squared = [x for x in self.scaled_squared_errors if math.isfinite(x)]
         return {
             "mase": float(np.mean(finite)) if finite else float("nan"),
+            "rmsse": float(np.mean(squared)) if squared else float("nan"),
             "wape": self.abs_error / self.volume if self.volume else float("nan"),
             "bias": self.signed_error / self.volume if self.volume else float("nan"),
             "coverage": self.inside / self.points if self.points else float("nan"),
@@ -82,15 +111,7 @@ def backtest(
             model = make()
             model.fit(train, stock[:origin], one.start)
             predicted = model.forecast(horizon)
-            actual = test[ok]
-            mean, lower, upper = predicted.mean[ok], predicted.lower[ok], predicted.upper[ok]
-            error = np.abs(actual - mean)
-            score.abs_error += float(error.sum())
-            score.signed_error += float((mean - actual).sum())
-            score.volume += float(actual.sum())
-            score.inside += int(((actual >= lower) & (actual <= upper)).sum())
-            score.points += int(actual.size)
-            score.scaled_errors.append(mase(actual.tolist(), mean.tolist(), train.tolist(), SEASON))
+            score.add(test[ok], predicted.mean[ok], predicted.lower[ok], predicted.upper[ok], train)
         score.fit_seconds += time.perf_counter() - started
         score.series += 1
     return score

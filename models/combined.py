@@ -1,21 +1,13 @@
-"""The combined forecast: last night's Prophet baseline and the live River model, averaged.
+"""The forecast a merchant sees: last night's combined forecast, or a fallback before one.
 
-Design. Prophet sees the whole history once a night (trend, yearly curve, holidays, the
-weekly shape); the River model sees every closed day as it happens and follows the recent
-level. Their errors differ in kind, and an equal-weight average of the two beats either alone
-(the "forecast combination puzzle": estimated weights rarely beat equal ones, and per-SKU
-weights fitted on 28 days of errors did not here). Between refits only the River half moves,
-so the forecast follows the day's sales live; each night the Prophet half is replaced by the
-new run's baseline, which re-anchors the combination on the full history.
+The nightly run (:mod:`streams.refit`) blends several fitted members per SKU, weighted by
+their errors on that SKU's recent days (:mod:`models.ensemble`), the online River model among
+them: River gets weight only on SKUs where it did well. During the day the blend stands and
+today's figure moves with what has sold (the nowcast, :func:`models.online.nowcast`).
 
-SKUs with fewer than 30 days of history get the mean of their last seven in-stock days,
-flagged low-confidence: neither model has anything to learn from yet.
-
->>> import numpy as np
->>> a = Forecast(np.array([2.0, 4.0]), np.array([1.0, 3.0]), np.array([3.0, 5.0]))
->>> b = Forecast(np.array([4.0, 4.0]), np.array([3.0, 3.0]), np.array([5.0, 5.0]))
->>> combine(a, b).mean.tolist()
-[3.0, 4.0]
+A SKU without a nightly forecast yet gets the River model's own once it has learnt
+LOW_HISTORY_DAYS days, flagged medium confidence; before that, the mean of its last seven
+in-stock days, flagged low: nothing has anything to learn from yet.
 """
 
 from __future__ import annotations
@@ -25,42 +17,12 @@ from datetime import date
 
 import numpy as np
 
-from models.forecast import Forecast, Forecaster, MovingAverage, interval_from_residuals
-from models.online import OnlineDemandModel, RiverForecaster
-from models.prophet_forecaster import ProphetForecaster
+from models.forecast import SEASON, Forecast, MovingAverage, interval_from_residuals
+from models.online import OnlineDemandModel
 
 LOW_HISTORY_DAYS = 30
 HORIZON = 90
-COMBINED_WEIGHT = 0.5  # of the nightly baseline; the online model has the rest
-
-
-def combine(baseline: Forecast, online: Forecast) -> Forecast:
-    w = COMBINED_WEIGHT
-    return Forecast(
-        w * baseline.mean + (1 - w) * online.mean,
-        w * baseline.lower + (1 - w) * online.lower,
-        w * baseline.upper + (1 - w) * online.upper,
-    )
-
-
-class CombinedForecaster(Forecaster):
-    """The combination behind the backtest's forecaster contract."""
-
-    name = "combined"
-
-    def __init__(self, country: str | None = "US") -> None:
-        self.country = country
-
-    def fit(
-        self, y: np.ndarray, in_stock: np.ndarray | None = None, start: date | None = None
-    ) -> None:
-        self._prophet = ProphetForecaster(self.country)
-        self._prophet.fit(y, in_stock, start)
-        self._river = RiverForecaster()
-        self._river.fit(y, in_stock, start)
-
-    def forecast(self, horizon: int) -> Forecast:
-        return combine(self._prophet.forecast(horizon), self._river.forecast(horizon))
+STALE_AFTER_DAYS = 7
 
 
 @dataclass(frozen=True)
@@ -73,11 +35,29 @@ class Baseline:
     upper: np.ndarray
 
     def window(self, first: date, horizon: int) -> Forecast | None:
+        """The forecast for ``horizon`` days from ``first``. A run up to STALE_AFTER_DAYS old
+        still serves (before tonight's run, or when a night's run failed): its last week repeats
+        for the days it did not reach."""
         offset = (first - self.first_day).days
-        if offset < 0 or offset + horizon > self.mean.size:
+        if offset < 0 or offset > STALE_AFTER_DAYS or self.mean.size < SEASON:
             return None
-        cut = slice(offset, offset + horizon)
-        return Forecast(self.mean[cut], self.lower[cut], self.upper[cut])
+        short = max(0, offset + horizon - self.mean.size)
+        return Forecast(*(_extended(a, short)[offset : offset + horizon] for a in self.arrays()))
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.mean, self.lower, self.upper
+
+
+def _extended(values: np.ndarray, days: int) -> np.ndarray:
+    """``values`` and ``days`` more, repeating its last week.
+
+    >>> _extended(np.arange(8.0), 3).tolist()
+    [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 1.0, 2.0, 3.0]
+    """
+    if days <= 0:
+        return values
+    week = values[-SEASON:]
+    return np.concatenate([values, np.resize(week, days)])
 
 
 @dataclass(frozen=True)
@@ -95,12 +75,11 @@ def live_forecast(
     horizon: int = HORIZON,
 ) -> LiveForecast:
     """The forecast a merchant sees for ``horizon`` days from ``first``."""
+    nightly = baseline.window(first, horizon) if baseline is not None else None
+    if nightly is not None:
+        return LiveForecast(first, nightly, "combined", "high")
     if model.days_learned < LOW_HISTORY_DAYS:
         # No residuals yet: the interval is Poisson-like around the recent mean.
         fallback = interval_from_residuals(np.full(horizon, model.recent_mean()), np.array([]))
         return LiveForecast(first, fallback, MovingAverage.name, "low")
-    online = model.forecast(first, horizon)
-    nightly = baseline.window(first, horizon) if baseline is not None else None
-    if nightly is None:
-        return LiveForecast(first, online, "river", "medium")
-    return LiveForecast(first, combine(nightly, online), "combined", "high")
+    return LiveForecast(first, model.forecast(first, horizon), "river", "medium")

@@ -760,7 +760,7 @@ def bench_dashboard(skus: int, requests: int) -> None:
 @click.option("--single-process-skus", default=200, show_default=True)
 def bench_forecast(skus: int, single_process_skus: int) -> None:
     """Online updates/s and forecast latency; Prophet CPU per SKU, 1 vs 2 cores, and a whole
-    nightly run against PostgreSQL."""
+    nightly run of the combined forecast against PostgreSQL, with each member's time."""
     from ops.bench_forecast import bench_nightly, bench_nightly_stored, bench_online
 
     online = bench_online()
@@ -773,7 +773,7 @@ def bench_forecast(skus: int, single_process_skus: int) -> None:
     two = bench_nightly(single_process_skus, 2)
     for r in (one, two):
         click.echo(
-            f"nightly fits: {r['skus']} SKUs on {r['processes']} process(es) in "
+            f"Prophet fits: {r['skus']} SKUs on {r['processes']} process(es) in "
             f"{r['wall_seconds']:.1f} s ({r['skus_per_second']:.2f} SKUs/s), "
             f"{r['cpu_seconds_per_sku']:.3f} s CPU per SKU"
         )
@@ -785,6 +785,8 @@ def bench_forecast(skus: int, single_process_skus: int) -> None:
         f"{full['wall_seconds']:.1f} s, {full['cpu_seconds_per_sku']:.3f} s CPU per SKU "
         f"(process start-up included)"
     )
+    members = ", ".join(f"{m} {s:.1f} s" for m, s in sorted(full["member_seconds"].items()))
+    click.echo(f"  members, wall seconds over the whole shop: {members}")
 
 
 def _warn_development_secret() -> None:

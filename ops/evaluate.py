@@ -1,8 +1,10 @@
 """``stockpulse forecast evaluate``: rolling-origin backtests of every method on a CSV.
 
-The CSV needs the columns ``sku,date,quantity`` (any order, more columns are ignored); days
-missing between a SKU's first and last date sold nothing. Nothing is tuned on the input: each
-method runs exactly as it runs in production.
+The CSV needs the columns ``sku,date,quantity`` (any order, more columns are ignored), one
+shop's SKUs; a day without a row sold nothing. Nothing is tuned on the input: the combined
+forecast runs exactly as the nightly run does, and the peers (statsforecast's AutoETS,
+AutoTheta, CrostonSBA and TSB, Prophet alone, River alone, seasonal naive, a 7-day moving
+average) as their packages run them, on the same folds.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 import csv
 import json
 import os
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from datetime import date
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -21,20 +25,47 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from models.backtest import Score, backtest, long_enough
-from models.combined import CombinedForecaster
-from models.forecast import Forecaster, MovingAverage, SeasonalNaive, Series
+from models.backtest import Score, long_enough
+from models.ensemble import (
+    VALIDATION_RUNS,
+    IntervalCalibration,
+    Validation,
+    allowed_members,
+    blend,
+    fit_weights,
+    spread,
+    standardised_errors,
+    with_interval,
+)
+from models.forecast import (
+    Forecast,
+    Forecaster,
+    MovingAverage,
+    SeasonalNaive,
+    Series,
+    fill_censored,
+)
+from models.members import (
+    FIT_DAYS,
+    PROPHET_AFTER_DAYS,
+    MemberForecasts,
+    ProphetJob,
+    ShopFit,
+    fit_shop,
+    fit_statistical,
+    prophet_forecast,
+)
 from models.online import RiverForecaster
-from models.prophet_forecaster import ProphetForecaster
 
-METHODS: dict[str, Callable[[], Forecaster]] = {
+# One-series methods, fitted in this process: each costs a few milliseconds.
+SIMPLE: dict[str, Callable[[], Forecaster]] = {
     "seasonal_naive": SeasonalNaive,
     "moving_average_7": MovingAverage,
-    "prophet": ProphetForecaster,
     "river": RiverForecaster,
-    "combined": CombinedForecaster,
 }
-CHUNK = 10  # series per task: small enough to spread over the processes evenly
+# The statsforecast peers, each as its own package runs it, by our JSON name and theirs.
+PEERS = {"autoets": "ets", "autotheta": "theta", "croston_sba": "croston_sba", "tsb": "tsb"}
+METHODS = (*SIMPLE, *PEERS, "prophet", "combined")
 
 
 class InputError(ValueError):
@@ -42,7 +73,8 @@ class InputError(ValueError):
 
 
 def read_demand_csv(path: Path) -> dict[str, Series]:
-    """One daily series per SKU, zero-filled between its first and last day."""
+    """One daily series per SKU, from its first sale to the file's last day, zero-filled (an
+    order export has no row for a day that sold nothing)."""
     units: dict[str, dict[date, float]] = defaultdict(lambda: defaultdict(float))
     with path.open(newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
@@ -56,8 +88,11 @@ def read_demand_csv(path: Path) -> dict[str, Series]:
             except (ValueError, AttributeError) as exc:
                 raise InputError(f"{path}, line {line}: {exc}") from None
     series: dict[str, Series] = {}
+    if not units:
+        return series
+    last = max(max(by_day) for by_day in units.values())
     for sku, by_day in units.items():
-        first, last = min(by_day), max(by_day)
+        first = min(by_day)
         length = (last - first).days + 1
         y = np.zeros(length)
         for day, quantity in by_day.items():
@@ -66,8 +101,15 @@ def read_demand_csv(path: Path) -> dict[str, Series]:
     return series
 
 
-def _score(method: str, series: Sequence[Series], horizon: int, folds: int) -> Score:
-    return backtest(series, METHODS[method], horizon, folds)
+@dataclass
+class _Origin:
+    """Every series cut at one origin: what was known, and the shop's members fitted on it."""
+
+    index: int
+    rows: list[int]  # the series that had started by then
+    units: list[np.ndarray]
+    in_stock: list[np.ndarray]
+    fit: ShopFit
 
 
 def evaluate(
@@ -75,40 +117,271 @@ def evaluate(
     horizon: int,
     folds: int,
     processes: int | None = None,
-    methods: Sequence[str] = tuple(METHODS),
+    methods: Sequence[str] = METHODS,
     progress: bool = True,
+    country: str | None = "US",
 ) -> dict[str, dict[str, float]]:
-    """Every method's summary over ``series``, computed in parallel processes."""
+    """Every method's summary over the series long enough for ``folds`` origins.
+
+    The series are one shop's: they end on the same day, and the combined forecast and its
+    shop member see all of them, as the nightly run does. Each method is fitted on what was
+    known at an origin, forecasts ``horizon`` days and is scored on the days that could sell.
+    The combined forecast's weights and interval come from the member forecasts made at the
+    VALIDATION_RUNS origins before, scored on the days since, as the nightly run takes them
+    from its stored runs."""
     # One BLAS thread per process: the processes already use every core.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    chunks = [series[i : i + CHUNK] for i in range(0, len(series), CHUNK)]
+    jobs = processes or os.cpu_count() or 1
+    days = max(s.y.size for s in series)
+    last_day = _last_day(series, days)
+    scored = [i for i, s in enumerate(series) if long_enough(s.y.size, horizon, folds)]
+    origins = [days - horizon * (folds - k) for k in range(-VALIDATION_RUNS, folds)]
     scores = {name: Score() for name in methods}
+    for score in scores.values():
+        score.series = len(scored)
+    fitted: dict[int, _Origin] = {}
     with (
-        ProcessPoolExecutor(processes or os.cpu_count() or 1) as pool,
+        ProcessPoolExecutor(jobs) as pool,
         Progress(disable=not progress, transient=True) as bar,
     ):
-        task = bar.add_task("backtesting", total=len(chunks) * len(methods))
-        futures = {
-            pool.submit(_score, name, chunk, horizon, folds): name
-            for name in methods
-            for chunk in chunks
-        }
-        for future in as_completed(futures):
-            name = futures[future]
-            scores[name] = scores[name].merge(future.result())
+        task = bar.add_task("backtesting", total=len(origins))
+        for k, origin in enumerate(origins):
+            fitted[origin] = cut = _fit_origin(
+                series, origin, days, last_day, horizon, country, pool, jobs, k >= VALIDATION_RUNS
+            )
+            for name, seconds in cut.fit.members.seconds.items():
+                if "combined" in scores:
+                    scores["combined"].fit_seconds += seconds
+                peer = next((p for p, m in PEERS.items() if m == name), None)
+                if peer in scores and k >= VALIDATION_RUNS and not _has_closed(cut):
+                    scores[peer].fit_seconds += seconds
+            if k >= VALIDATION_RUNS:
+                _score_fold(
+                    series, scored, fitted, origins, k, horizon, scores, pool, jobs, country
+                )
             bar.advance(task)
     return {name: score.summary() | {"series": score.series} for name, score in scores.items()}
+
+
+def _last_day(series: Sequence[Series], days: int) -> date:
+    starts = [s.start + timedelta(days=s.y.size - 1) for s in series if s.start is not None]
+    return max(starts) if starts else date(2020, 1, 1) + timedelta(days=days - 1)
+
+
+def _has_closed(cut: _Origin) -> bool:
+    return any(
+        not np.array_equal(ok, stock)
+        for ok, stock in zip(cut.fit.sellable, cut.in_stock, strict=True)
+    )
+
+
+def _fit_origin(
+    series: Sequence[Series],
+    origin: int,
+    days: int,
+    last_day: date,
+    horizon: int,
+    country: str | None,
+    pool: ProcessPoolExecutor,
+    jobs: int,
+    intervals: bool,
+) -> _Origin:
+    removed = days - origin
+    rows, units, in_stock = [], [], []
+    for i, s in enumerate(series):
+        keep = s.y.size - removed
+        if keep <= 0:
+            continue
+        rows.append(i)
+        units.append(np.asarray(s.y[:keep], dtype=float))
+        stock = np.ones(s.y.size, dtype=bool) if s.in_stock is None else np.asarray(s.in_stock)
+        in_stock.append(stock[:keep])
+    fit = fit_shop(
+        units,
+        in_stock,
+        last_day - timedelta(days=removed),
+        horizon,
+        country,
+        lambda f, jobs_: pool.map(f, jobs_, chunksize=4),
+        jobs,
+        intervals,
+    )
+    return _Origin(origin, rows, units, in_stock, fit)
+
+
+def _score_fold(
+    series: Sequence[Series],
+    scored: list[int],
+    fitted: dict[int, _Origin],
+    origins: list[int],
+    k: int,
+    horizon: int,
+    scores: dict[str, Score],
+    pool: ProcessPoolExecutor,
+    jobs: int,
+    country: str | None,
+) -> None:
+    origin = origins[k]
+    cut = fitted[origin]
+    position = {row: j for j, row in enumerate(cut.rows)}
+    forecasts: dict[str, dict[int, Forecast]] = {name: {} for name in scores}
+    if "combined" in scores:
+        forecasts["combined"] = _combined(series, fitted, origins, k, horizon)
+    peers = [p for p in PEERS if p in scores]
+    if peers:
+        forecasts |= _peer_forecasts(cut, peers, scored, position, horizon, jobs, scores)
+    if "prophet" in scores:
+        forecasts["prophet"] = _prophet_alone(cut, scored, position, horizon, pool, country, scores)
+    for name, make in SIMPLE.items():
+        if name not in scores:
+            continue
+        started = time.perf_counter()
+        for row in scored:
+            j = position[row]
+            model = make()
+            model.fit(cut.units[j], cut.in_stock[j], series[row].start)
+            forecasts[name][row] = model.forecast(horizon)
+        scores[name].fit_seconds += time.perf_counter() - started
+    for row in scored:
+        s = series[row]
+        j = position[row]
+        start = cut.units[j].size
+        actual = np.asarray(s.y[start : start + horizon], dtype=float)
+        stock = np.ones(s.y.size, dtype=bool) if s.in_stock is None else np.asarray(s.in_stock)
+        ok = stock[start : start + horizon]
+        if not ok.any():
+            continue
+        for name, by_row in forecasts.items():
+            f = by_row.get(row)
+            if f is None or not np.all(np.isfinite(f.mean)):
+                continue
+            scores[name].add(actual[ok], f.mean[ok], f.lower[ok], f.upper[ok], cut.units[j])
+
+
+def _combined(
+    series: Sequence[Series],
+    fitted: dict[int, _Origin],
+    origins: list[int],
+    k: int,
+    horizon: int,
+) -> dict[int, Forecast]:
+    """The combined forecast as the nightly run would publish it at ``origins[k]``."""
+    cut = fitted[origins[k]]
+    validations: dict[int, list[Validation]] = {}
+    for j, row in enumerate(cut.rows):
+        past = []
+        for back in range(1, VALIDATION_RUNS + 1):
+            earlier = fitted[origins[k - back]]
+            then = {r: i for i, r in enumerate(earlier.rows)}.get(row)
+            if then is None:
+                continue
+            start = earlier.units[then].size
+            end = min(start + horizon, cut.units[j].size)
+            window = slice(start, end)
+            members = earlier.fit.members.mean
+            past.append(
+                Validation(
+                    {m: members[m][then][: end - start] for m in members},
+                    cut.units[j][window],
+                    cut.fit.sellable[j][window],
+                )
+            )
+        validations[row] = past
+    allowed = {
+        row: (allowed_members(cut.fit.classes[j]), validations[row])
+        for j, row in enumerate(cut.rows)
+    }
+    member_weights = fit_weights(allowed)
+    errors = {row: standardised_errors(validations[row], member_weights[row]) for row in cut.rows}
+    calibration = IntervalCalibration.pooled(list(errors.values()))
+    out = {}
+    for j, row in enumerate(cut.rows):
+        members = {m: cut.fit.members.mean[m][j] for m in cut.fit.members.mean}
+        try:
+            mean = blend(members, member_weights[row])
+        except ValueError:
+            continue
+        out[row] = with_interval(mean, spread(errors[row]), calibration, cut.fit.future_closed)
+    return out
+
+
+def _peer_forecasts(
+    cut: _Origin,
+    peers: list[str],
+    scored: list[int],
+    position: dict[int, int],
+    horizon: int,
+    jobs: int,
+    scores: dict[str, Score],
+) -> dict[str, dict[int, Forecast]]:
+    """The statsforecast peers on the series as they are (out-of-stock days filled, closed days
+    not known): the members' own fits when no closed day made their input differ."""
+    members: MemberForecasts = cut.fit.members
+    if _has_closed(cut):
+        rows = [position[r] for r in scored]
+        inputs = [fill_censored(cut.units[j], cut.in_stock[j])[-FIT_DAYS:] for j in rows]
+        members = fit_statistical(inputs, horizon, [PEERS[p] for p in peers], True, jobs)
+        for p in peers:
+            scores[p].fit_seconds += members.seconds[PEERS[p]]
+        index = {row: i for i, row in enumerate(scored)}
+    else:
+        index = position
+    return {
+        p: {
+            row: Forecast(
+                members.mean[PEERS[p]][index[row]],
+                members.lower[PEERS[p]][index[row]],
+                members.upper[PEERS[p]][index[row]],
+            )
+            for row in scored
+        }
+        for p in peers
+    }
+
+
+def _prophet_alone(
+    cut: _Origin,
+    scored: list[int],
+    position: dict[int, int],
+    horizon: int,
+    pool: ProcessPoolExecutor,
+    country: str | None,
+    scores: dict[str, Score],
+) -> dict[int, Forecast]:
+    """Prophet on its own, told which days were out of stock but not which were closed."""
+    started = time.perf_counter()
+    jobs = []
+    for row in scored:
+        j = position[row]
+        units, stock = cut.units[j], cut.in_stock[j]
+        if int(stock.sum()) < PROPHET_AFTER_DAYS:
+            continue
+        first = cut.fit.last_day - timedelta(days=units.size - 1)
+        jobs.append((row, ProphetJob(units, stock, first, country, horizon)))
+    results = pool.map(prophet_forecast, [job for _, job in jobs], chunksize=4)
+    out = {row: f for (row, _), f in zip(jobs, results, strict=True)}
+    scores["prophet"].fit_seconds += time.perf_counter() - started
+    return out
 
 
 def print_table(results: dict[str, dict[str, float]], console: Console) -> None:
     table = Table(title="Rolling-origin backtest")
     table.add_column("method", no_wrap=True)
-    for column in ("MASE", "WAPE", "bias", "80% coverage", "fit s/series (all folds)", "series"):
+    for column in (
+        "MASE",
+        "RMSSE",
+        "WAPE",
+        "bias",
+        "80% coverage",
+        "fit s/series (all folds)",
+        "series",
+    ):
         table.add_column(column, justify="right")
     for name, r in results.items():
         table.add_row(
             name,
             f"{r['mase']:.3f}",
+            f"{r['rmsse']:.3f}",
             f"{r['wape']:.3f}",
             f"{r['bias']:+.3f}",
             f"{r['coverage']:.3f}",

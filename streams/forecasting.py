@@ -25,7 +25,7 @@ from connectors.db.pool import DictConnection
 from connectors.db.queries import sku_rows
 from connectors.kafka.topics import BlendMember, ForecastUpdate, sku_key
 from connectors.settings import Settings
-from models.combined import COMBINED_WEIGHT, HORIZON, Baseline, live_forecast
+from models.combined import HORIZON, Baseline, live_forecast
 from models.inventory import in_stock_days
 from models.online import OnlineDemandModel, nowcast
 from models.policy import ABC_WINDOW_DAYS, abc_classes, inventory_plan
@@ -113,7 +113,7 @@ class ForecastKeeper:
                 lower=_rounded(lower),
                 upper=_rounded(upper),
                 method=live.method,  # type: ignore[arg-type]
-                members=_members(live.method, self._runs.get(shop)),
+                members=_members(live.method, base, self._runs.get(shop)),
                 confidence=live.confidence,  # type: ignore[arg-type]
                 mase=_accuracy(live.method, base, models[row.variant_id]),
                 stock=row.stock,
@@ -261,12 +261,15 @@ async def abc_ranking(conn: DictConnection, shop: str, today: date) -> dict[int,
     return {int(v): c for v, c in classes.items()}
 
 
-def _members(method: str, run_id: int | None) -> list[BlendMember]:
-    """What made a forecast of ``method`` (see models.combined), with each part's weight."""
-    if method == "combined":
+def _members(method: str, base: dict[str, Any] | None, run_id: int | None) -> list[BlendMember]:
+    """What made a forecast of ``method`` (see models.combined), with each member's weight: for
+    a combined forecast, the blend its nightly run chose for this SKU."""
+    if method == "combined" and base is not None:
+        weights = base.get("weights") or {base["model"]: 1.0}
         return [
-            BlendMember(model="prophet", weight=COMBINED_WEIGHT, run_id=run_id),
-            BlendMember(model="river", weight=1 - COMBINED_WEIGHT),
+            BlendMember(model=m, weight=round(float(w), 4), run_id=run_id)
+            for m, w in sorted(weights.items(), key=lambda kv: -kv[1])
+            if w > 0
         ]
     return [BlendMember(model=method, weight=1.0)]
 

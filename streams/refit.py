@@ -1,4 +1,9 @@
-"""The nightly refit: Prophet for every SKU with enough history, shop by shop.
+"""The nightly refit: the combined forecast for every SKU with enough history, shop by shop.
+
+The members (:mod:`models.members`) are fitted on all of a shop's SKUs: the statsforecast
+ones in one batch, Prophet per SKU in a process pool. Each SKU's blend takes its weights from
+the member forecasts the runs of 28 and 56 days ago stored, set against what sold since
+(:mod:`models.ensemble`): no validation refits.
 
 Run by ``stockpulse nightly`` and, in a child process, by the worker's schedule
 (``python -m streams.refit``, :mod:`streams.refit_schedule`): Prophet and its process pool stay
@@ -24,7 +29,7 @@ import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
@@ -37,8 +42,30 @@ from connectors.db.shops import active_shops
 from connectors.settings import get_settings
 from models.accuracy import ACCURACY_AFTER_DAYS, mase, seasonal_naive_scale
 from models.combined import HORIZON, LOW_HISTORY_DAYS
+from models.ensemble import (
+    VALIDATION_DAYS,
+    VALIDATION_RUNS,
+    IntervalCalibration,
+    Validation,
+    allowed_members,
+    blend,
+    fit_weights,
+    spread,
+    standardised_errors,
+    with_interval,
+)
+from models.forecast import Forecast
 from models.inventory import in_stock_days
-from models.prophet_forecaster import ProphetForecaster
+from models.members import (
+    STATISTICAL,
+    ProphetJob,
+    ShopFit,
+    add_statistical,
+    fit_statistical,
+    prepare_shop,
+    prophet_forecast,
+    prophet_jobs,
+)
 from streams.forecasting import abc_ranking
 
 log = logging.getLogger("stockpulse.refit")
@@ -49,29 +76,11 @@ ACCURACY_WITHIN_DAYS = 35
 EXIT_RUNNING_ELSEWHERE = 75
 
 
-@dataclass(frozen=True)
-class FitJob:
-    variant_id: int
-    first_day: date
-    units: np.ndarray
-    in_stock: np.ndarray
-    country: str | None
-
-
-def fit_one(job: FitJob) -> dict[str, Any]:
-    """Fit one SKU in a worker process; returns the row for ``run_forecasts``."""
+def prophet_timed(job: ProphetJob) -> tuple[Forecast, float]:
+    """One SKU's Prophet fit in a worker process, with the CPU it took."""
     cpu = _cpu_seconds()
-    model = ProphetForecaster(job.country)
-    model.fit(job.units, job.in_stock, job.first_day)
-    forecast = model.forecast(HORIZON)
-    return {
-        "variant_id": job.variant_id,
-        "mean": [round(float(x), 3) for x in forecast.mean],
-        "lower": [round(float(x), 3) for x in forecast.lower],
-        "upper": [round(float(x), 3) for x in forecast.upper],
-        "model": ProphetForecaster.name,
-        "fit_seconds": _cpu_seconds() - cpu,
-    }
+    forecast = prophet_forecast(job)
+    return forecast, _cpu_seconds() - cpu
 
 
 def _cpu_seconds() -> float:
@@ -93,6 +102,7 @@ class RunReport:
     fitted: int = 0
     resumed: int = 0
     cpu_seconds: float = 0.0
+    member_seconds: dict[str, float] = field(default_factory=dict)  # wall, all SKUs
 
 
 def score_past_runs(
@@ -149,51 +159,183 @@ async def _run_locked(
     await conn.commit()
     if status == "committed":
         return RunReport(shop, run_day, "already committed")
-    histories = await db.demand_history(conn, shop, run_day - timedelta(days=1))
-    sellable = {
-        v: in_stock_days(h.units, h.first_day, h.stock_levels) for v, h in histories.items()
-    }
-    eligible = {v: h for v, h in histories.items() if int(sellable[v].sum()) >= LOW_HISTORY_DAYS}
+    last_day = run_day - timedelta(days=1)
+    histories = await db.demand_history(conn, shop, last_day)
+    ids = list(histories)
+    in_stock = [
+        in_stock_days(histories[v].units, histories[v].first_day, histories[v].stock_levels)
+        for v in ids
+    ]
     done = await db.done_in_run(conn, run_id)
     past = await db.past_forecasts(
         conn, shop, run_day - timedelta(days=ACCURACY_WITHIN_DAYS), run_day
     )
+    validation = await db.validation_runs(
+        conn, shop, run_day, [VALIDATION_DAYS * k for k in range(1, VALIDATION_RUNS + 1)]
+    )
     classes = await abc_ranking(conn, shop, run_day)
     await conn.commit()  # end the reads; each batch below commits on its own
-    todo = [v for v in eligible if v not in done]
     report = RunReport(shop, run_day, "committed", resumed=len(done))
-    task = progress.add_task(shop, total=len(eligible), completed=len(done)) if progress else None
+    units = [histories[v].units for v in ids]
+    # Every SKU's history shapes the shop's members (its total, its closed days); the SKUs
+    # with LOW_HISTORY_DAYS sellable days get a nightly forecast.
+    fit = prepare_shop(units, in_stock, last_day, HORIZON, country)
     loop = asyncio.get_running_loop()
-    futures = [
-        loop.run_in_executor(
-            pool,
-            fit_one,
-            FitJob(v, eligible[v].first_day, eligible[v].units, sellable[v], country),
-        )
-        for v in todo
-    ]
+    parts = _split(fit.filled, pool_size(pool))
+    started = time.perf_counter()
+    add_statistical(
+        fit,
+        *await asyncio.gather(
+            *(loop.run_in_executor(pool, fit_statistical, part, HORIZON) for part in parts)
+        ),
+    )
+    # Wall seconds over the whole shop, the parts in parallel.
+    wall = time.perf_counter() - started
+    cpu = sum(fit.members.seconds[m] for m in STATISTICAL)
+    report.member_seconds = {
+        m: (wall * fit.members.seconds[m] / cpu if m in STATISTICAL and cpu else seconds)
+        for m, seconds in fit.members.seconds.items()
+    }
+    eligible = {
+        i
+        for i, v in enumerate(ids)
+        if int(fit.sellable[i].sum()) >= LOW_HISTORY_DAYS and v not in done
+    }
+    blender = Blender(ids, units, fit, validation)
+    task = (
+        progress.add_task(shop, total=len(eligible) + len(done), completed=len(done))
+        if progress
+        else None
+    )
+    by_prophet = {i: job for i, job in prophet_jobs(fit, units, country, HORIZON) if i in eligible}
+    started = time.perf_counter()
+    futures = {
+        asyncio.ensure_future(_prophet_row(loop, pool, i, job)) for i, job in by_prophet.items()
+    }
+    # SKUs that blend no Prophet are ready now; the others as their fit comes back.
+    ready: list[tuple[int, float]] = [(i, 0.0) for i in sorted(eligible - set(by_prophet))]
     batch: list[dict[str, Any]] = []
-    for next_done in asyncio.as_completed(futures):
-        row = await next_done
-        history = eligible[row["variant_id"]]
-        row |= {
-            "first_day": run_day,
-            "mase": score_past_runs(
-                past.get(row["variant_id"], []), history, sellable[row["variant_id"]], run_day
-            ),
-            "abc_class": classes.get(row["variant_id"]),
-        }
-        report.cpu_seconds += row["fit_seconds"]
-        report.fitted += 1
-        batch.append(row)
-        if len(batch) >= WRITE_EVERY:
-            await _write(conn, run_id, shop, batch)
-        if progress is not None and task is not None:
-            progress.advance(task)
+    share = sum(fit.members.seconds.values()) / max(len(ids), 1)
+    while ready or futures:
+        if not ready:
+            finished, futures = await asyncio.wait(futures, return_when=asyncio.FIRST_COMPLETED)
+            for f in finished:
+                i, forecast, cpu = f.result()
+                fit.members.mean["prophet"][i] = np.maximum(forecast.mean, 0)
+                ready.append((i, cpu))
+        while ready:
+            i, cpu = ready.pop()
+            variant_id = ids[i]
+            row = blender.row(i)
+            row |= {
+                "variant_id": variant_id,
+                "first_day": run_day,
+                "mase": score_past_runs(
+                    past.get(variant_id, []), histories[variant_id], fit.sellable[i], run_day
+                ),
+                "abc_class": classes.get(variant_id),
+                "fit_seconds": share + cpu,
+            }
+            report.cpu_seconds += share + cpu
+            report.fitted += 1
+            batch.append(row)
+            if len(batch) >= WRITE_EVERY:
+                await _write(conn, run_id, shop, batch)
+            if progress is not None and task is not None:
+                progress.advance(task)
+    report.member_seconds["prophet"] = time.perf_counter() - started
     await _write(conn, run_id, shop, batch)
     await db.commit_run(conn, run_id, shop, run_day)
     await conn.commit()
     return report
+
+
+async def _prophet_row(
+    loop: asyncio.AbstractEventLoop, pool: ProcessPoolExecutor, row: int, job: ProphetJob
+) -> tuple[int, Forecast, float]:
+    forecast, cpu = await loop.run_in_executor(pool, prophet_timed, job)
+    return row, forecast, cpu
+
+
+def pool_size(pool: ProcessPoolExecutor) -> int:
+    return max(1, getattr(pool, "_max_workers", 1))
+
+
+def _split(series: list[np.ndarray], parts: int) -> list[list[np.ndarray]]:
+    """Consecutive parts of about equal size, one per process."""
+    size = -(-len(series) // parts) or 1
+    return [series[i : i + size] for i in range(0, len(series), size)] or [[]]
+
+
+class Blender:
+    """Tonight's blend for each SKU: weights from the stored validation runs (pooled over the
+    shop's SKUs, then per SKU), the interval calibrated on the same days, closed days at zero."""
+
+    def __init__(
+        self,
+        ids: list[int],
+        units: list[np.ndarray],
+        fit: ShopFit,
+        validation: dict[int, list[dict[str, Any]]],
+    ) -> None:
+        self.fit = fit
+        validations = {
+            i: _validations(units[i], fit.sellable[i], fit.last_day, validation.get(v, []))
+            for i, v in enumerate(ids)
+        }
+        self.weights = fit_weights(
+            {i: (allowed_members(fit.classes[i]), validations[i]) for i in range(len(ids))}
+        )
+        errors = {i: standardised_errors(validations[i], self.weights[i]) for i in validations}
+        self.spreads = {i: spread(e) for i, e in errors.items()}
+        self.calibration = IntervalCalibration.pooled(list(errors.values()))
+
+    def row(self, i: int) -> dict[str, Any]:
+        members = {m: self.fit.members.mean[m][i] for m in self.fit.members.mean}
+        present = {m: f for m, f in members.items() if np.all(np.isfinite(f))}
+        weights = _effective(self.weights[i], present)
+        forecast = with_interval(
+            blend(present, weights), self.spreads[i], self.calibration, self.fit.future_closed
+        )
+        return {
+            "mean": [round(float(x), 3) for x in forecast.mean],
+            "lower": [round(float(x), 3) for x in forecast.lower],
+            "upper": [round(float(x), 3) for x in forecast.upper],
+            "model": "combined",
+            "members": {
+                m: [round(float(x), 3) for x in f[:VALIDATION_DAYS]] for m, f in present.items()
+            },
+            "weights": {m: round(w, 4) for m, w in weights.items()},
+            "demand_class": self.fit.classes[i],
+        }
+
+
+def _effective(weights: dict[str, float], present: dict[str, np.ndarray]) -> dict[str, float]:
+    """The weights as blended: a member that could not fit this SKU gives its share away."""
+    kept = {m: w for m, w in weights.items() if m in present and w > 0}
+    if not kept:
+        kept = {m: 1.0 for m in weights if m in present} or {m: 1.0 for m in present}
+    total = sum(kept.values())
+    return {m: w / total for m, w in kept.items()}
+
+
+def _validations(
+    units: np.ndarray, sellable: np.ndarray, last_day: date, runs: list[dict[str, Any]]
+) -> list[Validation]:
+    """The stored runs' member forecasts set against what sold since, day by day."""
+    first_day = last_day - timedelta(days=units.size - 1)
+    out = []
+    for run in runs:
+        start = (run["first_day"] - first_day).days
+        members = {m: np.asarray(f, dtype=float) for m, f in run["members"].items()}
+        length = min((units.size - start), *(f.size for f in members.values()))
+        if start < 0 or length <= 0:
+            continue
+        window = slice(start, start + length)
+        out.append(
+            Validation({m: f[:length] for m, f in members.items()}, units[window], sellable[window])
+        )
+    return out
 
 
 async def _write(conn: DictConnection, run_id: int, shop: str, batch: list[dict[str, Any]]) -> None:
@@ -269,9 +411,11 @@ def refit_and_report(
         return 130
     for r in reports:
         per_sku = r.cpu_seconds / r.fitted if r.fitted else 0.0
+        members = ", ".join(f"{m} {s:.1f} s" for m, s in sorted(r.member_seconds.items()))
         print(
             f"{r.shop} {r.run_day or ''}: {r.status}; fitted {r.fitted}, "
             f"resumed past {r.resumed}, {per_sku:.3f} s CPU per SKU"
+            + (f"; members (wall, whole shop): {members}" if members else "")
         )
     if any(r.status.startswith("failed") for r in reports):
         return 1
@@ -283,7 +427,8 @@ def refit_and_report(
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m streams.refit [--shop S]… [--processes N] [--day D] [--no-progress]``."""
     parser = argparse.ArgumentParser(
-        prog="python -m streams.refit", description="Refit Prophet for every SKU with 30+ days."
+        prog="python -m streams.refit",
+        description="Refit the combined forecast for every SKU with 30+ days.",
     )
     parser.add_argument("--shop", dest="shops", action="append", default=[], help="only these")
     parser.add_argument("--processes", type=int, default=0, help="fitting processes; 0: one/core")
@@ -298,8 +443,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     # Run the importable module rather than this ``__main__`` copy of it: one copy of its
-    # classes, and what the process pool pickles (``fit_one``, ``FitJob``) is found by its real
-    # name whatever the start method.
+    # classes, and what the process pool pickles (``prophet_timed``, ``ProphetJob``) is found
+    # by its real name whatever the start method.
     from streams.refit import main as refit_main
 
     sys.exit(refit_main())

@@ -9,11 +9,13 @@ from datetime import date, time, timedelta
 from typing import Any
 
 import numpy as np
+from psycopg.types.json import Jsonb
 
 from connectors.db.pool import DictConnection
 from connectors.db.shops import ACTIVE_SHOPS
 
 RUNS_KEPT_DAYS = 90
+MEMBERS_KEPT_DAYS = 63  # the oldest validation run is 56 days old, give or take a week
 
 
 # Per shop-local day and location: the level it closed the day on and the highest it reached.
@@ -165,7 +167,7 @@ async def run_forecasts(
     conn: DictConnection, run_id: int, variant_ids: Sequence[int] | None = None
 ) -> dict[int, dict[str, Any]]:
     cur = await conn.execute(
-        "SELECT variant_id, first_day, mean, lower, upper, model, mase, abc_class "
+        "SELECT variant_id, first_day, mean, lower, upper, model, mase, abc_class, weights "
         "FROM run_forecasts WHERE run_id = %s "
         "AND (%s::bigint[] IS NULL OR variant_id = ANY(%s))",
         (run_id, _ids(variant_ids), _ids(variant_ids)),
@@ -253,12 +255,23 @@ async def add_run_forecasts(
         await cur.executemany(
             """
             INSERT INTO run_forecasts (run_id, shop, variant_id, first_day, mean, lower, upper,
-                                       model, mase, abc_class, fit_seconds)
+                                       model, mase, abc_class, fit_seconds, members, weights,
+                                       demand_class)
             VALUES (%(run_id)s, %(shop)s, %(variant_id)s, %(first_day)s, %(mean)s, %(lower)s,
-                    %(upper)s, %(model)s, %(mase)s, %(abc_class)s, %(fit_seconds)s)
+                    %(upper)s, %(model)s, %(mase)s, %(abc_class)s, %(fit_seconds)s, %(members)s,
+                    %(weights)s, %(demand_class)s)
             ON CONFLICT (run_id, variant_id) DO NOTHING
             """,
-            [{"run_id": run_id, "shop": shop} | row for row in rows],
+            [
+                {"run_id": run_id, "shop": shop, "members": None, "weights": None}
+                | {"demand_class": None}
+                | row
+                | {
+                    "members": _json(row.get("members")),
+                    "weights": _json(row.get("weights")),
+                }
+                for row in rows
+            ],
         )
 
 
@@ -273,6 +286,44 @@ async def commit_run(conn: DictConnection, run_id: int, shop: str, run_day: date
         "DELETE FROM forecast_runs WHERE shop = %s AND run_day < %s",
         (shop, run_day - timedelta(days=RUNS_KEPT_DAYS)),
     )
+    # Member forecasts weight the blend only while a run is one of the validation runs.
+    await conn.execute(
+        "UPDATE run_forecasts SET members = NULL "
+        "WHERE shop = %s AND members IS NOT NULL AND first_day < %s",
+        (shop, run_day - timedelta(days=MEMBERS_KEPT_DAYS)),
+    )
+
+
+async def validation_runs(
+    conn: DictConnection, shop: str, run_day: date, ages: Sequence[int], slack: int = 7
+) -> dict[int, list[dict[str, Any]]]:
+    """Per SKU, the member forecasts of the committed runs made about ``ages`` days before
+    ``run_day`` (for each age the latest run at least that old, at most ``slack`` days older),
+    as ``{"first_day": …, "members": {name: [units per day]}}``."""
+    runs = []
+    for age in ages:
+        cur = await conn.execute(
+            "SELECT id FROM forecast_runs WHERE shop = %s AND status = 'committed' "
+            "AND run_day <= %s AND run_day > %s ORDER BY run_day DESC LIMIT 1",
+            (shop, run_day - timedelta(days=age), run_day - timedelta(days=age + slack)),
+        )
+        row = await cur.fetchone()
+        if row is not None:
+            runs.append(row["id"])
+    out: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    if runs:
+        cur = await conn.execute(
+            "SELECT variant_id, first_day, members FROM run_forecasts "
+            "WHERE run_id = ANY(%s) AND members IS NOT NULL ORDER BY first_day",
+            (runs,),
+        )
+        for r in await cur.fetchall():
+            out[r["variant_id"]].append({"first_day": r["first_day"], "members": r["members"]})
+    return out
+
+
+def _json(value: object) -> Jsonb | None:
+    return None if value is None else Jsonb(value)
 
 
 async def count_run_forecasts(conn: DictConnection, shop: str) -> int:

@@ -223,6 +223,47 @@ def test_a_nightly_run_killed_half_way_resumes_and_never_exposes_a_partial_run(
     assert scalar(stack, "SELECT count(*) FROM forecast_runs WHERE shop = %s", shop) == 2
 
 
+def test_nightly_weights_come_from_the_member_forecasts_of_earlier_runs(stack: Stack) -> None:
+    """Each run stores its members' forecasts; four and eight weeks later, once those days
+    have sold, they weight the blend: no member is refitted for it."""
+    shop = new_shop(stack)
+    today = datetime.now(UTC).date()
+    ids = seed_store(stack, shop, n_skus=30, days=400, end=today - timedelta(days=1))
+    for back in (56, 28, 0):
+        run = nightly(stack, shop, "--day", (today - timedelta(days=back)).isoformat())
+        output, _ = run.communicate(timeout=240)
+        assert run.returncode == 0, output
+        print(output)
+    assert "members (wall, whole shop):" in output and "ets" in output
+    rows = query(
+        stack,
+        "SELECT f.variant_id, f.model, f.weights, f.members, f.demand_class, f.mean "
+        "FROM run_forecasts f JOIN forecast_runs r ON r.id = f.run_id "
+        "WHERE r.shop = %s AND r.run_day = %s",
+        shop,
+        today,
+    )
+    assert len(rows) == len(ids)
+    equal_blends = 0
+    for _, model, weights, members, demand, mean in rows:
+        assert model == "combined" and demand in ("smooth", "erratic", "intermittent", "lumpy")
+        assert abs(sum(weights.values()) - 1) < 1e-3
+        assert set(weights) <= set(members) and all(len(f) == 28 for f in members.values())
+        assert len(mean) == 90
+        equal_blends += len(set(weights.values())) == 1
+    # With two earlier runs to learn from, the weights are the members' records, not equal.
+    assert equal_blends < len(rows) / 2, rows
+    first = query(
+        stack,
+        "SELECT f.weights FROM run_forecasts f JOIN forecast_runs r ON r.id = f.run_id "
+        "WHERE r.shop = %s AND r.run_day = %s",
+        shop,
+        today - timedelta(days=56),
+    )
+    # The first run had no record: each SKU's members shared equally.
+    assert all(len(set(w.values())) == 1 for (w,) in first)
+
+
 def zone_where_it_is(hour: int) -> str:
     """An IANA zone whose local hour is ``hour`` right now (Etc/GMT-3 is UTC+3)."""
     offset = (hour - datetime.now(UTC).hour + 12) % 24 - 12
@@ -297,7 +338,7 @@ async def test_the_worker_schedule_refits_each_shop_after_its_local_refit_time(
                 fitted = check.execute(
                     "SELECT variant_id, model FROM run_forecasts WHERE shop = %s", (due,)
                 ).fetchall()
-            assert fitted == [(variant.variant_id, "prophet")]
+            assert fitted == [(variant.variant_id, "combined")]
             assert await schedule.tick(conn) == [], "refit a shop twice on one day"
     finally:
         await schedule.stop()

@@ -78,7 +78,7 @@ def test_new_skus_get_a_low_confidence_moving_average() -> None:
     assert np.allclose(live.forecast.mean, 4.0)
 
 
-def test_the_nightly_baseline_is_averaged_with_the_online_model() -> None:
+def test_the_nightly_blend_is_what_a_merchant_sees_once_there_is_one() -> None:
     model = trained(60, units=10.0)
     first = MONDAY + timedelta(days=60)
     assert live_forecast(model, None, first, 30).method == "river"
@@ -86,10 +86,18 @@ def test_the_nightly_baseline_is_averaged_with_the_online_model() -> None:
     baseline = Baseline(first - timedelta(days=1), flat, flat - 5, flat + 5)
     live = live_forecast(model, baseline, first, 30)
     assert (live.method, live.confidence) == ("combined", "high")
-    assert np.allclose(live.forecast.mean, 15.0, atol=0.5)
-    stale = Baseline(first - timedelta(days=200), flat, flat, flat)  # does not cover the window
-    assert live_forecast(model, stale, first, 30).method == "river"
+    # River is one of the blend's members, weighted at night: it does not move it again.
+    assert np.allclose(live.forecast.mean, 20.0)
     assert isinstance(live.forecast, Forecast)
+    # A run a few days old (tonight's not run yet, or failed) still serves, its last week
+    # repeated past its end; an older one does not.
+    weekly = np.tile(np.arange(1.0, 8.0), 13)[:90]
+    days_old = Baseline(first - timedelta(days=3), weekly, weekly, weekly)
+    served = live_forecast(model, days_old, first, 90).forecast.mean
+    assert served[:87].tolist() == weekly[3:].tolist()
+    assert served[87:].tolist() == np.resize(weekly[-7:], 3).tolist()
+    stale = Baseline(first - timedelta(days=200), flat, flat, flat)
+    assert live_forecast(model, stale, first, 30).method == "river"
 
 
 def test_one_day_ahead_mase_of_a_steady_seller_is_one_over_root_two() -> None:

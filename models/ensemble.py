@@ -1,0 +1,247 @@
+"""The combined forecast: every SKU's blend of fitted members, weighted by how each did on
+that SKU lately, with an interval calibrated on the shop's own recent errors. Pure functions.
+
+Design (issue 13; the measurements are in docs/benchmarks.md):
+
+- **Members** (:mod:`models.members`) are fitted every night on all of a shop's SKUs. Which
+  of them a SKU may blend depends on its demand class (Syntetos–Boylan, from ADI and CV² of
+  its last year): smooth and erratic sellers blend ETS, Theta, Prophet and the shop's
+  top-down share; intermittent and lumpy ones Croston SBA, TSB, ETS and the shop share.
+- **Weights** come from the members' own errors: the member forecasts of the nightly runs
+  made VALIDATION_DAYS and twice that before are stored, so once those days have sold, what
+  each member forecast for them is set against what sold, without any refit. The weights are
+  those that would have made the best blend of those days (least squares, non-negative,
+  summing to one): pooled over the shop's SKUs of the same member set first, which is stable,
+  then moved per SKU by its own days. Fitting the blend rather than ranking the members
+  matters: every member's squared error is mostly the noise of daily sales, so weights from
+  inverse errors come out nearly equal even when one member is plainly better.
+  ``forecast evaluate`` applies the same rule to the forecasts made at its earlier origins.
+- **Closed days** (:mod:`models.shop_calendar`) are forecast at zero.
+- **Intervals**: each SKU's past blend errors, divided by the square root of what was
+  forecast (count data vary with their level), give its spread; the shop's pooled 10th and
+  90th percentiles of errors in units of that spread give the interval. The interval is thus
+  measured on the same kind of errors it must cover: 28-day-ahead errors of the blend.
+
+>>> sold = np.array([3., 5, 4, 6, 2, 4, 5, 3])
+>>> right, off = sold + 0.1, sold[::-1]
+>>> past = Validation({"ets": off, "shop": right}, sold, np.ones(8, bool))
+>>> {m: round(w, 2) for m, w in fit_weights({"sku": (("ets", "shop"), [past])})["sku"].items()}
+{'ets': 0.0, 'shop': 1.0}
+>>> fit_weights({"new": (("ets", "shop"), [])})["new"]
+{'ets': 0.5, 'shop': 0.5}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
+
+from models.forecast import Forecast
+
+VALIDATION_DAYS = 28
+VALIDATION_RUNS = 2  # the runs made 28 and 56 days before
+MIN_SCORED_DAYS = 7  # fewer sellable days in a validation window: not scored
+SMOOTH_MEMBERS = ("ets", "theta", "prophet", "shop", "river")
+INTERMITTENT_MEMBERS = ("croston_sba", "tsb", "ets", "shop", "river")
+MEMBERS = ("ets", "theta", "prophet", "shop", "river", "croston_sba", "tsb")
+ADI_CUT, CV2_CUT = 1.32, 0.49  # Syntetos & Boylan (2005)
+CLASS_DAYS = 365
+# The pull towards the pooled weights grows with a SKU's own days, at a tenth of their weight:
+# two months of one SKU's noisy days move its weights, a week does not.
+POOL_PULL_PER_DAY = 0.1
+SIZE_FLOOR = 0.5  # units: the size a slow SKU's days are measured in is at least this
+INTERVAL = (0.10, 0.90)
+SPREAD_FLOOR = 0.25  # units: keeps the spread of a SKU forecast at zero above zero
+FALLBACK_QUANTILES = (-1.2816, 1.2816)  # normal, until a shop has errors to pool
+K = TypeVar("K", bound=Hashable)
+
+
+def demand_class(y: np.ndarray, sellable: np.ndarray) -> str:
+    """Syntetos–Boylan class of the last CLASS_DAYS sellable days.
+
+    >>> demand_class(np.array([3., 4, 3, 5, 4, 3, 4]), np.ones(7, bool))
+    'smooth'
+    >>> demand_class(np.array([0., 0, 1, 0, 0, 1, 0, 0, 12]), np.ones(9, bool))
+    'lumpy'
+    """
+    days = np.asarray(y, dtype=float)[np.asarray(sellable, dtype=bool)][-CLASS_DAYS:]
+    sizes = days[days > 0]
+    if sizes.size < 2:
+        return "intermittent"
+    adi = days.size / sizes.size
+    cv2 = float((sizes.std() / sizes.mean()) ** 2)
+    if adi < ADI_CUT:
+        return "smooth" if cv2 < CV2_CUT else "erratic"
+    return "intermittent" if cv2 < CV2_CUT else "lumpy"
+
+
+def allowed_members(demand: str) -> tuple[str, ...]:
+    return INTERMITTENT_MEMBERS if demand in ("intermittent", "lumpy") else SMOOTH_MEMBERS
+
+
+@dataclass(frozen=True)
+class Validation:
+    """What a past run's members forecast for one SKU over the days since, and what sold;
+    ``scored`` marks the days that could sell."""
+
+    forecasts: Mapping[str, np.ndarray]
+    actual: np.ndarray
+    scored: np.ndarray
+
+    def usable(self) -> bool:
+        return int(self.scored.sum()) >= MIN_SCORED_DAYS
+
+
+def _rows(
+    validations: Sequence[Validation], members: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The scored days of the usable validations as (forecasts by member, actual), in units of
+    the SKU's own size so that a big seller does not outweigh every small one."""
+    xs, ys = [], []
+    for v in validations:
+        if not v.usable() or not all(m in v.forecasts for m in members):
+            continue
+        x = np.stack([np.asarray(v.forecasts[m], dtype=float) for m in members], axis=1)[v.scored]
+        if not np.all(np.isfinite(x)):
+            continue
+        xs.append(x)
+        ys.append(v.actual[v.scored])
+    if not xs:
+        return None
+    x, y = np.vstack(xs), np.concatenate(ys)
+    size = float(np.sqrt(np.mean(y**2))) + SIZE_FLOOR
+    return x / size, y / size
+
+
+def _simplex_least_squares(
+    x: np.ndarray, y: np.ndarray, prior: np.ndarray | None = None, strength: float = 0.0
+) -> np.ndarray:
+    """Non-negative weights summing to one that minimise ‖x·w − y‖² (+ strength·‖w − prior‖²):
+    NNLS with the sum held by one heavily weighted row."""
+    from scipy.optimize import nnls
+
+    m = x.shape[1]
+    rows, targets = [x], [y]
+    if prior is not None and strength > 0:
+        rows.append(np.sqrt(strength) * np.eye(m))
+        targets.append(np.sqrt(strength) * prior)
+    heavy = 1e3 * max(1.0, float(np.abs(x).max(initial=0.0)))
+    rows.append(np.full((1, m), heavy))
+    targets.append(np.array([heavy]))
+    w, _ = nnls(np.vstack(rows), np.concatenate(targets), maxiter=50 * m)
+    total = w.sum()
+    return w / total if total > 0 else np.full(m, 1.0 / m)
+
+
+def fit_weights(
+    skus: Mapping[K, tuple[Sequence[str], Sequence[Validation]]],
+) -> dict[K, dict[str, float]]:
+    """Each SKU's member weights, from its allowed members and their validations.
+
+    SKUs allowed the same members are pooled: the weights that would have made the best blend
+    over all their validation days (least squares on the simplex) are the prior, and each SKU's
+    own days move its weights from there. A SKU without validation days takes the pooled
+    weights; a pool without any, equal weights."""
+    groups: dict[tuple[str, ...], list[K]] = {}
+    for key, (allowed, _) in skus.items():
+        groups.setdefault(tuple(allowed), []).append(key)
+    out: dict[K, dict[str, float]] = {}
+    for members, keys in groups.items():
+        rows = {k: _rows(skus[k][1], members) for k in keys}
+        found = [r for r in rows.values() if r is not None]
+        pooled = (
+            _simplex_least_squares(
+                np.vstack([r[0] for r in found]), np.concatenate([r[1] for r in found])
+            )
+            if found
+            else np.full(len(members), 1.0 / len(members))
+        )
+        for k in keys:
+            own = rows[k]
+            w = pooled
+            if own is not None:
+                w = _simplex_least_squares(own[0], own[1], pooled, own[1].size * POOL_PULL_PER_DAY)
+            out[k] = {m: float(x) for m, x in zip(members, w, strict=True)}
+    return out
+
+
+def blend(forecasts: Mapping[str, np.ndarray], member_weights: Mapping[str, float]) -> np.ndarray:
+    """The weighted mean of the members' forecasts; a member without one (it could not fit
+    this SKU) gives its weight to the others."""
+    present = {
+        m: w
+        for m, w in member_weights.items()
+        if w > 0 and m in forecasts and np.all(np.isfinite(forecasts[m]))
+    }
+    if not present:
+        present = {
+            m: 1.0 for m in member_weights if m in forecasts and np.all(np.isfinite(forecasts[m]))
+        }
+    if not present:
+        raise ValueError("no member forecast to blend")
+    total = sum(present.values())
+    mean = np.zeros(np.asarray(next(iter(forecasts.values()))).shape)
+    for m, w in present.items():
+        mean += np.asarray(forecasts[m], dtype=float) * (w / total)
+    return mean
+
+
+def _scale(mean: np.ndarray) -> np.ndarray:
+    return np.sqrt(np.maximum(mean, 0) + SPREAD_FLOOR)
+
+
+def standardised_errors(
+    validations: Sequence[Validation], member_weights: Mapping[str, float]
+) -> np.ndarray:
+    """The blend's validation errors (actual − forecast) over the square root of the forecast."""
+    parts = []
+    for v in validations:
+        if not v.usable():
+            continue
+        try:
+            mean = blend(v.forecasts, member_weights)
+        except ValueError:
+            continue
+        parts.append(((v.actual - mean) / _scale(mean))[v.scored])
+    return np.concatenate(parts) if parts else np.array([])
+
+
+def spread(errors: np.ndarray) -> float | None:
+    """A SKU's spread: the root mean square of its standardised errors."""
+    return float(np.sqrt(np.mean(errors**2))) if errors.size >= MIN_SCORED_DAYS else None
+
+
+@dataclass(frozen=True)
+class IntervalCalibration:
+    """The shop's 10th and 90th percentiles of errors in units of each SKU's spread."""
+
+    low: float
+    high: float
+
+    @staticmethod
+    def pooled(per_sku: Sequence[np.ndarray]) -> IntervalCalibration:
+        units = [e / s for e in per_sku if (s := spread(e)) is not None and s > 0]
+        if not units or sum(u.size for u in units) < 10 * MIN_SCORED_DAYS:
+            return IntervalCalibration(*FALLBACK_QUANTILES)
+        low, high = np.quantile(np.concatenate(units), INTERVAL)
+        return IntervalCalibration(float(low), float(high))
+
+
+def with_interval(
+    mean: np.ndarray,
+    sku_spread: float | None,
+    calibration: IntervalCalibration,
+    closed: np.ndarray | None = None,
+) -> Forecast:
+    """The published forecast: ``mean`` with its 80 % interval, zero on closed days. A SKU
+    without a spread of its own yet gets a Poisson-like one (spread 1)."""
+    mean = np.maximum(np.asarray(mean, dtype=float), 0)
+    scale = _scale(mean) * (sku_spread if sku_spread is not None else 1.0)
+    lower = np.maximum(mean + calibration.low * scale, 0)
+    upper = np.maximum(mean + calibration.high * scale, 0)
+    if closed is not None:
+        mean, lower, upper = (np.where(closed, 0.0, a) for a in (mean, lower, upper))
+    return Forecast(mean, lower, upper)

@@ -1,0 +1,306 @@
+"""The models blended into the combined forecast, each fitted on all of a shop's SKUs at once.
+
+- ``ets`` and ``theta``: statsforecast's AutoETS and AutoTheta, weekly season;
+- ``croston_sba`` and ``tsb``: statsforecast's intermittent-demand methods;
+- ``prophet``: one Prophet per SKU (yearly curve, holidays), fitted by the caller's processes;
+- ``river``: the online model (:mod:`models.online`) learnt over the SKU's history, as the
+  stream keeps it: a recent level and weekday factors;
+- ``shop``: top-down. AutoETS forecasts the shop's total, which is far less noisy than any one
+  SKU, and each SKU gets its recent share of it. It carries the shop's weekly rhythm, season
+  and trend to SKUs whose own history is short or sparse.
+
+Days a SKU could not sell (out of stock, or the shop closed) are not demand. Prophet takes them
+as missing; the statsforecast models need a value, so they get the mean of the sellable days
+before them. Only the last FIT_DAYS are fitted: a weekly model learns nothing more from older
+days, and the fits cost time in proportion.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import numpy as np
+
+from models.forecast import SEASON, Forecast, fill_censored
+from models.shop_calendar import closed_days, future_closed
+
+STATISTICAL = ("ets", "theta", "croston_sba", "tsb")
+FIT_DAYS = 365
+SHARE_DAYS = 56  # a SKU's share of the shop: eight weeks, so every weekday counts eight times
+TSB_ALPHA = 0.1  # TSB's smoothing of demand size and of demand probability: the usual 0.1
+MIN_FIT_DAYS = 2 * SEASON
+PROPHET_AFTER_DAYS = 30
+
+
+@dataclass(frozen=True)
+class MemberForecasts:
+    """Each member's forecast for each SKU (rows in the order the SKUs were given; NaN where a
+    member could not fit the SKU), optional 80 % bounds, and each member's fit seconds."""
+
+    mean: dict[str, np.ndarray]
+    lower: dict[str, np.ndarray]
+    upper: dict[str, np.ndarray]
+    seconds: dict[str, float]
+
+
+def fillable(y: np.ndarray, sellable: np.ndarray) -> np.ndarray:
+    """The last FIT_DAYS of ``y``, days that could not sell replaced by the mean before them.
+
+    >>> fillable(np.array([2., 0., 4.]), np.array([True, False, True])).tolist()
+    [2.0, 2.0, 4.0]
+    """
+    return fill_censored(y[-FIT_DAYS:], sellable[-FIT_DAYS:])
+
+
+def _model(name: str, intervals: int) -> object:
+    from statsforecast.models import TSB, AutoETS, AutoTheta, CrostonSBA
+    from statsforecast.utils import ConformalIntervals
+
+    if name == "ets":
+        return AutoETS(season_length=SEASON, alias=name)
+    if name == "theta":
+        return AutoTheta(season_length=SEASON, alias=name)
+    # The intermittent methods have no intervals of their own: conformal ones, from
+    # refits on the last windows, give them comparable bounds when asked for.
+    conformal = ConformalIntervals(h=intervals, n_windows=2) if intervals else None
+    if name == "croston_sba":
+        return CrostonSBA(alias=name, prediction_intervals=conformal)
+    return TSB(TSB_ALPHA, TSB_ALPHA, alias=name, prediction_intervals=conformal)
+
+
+def fit_statistical(
+    series: Sequence[np.ndarray],
+    horizon: int,
+    members: Sequence[str] = STATISTICAL,
+    intervals: bool = False,
+    n_jobs: int = 1,
+) -> MemberForecasts:
+    """Fit each statsforecast member on every filled series in one call (``n_jobs`` processes)
+    and forecast ``horizon`` days; with ``intervals``, 80 % bounds too."""
+    import pandas as pd
+    from statsforecast import StatsForecast
+
+    n = len(series)
+    usable = [i for i, y in enumerate(series) if y.size >= MIN_FIT_DAYS]
+    out = MemberForecasts({}, {}, {}, {})
+    if usable:
+        frame = pd.DataFrame(
+            {
+                "unique_id": np.repeat(usable, [series[i].size for i in usable]),
+                "ds": np.concatenate([np.arange(series[i].size) for i in usable]),
+                "y": np.concatenate([series[i] for i in usable]),
+            }
+        )
+    for name in members:
+        mean, lower, upper = (np.full((n, horizon), np.nan) for _ in range(3))
+        started = time.perf_counter()
+        if usable:
+            model = _model(name, horizon if intervals else 0)
+            # The intermittent methods need enough windows for their conformal intervals.
+            fitted_ids = usable
+            frame_used = frame
+            if intervals and name in ("croston_sba", "tsb"):
+                fitted_ids = [i for i in usable if series[i].size > 3 * horizon]
+                frame_used = frame[frame["unique_id"].isin(fitted_ids)]
+            if fitted_ids:
+                result = StatsForecast(models=[model], freq=1, n_jobs=n_jobs).forecast(
+                    df=frame_used, h=horizon, level=[80] if intervals else None
+                )
+                rows = result["unique_id"].to_numpy().reshape(len(fitted_ids), horizon)[:, 0]
+                values = result[name].to_numpy().reshape(len(fitted_ids), horizon)
+                mean[rows] = values
+                if intervals:
+                    lower[rows] = result[f"{name}-lo-80"].to_numpy().reshape(-1, horizon)
+                    upper[rows] = result[f"{name}-hi-80"].to_numpy().reshape(-1, horizon)
+        out.seconds[name] = time.perf_counter() - started
+        out.mean[name] = np.maximum(mean, 0)
+        out.lower[name] = np.maximum(lower, 0)
+        out.upper[name] = np.maximum(upper, 0)
+    return out
+
+
+def shop_member(
+    units: Sequence[np.ndarray], sellable: Sequence[np.ndarray], open_days: np.ndarray, horizon: int
+) -> np.ndarray:
+    """Top-down: AutoETS on the shop's daily total, times each SKU's share of the total over
+    its last SHARE_DAYS sellable days. Every SKU's arrays end on the shop calendar's last day;
+    ``open_days`` covers the whole calendar."""
+    from statsforecast.models import AutoETS
+
+    days = open_days.size
+    total = np.zeros(days)
+    for y in units:
+        total[days - y.size :] += y
+    filled = fill_censored(total[-FIT_DAYS:], open_days[-FIT_DAYS:])
+    forecast = np.zeros(horizon)
+    if filled.size >= MIN_FIT_DAYS and filled.any():
+        model = AutoETS(season_length=SEASON).fit(filled.astype(float))
+        forecast = np.maximum(model.predict(horizon)["mean"], 0)
+    out = np.zeros((len(units), horizon))
+    for i, (y, ok) in enumerate(zip(units, sellable, strict=True)):
+        recent = np.flatnonzero(ok)[-SHARE_DAYS:]
+        shop_then = total[days - y.size :][recent].sum()
+        if recent.size and shop_then > 0:
+            out[i] = y[recent].sum() / shop_then * forecast
+    return out
+
+
+@dataclass(frozen=True)
+class ProphetJob:
+    units: np.ndarray
+    sellable: np.ndarray
+    first_day: date
+    country: str | None
+    horizon: int
+
+
+def prophet_forecast(job: ProphetJob) -> Forecast:
+    """One SKU's Prophet forecast (a top-level function: process pools pickle it)."""
+    from models.prophet_forecaster import ProphetForecaster
+
+    model = ProphetForecaster(job.country)
+    model.fit(job.units, job.sellable, job.first_day)
+    return model.forecast(job.horizon)
+
+
+ProphetMap = Callable[[Callable[[ProphetJob], Forecast], list[ProphetJob]], Iterable[Forecast]]
+
+
+@dataclass(frozen=True)
+class ShopFit:
+    """One night's members for a shop's SKUs (rows in the order given), the SKUs' demand
+    classes and which coming days the shop will be closed."""
+
+    members: MemberForecasts
+    classes: list[str]
+    sellable: list[np.ndarray]
+    future_closed: np.ndarray
+    last_day: date
+    filled: list[np.ndarray]  # what the statsforecast members are fitted on
+
+
+def fit_shop(
+    units: Sequence[np.ndarray],
+    in_stock: Sequence[np.ndarray],
+    last_day: date,
+    horizon: int,
+    country: str | None,
+    run_map: ProphetMap = map,
+    n_jobs: int = 1,
+    intervals: bool = False,
+) -> ShopFit:
+    """Fit every member for every SKU of a shop. Each SKU's arrays end on ``last_day``;
+    ``run_map`` runs the Prophet fits (a process pool's ``map`` in production)."""
+    fit = fit_shop_without_prophet(units, in_stock, last_day, horizon, country, n_jobs, intervals)
+    started = time.perf_counter()
+    jobs = prophet_jobs(fit, units, country, horizon)
+    for (i, _), forecast in zip(jobs, run_map(prophet_forecast, [j for _, j in jobs]), strict=True):
+        fit.members.mean["prophet"][i] = np.maximum(forecast.mean, 0)
+    fit.members.seconds["prophet"] = time.perf_counter() - started
+    return fit
+
+
+def fit_shop_without_prophet(
+    units: Sequence[np.ndarray],
+    in_stock: Sequence[np.ndarray],
+    last_day: date,
+    horizon: int,
+    country: str | None,
+    n_jobs: int = 1,
+    intervals: bool = False,
+) -> ShopFit:
+    """Every member but Prophet (whose row stays NaN until the caller fills it from
+    :func:`prophet_jobs`)."""
+    fit = prepare_shop(units, in_stock, last_day, horizon, country)
+    add_statistical(fit, fit_statistical(fit.filled, horizon, intervals=intervals, n_jobs=n_jobs))
+    return fit
+
+
+def prepare_shop(
+    units: Sequence[np.ndarray],
+    in_stock: Sequence[np.ndarray],
+    last_day: date,
+    horizon: int,
+    country: str | None,
+) -> ShopFit:
+    """The shop's closed days, each SKU's sellable days, class and filled series, and the
+    shop's top-down member; the statsforecast members come from :func:`add_statistical`."""
+    from models.ensemble import demand_class
+
+    days = max((y.size for y in units), default=0)
+    totals = np.zeros(days)
+    for y in units:
+        totals[days - y.size :] += y
+    closed = closed_days(totals)
+    sellable = [
+        np.asarray(ok, dtype=bool) & ~closed[days - y.size :]
+        for y, ok in zip(units, in_stock, strict=True)
+    ]
+    classes = [demand_class(y, ok) for y, ok in zip(units, sellable, strict=True)]
+    members = MemberForecasts({}, {}, {}, {})
+    started = time.perf_counter()
+    members.mean["shop"] = shop_member(units, sellable, ~closed, horizon)
+    members.seconds["shop"] = time.perf_counter() - started
+    members.mean["prophet"] = np.full((len(units), horizon), np.nan)
+    members.seconds["prophet"] = 0.0
+    started = time.perf_counter()
+    members.mean["river"] = (
+        np.stack(
+            [river_member(y, ok, last_day, horizon) for y, ok in zip(units, sellable, strict=True)]
+        )
+        if units
+        else np.zeros((0, horizon))
+    )
+    members.seconds["river"] = time.perf_counter() - started
+    return ShopFit(
+        members,
+        classes,
+        sellable,
+        future_closed(closed, last_day, horizon, country),
+        last_day,
+        [fillable(y, ok) for y, ok in zip(units, sellable, strict=True)],
+    )
+
+
+def river_member(y: np.ndarray, sellable: np.ndarray, last_day: date, horizon: int) -> np.ndarray:
+    """The online model, learning the SKU's history day by day as the stream does."""
+    from models.online import RiverForecaster
+
+    model = RiverForecaster()
+    model.fit(y, sellable, last_day - timedelta(days=y.size - 1))
+    return model.forecast(horizon).mean
+
+
+def add_statistical(fit: ShopFit, *parts: MemberForecasts) -> None:
+    """Put the statsforecast members, fitted on ``fit.filled`` in consecutive parts, in."""
+    for name in parts[0].mean:
+        fit.members.mean[name] = np.vstack([p.mean[name] for p in parts])
+        fit.members.lower[name] = np.vstack([p.lower[name] for p in parts])
+        fit.members.upper[name] = np.vstack([p.upper[name] for p in parts])
+        fit.members.seconds[name] = sum(p.seconds[name] for p in parts)
+
+
+def prophet_jobs(
+    fit: ShopFit, units: Sequence[np.ndarray], country: str | None, horizon: int
+) -> list[tuple[int, ProphetJob]]:
+    """The Prophet fits a shop needs, by row: Prophet is the dearest member, so only SKUs
+    allowed to blend it, with the history it needs, are fitted."""
+    from models.ensemble import allowed_members
+
+    return [
+        (
+            i,
+            ProphetJob(
+                units[i],
+                ok,
+                fit.last_day - timedelta(days=units[i].size - 1),
+                country,
+                horizon,
+            ),
+        )
+        for i, (ok, demand) in enumerate(zip(fit.sellable, fit.classes, strict=True))
+        if "prophet" in allowed_members(demand) and int(ok.sum()) >= PROPHET_AFTER_DAYS
+    ]

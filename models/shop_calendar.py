@@ -1,0 +1,80 @@
+"""When a shop is closed: days its SKUs sold nothing although, by its recent days, that was
+all but impossible, and which coming days will be closed too.
+
+A closed day is not a day of zero demand: the forecasters learn nothing from it (it is
+censored, like a day out of stock), and a coming day the shop will be closed on is forecast at
+zero. A coming day is closed when the same weekday was closed three of the last four weeks,
+or when it is the public holiday the shop was closed on last year.
+
+>>> totals = np.array([9., 8, 0, 9, 7, 8, 9] * 5)  # closed every third weekday
+>>> closed_days(totals).astype(int).tolist()[14:21]
+[0, 0, 1, 0, 0, 0, 0]
+>>> from datetime import date
+>>> last = date(2026, 11, 1) + timedelta(days=totals.size - 1)
+>>> future_closed(closed_days(totals), last, 7, None).astype(int).tolist()
+[0, 0, 1, 0, 0, 0, 0]
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import holidays
+import numpy as np
+
+from models.forecast import SEASON
+
+# A shop selling at least this much a day on average sells something on an open day: the chance
+# of a Poisson zero is under 1 %. A quieter shop's empty day is just a quiet day.
+CLOSED_LEVEL = 4.6
+LEVEL_DAYS = 28
+RECURRING_WEEKS = 4
+RECURRING_CLOSED = 3
+
+
+def closed_days(totals: np.ndarray) -> np.ndarray:
+    """Which days of the shop's daily totals (all SKUs, oldest first) it was closed."""
+    totals = np.asarray(totals, dtype=float)
+    closed = np.zeros(totals.size, dtype=bool)
+    for t in np.flatnonzero(totals == 0):
+        before = totals[max(0, t - LEVEL_DAYS) : t]
+        after = totals[t + 1 : t + 1 + LEVEL_DAYS]
+        # Open days around it: the level on either side, so a shop's first or last weeks count.
+        around = np.concatenate([before, after])
+        around = around[around > 0]
+        if around.size >= SEASON and around.mean() >= CLOSED_LEVEL:
+            closed[t] = True
+    return closed
+
+
+def future_closed(
+    closed: np.ndarray, last_day: date, horizon: int, country: str | None
+) -> np.ndarray:
+    """Which of the ``horizon`` days after ``last_day`` the shop will be closed, from its
+    ``closed`` days (oldest first, ending on ``last_day``)."""
+    out = np.zeros(horizon, dtype=bool)
+    for k in range(horizon):
+        same_weekdays = closed[::-1][SEASON - 1 - k % SEASON :: SEASON][:RECURRING_WEEKS]
+        if same_weekdays.size == RECURRING_WEEKS and same_weekdays.sum() >= RECURRING_CLOSED:
+            out[k] = True
+    if country and closed.any():
+        first_day = last_day - timedelta(days=closed.size - 1)
+        try:
+            calendar = holidays.country_holidays(
+                country, years=range(first_day.year, last_day.year + 2)
+            )
+        except NotImplementedError:
+            return out
+        by_name: dict[str, list[date]] = {}
+        for day, name in calendar.items():
+            by_name.setdefault(name, []).append(day)
+        for k in range(horizon):
+            day = last_day + timedelta(days=k + 1)
+            name = calendar.get(day)
+            if name is None:
+                continue
+            last_year = [d for d in by_name.get(name, []) if d.year == day.year - 1]
+            index = (last_year[0] - first_day).days if last_year else -1
+            if 0 <= index < closed.size and closed[index]:
+                out[k] = True
+    return out

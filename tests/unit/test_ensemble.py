@@ -1,0 +1,133 @@
+"""The combined forecast's parts: demand classes, closed days, weights from past errors and
+intervals calibrated on them."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+
+from models.accuracy import rmsse
+from models.ensemble import (
+    INTERMITTENT_MEMBERS,
+    SMOOTH_MEMBERS,
+    IntervalCalibration,
+    Validation,
+    allowed_members,
+    blend,
+    demand_class,
+    fit_weights,
+    spread,
+    standardised_errors,
+    with_interval,
+)
+from models.members import fit_shop, prepare_shop
+from models.shop_calendar import closed_days, future_closed
+
+
+def test_demand_classes_route_intermittent_sellers_to_intermittent_methods() -> None:
+    rng = np.random.default_rng(1)
+    smooth = rng.poisson(20, 200).astype(float)
+    sparse = (rng.random(200) < 0.2) * rng.poisson(2, 200).clip(1)
+    assert demand_class(smooth, np.ones(200, bool)) == "smooth"
+    assert demand_class(sparse.astype(float), np.ones(200, bool)) in ("intermittent", "lumpy")
+    assert allowed_members("smooth") == SMOOTH_MEMBERS
+    assert "croston_sba" in allowed_members("lumpy") == INTERMITTENT_MEMBERS
+    # Days that could not sell do not make a seller intermittent.
+    stocked_out = smooth.copy()
+    stocked_out[50:150] = 0
+    sellable = np.ones(200, bool)
+    sellable[50:150] = False
+    assert demand_class(stocked_out, sellable) == "smooth"
+
+
+def _validations(rng: np.random.Generator, level: float, good: str, bad: str) -> list[Validation]:
+    actual = rng.poisson(level, 28).astype(float)
+    return [
+        Validation(
+            {good: np.full(28, level), bad: np.full(28, level * 1.6)}, actual, np.ones(28, bool)
+        )
+    ]
+
+
+def test_weights_go_to_the_member_that_was_right_on_the_shops_skus() -> None:
+    rng = np.random.default_rng(2)
+    skus = {
+        f"sku{i}": (("ets", "shop"), _validations(rng, float(rng.uniform(2, 40)), "shop", "ets"))
+        for i in range(30)
+    }
+    weights = fit_weights(skus)
+    assert all(w["shop"] > 0.8 for w in weights.values()), weights
+    # A SKU on which the other member was clearly right moves away from the pool.
+    different = _validations(rng, 30.0, "ets", "shop") * 2
+    weights = fit_weights(skus | {"odd": (("ets", "shop"), different)})
+    assert weights["odd"]["ets"] > weights["sku0"]["ets"]
+    assert abs(sum(weights["odd"].values()) - 1) < 1e-9
+
+
+def test_a_member_that_could_not_fit_gives_its_weight_away() -> None:
+    forecasts = {"ets": np.array([2.0, 2.0]), "prophet": np.array([np.nan, np.nan])}
+    assert blend(forecasts, {"ets": 0.5, "prophet": 0.5}).tolist() == [2.0, 2.0]
+
+
+def test_intervals_calibrated_on_past_errors_cover_about_80_percent_of_new_days() -> None:
+    rng = np.random.default_rng(3)
+    levels = rng.uniform(0.2, 30, 300)
+    dispersion = 3.0
+
+    def sales(level: float, days: int) -> np.ndarray:
+        return rng.poisson(level * rng.gamma(dispersion, 1 / dispersion, days)).astype(float)
+
+    past = {
+        i: [Validation({"m": np.full(56, level)}, sales(level, 56), np.ones(56, bool))]
+        for i, level in enumerate(levels)
+    }
+    errors = {i: standardised_errors(v, {"m": 1.0}) for i, v in past.items()}
+    calibration = IntervalCalibration.pooled(list(errors.values()))
+    inside = total = 0
+    for i, level in enumerate(levels):
+        f = with_interval(np.full(28, level), spread(errors[i]), calibration)
+        actual = sales(level, 28)
+        inside += int(((actual >= f.lower) & (actual <= f.upper)).sum())
+        total += actual.size
+        assert (f.lower <= f.mean).all() and (f.mean <= f.upper).all()
+    assert 0.75 <= inside / total <= 0.85, inside / total
+
+
+def test_a_shop_closed_on_sundays_and_christmas_is_forecast_closed_then() -> None:
+    last = date(2026, 12, 20)  # a Sunday
+    days = 400
+    dates = [last - timedelta(days=days - 1 - i) for i in range(days)]
+    rng = np.random.default_rng(4)
+    closed = np.array([d.weekday() == 6 or (d.month, d.day) == (12, 25) for d in dates])
+    units = [np.where(closed, 0, rng.poisson(4, days)).astype(float) for _ in range(5)]
+    assert (closed_days(sum(units)) == closed).all()
+    coming = future_closed(closed_days(sum(units)), last, 14, "US")
+    coming_days = [last + timedelta(days=k + 1) for k in range(14)]
+    expected = [d.weekday() == 6 or (d.month, d.day) == (12, 25) for d in coming_days]
+    assert coming.tolist() == expected
+    fit = prepare_shop(units, [np.ones(days, bool)] * 5, last, 14, "US")
+    assert not any(ok[closed].any() for ok in fit.sellable)  # closed days are not demand
+    # A quiet shop's empty day is just a quiet day.
+    quiet = (rng.random(200) < 0.3).astype(float)
+    assert not closed_days(quiet).any()
+
+
+def test_every_member_fits_a_small_shop_and_the_blend_is_published_whole() -> None:
+    rng = np.random.default_rng(5)
+    last = date(2026, 10, 31)
+    units = [rng.poisson(6, 200).astype(float), rng.poisson(0.3, 120).astype(float)]
+    fit = fit_shop(units, [np.ones(u.size, bool) for u in units], last, 28, "US")
+    assert set(fit.members.mean) >= {"ets", "theta", "croston_sba", "tsb", "shop", "river"}
+    assert np.isfinite(fit.members.mean["prophet"][0]).all()  # the smooth seller
+    for i, demand in enumerate(fit.classes):
+        weights = fit_weights({i: (allowed_members(demand), [])})[i]
+        members = {m: fit.members.mean[m][i] for m in fit.members.mean}
+        forecast = with_interval(blend(members, weights), None, IntervalCalibration(-1.28, 1.28))
+        assert forecast.mean.shape == (28,) and np.isfinite(forecast.mean).all()
+    assert abs(float(fit.members.mean["shop"][0].mean()) - 6) < 2
+
+
+def test_rmsse_scales_by_one_step_naive_from_the_first_sale() -> None:
+    assert rmsse([3, 3], [3, 3], [0, 0, 1, 2]) == 0.0
+    assert rmsse([2, 6], [4, 4], [0, 0, 0, 2, 4, 6]) == 1.0
