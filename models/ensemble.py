@@ -168,24 +168,27 @@ def fit_weights(
     return out
 
 
-def blend(forecasts: Mapping[str, np.ndarray], member_weights: Mapping[str, float]) -> np.ndarray:
-    """The weighted mean of the members' forecasts; a member without one (it could not fit
-    this SKU) gives its weight to the others."""
-    present = {
-        m: w
-        for m, w in member_weights.items()
-        if w > 0 and m in forecasts and np.all(np.isfinite(forecasts[m]))
-    }
-    if not present:
-        present = {
-            m: 1.0 for m in member_weights if m in forecasts and np.all(np.isfinite(forecasts[m]))
-        }
-    if not present:
+def effective_weights(
+    forecasts: Mapping[str, np.ndarray], member_weights: Mapping[str, float]
+) -> dict[str, float]:
+    """The weights as blended: a member without a forecast for this SKU (it could not fit it)
+    gives its share to the others; with none weighted left, the present members share."""
+    present = [m for m in forecasts if np.all(np.isfinite(forecasts[m]))]
+    kept = {m: w for m, w in member_weights.items() if w > 0 and m in present}
+    if not kept:
+        kept = {m: 1.0 for m in member_weights if m in present} or dict.fromkeys(present, 1.0)
+    if not kept:
         raise ValueError("no member forecast to blend")
-    total = sum(present.values())
-    mean = np.zeros(np.asarray(next(iter(forecasts.values()))).shape)
-    for m, w in present.items():
-        mean += np.asarray(forecasts[m], dtype=float) * (w / total)
+    total = sum(kept.values())
+    return {m: w / total for m, w in kept.items()}
+
+
+def blend(forecasts: Mapping[str, np.ndarray], member_weights: Mapping[str, float]) -> np.ndarray:
+    """The weighted mean of the members' forecasts, by :func:`effective_weights`."""
+    weights = effective_weights(forecasts, member_weights)
+    mean = np.zeros(np.asarray(forecasts[next(iter(weights))]).shape)
+    for m, w in weights.items():
+        mean += np.asarray(forecasts[m], dtype=float) * w
     return mean
 
 

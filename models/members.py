@@ -194,28 +194,13 @@ def fit_shop(
 ) -> ShopFit:
     """Fit every member for every SKU of a shop. Each SKU's arrays end on ``last_day``;
     ``run_map`` runs the Prophet fits (a process pool's ``map`` in production)."""
-    fit = fit_shop_without_prophet(units, in_stock, last_day, horizon, country, n_jobs, intervals)
+    fit = prepare_shop(units, in_stock, last_day, horizon, country)
+    add_statistical(fit, fit_statistical(fit.filled, horizon, intervals=intervals, n_jobs=n_jobs))
     started = time.perf_counter()
     jobs = prophet_jobs(fit, units, country, horizon)
     for (i, _), forecast in zip(jobs, run_map(prophet_forecast, [j for _, j in jobs]), strict=True):
         fit.members.mean["prophet"][i] = np.maximum(forecast.mean, 0)
     fit.members.seconds["prophet"] = time.perf_counter() - started
-    return fit
-
-
-def fit_shop_without_prophet(
-    units: Sequence[np.ndarray],
-    in_stock: Sequence[np.ndarray],
-    last_day: date,
-    horizon: int,
-    country: str | None,
-    n_jobs: int = 1,
-    intervals: bool = False,
-) -> ShopFit:
-    """Every member but Prophet (whose row stays NaN until the caller fills it from
-    :func:`prophet_jobs`)."""
-    fit = prepare_shop(units, in_stock, last_day, horizon, country)
-    add_statistical(fit, fit_statistical(fit.filled, horizon, intervals=intervals, n_jobs=n_jobs))
     return fit
 
 

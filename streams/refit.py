@@ -49,6 +49,7 @@ from models.ensemble import (
     Validation,
     allowed_members,
     blend,
+    effective_weights,
     fit_weights,
     spread,
     standardised_errors,
@@ -293,7 +294,7 @@ class Blender:
     def row(self, i: int) -> dict[str, Any]:
         members = {m: self.fit.members.mean[m][i] for m in self.fit.members.mean}
         present = {m: f for m, f in members.items() if np.all(np.isfinite(f))}
-        weights = _effective(self.weights[i], present)
+        weights = effective_weights(present, self.weights[i])
         forecast = with_interval(
             blend(present, weights), self.spreads[i], self.calibration, self.fit.future_closed
         )
@@ -308,15 +309,6 @@ class Blender:
             "weights": {m: round(w, 4) for m, w in weights.items()},
             "demand_class": self.fit.classes[i],
         }
-
-
-def _effective(weights: dict[str, float], present: dict[str, np.ndarray]) -> dict[str, float]:
-    """The weights as blended: a member that could not fit this SKU gives its share away."""
-    kept = {m: w for m, w in weights.items() if m in present and w > 0}
-    if not kept:
-        kept = {m: 1.0 for m in weights if m in present} or {m: 1.0 for m in present}
-    total = sum(kept.values())
-    return {m: w / total for m, w in kept.items()}
 
 
 def _validations(
