@@ -133,7 +133,12 @@ class _Sink:
                 await ledger.dead_letter(conn, event, error)
 
         # An event the database refuses (an id of another shop's) is set aside like a live one.
-        await poison.isolating(events, apply, set_aside)
+        # A failure of the world (a deadlock with the worker applying webhooks for the same
+        # SKUs, the database away) is retried, as the worker retries its batches: every write
+        # is idempotent, so parts applied before it land once.
+        await poison.retrying(
+            "applying a backfill batch", lambda: poison.isolating(events, apply, set_aside)
+        )
         self.counts.events += len(events)
 
 
