@@ -97,7 +97,11 @@ def test_a_sku_without_a_forecast_says_which_days_of_cover_it_shows(stack: Stack
     shop = new_shop(stack)
     variant = make_variant("NO-PLAN")
     deliver_ok(stack, product_hook(shop, variant))
-    wait_until(lambda: variant.variant_id in sku_api(stack, shop), what="sku")
+    # The product's own forecast round lands first, or it would store a plan after the DELETE.
+    wait_until(
+        lambda: sku_api(stack, shop).get(variant.variant_id, {}).get("plan_as_of") is not None,
+        what="the product's first plan",
+    )
     with psycopg.connect(stack.database_url) as conn:
         conn.execute("DELETE FROM sku_plans WHERE shop = %s", (shop,))
     row = sku_api(stack, shop)[variant.variant_id]
