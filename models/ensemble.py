@@ -248,3 +248,27 @@ def with_interval(
     if closed is not None:
         mean, lower, upper = (np.where(closed, 0.0, a) for a in (mean, lower, upper))
     return Forecast(mean, lower, upper)
+
+
+class ShopBlend:
+    """One night's blends for a shop's SKUs (by row): each SKU's weights from its validations
+    (pooled over the SKUs with the same members, then per SKU), its spread, and the shop's
+    interval calibration, all from the same days. The nightly run and ``forecast evaluate``
+    both publish through it, so what is measured is what is published."""
+
+    def __init__(self, classes: Sequence[str], validations: Sequence[Sequence[Validation]]):
+        self.weights = fit_weights(
+            {i: (allowed_members(c), validations[i]) for i, c in enumerate(classes)}
+        )
+        errors = [standardised_errors(v, self.weights[i]) for i, v in enumerate(validations)]
+        self.spreads = [spread(e) for e in errors]
+        self.calibration = IntervalCalibration.pooled(errors)
+
+    def forecast(
+        self, row: int, members: Mapping[str, np.ndarray], closed: np.ndarray | None
+    ) -> tuple[Forecast, dict[str, float]]:
+        """The SKU's published forecast and the weights it was blended with; raises
+        ValueError when no member could forecast it."""
+        weights = effective_weights(members, self.weights[row])
+        mean = blend(members, weights)
+        return with_interval(mean, self.spreads[row], self.calibration, closed), weights

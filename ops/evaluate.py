@@ -28,14 +28,8 @@ from rich.table import Table
 from models.backtest import Score, long_enough
 from models.ensemble import (
     VALIDATION_RUNS,
-    IntervalCalibration,
+    ShopBlend,
     Validation,
-    allowed_members,
-    blend,
-    fit_weights,
-    spread,
-    standardised_errors,
-    with_interval,
 )
 from models.forecast import (
     Forecast,
@@ -287,21 +281,14 @@ def _combined(
                 )
             )
         validations[row] = past
-    allowed = {
-        row: (allowed_members(cut.fit.classes[j]), validations[row])
-        for j, row in enumerate(cut.rows)
-    }
-    member_weights = fit_weights(allowed)
-    errors = {row: standardised_errors(validations[row], member_weights[row]) for row in cut.rows}
-    calibration = IntervalCalibration.pooled(list(errors.values()))
+    blends = ShopBlend(cut.fit.classes, [validations[row] for row in cut.rows])
     out = {}
     for j, row in enumerate(cut.rows):
         members = {m: cut.fit.members.mean[m][j] for m in cut.fit.members.mean}
         try:
-            mean = blend(members, member_weights[row])
+            out[row], _ = blends.forecast(j, members, cut.fit.future_closed)
         except ValueError:
             continue
-        out[row] = with_interval(mean, spread(errors[row]), calibration, cut.fit.future_closed)
     return out
 
 

@@ -45,15 +45,8 @@ from models.combined import HORIZON, LOW_HISTORY_DAYS
 from models.ensemble import (
     VALIDATION_DAYS,
     VALIDATION_RUNS,
-    IntervalCalibration,
+    ShopBlend,
     Validation,
-    allowed_members,
-    blend,
-    effective_weights,
-    fit_weights,
-    spread,
-    standardised_errors,
-    with_interval,
 )
 from models.forecast import Forecast
 from models.inventory import in_stock_days
@@ -202,7 +195,13 @@ async def _run_locked(
         for i, v in enumerate(ids)
         if int(fit.sellable[i].sum()) >= LOW_HISTORY_DAYS and v not in done
     }
-    blender = Blender(ids, units, fit, validation)
+    blends = ShopBlend(
+        fit.classes,
+        [
+            _validations(units[i], fit.sellable[i], last_day, validation.get(v, []))
+            for i, v in enumerate(ids)
+        ],
+    )
     task = (
         progress.add_task(shop, total=len(eligible) + len(done), completed=len(done))
         if progress
@@ -227,7 +226,7 @@ async def _run_locked(
         while ready:
             i, cpu = ready.pop()
             variant_id = ids[i]
-            row = blender.row(i)
+            row = _row(blends, fit, i)
             row |= {
                 "variant_id": variant_id,
                 "first_day": run_day,
@@ -268,47 +267,22 @@ def _split(series: list[np.ndarray], parts: int) -> list[list[np.ndarray]]:
     return [series[i : i + size] for i in range(0, len(series), size)] or [[]]
 
 
-class Blender:
-    """Tonight's blend for each SKU: weights from the stored validation runs (pooled over the
-    shop's SKUs, then per SKU), the interval calibrated on the same days, closed days at zero."""
-
-    def __init__(
-        self,
-        ids: list[int],
-        units: list[np.ndarray],
-        fit: ShopFit,
-        validation: dict[int, list[dict[str, Any]]],
-    ) -> None:
-        self.fit = fit
-        validations = {
-            i: _validations(units[i], fit.sellable[i], fit.last_day, validation.get(v, []))
-            for i, v in enumerate(ids)
-        }
-        self.weights = fit_weights(
-            {i: (allowed_members(fit.classes[i]), validations[i]) for i in range(len(ids))}
-        )
-        errors = {i: standardised_errors(validations[i], self.weights[i]) for i in validations}
-        self.spreads = {i: spread(e) for i, e in errors.items()}
-        self.calibration = IntervalCalibration.pooled(list(errors.values()))
-
-    def row(self, i: int) -> dict[str, Any]:
-        members = {m: self.fit.members.mean[m][i] for m in self.fit.members.mean}
-        present = {m: f for m, f in members.items() if np.all(np.isfinite(f))}
-        weights = effective_weights(present, self.weights[i])
-        forecast = with_interval(
-            blend(present, weights), self.spreads[i], self.calibration, self.fit.future_closed
-        )
-        return {
-            "mean": [round(float(x), 3) for x in forecast.mean],
-            "lower": [round(float(x), 3) for x in forecast.lower],
-            "upper": [round(float(x), 3) for x in forecast.upper],
-            "model": "combined",
-            "members": {
-                m: [round(float(x), 3) for x in f[:VALIDATION_DAYS]] for m, f in present.items()
-            },
-            "weights": {m: round(w, 4) for m, w in weights.items()},
-            "demand_class": self.fit.classes[i],
-        }
+def _row(blends: ShopBlend, fit: ShopFit, i: int) -> dict[str, Any]:
+    """The run's row for SKU ``i``: its blend, and what the runs of later nights need."""
+    members = {m: fit.members.mean[m][i] for m in fit.members.mean}
+    present = {m: f for m, f in members.items() if np.all(np.isfinite(f))}
+    forecast, weights = blends.forecast(i, present, fit.future_closed)
+    return {
+        "mean": [round(float(x), 3) for x in forecast.mean],
+        "lower": [round(float(x), 3) for x in forecast.lower],
+        "upper": [round(float(x), 3) for x in forecast.upper],
+        "model": "combined",
+        "members": {
+            m: [round(float(x), 3) for x in f[:VALIDATION_DAYS]] for m, f in present.items()
+        },
+        "weights": {m: round(w, 4) for m, w in weights.items()},
+        "demand_class": fit.classes[i],
+    }
 
 
 def _validations(
