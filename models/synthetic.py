@@ -186,3 +186,14 @@ def write_csv(skus: list[SyntheticSku], path: Path) -> None:
             for d, q in zip(s.dates, s.sales, strict=True):
                 if q:
                     writer.writerow([s.sku, d.isoformat(), int(q)])
+
+
+def write_expected_csv(skus: list[SyntheticSku], path: Path) -> None:
+    """The expected demand each SKU's sales were drawn from, in the same CSV format: what
+    ``forecast evaluate --truth`` scores as the best a forecast of the mean can do."""
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["sku", "date", "quantity"])
+        for s in skus:
+            for d, expected in zip(s.dates, s.demand, strict=True):
+                writer.writerow([s.sku, d.isoformat(), f"{expected:.6g}"])

@@ -587,10 +587,22 @@ def forecast() -> None:
 @click.option("--folds", default=4, show_default=True, type=click.IntRange(1, 52))
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--processes", type=click.IntRange(1, 64), help="Default: one per core.")
+@click.option(
+    "--truth",
+    "truth_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="CSV of the expected demand the input was drawn from (`forecast synthetic --truth`): "
+    "scored as the reference row 'truth'.",
+)
 def forecast_evaluate(
-    input_path: Path, horizon: int, folds: int, json_path: Path | None, processes: int | None
+    input_path: Path,
+    horizon: int,
+    folds: int,
+    json_path: Path | None,
+    processes: int | None,
+    truth_path: Path | None,
 ) -> None:
-    """Backtest seasonal naive, 7-day moving average, Prophet, River and the combined model."""
+    """Backtest the combined forecast against its peers (statsforecast, Prophet, River, naive)."""
     import time
 
     from rich.console import Console
@@ -600,11 +612,13 @@ def forecast_evaluate(
     console = Console()
     try:
         series = read_demand_csv(input_path)
+        expected = read_demand_csv(truth_path) if truth_path else None
     except InputError as exc:
         raise click.ClickException(str(exc)) from None
     too_short = skipped(series, horizon, folds)
     started = time.perf_counter()
-    results = evaluate(list(series.values()), horizon, folds, processes)
+    truth = [expected.get(sku) for sku in series] if expected is not None else None
+    results = evaluate(list(series.values()), horizon, folds, processes, truth=truth)
     elapsed = time.perf_counter() - started
     print_table(results, console)
     console.print(
@@ -619,8 +633,35 @@ def forecast_evaluate(
             "series": len(series),
             "too_short": too_short,
             "seconds": round(elapsed, 2),
+            "truth": str(truth_path) if truth_path else None,
         }
         write_json(results, json_path, meta)
+
+
+@forecast.command("synthetic")
+@click.option("--skus", default=100, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--days", default=730, show_default=True, type=click.IntRange(14, 3650))
+@click.option("--seed", default=42, show_default=True, type=int)
+@click.option(
+    "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Sales CSV."
+)
+@click.option(
+    "--truth",
+    "truth_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the expected demand the sales were drawn from.",
+)
+def forecast_synthetic(
+    skus: int, days: int, seed: int, output: Path, truth_path: Path | None
+) -> None:
+    """Write one synthetic shop's daily sales as the CSV `forecast evaluate` reads."""
+    from models.synthetic import generate, write_csv, write_expected_csv
+
+    shop = generate(skus, days, seed=seed)
+    write_csv(shop, output)
+    if truth_path:
+        write_expected_csv(shop, truth_path)
+    click.echo(f"{skus} SKUs × {days} days (seed {seed}) → {output}")
 
 
 @bench.command("shopify")

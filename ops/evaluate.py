@@ -60,6 +60,10 @@ SIMPLE: dict[str, Callable[[], Forecaster]] = {
 # The statsforecast peers, each as its own package runs it, by our JSON name and theirs.
 PEERS = {"autoets": "ets", "autotheta": "theta", "croston_sba": "croston_sba", "tsb": "tsb"}
 METHODS = (*SIMPLE, *PEERS, "prophet", "combined")
+# Not a method: the expected demand a synthetic shop was drawn from, when it is known. It is
+# the best any forecast of the mean can do, so it shows how much is left to gain and what a
+# metric rewards (MASE, on skewed counts, rewards forecasts below the mean).
+TRUTH = "truth"
 
 
 class InputError(ValueError):
@@ -114,7 +118,8 @@ def evaluate(
     methods: Sequence[str] = METHODS,
     progress: bool = True,
     country: str | None = "US",
-) -> dict[str, dict[str, float]]:
+    truth: Sequence[Series | None] | None = None,
+) -> dict[str, dict[str, float | None]]:
     """Every method's summary over the series long enough for ``folds`` origins.
 
     The series are one shop's: they end on the same day, and the combined forecast and its
@@ -122,7 +127,8 @@ def evaluate(
     known at an origin, forecasts ``horizon`` days and is scored on the days that could sell.
     The combined forecast's weights and interval come from the member forecasts made at the
     VALIDATION_RUNS origins before, scored on the days since, as the nightly run takes them
-    from its stored runs."""
+    from its stored runs. ``truth``, by series, adds the reference row TRUTH: the expected
+    demand itself as the forecast (no interval, so no coverage)."""
     # One BLAS thread per process: the processes already use every core.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     jobs = processes or os.cpu_count() or 1
@@ -131,6 +137,8 @@ def evaluate(
     scored = [i for i, s in enumerate(series) if long_enough(s.y.size, horizon, folds)]
     origins = [days - horizon * (folds - k) for k in range(-VALIDATION_RUNS, folds)]
     scores = {name: Score() for name in methods}
+    if truth is not None:
+        scores[TRUTH] = Score()
     for score in scores.values():
         score.series = len(scored)
     fitted: dict[int, _Origin] = {}
@@ -151,10 +159,15 @@ def evaluate(
                     scores[peer].fit_seconds += seconds
             if k >= VALIDATION_RUNS:
                 _score_fold(
-                    series, scored, fitted, origins, k, horizon, scores, pool, jobs, country
+                    series, scored, fitted, origins, k, horizon, scores, pool, jobs, country, truth
                 )
             bar.advance(task)
-    return {name: score.summary() | {"series": score.series} for name, score in scores.items()}
+    results: dict[str, dict[str, float | None]] = {
+        name: {**score.summary(), "series": score.series} for name, score in scores.items()
+    }
+    if TRUTH in results:
+        results[TRUTH]["coverage"] = None
+    return results
 
 
 def _last_day(series: Sequence[Series], days: int) -> date:
@@ -214,6 +227,7 @@ def _score_fold(
     pool: ProcessPoolExecutor,
     jobs: int,
     country: str | None,
+    truth: Sequence[Series | None] | None = None,
 ) -> None:
     origin = origins[k]
     cut = fitted[origin]
@@ -226,6 +240,8 @@ def _score_fold(
         forecasts |= _peer_forecasts(cut, peers, scored, position, horizon, jobs, scores)
     if "prophet" in scores:
         forecasts["prophet"] = _prophet_alone(cut, scored, position, horizon, pool, country, scores)
+    if truth is not None:
+        forecasts[TRUTH] = _truth(series, truth, scored, cut, position, horizon)
     for name, make in SIMPLE.items():
         if name not in scores:
             continue
@@ -250,6 +266,28 @@ def _score_fold(
             if f is None or not np.all(np.isfinite(f.mean)):
                 continue
             scores[name].add(actual[ok], f.mean[ok], f.lower[ok], f.upper[ok], cut.units[j])
+
+
+def _truth(
+    series: Sequence[Series],
+    truth: Sequence[Series | None],
+    scored: list[int],
+    cut: _Origin,
+    position: dict[int, int],
+    horizon: int,
+) -> dict[int, Forecast]:
+    """The expected demand of each scored series over the fold's days, aligned by date."""
+    out = {}
+    for row in scored:
+        expected = truth[row]
+        s = series[row]
+        if expected is None or expected.start is None or s.start is None:
+            continue
+        first = cut.units[position[row]].size + (s.start - expected.start).days
+        mean = np.asarray(expected.y[max(first, 0) : first + horizon], dtype=float)
+        if first >= 0 and mean.size == horizon:
+            out[row] = Forecast(mean, mean, mean)
+    return out
 
 
 def _combined(
@@ -351,7 +389,7 @@ def _prophet_alone(
     return out
 
 
-def print_table(results: dict[str, dict[str, float]], console: Console) -> None:
+def print_table(results: dict[str, dict[str, float | None]], console: Console) -> None:
     table = Table(title="Rolling-origin backtest")
     table.add_column("method", no_wrap=True)
     for column in (
@@ -371,14 +409,16 @@ def print_table(results: dict[str, dict[str, float]], console: Console) -> None:
             f"{r['rmsse']:.3f}",
             f"{r['wape']:.3f}",
             f"{r['bias']:+.3f}",
-            f"{r['coverage']:.3f}",
+            "–" if r["coverage"] is None else f"{r['coverage']:.3f}",
             f"{r['fit_seconds_per_series']:.3f}",
-            str(int(r["series"])),
+            f"{r['series']:.0f}",
         )
     console.print(table)
 
 
-def write_json(results: dict[str, dict[str, float]], path: Path, meta: dict[str, object]) -> None:
+def write_json(
+    results: dict[str, dict[str, float | None]], path: Path, meta: dict[str, object]
+) -> None:
     path.write_text(json.dumps({"meta": meta, "methods": results}, indent=2) + "\n")
 
 

@@ -1,0 +1,43 @@
+"""`stockpulse forecast synthetic` and `forecast evaluate --truth`, end to end on a small shop."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from ops.cli import main
+from ops.evaluate import METHODS, TRUTH
+
+
+def test_a_synthetic_shop_is_evaluated_against_its_own_expected_demand(tmp_path: Path) -> None:
+    sales, truth, report = tmp_path / "s.csv", tmp_path / "t.csv", tmp_path / "r.json"
+    runner = CliRunner()
+    made = runner.invoke(
+        main,
+        [
+            *("forecast", "synthetic", "--skus", "12", "--days", "200", "--seed", "5"),
+            *("--output", str(sales), "--truth", str(truth)),
+        ],
+    )
+    assert made.exit_code == 0, made.output
+    evaluated = runner.invoke(
+        main,
+        [
+            *("forecast", "evaluate", "--input", str(sales), "--truth", str(truth)),
+            *("--horizon", "14", "--folds", "2", "--processes", "2", "--json", str(report)),
+        ],
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+    result = json.loads(report.read_text())
+    assert result["meta"]["truth"] == str(truth)
+    methods = result["methods"]
+    assert set(methods) == {*METHODS, TRUTH}
+    assert methods[TRUTH]["coverage"] is None
+    assert methods[TRUTH]["series"] == methods["combined"]["series"] > 0
+    assert math.isfinite(methods[TRUTH]["rmsse"])
+    # The expected demand is the mean the sales were drawn from: no method's RMSSE is far below
+    # it (a misaligned truth would score like a bad forecast, far above the others).
+    assert methods[TRUTH]["rmsse"] <= min(r["rmsse"] for r in methods.values()) * 1.1
