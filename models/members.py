@@ -122,6 +122,18 @@ def fit_statistical(
     return out
 
 
+def shop_total(units: Sequence[np.ndarray], days: int) -> np.ndarray:
+    """The shop's units by day over its last ``days`` days; every SKU's array ends on the last.
+
+    >>> shop_total([np.array([1., 2.]), np.array([5.])], 3).tolist()
+    [0.0, 1.0, 7.0]
+    """
+    total = np.zeros(days)
+    for y in units:
+        total[days - y.size :] += y
+    return total
+
+
 def shop_member(
     units: Sequence[np.ndarray], sellable: Sequence[np.ndarray], open_days: np.ndarray, horizon: int
 ) -> np.ndarray:
@@ -131,9 +143,7 @@ def shop_member(
     from statsforecast.models import AutoETS
 
     days = open_days.size
-    total = np.zeros(days)
-    for y in units:
-        total[days - y.size :] += y
+    total = shop_total(units, days)
     filled = fill_censored(total[-FIT_DAYS:], open_days[-FIT_DAYS:])
     forecast = np.zeros(horizon)
     if filled.size >= MIN_FIT_DAYS and filled.any():
@@ -216,10 +226,7 @@ def prepare_shop(
     from models.ensemble import demand_class
 
     days = max((y.size for y in units), default=0)
-    totals = np.zeros(days)
-    for y in units:
-        totals[days - y.size :] += y
-    closed = closed_days(totals)
+    closed = closed_days(shop_total(units, days))
     sellable = [
         np.asarray(ok, dtype=bool) & ~closed[days - y.size :]
         for y, ok in zip(units, in_stock, strict=True)
