@@ -17,7 +17,6 @@ from psycopg_pool import AsyncConnectionPool
 from connectors.db.pool import DictConnection, open_pool
 from connectors.settings import Settings
 from streams.forecasting import ForecastKeeper
-from streams.refit_schedule import RefitSchedule
 
 # The agents read in batches of up to BATCH_MAX messages, waiting at most BATCH_WITHIN_S for
 # one to fill: one transaction serves many events under load, and a lone event waits 10 ms.
@@ -60,8 +59,6 @@ class WorkerContext:
     settings: Settings
     topics: Topics
     keeper: ForecastKeeper
-    # Started by the refit schedule's timer; None when NIGHTLY_AT is off.
-    refit_schedule: RefitSchedule | None
     published: PublishedOutbox = field(default_factory=PublishedOutbox)
     # SKUs whose forecasts are due after their batch (or could not be refreshed: the timer
     # retries), and the signal that some are.

@@ -116,9 +116,9 @@ class RefitSchedule:
 def register(app: faust.App, ctx: WorkerContext) -> None:
     """Look for due shops every ``STOCKPULSE_NIGHTLY_CHECK_S``; stop a running refit with the
     worker. Nothing to do when ``NIGHTLY_AT`` is off."""
-    schedule = ctx.refit_schedule
-    if schedule is None:
+    if ctx.settings.nightly_time is None:
         return
+    schedule = RefitSchedule(ctx.settings.nightly_time, ctx.settings.nightly_processes)
 
     @app.timer(interval=ctx.settings.stockpulse_nightly_check_s)
     async def schedule_refit() -> None:

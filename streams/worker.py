@@ -57,11 +57,6 @@ def build_app(settings: Settings) -> faust.App:
             alerts=_raw_topic(app, ALERTS),
         ),
         keeper=ForecastKeeper(settings),
-        refit_schedule=(
-            refit_schedule.RefitSchedule(settings.nightly_time, settings.nightly_processes)
-            if settings.nightly_time is not None
-            else None
-        ),
     )
     for module in (
         normalising,
