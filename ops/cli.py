@@ -820,14 +820,21 @@ def bench_forecast(skus: int, single_process_skus: int) -> None:
         )
     click.echo(f"speed-up 2 vs 1 process: {one['wall_seconds'] / two['wall_seconds']:.2f}x")
     full = bench_nightly_stored(skus, os.cpu_count() or 1)
-    click.echo(
-        f"stockpulse nightly against PostgreSQL: {full['skus']} SKUs ({full['fitted']} with "
-        f"30+ days, {full['written']} forecasts committed) on {full['processes']} processes in "
-        f"{full['wall_seconds']:.1f} s, {full['cpu_seconds_per_sku']:.3f} s CPU per SKU "
-        f"(process start-up included)"
-    )
-    members = ", ".join(f"{m} {s:.1f} s" for m, s in sorted(full["member_seconds"].items()))
-    click.echo(f"  members, wall seconds over the whole shop: {members}")
+    for label, run in (("a shop's first night", full["first"]), ("a later night", full["night"])):
+        made = (
+            f"; it first made the validation run of {run['validation_run']} in "
+            f"{run['validation_seconds']:.1f} s"
+            if run["validation_run"]
+            else ""
+        )
+        click.echo(
+            f"stockpulse nightly against PostgreSQL, {label}: {full['skus']} SKUs "
+            f"({run['fitted']} with 30+ days, {run['written']} forecasts committed) on "
+            f"{full['processes']} processes in {run['wall_seconds']:.1f} s, "
+            f"{run['cpu_seconds_per_sku']:.3f} s CPU per SKU (process start-up included){made}"
+        )
+        members = ", ".join(f"{m} {s:.1f} s" for m, s in sorted(run["member_seconds"].items()))
+        click.echo(f"  members, wall seconds over the whole shop: {members}")
 
 
 def _warn_development_secret() -> None:

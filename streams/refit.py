@@ -3,7 +3,10 @@
 The members (:mod:`models.members`) are fitted on all of a shop's SKUs: the statsforecast
 ones in one batch, Prophet per SKU in a process pool. Each SKU's blend takes its weights from
 the member forecasts the runs of 28 and 56 days ago stored, set against what sold since
-(:mod:`models.ensemble`): no validation refits.
+(:mod:`models.ensemble`): no validation refits. A new shop has no such runs yet: each night
+makes the youngest one it lacks, the members fitted on the history as it stood that day, so
+its blends are weighted from its first night, as ``forecast evaluate`` measures them. That
+costs one more fit of the members on some nights of its first four weeks, none after.
 
 Run by ``stockpulse nightly`` and, in a child process, by the worker's schedule
 (``python -m streams.refit``, :mod:`streams.refit_schedule`): Prophet and its process pool stay
@@ -97,6 +100,8 @@ class RunReport:
     resumed: int = 0
     cpu_seconds: float = 0.0
     member_seconds: dict[str, float] = field(default_factory=dict)  # wall, all SKUs
+    validation_day: date | None = None  # the validation run this run had to make first
+    validation_seconds: float = 0.0
 
 
 def score_past_runs(
@@ -164,27 +169,30 @@ async def _run_locked(
     past = await db.past_forecasts(
         conn, shop, run_day - timedelta(days=ACCURACY_WITHIN_DAYS), run_day
     )
-    validation = await db.validation_runs(
-        conn, shop, run_day, [VALIDATION_DAYS * k for k in range(1, VALIDATION_RUNS + 1)]
-    )
+    ages = [VALIDATION_DAYS * k for k in range(1, VALIDATION_RUNS + 1)]
+    validation, missing = await db.validation_runs(conn, shop, run_day, ages)
     classes = await abc_ranking(conn, shop, run_day)
     await conn.commit()  # end the reads; each batch below commits on its own
     report = RunReport(shop, run_day, "committed", resumed=len(done))
     units = [histories[v].units for v in ids]
+    if missing:
+        started = time.perf_counter()
+        day = run_day - timedelta(days=min(missing))
+        if await _make_validation_run(
+            conn, pool, shop, ids, units, in_stock, run_day, day, country
+        ):
+            report.validation_day = day
+            report.validation_seconds = time.perf_counter() - started
+            validation, _ = await db.validation_runs(conn, shop, run_day, ages)
+            await conn.commit()
     # Every SKU's history shapes the shop's members (its total, its closed days); the SKUs
     # with LOW_HISTORY_DAYS sellable days get a nightly forecast.
-    fit = prepare_shop(units, in_stock, last_day, HORIZON, country)
-    loop = asyncio.get_running_loop()
-    parts = _split(fit.filled, pool_size(pool))
     started = time.perf_counter()
-    add_statistical(
-        fit,
-        *await asyncio.gather(
-            *(loop.run_in_executor(pool, fit_statistical, part, HORIZON) for part in parts)
-        ),
-    )
-    # Wall seconds over the whole shop, the parts in parallel.
+    fit = await _fit_members(pool, units, in_stock, last_day, HORIZON, country)
+    # Wall seconds of the statsforecast members over the whole shop, the parts in parallel.
     wall = time.perf_counter() - started
+    wall -= sum(s for m, s in fit.members.seconds.items() if m not in STATISTICAL)
+    loop = asyncio.get_running_loop()
     cpu = sum(fit.members.seconds[m] for m in STATISTICAL)
     report.member_seconds = {
         m: (wall * fit.members.seconds[m] / cpu if m in STATISTICAL and cpu else seconds)
@@ -267,19 +275,92 @@ def _split(series: list[np.ndarray], parts: int) -> list[list[np.ndarray]]:
     return [series[i : i + size] for i in range(0, len(series), size)] or [[]]
 
 
+async def _fit_members(
+    pool: ProcessPoolExecutor,
+    units: list[np.ndarray],
+    in_stock: list[np.ndarray],
+    last_day: date,
+    horizon: int,
+    country: str | None,
+) -> ShopFit:
+    """Every member but Prophet for all the shop's SKUs, the statsforecast ones in one part
+    per process."""
+    fit = prepare_shop(units, in_stock, last_day, horizon, country)
+    loop = asyncio.get_running_loop()
+    parts = _split(fit.filled, pool_size(pool))
+    add_statistical(
+        fit,
+        *await asyncio.gather(
+            *(loop.run_in_executor(pool, fit_statistical, part, horizon) for part in parts)
+        ),
+    )
+    return fit
+
+
+async def _make_validation_run(
+    conn: DictConnection,
+    pool: ProcessPoolExecutor,
+    shop: str,
+    ids: list[int],
+    units: list[np.ndarray],
+    in_stock: list[np.ndarray],
+    run_day: date,
+    day: date,
+    country: str | None,
+) -> bool:
+    """Fit the members on the history before ``day`` (each SKU's arrays end the day before
+    ``run_day``) and store what they forecast, as the run of that day would have, for the SKUs
+    it would have forecast."""
+    removed = (run_day - day).days
+    last_day = day - timedelta(days=1)
+    cut = [u.size - removed for u in units]
+    rows = [i for i, keep in enumerate(cut) if keep > 0]
+    if not any(int(in_stock[i][: cut[i]].sum()) >= LOW_HISTORY_DAYS for i in rows):
+        return False  # too young a shop: that run would have forecast nothing
+    kept_units = [units[i][: cut[i]] for i in rows]
+    fit = await _fit_members(
+        pool, kept_units, [in_stock[i][: cut[i]] for i in rows], last_day, VALIDATION_DAYS, country
+    )
+    loop = asyncio.get_running_loop()
+    jobs = prophet_jobs(fit, kept_units, country, VALIDATION_DAYS)
+    forecasts = await asyncio.gather(
+        *(loop.run_in_executor(pool, prophet_forecast, job) for _, job in jobs)
+    )
+    for (j, _), forecast in zip(jobs, forecasts, strict=True):
+        fit.members.mean["prophet"][j] = np.maximum(forecast.mean, 0)
+    members = {
+        ids[i]: _stored_members(fit, j)
+        for j, i in enumerate(rows)
+        if int(fit.sellable[j].sum()) >= LOW_HISTORY_DAYS
+    }
+    stored = bool(members) and await db.store_validation_run(conn, shop, day, members)
+    await conn.commit()
+    return stored
+
+
+def _present_members(fit: ShopFit, i: int) -> dict[str, np.ndarray]:
+    """The forecasts of the members that could fit SKU ``i``."""
+    members = {m: fit.members.mean[m][i] for m in fit.members.mean}
+    return {m: f for m, f in members.items() if np.all(np.isfinite(f))}
+
+
+def _stored_members(fit: ShopFit, i: int) -> dict[str, list[float]]:
+    """What the runs of later nights need of SKU ``i``: its members' first VALIDATION_DAYS."""
+    return {
+        m: [round(float(x), 3) for x in f[:VALIDATION_DAYS]]
+        for m, f in _present_members(fit, i).items()
+    }
+
+
 def _row(blends: ShopBlend, fit: ShopFit, i: int) -> dict[str, Any]:
     """The run's row for SKU ``i``: its blend, and what the runs of later nights need."""
-    members = {m: fit.members.mean[m][i] for m in fit.members.mean}
-    present = {m: f for m, f in members.items() if np.all(np.isfinite(f))}
-    forecast, weights = blends.forecast(i, present, fit.future_closed)
+    forecast, weights = blends.forecast(i, _present_members(fit, i), fit.future_closed)
     return {
         "mean": [round(float(x), 3) for x in forecast.mean],
         "lower": [round(float(x), 3) for x in forecast.lower],
         "upper": [round(float(x), 3) for x in forecast.upper],
         "model": "combined",
-        "members": {
-            m: [round(float(x), 3) for x in f[:VALIDATION_DAYS]] for m, f in present.items()
-        },
+        "members": _stored_members(fit, i),
         "weights": {m: round(w, 4) for m, w in weights.items()},
         "demand_class": fit.classes[i],
     }
@@ -382,6 +463,12 @@ def refit_and_report(
             f"{r.shop} {r.run_day or ''}: {r.status}; fitted {r.fitted}, "
             f"resumed past {r.resumed}, {per_sku:.3f} s CPU per SKU"
             + (f"; members (wall, whole shop): {members}" if members else "")
+            + (
+                f"; first made the validation run of {r.validation_day} "
+                f"({r.validation_seconds:.1f} s)"
+                if r.validation_day
+                else ""
+            )
         )
     if any(r.status.startswith("failed") for r in reports):
         return 1

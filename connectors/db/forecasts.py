@@ -296,19 +296,23 @@ async def commit_run(conn: DictConnection, run_id: int, shop: str, run_day: date
 
 async def validation_runs(
     conn: DictConnection, shop: str, run_day: date, ages: Sequence[int], slack: int = 7
-) -> dict[int, list[dict[str, Any]]]:
-    """Per SKU, the member forecasts of the committed runs made about ``ages`` days before
-    ``run_day`` (for each age the latest run at least that old, at most ``slack`` days older),
-    as ``{"first_day": …, "members": {name: [units per day]}}``."""
-    runs = []
+) -> tuple[dict[int, list[dict[str, Any]]], list[int]]:
+    """Per SKU, the member forecasts of the runs (committed or validation ones) made about
+    ``ages`` days before ``run_day`` (for each age the latest run at least that old, at most
+    ``slack`` days older), as ``{"first_day": …, "members": {name: [units per day]}}``; and
+    the ages no run was found for."""
+    runs, missing = [], []
     for age in ages:
         cur = await conn.execute(
-            "SELECT id FROM forecast_runs WHERE shop = %s AND status = 'committed' "
+            "SELECT id FROM forecast_runs WHERE shop = %s "
+            "AND status IN ('committed', 'validation') "
             "AND run_day <= %s AND run_day > %s ORDER BY run_day DESC LIMIT 1",
             (shop, run_day - timedelta(days=age), run_day - timedelta(days=age + slack)),
         )
         row = await cur.fetchone()
-        if row is not None:
+        if row is None:
+            missing.append(age)
+        else:
             runs.append(row["id"])
     out: dict[int, list[dict[str, Any]]] = defaultdict(list)
     if runs:
@@ -319,16 +323,45 @@ async def validation_runs(
         )
         for r in await cur.fetchall():
             out[r["variant_id"]].append({"first_day": r["first_day"], "members": r["members"]})
-    return out
+    return out, missing
+
+
+async def store_validation_run(
+    conn: DictConnection, shop: str, run_day: date, members: dict[int, dict[str, list[float]]]
+) -> bool:
+    """Store member forecasts made afterwards from the history before ``run_day``, as the run
+    of that day would have stored them; False when the shop has a run for that day already."""
+    cur = await conn.execute(
+        "INSERT INTO forecast_runs (shop, run_day, status, finished_at, skus) "
+        "VALUES (%s, %s, 'validation', now(), %s) ON CONFLICT (shop, run_day) DO NOTHING "
+        "RETURNING id",
+        (shop, run_day, len(members)),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return False
+    # A validation run publishes nothing: no mean or bounds, only what its members forecast.
+    rows = [
+        {"variant_id": variant_id, "first_day": run_day, "mean": [], "lower": [], "upper": []}
+        | {"model": "validation", "mase": None, "abc_class": None, "fit_seconds": 0.0}
+        | {"members": by_member}
+        for variant_id, by_member in members.items()
+    ]
+    await add_run_forecasts(conn, row["id"], shop, rows)
+    return True
 
 
 def _json(value: object) -> Jsonb | None:
     return None if value is None else Jsonb(value)
 
 
-async def count_run_forecasts(conn: DictConnection, shop: str) -> int:
-    """Forecasts stored for the shop over all its runs."""
-    cur = await conn.execute("SELECT count(*) AS n FROM run_forecasts WHERE shop = %s", (shop,))
+async def count_run_forecasts(conn: DictConnection, shop: str, run_day: date) -> int:
+    """Forecasts in the shop's committed run of ``run_day``."""
+    cur = await conn.execute(
+        "SELECT count(*) AS n FROM run_forecasts f JOIN forecast_runs r ON r.id = f.run_id "
+        "WHERE r.shop = %s AND r.run_day = %s AND r.status = 'committed'",
+        (shop, run_day),
+    )
     row = await cur.fetchone()
     return int(row["n"]) if row else 0
 

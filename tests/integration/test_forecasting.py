@@ -219,22 +219,40 @@ def test_a_nightly_run_killed_half_way_resumes_and_never_exposes_a_partial_run(
     assert f"resumed past {written}" in output
     assert current_run(stack, shop) == (new_run, today)
     assert len(query(stack, rows_of_run, new_run)) == len(ids)
-    # Both runs are kept (90 days of runs), so accuracy can be tracked over time.
-    assert scalar(stack, "SELECT count(*) FROM forecast_runs WHERE shop = %s", shop) == 2
+    # Both runs are kept (90 days of runs), so accuracy can be tracked over time; beside them,
+    # the validation runs of 28 days before yesterday's and 56 days before today's.
+    committed = "SELECT count(*) FROM forecast_runs WHERE shop = %s AND status = %s"
+    assert scalar(stack, committed, shop, "committed") == 2
+    assert scalar(stack, committed, shop, "validation") == 2
 
 
 def test_nightly_weights_come_from_the_member_forecasts_of_earlier_runs(stack: Stack) -> None:
     """Each run stores its members' forecasts; four and eight weeks later, once those days
-    have sold, they weight the blend: no member is refitted for it."""
+    have sold, they weight the blend: no member is refitted for it. A new shop's first night
+    makes the run it lacks, once."""
     shop = new_shop(stack)
     today = datetime.now(UTC).date()
     ids = seed_store(stack, shop, n_skus=30, days=400, end=today - timedelta(days=1))
+    outputs = []
     for back in (56, 28, 0):
         run = nightly(stack, shop, "--day", (today - timedelta(days=back)).isoformat())
         output, _ = run.communicate(timeout=240)
         assert run.returncode == 0, output
         print(output)
+        outputs.append(output)
     assert "members (wall, whole shop):" in output and "ets" in output
+    # The first night had no runs of 28 and 56 days before: it made the younger one from the
+    # history as it stood then. The later nights found theirs stored (the first night's run,
+    # and that validation run) and made none.
+    made = f"first made the validation run of {today - timedelta(days=84)}"
+    assert made in outputs[0] and "validation run" not in outputs[1] + outputs[2]
+    runs = "SELECT run_day, status, skus FROM forecast_runs WHERE shop = %s ORDER BY run_day"
+    assert query(stack, runs, shop) == [
+        (today - timedelta(days=84), "validation", len(ids)),
+        (today - timedelta(days=56), "committed", len(ids)),
+        (today - timedelta(days=28), "committed", len(ids)),
+        (today, "committed", len(ids)),
+    ]
     rows = query(
         stack,
         "SELECT f.variant_id, f.model, f.weights, f.members, f.demand_class, f.mean "
@@ -260,8 +278,10 @@ def test_nightly_weights_come_from_the_member_forecasts_of_earlier_runs(stack: S
         shop,
         today - timedelta(days=56),
     )
-    # The first run had no record: each SKU's members shared equally.
-    assert all(len(set(w.values())) == 1 for (w,) in first)
+    # Even the first night weighted each SKU's members by their record, from its validation
+    # run: equal weights are left for a shop too young to have one.
+    assert len(first) == len(ids)
+    assert sum(len(set(w.values())) == 1 for (w,) in first) < len(first) / 2, first
 
 
 def zone_where_it_is(hour: int) -> str:
@@ -333,10 +353,17 @@ async def test_the_worker_schedule_refits_each_shop_after_its_local_refit_time(
             assert await schedule.tick(conn) == [due]
             await wait_for_child(schedule)
             with psycopg.connect(database_url) as check:
-                assert check.execute(runs, (due,)).fetchall() == [(local_today, "committed")]
+                # Its first night: the members as of 28 days ago weight its blend.
+                assert sorted(check.execute(runs, (due,)).fetchall()) == [
+                    (local_today - timedelta(days=28), "validation"),
+                    (local_today, "committed"),
+                ]
                 assert check.execute(runs, (early,)).fetchall() == []
                 fitted = check.execute(
-                    "SELECT variant_id, model FROM run_forecasts WHERE shop = %s", (due,)
+                    "SELECT f.variant_id, f.model FROM run_forecasts f "
+                    "JOIN forecast_runs r ON r.id = f.run_id "
+                    "WHERE r.shop = %s AND r.status = 'committed'",
+                    (due,),
                 ).fetchall()
             assert fitted == [(variant.variant_id, "combined")]
             assert await schedule.tick(conn) == [], "refit a shop twice on one day"
