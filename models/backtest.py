@@ -83,9 +83,13 @@ class Score:
         }
 
 
+def min_length(horizon: int, folds: int) -> int:
+    """The days a series needs for ``folds`` origins and a history of two weeks before them."""
+    return horizon * folds + 2 * SEASON
+
+
 def long_enough(length: int, horizon: int, folds: int) -> bool:
-    """Whether a series of ``length`` days has room for ``folds`` origins and a history."""
-    return length >= horizon * folds + 2 * SEASON
+    return length >= min_length(horizon, folds)
 
 
 def backtest(

@@ -1,12 +1,23 @@
 """The online forecaster: one small River model per SKU, learning each closed day as it comes.
 
-Demand is a level times a weekday factor (retail demand scales, so the weekly rhythm is a
-ratio, not an offset). Both are River exponentially weighted means: ``learn_day`` is a few
-microseconds and ``forecast`` for 90 days well under a millisecond, so the stream can keep a
-model per SKU up to date and ask it for a forecast after every order. Days out of stock are
-skipped: they say nothing about demand. River's own ``HoltWinters`` is not used: it
-initialises its seasonal terms multiplicatively even in additive mode and divides by the
-first week's level, which is zero for many new or intermittent SKUs.
+Demand is a level times a weekday profile (retail demand scales, so the weekly rhythm is a
+ratio, not an offset). Both come from River exponentially weighted means: ``learn_day`` is a
+few microseconds and ``forecast`` for 90 days well under a millisecond, so the stream can keep
+a model per SKU up to date and ask it for a forecast after every order. Days out of stock are
+skipped: they say nothing about demand.
+
+The profile is each weekday's mean units over the mean of all seven, so it averages one and a
+week's forecast is seven levels whatever the weekdays do. A factor learnt as units over the
+level instead is not held to that: on a lumpy seller (a wholesale order once a month) a big
+day over a level decayed near zero makes a factor in the hundreds, the level is then divided
+by it, and the two feed each other until forecasts swing between zero and a thousand times
+what sells. Nor is the level any one day's units over its weekday's profile, which a big day
+on a quiet weekday blows up. It is a ratio of two means over the same recent days: their
+units, and the profile of the weekdays they fell on. A closed weekday adds nothing to either.
+
+River's own ``HoltWinters`` is not used: it initialises its seasonal terms multiplicatively
+even in additive mode and divides by the first week's level, which is zero for many new or
+intermittent SKUs.
 
 >>> from datetime import date, timedelta
 >>> model = OnlineDemandModel()
@@ -28,21 +39,22 @@ from river import stats, utils
 from models.accuracy import ACCURACY_AFTER_DAYS
 from models.forecast import Forecast, Forecaster, interval_from_residuals
 
-FADING = 0.05  # ≈ 20 days of memory for the level, ≈ 20 weeks for each weekday factor
-WARMUP_DAYS = 14  # before two weeks, weekday factors are noise: forecast the plain level
+FADING = 0.05  # ≈ 20 days of memory for the level, ≈ 20 weeks for each weekday's mean
+WARMUP_DAYS = 14  # before two weeks, weekday profiles are noise: forecast the plain level
 FLOOR = 1e-3  # keeps ratios finite for SKUs that have not sold yet
 INTERVAL_AFTER = 14
 ACCURACY_FADING = 0.02  # ≈ 50 days: how the model has done lately, not since the SKU launched
 # Stored states of another version are rebuilt from the demand history instead of loaded.
-STATE_VERSION = 2
+STATE_VERSION = 3
 
 
 class OnlineDemandModel:
     """Per-SKU online demand model (River statistics); pickles to a few hundred bytes."""
 
     def __init__(self, fading: float = FADING) -> None:
-        self.level = stats.EWMean(fading_factor=fading)
-        self.weekday = [stats.EWMean(fading_factor=fading) for _ in range(7)]
+        self.units = stats.EWMean(fading_factor=fading)
+        self.days_profile = stats.EWMean(fading_factor=fading)  # of the same days' weekdays
+        self.weekday = [stats.EWMean(fading_factor=fading) for _ in range(7)]  # units, by weekday
         self.weekday_days = [0] * 7
         self.recent = utils.Rolling(stats.Mean(), window_size=7)  # the low-history fallback
         self.error_low = stats.Quantile(0.10)
@@ -58,13 +70,24 @@ class OnlineDemandModel:
         self.scored_days = 0
         self.version = STATE_VERSION
 
-    def _factor(self, weekday: int) -> float:
-        if self.days_learned < WARMUP_DAYS or not self.weekday_days[weekday]:
-            return 1.0
-        return max(self.weekday[weekday].get(), 0.0)
+    def profile(self) -> list[float]:
+        """Each weekday's units over the average weekday's (Monday first); all ones until
+        the warm-up is over or while nothing has sold."""
+        if self.days_learned < WARMUP_DAYS or not all(self.weekday_days):
+            return [1.0] * 7
+        means = [max(w.get(), 0.0) for w in self.weekday]
+        average = sum(means) / 7
+        if average <= FLOOR:
+            return [1.0] * 7
+        return [m / average for m in means]
 
-    def expected(self, day: date) -> float:
-        return max(self.level.get(), 0.0) * self._factor(day.weekday())
+    def level(self) -> float:
+        """Units on an average weekday lately."""
+        units, weekdays = max(self.units.get() or 0.0, 0.0), self.days_profile.get() or 0.0
+        return units / weekdays if weekdays > FLOOR else units
+
+    def expected(self, day: date, profile: list[float] | None = None) -> float:
+        return self.level() * (profile or self.profile())[day.weekday()]
 
     def learn_day(self, day: date, units: float, in_stock: bool = True) -> None:
         """Learn one closed day. Days must come oldest first; a day already learned is
@@ -76,8 +99,9 @@ class OnlineDemandModel:
             self.last_sale = day
         if not in_stock:
             return
+        profile = self.profile()
         if self.days_learned >= INTERVAL_AFTER:
-            error = units - self.expected(day)
+            error = units - self.expected(day, profile)
             self.error_low.update(error)
             self.error_high.update(error)
             same_weekday = self.last_by_weekday[day.weekday()]
@@ -86,23 +110,20 @@ class OnlineDemandModel:
                 self.naive_abs_error.update(abs(units - same_weekday))
                 self.scored_days += 1
         self.last_by_weekday[day.weekday()] = units
-        factor_seen = units / max(self.level.get(), FLOOR) if self.level.get() > FLOOR else 1.0
-        self.weekday[day.weekday()].update(factor_seen)
+        self.weekday[day.weekday()].update(units)
         self.weekday_days[day.weekday()] += 1
-        self.level.update(units / max(self._factor(day.weekday()), 0.05))
+        self.units.update(units)
+        self.days_profile.update(profile[day.weekday()])
         self.recent.update(units)
         self.days_learned += 1
 
     def forecast(self, first: date, horizon: int) -> Forecast:
         """Expected units for ``horizon`` days from ``first``, with an 80 % interval."""
-        mean = np.fromiter(
-            (self.expected(first + timedelta(days=k)) for k in range(horizon)),
-            dtype=float,
-            count=horizon,
-        )
+        week = np.array(self.profile()) * self.level()
+        mean = week[(np.arange(horizon) + first.weekday()) % 7]
         if self.days_learned <= INTERVAL_AFTER:
             return interval_from_residuals(mean, np.array([]))
-        low, high = self.error_low.get(), self.error_high.get()
+        low, high = self.error_low.get() or 0.0, self.error_high.get() or 0.0
         return Forecast(mean, np.maximum(mean + low, 0), np.maximum(mean + high, 0))
 
     def mase(self) -> float | None:

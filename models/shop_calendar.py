@@ -24,8 +24,8 @@ import numpy as np
 
 from models.forecast import SEASON
 
-# A shop selling at least this much a day on average sells something on an open day: the chance
-# of a Poisson zero is under 1 %. A quieter shop's empty day is just a quiet day.
+# A shop whose typical open day sells at least this much sells something on every open day: the
+# chance of a Poisson zero is under 1 %. A quieter shop's empty day is just a quiet day.
 CLOSED_LEVEL = 4.6
 LEVEL_DAYS = 28
 RECURRING_WEEKS = 4
@@ -33,16 +33,28 @@ RECURRING_CLOSED = 3
 
 
 def closed_days(totals: np.ndarray) -> np.ndarray:
-    """Which days of the shop's daily totals (all SKUs, oldest first) it was closed."""
+    """Which days of the shop's daily totals (all SKUs, oldest first) it was closed.
+
+    An empty day is a closed one when the shop's typical day around it (the median over the
+    weekdays it usually sells on, empty days included) makes an empty open day all but
+    impossible. Not the mean of the days that sold: a small shop whose sales come in lumps (a
+    wholesale order a month, a few units every third day) has a high mean on the days it
+    sells, yet most of its days are empty and open.
+
+    >>> lumpy = np.array([2., 0, 0] * 20); lumpy[::30] = 40
+    >>> int(closed_days(lumpy).sum())
+    0
+    """
     totals = np.asarray(totals, dtype=float)
     closed = np.zeros(totals.size, dtype=bool)
-    for t in np.flatnonzero(totals == 0):
-        before = totals[max(0, t - LEVEL_DAYS) : t]
-        after = totals[t + 1 : t + 1 + LEVEL_DAYS]
-        # Open days around it: the level on either side, so a shop's first or last weeks count.
-        around = np.concatenate([before, after])
-        around = around[around > 0]
-        if around.size >= SEASON and around.mean() >= CLOSED_LEVEL:
+    for t in np.flatnonzero(totals == 0).tolist():
+        # Days on either side, so that a shop's first or last weeks count too.
+        days = np.arange(max(0, t - LEVEL_DAYS), min(totals.size, t + 1 + LEVEL_DAYS))
+        days = days[days != t]
+        around, weekday = totals[days], days % SEASON
+        selling = [w for w in range(SEASON) if np.mean(around[weekday == w] > 0) >= 0.5]
+        typical = around[np.isin(weekday, selling)]
+        if typical.size >= SEASON and np.median(typical) >= CLOSED_LEVEL:
             closed[t] = True
     return closed
 

@@ -607,12 +607,21 @@ def forecast_evaluate(
 
     from rich.console import Console
 
-    from ops.evaluate import InputError, evaluate, print_table, read_demand_csv, skipped, write_json
+    from ops.evaluate import (
+        InputError,
+        check_backtestable,
+        evaluate,
+        print_table,
+        read_demand_csv,
+        skipped,
+        write_json,
+    )
 
     console = Console()
     try:
         series = read_demand_csv(input_path)
         expected = read_demand_csv(truth_path) if truth_path else None
+        check_backtestable(series, horizon, folds)
     except InputError as exc:
         raise click.ClickException(str(exc)) from None
     too_short = skipped(series, horizon, folds)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import time
 from collections import defaultdict
@@ -25,7 +26,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from models.backtest import Score, long_enough
+from models.backtest import Score, long_enough, min_length
 from models.ensemble import (
     VALIDATION_RUNS,
     ShopBlend,
@@ -82,9 +83,15 @@ def read_demand_csv(path: Path) -> dict[str, Series]:
         for line, row in enumerate(reader, start=2):
             try:
                 day = date.fromisoformat(row["date"].strip()[:10])
-                units[row["sku"].strip()][day] += float(row["quantity"])
+                quantity = float(row["quantity"])
             except (ValueError, AttributeError) as exc:
                 raise InputError(f"{path}, line {line}: {exc}") from None
+            # float() reads "nan" and "inf": one of them would poison every fit of the SKU.
+            if not math.isfinite(quantity):
+                raise InputError(
+                    f"{path}, line {line}: quantity {row['quantity']!r} is not a number"
+                )
+            units[row["sku"].strip()][day] += quantity
     series: dict[str, Series] = {}
     if not units:
         return series
@@ -420,6 +427,21 @@ def write_json(
     results: dict[str, dict[str, float | None]], path: Path, meta: dict[str, object]
 ) -> None:
     path.write_text(json.dumps({"meta": meta, "methods": results}, indent=2) + "\n")
+
+
+def check_backtestable(series: dict[str, Series], horizon: int, folds: int) -> None:
+    """Raises InputError when no series is long enough to score: a table of NaNs says
+    nothing, and JSON has no NaN."""
+    if not series:
+        raise InputError("the CSV has no sales rows")
+    if skipped(series, horizon, folds) == len(series):
+        needed = min_length(horizon, folds)
+        longest = max(s.y.size for s in series.values())
+        raise InputError(
+            f"no series is long enough for {folds} folds of {horizon} days: that needs "
+            f"{needed} days from a SKU's first sale to the file's last day, the longest has "
+            f"{longest}; try fewer --folds or a shorter --horizon"
+        )
 
 
 def skipped(series: dict[str, Series], horizon: int, folds: int) -> int:

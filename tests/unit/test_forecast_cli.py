@@ -41,3 +41,23 @@ def test_a_synthetic_shop_is_evaluated_against_its_own_expected_demand(tmp_path:
     # The expected demand is the mean the sales were drawn from: no method's RMSSE is far below
     # it (a misaligned truth would score like a bad forecast, far above the others).
     assert methods[TRUTH]["rmsse"] <= min(r["rmsse"] for r in methods.values()) * 1.1
+
+
+def test_a_csv_it_cannot_backtest_gets_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
+    days = [f"2024-01-{d:02d}" for d in range(1, 31)]
+    cases = {
+        "header only": ("sku,date,quantity\n", "no sales rows"),
+        "nan": ("sku,date,quantity\nA,2024-01-01,nan\n", "line 2: quantity 'nan'"),
+        "inf": ("sku,date,quantity\nA,2024-01-01,1\nA,2024-01-02,-inf\n", "line 3"),
+        "too short": (
+            "sku,date,quantity\n" + "".join(f"A,{d},2\n" for d in days),
+            "needs 126 days from a SKU's first sale to the file's last day, the longest has 30",
+        ),
+    }
+    for name, (text, message) in cases.items():
+        path = tmp_path / f"{name}.csv"
+        path.write_text(text)
+        result = CliRunner().invoke(main, ["forecast", "evaluate", "--input", str(path)])
+        assert result.exit_code == 1, (name, result.output)
+        assert message in result.output, (name, result.output)
+        assert "Traceback" not in result.output

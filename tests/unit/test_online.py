@@ -44,7 +44,7 @@ def test_state_round_trips_through_bytes() -> None:
     assert restored.forecast(first, 90).mean.tolist() == model.forecast(first, 90).mean.tolist()
     restored.learn_day(first, 12.0)
     model.learn_day(first, 12.0)
-    assert restored.level.get() == model.level.get()
+    assert restored.level() == model.level()
     assert len(model.to_bytes()) < 4096
 
 
@@ -126,3 +126,30 @@ def test_a_state_of_another_version_is_refused_so_it_gets_rebuilt() -> None:
     old.version = 1
     with pytest.raises(ValueError):
         OnlineDemandModel.from_bytes(old.to_bytes())
+
+
+def test_a_lumpy_seller_is_forecast_near_what_it_sells_on_average() -> None:
+    # A wholesale order of 40 a month and nothing else: 1.33 a day. Factors learnt as units over
+    # a level that decays between orders once fed each other into forecasts of hundreds a day.
+    model = OnlineDemandModel()
+    weekly_totals = []
+    for i in range(400):
+        model.learn_day(MONDAY + timedelta(days=i), 40.0 if i % 30 == 0 else 0.0)
+        if i >= 200:
+            weekly_totals.append(model.forecast(MONDAY + timedelta(days=i + 1), 7).mean.sum())
+    assert max(weekly_totals) < 7 * 1.33 * 3, max(weekly_totals)
+    assert 0.7 < np.mean(weekly_totals) / (7 * 40 / 30) < 1.3, np.mean(weekly_totals)
+
+
+def test_the_weekday_profile_averages_one_so_a_week_is_seven_levels() -> None:
+    model = OnlineDemandModel()
+    for i in range(120):  # closed on Sundays, busy on Saturdays
+        weekday = i % 7
+        model.learn_day(
+            MONDAY + timedelta(days=i), 0.0 if weekday == 6 else 12.0 if weekday == 5 else 6.0
+        )
+    profile = model.profile()
+    assert math.isclose(sum(profile), 7.0)
+    assert profile[6] < 0.05 and profile[5] > 1.5 * profile[0]
+    week = model.forecast(MONDAY + timedelta(days=120), 7).mean
+    assert math.isclose(week.sum(), 6 * 5 + 12, rel_tol=0.05), week
