@@ -124,7 +124,9 @@ class OnlineDemandModel:
         if self.days_learned <= INTERVAL_AFTER:
             return interval_from_residuals(mean, np.array([]))
         low, high = self.error_low.get() or 0.0, self.error_high.get() or 0.0
-        return Forecast(mean, np.maximum(mean + low, 0), np.maximum(mean + high, 0))
+        # A level still catching up (a new SKU's first weeks) errs on one side only: its error
+        # quantiles would put the whole band above or below the forecast it is a band around.
+        return Forecast(mean, np.clip(mean + low, 0, mean), np.maximum(mean + high, mean))
 
     def mase(self) -> float | None:
         """How the model has done lately at forecasting the next day, as MASE (below 1 beats

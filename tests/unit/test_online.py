@@ -66,6 +66,16 @@ def test_intervals_contain_the_mean() -> None:
     assert (forecast.upper - forecast.lower).mean() > 2  # Poisson(8) is not a point
 
 
+def test_the_band_holds_the_forecast_while_the_level_catches_up() -> None:
+    # A new SKU on a steady week: the level rises from its first day's units for weeks, so
+    # every error is positive, and so would be the band's lower edge.
+    model = OnlineDemandModel()
+    for i in range(42):
+        model.learn_day(MONDAY + timedelta(days=i), float([3, 4, 5, 6, 5, 4, 3][i % 7]))
+    forecast = model.forecast(MONDAY + timedelta(days=42), 14)
+    assert (forecast.lower <= forecast.mean).all() and (forecast.mean <= forecast.upper).all()
+
+
 def test_nowcast_adds_the_rest_of_the_day() -> None:
     assert nowcast(10, 3, 0.75) == 5.5
     assert nowcast(10, 30, 1.0) == 30  # the day is over: what sold is the demand
