@@ -71,15 +71,18 @@ class OnlineDemandModel:
         self.version = STATE_VERSION
 
     def profile(self) -> list[float]:
-        """Each weekday's units over the average weekday's (Monday first); all ones until
-        the warm-up is over or while nothing has sold."""
-        if self.days_learned < WARMUP_DAYS or not all(self.weekday_days):
+        """Each weekday's units over the average learnt weekday's (Monday first); all ones
+        until the warm-up is over or while nothing has sold. A weekday never learnt (the shop
+        is closed then, and the caller said so) takes one: it must not flatten the others,
+        and whoever knows the shop is closed then forecasts it at zero."""
+        learnt = [i for i in range(7) if self.weekday_days[i]]
+        if self.days_learned < WARMUP_DAYS or not learnt:
             return [1.0] * 7
-        means = [max(w.get(), 0.0) for w in self.weekday]
-        average = sum(means) / 7
+        means = {i: max(self.weekday[i].get(), 0.0) for i in learnt}
+        average = sum(means.values()) / len(means)
         if average <= FLOOR:
             return [1.0] * 7
-        return [m / average for m in means]
+        return [means[i] / average if i in means else 1.0 for i in range(7)]
 
     def level(self) -> float:
         """Units on an average weekday lately."""

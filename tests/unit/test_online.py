@@ -163,3 +163,16 @@ def test_the_weekday_profile_averages_one_so_a_week_is_seven_levels() -> None:
     assert profile[6] < 0.05 and profile[5] > 1.5 * profile[0]
     week = model.forecast(MONDAY + timedelta(days=120), 7).mean
     assert math.isclose(week.sum(), 6 * 5 + 12, rel_tol=0.05), week
+
+
+def test_a_weekday_the_shop_is_known_closed_on_does_not_flatten_the_others() -> None:
+    # The nightly run does not teach River the days the shop was closed. A profile that waited
+    # for all seven weekdays stayed flat for such a shop: no busy Saturday, ever.
+    model = OnlineDemandModel()
+    for i in range(17 * 7):
+        weekday = i % 7
+        model.learn_day(MONDAY + timedelta(days=i), 12.0 if weekday == 5 else 6.0, weekday != 6)
+    profile = model.profile()
+    assert math.isclose(sum(profile[:6]), 6.0) and profile[6] == 1.0
+    week = model.forecast(MONDAY + timedelta(days=17 * 7), 7).mean
+    assert np.allclose(week[:6], [6, 6, 6, 6, 6, 12], rtol=0.05), week
