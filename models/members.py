@@ -28,6 +28,7 @@ from models.forecast import SEASON, Forecast, fill_censored
 from models.shop_calendar import closed_days, future_closed
 
 STATISTICAL = ("ets", "theta", "croston_sba", "tsb")
+INTERMITTENT_METHODS = ("croston_sba", "tsb")
 FIT_DAYS = 365
 SHARE_DAYS = 56  # a SKU's share of the shop: eight weeks, so every weekday counts eight times
 TSB_ALPHA = 0.1  # TSB's smoothing of demand size and of demand probability: the usual 0.1
@@ -102,11 +103,14 @@ def fit_statistical(
             # The intermittent methods need enough windows for their conformal intervals.
             fitted_ids = usable
             frame_used = frame
-            if intervals and name in ("croston_sba", "tsb"):
+            if intervals and name in INTERMITTENT_METHODS:
                 fitted_ids = [i for i in usable if series[i].size > 3 * horizon]
                 frame_used = frame[frame["unique_id"].isin(fitted_ids)]
             if fitted_ids:
-                result = StatsForecast(models=[model], freq=1, n_jobs=n_jobs).forecast(
+                # Croston and TSB take milliseconds a shop: starting worker processes for
+                # them took a second a call.
+                jobs = 1 if name in INTERMITTENT_METHODS else n_jobs
+                result = StatsForecast(models=[model], freq=1, n_jobs=jobs).forecast(
                     df=frame_used, h=horizon, level=[80] if intervals else None
                 )
                 rows = result["unique_id"].to_numpy().reshape(len(fitted_ids), horizon)[:, 0]
