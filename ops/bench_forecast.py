@@ -106,9 +106,9 @@ def bench_nightly_stored(n_skus: int, processes: int, days: int = 730) -> dict[s
             today = datetime.now(UTC).date()
             skus = generate(n_skus=n_skus, days=days, seed=4, end=today - timedelta(days=1))
             copy_history(url, BENCH_SHOP, *_history(skus))
-            # The shop's first night, 28 days ago: it has no stored runs, so it first makes
-            # the validation run of 56 days ago. Tonight then finds both its validation runs
-            # (28 and 56 days old) stored, as every night after a shop's first weeks does.
+            # The shop's first night, 28 days ago: it has no stored run, so it first makes
+            # the validation run of 56 days ago. Tonight then finds the run of 28 days before
+            # stored (that first night's), as every night after a shop's first weeks does.
             first = asyncio.run(_refit_timed(url, processes, today - timedelta(days=28)))
             night = asyncio.run(_refit_timed(url, processes, today))
         finally:

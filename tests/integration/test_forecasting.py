@@ -220,15 +220,16 @@ def test_a_nightly_run_killed_half_way_resumes_and_never_exposes_a_partial_run(
     assert current_run(stack, shop) == (new_run, today)
     assert len(query(stack, rows_of_run, new_run)) == len(ids)
     # Both runs are kept (90 days of runs), so accuracy can be tracked over time; beside them,
-    # the validation runs of 28 days before yesterday's and 56 days before today's.
+    # the validation run of 28 days before yesterday's, which today's run used as well (a run
+    # up to a week older than 28 days still serves).
     committed = "SELECT count(*) FROM forecast_runs WHERE shop = %s AND status = %s"
     assert scalar(stack, committed, shop, "committed") == 2
-    assert scalar(stack, committed, shop, "validation") == 2
+    assert scalar(stack, committed, shop, "validation") == 1
 
 
 def test_nightly_weights_come_from_the_member_forecasts_of_earlier_runs(stack: Stack) -> None:
-    """Each run stores its members' forecasts; four and eight weeks later, once those days
-    have sold, they weight the blend: no member is refitted for it. A new shop's first night
+    """Each run stores its members' forecasts; four weeks later, once those days have sold,
+    they weight the blend: no member is refitted for it. A new shop's first night
     makes the run it lacks, once."""
     shop = new_shop(stack)
     today = datetime.now(UTC).date()
@@ -241,9 +242,8 @@ def test_nightly_weights_come_from_the_member_forecasts_of_earlier_runs(stack: S
         print(output)
         outputs.append(output)
     assert "members (wall, whole shop):" in output and "ets" in output
-    # The first night had no runs of 28 and 56 days before: it made the younger one from the
-    # history as it stood then. The later nights found theirs stored (the first night's run,
-    # and that validation run) and made none.
+    # The first night had no run of 28 days before: it made one from the history as it stood
+    # then. The later nights found theirs stored (the runs of the nights before) and made none.
     made = f"first made the validation run of {today - timedelta(days=84)}"
     assert made in outputs[0] and "validation run" not in outputs[1] + outputs[2]
     runs = "SELECT run_day, status, skus FROM forecast_runs WHERE shop = %s ORDER BY run_day"
@@ -269,7 +269,7 @@ def test_nightly_weights_come_from_the_member_forecasts_of_earlier_runs(stack: S
         assert set(weights) <= set(members) and all(len(f) == 28 for f in members.values())
         assert len(mean) == 90
         equal_blends += len(set(weights.values())) == 1
-    # With two earlier runs to learn from, the weights are the members' records, not equal.
+    # With an earlier run to learn from, the weights are the members' records, not equal.
     assert equal_blends < len(rows) / 2, rows
     first = query(
         stack,
