@@ -2,11 +2,11 @@
 
 The members (:mod:`models.members`) are fitted on all of a shop's SKUs: the statsforecast
 ones in one batch, Prophet per SKU in a process pool. Each SKU's blend takes its weights from
-the member forecasts the runs of 28 and 56 days ago stored, set against what sold since
-(:mod:`models.ensemble`): no validation refits. A new shop has no such runs yet: each night
-makes the youngest one it lacks, the members fitted on the history as it stood that day, so
-its blends are weighted from its first night, as ``forecast evaluate`` measures them. That
-costs one more fit of the members on some nights of its first four weeks, none after.
+the member forecasts the run of 28 days ago stored, set against what sold since
+(:mod:`models.ensemble`): no validation refits. A new shop has no such run yet: a night that
+finds none makes it, the members fitted on the history as it stood that day, so its blends
+are weighted from its first night, as ``forecast evaluate`` measures them. That costs one more
+fit of the members once a week in its first four weeks, none after.
 
 Run by ``stockpulse nightly`` and, in a child process, by the worker's schedule
 (``python -m streams.refit``, :mod:`streams.refit_schedule`): Prophet and its process pool stay
