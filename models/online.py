@@ -7,8 +7,9 @@ a model per SKU up to date and ask it for a forecast after every order. Days out
 skipped: they say nothing about demand.
 
 The profile is each weekday's mean units over the mean of all seven, so it averages one and a
-week's forecast is seven levels whatever the weekdays do. A factor learnt as units over the
-level instead is not held to that: on a lumpy seller (a wholesale order once a month) a big
+week's forecast is seven levels whatever the weekdays do (a weekday never taught, because the
+caller knows the shop is closed then, is left out of that mean). A factor learnt as units over
+the level instead is not held to that: on a lumpy seller (a wholesale order once a month) a big
 day over a level decayed near zero makes a factor in the hundreds, the level is then divided
 by it, and the two feed each other until forecasts swing between zero and a thousand times
 what sells. Nor is the level any one day's units over its weekday's profile, which a big day
@@ -75,9 +76,9 @@ class OnlineDemandModel:
         until the warm-up is over or while nothing has sold. A weekday never learnt (the shop
         is closed then, and the caller said so) takes one: it must not flatten the others,
         and whoever knows the shop is closed then forecasts it at zero."""
-        learnt = [i for i in range(7) if self.weekday_days[i]]
-        if self.days_learned < WARMUP_DAYS or not learnt:
+        if self.days_learned < WARMUP_DAYS:
             return [1.0] * 7
+        learnt = [i for i in range(7) if self.weekday_days[i]]
         means = {i: max(self.weekday[i].get(), 0.0) for i in learnt}
         average = sum(means.values()) / len(means)
         if average <= FLOOR:
