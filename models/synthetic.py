@@ -26,6 +26,7 @@ True
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -164,15 +165,45 @@ def as_series(sku: SyntheticSku) -> Series:
     return Series(sku.sales.astype(float), sku.in_stock, sku.dates[0])
 
 
+def kind_shares(chosen: Mapping[str, float]) -> tuple[float, ...]:
+    """The share of each of KINDS: ``chosen`` as given, the other kinds sharing what is left in
+    their usual proportions.
+
+    >>> [round(x, 3) for x in kind_shares({"intermittent": 0.55, "lumpy": 0.2})]
+    [0.112, 0.056, 0.55, 0.2, 0.037, 0.045]
+    """
+    unknown = set(chosen) - set(KINDS)
+    if unknown:
+        raise ValueError(f"unknown kind(s) {', '.join(sorted(unknown))}; kinds: {', '.join(KINDS)}")
+    if any(not 0 <= x <= 1 for x in chosen.values()) or sum(chosen.values()) > 1 + 1e-9:
+        raise ValueError("kind shares must be between 0 and 1 and sum to at most 1")
+    left = 1 - sum(chosen.values())
+    usual = sum(x for k, x in zip(KINDS, KIND_SHARES, strict=True) if k not in chosen)
+    if usual == 0 and left > 1e-9:
+        raise ValueError("the chosen kind shares must sum to 1 when every kind is chosen")
+    shares = [
+        chosen[k] if k in chosen else (x / usual * left if usual else 0.0)
+        for k, x in zip(KINDS, KIND_SHARES, strict=True)
+    ]
+    total = sum(shares)
+    if total <= 0:
+        raise ValueError("at least one kind needs a positive share")
+    return tuple(x / total for x in shares)
+
+
 def generate(
-    n_skus: int, days: int = 730, seed: int = 0, end: date | None = None
+    n_skus: int,
+    days: int = 730,
+    seed: int = 0,
+    end: date | None = None,
+    shares: tuple[float, ...] = KIND_SHARES,
 ) -> list[SyntheticSku]:
     """One shop's ``n_skus`` series of up to ``days`` days ending on ``end``, the same for the
-    same seed."""
+    same seed; ``shares`` are the shares of KINDS (:func:`kind_shares`)."""
     rng = np.random.default_rng(seed)
     end = end or date(2026, 10, 31)
     shop = _shop(rng, end, days)
-    kinds = rng.choice(KINDS, size=n_skus, p=np.array(KIND_SHARES))
+    kinds = rng.choice(KINDS, size=n_skus, p=np.array(shares))
     return [_one(rng, i, str(kind), shop) for i, kind in enumerate(kinds)]
 
 

@@ -647,6 +647,26 @@ def forecast_evaluate(
         write_json(results, json_path, meta)
 
 
+def _kind_shares(
+    _ctx: click.Context, _param: click.Parameter, value: str | None
+) -> tuple[float, ...]:
+    from models.synthetic import KIND_SHARES, kind_shares
+
+    if not value:
+        return KIND_SHARES
+    chosen = {}
+    for part in value.split(","):
+        name, _, share = part.partition("=")
+        try:
+            chosen[name.strip()] = float(share)
+        except ValueError:
+            raise click.BadParameter(f"{part!r} is not KIND=SHARE") from None
+    try:
+        return kind_shares(chosen)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @forecast.command("synthetic")
 @click.option("--skus", default=100, show_default=True, type=click.IntRange(1, 100_000))
 @click.option("--days", default=730, show_default=True, type=click.IntRange(14, 3650))
@@ -660,13 +680,25 @@ def forecast_evaluate(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write the expected demand the sales were drawn from.",
 )
+@click.option(
+    "--kinds",
+    "shares",
+    callback=_kind_shares,
+    help="Shares of SKU kinds, e.g. intermittent=0.55,lumpy=0.2 (the kinds not named share "
+    "the rest as usual); kinds: steady, seasonal, intermittent, lumpy, launch, promo.",
+)
 def forecast_synthetic(
-    skus: int, days: int, seed: int, output: Path, truth_path: Path | None
+    skus: int,
+    days: int,
+    seed: int,
+    output: Path,
+    truth_path: Path | None,
+    shares: tuple[float, ...],
 ) -> None:
     """Write one synthetic shop's daily sales as the CSV `forecast evaluate` reads."""
     from models.synthetic import generate, write_csv, write_expected_csv
 
-    shop = generate(skus, days, seed=seed)
+    shop = generate(skus, days, seed=seed, shares=shares)
     write_csv(shop, output)
     if truth_path:
         write_expected_csv(shop, truth_path)

@@ -61,3 +61,27 @@ def test_a_csv_it_cannot_backtest_gets_a_clear_error_not_a_traceback(tmp_path: P
         assert result.exit_code == 1, (name, result.output)
         assert message in result.output, (name, result.output)
         assert "Traceback" not in result.output
+
+
+def test_synthetic_kinds_set_the_shop_mix(tmp_path: Path) -> None:
+    sales = tmp_path / "s.csv"
+    runner = CliRunner()
+    made = runner.invoke(
+        main,
+        [
+            *("forecast", "synthetic", "--skus", "200", "--days", "30", "--seed", "3"),
+            *("--kinds", "intermittent=0.5,lumpy=0.5", "--output", str(sales)),
+        ],
+    )
+    assert made.exit_code == 0, made.output
+    kinds = {line.split(",")[0].split("-")[2] for line in sales.read_text().splitlines()[1:]}
+    assert kinds == {"INTE", "LUMP"}
+    for bad, message in {
+        "lumpy": "'lumpy' is not KIND=SHARE",
+        "wholesale=0.2": "unknown kind(s) wholesale",
+        "lumpy=0.8,intermittent=0.5": "sum to at most 1",
+    }.items():
+        refused = runner.invoke(
+            main, ["forecast", "synthetic", "--output", str(sales), "--kinds", bad]
+        )
+        assert refused.exit_code == 2 and message in refused.output, (bad, refused.output)
