@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -24,8 +25,42 @@ from ops.processes import OutputPump, exit_description, last_lines, spawn
 log = logging.getLogger(__name__)
 
 
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LOWEST_PICKED_PORT = 10000
+NARROWEST_WINDOW = 1000  # a window narrower than this is too easily shared with other pickers
+
+
+def ephemeral_port_range() -> tuple[int, int]:
+    """The ports the kernel hands to outgoing connections (Linux's default if unreadable)."""
+    try:
+        low, high = EPHEMERAL_RANGE_FILE.read_text().split()[:2]
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    """A loopback port free now, from outside the ephemeral range.
+
+    A port is picked some time before its server binds it. Had it come from the ephemeral
+    range (as ``bind(0)`` gives), any outgoing connection in between (the worker's to the
+    broker, a client's to PostgreSQL) could be given it as its source port, and the server
+    then fails with "address already in use" (it did once, in CI). Outgoing connections never
+    take a port outside that range."""
+    low, high = ephemeral_port_range()
+    outside = [(LOWEST_PICKED_PORT, low - 1), (high + 1, 65535)]
+    outside = [(a, b) for a, b in outside if b - a >= NARROWEST_WINDOW]
+    chooser = random.SystemRandom()
+    for _ in range(100 if outside else 0):
+        first, last = chooser.choice(outside)
+        port = chooser.randint(first, last)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # a kernel configured to leave no room outside the range
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
