@@ -54,15 +54,21 @@ def free_port() -> int:
     for _ in range(100 if outside else 0):
         first, last = chooser.choice(outside)
         port = chooser.randint(first, last)
+        if port in _handed_out:  # picked for a server of ours that may not have bound it yet
+            continue
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return port
+        _handed_out.add(port)
+        return port
     with socket.socket() as s:  # a kernel configured to leave no room outside the range
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+_handed_out: set[int] = set()
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

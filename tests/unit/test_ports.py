@@ -50,3 +50,16 @@ def test_an_unreadable_range_falls_back_to_linux_default(
 ) -> None:
     monkeypatch.setattr(embedded, "EPHEMERAL_RANGE_FILE", tmp_path / "missing")
     assert ephemeral_port_range() == (32768, 60999)
+
+
+def test_a_port_is_handed_out_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A stack picks its web, database and broker ports before any of them binds: all free at
+    # that moment, so only the picker itself can keep them apart.
+    monkeypatch.setattr(embedded, "_handed_out", set())
+    monkeypatch.setattr(embedded, "LOWEST_PICKED_PORT", ephemeral_port_range()[0] - 40)
+    monkeypatch.setattr(embedded, "NARROWEST_WINDOW", 1)
+    monkeypatch.setattr(
+        embedded, "ephemeral_port_range", lambda: (ephemeral_port_range()[0], 65535)
+    )
+    picked = [free_port() for _ in range(30)]
+    assert len(set(picked)) == 30
