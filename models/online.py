@@ -57,7 +57,7 @@ class OnlineDemandModel:
         self.days_profile = stats.EWMean(fading_factor=fading)  # of the same days' weekdays
         self.weekday = [stats.EWMean(fading_factor=fading) for _ in range(7)]  # units, by weekday
         self.weekday_days = [0] * 7
-        self.recent = utils.Rolling(stats.Mean(), window_size=7)  # the low-history fallback
+        self.recent = utils.Rolling(stats.Mean, window_size=7)  # the low-history fallback
         self.error_low = stats.Quantile(0.10)
         self.error_high = stats.Quantile(0.90)
         self.days_learned = 0
