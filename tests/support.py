@@ -39,7 +39,7 @@ TEST_PASSWORD = "Test-Pass-9f3!"  # meets the strength rules
 _test_users: dict[str, tuple[int, str, str]] = {}  # database → user id, email, API token
 
 
-def tester(stack: Stack) -> tuple[int, str, str]:
+def signed_up_tester(stack: Stack) -> tuple[int, str, str]:
     """The account the tests act as on ``stack`` (made once): its id, email and API token."""
     known = _test_users.get(stack.database_url)
     if known is None:
@@ -65,13 +65,13 @@ def grant(stack: Stack, shop: str, role: str = "owner", user_id: int | None = No
         conn.execute(
             "INSERT INTO shop_members (shop, user_id, role) VALUES (%s, %s, %s)"
             " ON CONFLICT (shop, user_id) DO UPDATE SET role = excluded.role",
-            (shop, user_id if user_id is not None else tester(stack)[0], role),
+            (shop, user_id if user_id is not None else signed_up_tester(stack)[0], role),
         )
 
 
 def auth(stack: Stack) -> dict[str, str]:
     """Headers that sign a request in as the tests' account."""
-    return {"Authorization": f"Bearer {tester(stack)[2]}"}
+    return {"Authorization": f"Bearer {signed_up_tester(stack)[2]}"}
 
 
 def new_shop(stack: Stack, timezone: str = "UTC") -> str:
@@ -89,7 +89,7 @@ def signed_in_client(stack: Stack) -> httpx.Client:
     token = form.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
     answer = client.post(
         "/login",
-        data={"email": tester(stack)[1], "password": TEST_PASSWORD, "csrf_token": token},
+        data={"email": signed_up_tester(stack)[1], "password": TEST_PASSWORD, "csrf_token": token},
     )
     assert answer.status_code == 303, answer.text
     return client
@@ -98,7 +98,7 @@ def signed_in_client(stack: Stack) -> httpx.Client:
 def browser_login(page: Any, stack: Stack, next_path: str = "/") -> None:
     """Sign a Playwright page in as the tests' account through the login form."""
     page.goto(f"{stack.base_url}/login?next={next_path}")
-    page.fill("input[name=email]", tester(stack)[1])
+    page.fill("input[name=email]", signed_up_tester(stack)[1])
     page.fill("input[name=password]", TEST_PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url(f"{stack.base_url}{next_path}")

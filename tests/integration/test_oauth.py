@@ -21,7 +21,7 @@ from connectors.shopify.tokens import ShopTokens
 from ops.fake_shopify import FakeShopify, FakeShopifyThread, seed_orders
 from ops.stack import Stack
 from tests.conftest import start_stack, stop_stack
-from tests.support import SECRET, Ids, query, scalar, signed_in_client, tester, wait_until
+from tests.support import SECRET, Ids, query, scalar, signed_in_client, signed_up_tester, wait_until
 
 APP_ID = "stockpulse-app"
 
@@ -86,7 +86,7 @@ def test_install_connects_the_store_and_reinstalling_changes_nothing(
         oauth_stack,
         "SELECT role FROM shop_members WHERE shop = %s AND user_id = %s",
         shop,
-        tester(oauth_stack)[0],
+        signed_up_tester(oauth_stack)[0],
     )
     assert owner == "owner"
     assert scalar(oauth_stack, "SELECT mode FROM shop_credentials WHERE shop = %s", shop) == (
@@ -246,7 +246,7 @@ def test_the_connect_form_connects_a_store_for_the_account_that_owns_it(
             oauth_stack,
             "SELECT role FROM shop_members WHERE shop = %s AND user_id = %s",
             domain,
-            tester(oauth_stack)[0],
+            signed_up_tester(oauth_stack)[0],
         )
         == "owner"
     )
