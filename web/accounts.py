@@ -11,7 +11,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import Cookie, State
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import PermissionDeniedException
-from litestar.params import Body
+from litestar.params import Body, FromQuery
 from litestar.response import Redirect, Template
 
 from connectors.db import accounts, invitations
@@ -52,9 +52,9 @@ class AccountsController(Controller):
     async def login_page(
         self,
         request: Request[Any, Any, Any],
-        next: str | None = None,
-        reset: bool = False,
-        invitation: str = "",
+        next: FromQuery[str | None] = None,
+        reset: FromQuery[bool] = False,
+        invitation: FromQuery[str] = "",
     ) -> Response[Any]:
         notice = "Your password is changed; log in with it." if reset else None
         if invitation:
@@ -119,7 +119,7 @@ class AccountsController(Controller):
 
     @get("/signup")
     async def signup_page(
-        self, request: Request[Any, Any, Any], state: State, invitation: str = ""
+        self, request: Request[Any, Any, Any], state: State, invitation: FromQuery[str] = ""
     ) -> Response[Any]:
         email = ""
         if invitation:
@@ -215,7 +215,7 @@ class AccountsController(Controller):
 
     @get("/password/reset")
     async def reset_page(
-        self, request: Request[Any, Any, Any], state: State, token: str = ""
+        self, request: Request[Any, Any, Any], state: State, token: FromQuery[str] = ""
     ) -> Response[Any]:
         async with state.pool.connection() as conn:
             valid = bool(token) and await accounts.reset_is_valid(conn, token)

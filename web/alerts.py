@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from litestar import Controller, Request, get
 from litestar.datastructures import MultiDict, State
 from litestar.exceptions import ValidationException
+from litestar.params import FromPath
 from litestar.response import Template
 from pydantic import (
     AwareDatetime,
@@ -334,7 +335,7 @@ class AlertsController(Controller):
 
     @get("/shops/{shop_domain:str}/alerts", include_in_schema=False)
     async def alerts_page(
-        self, request: Request[Any, Any, Any], state: State, shop_domain: str
+        self, request: Request[Any, Any, Any], state: State, shop_domain: FromPath[str]
     ) -> Template:
         caller, shop, role = await require_shop(request, shop_domain)
         context: dict[str, Any] = {
@@ -378,7 +379,7 @@ class AlertsController(Controller):
         summary="Fired alerts, newest first, with their deliveries",
     )
     async def alerts_api(
-        self, request: Request[Any, Any, Any], state: State, shop_domain: str
+        self, request: Request[Any, Any, Any], state: State, shop_domain: FromPath[str]
     ) -> AlertsPage:
         """A page of the shop's alerts (``limit``, at most 200, from ``offset``), newest first,
         each with its delivery to every recipient; ``total`` counts all that match."""

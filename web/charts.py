@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from litestar import Controller, Request, get
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException, ValidationException
-from litestar.params import Parameter
+from litestar.params import FromPath, Parameter
 
 from connectors.db import charts, shop_settings
 from connectors.db.charts import ProductSku
@@ -123,7 +123,7 @@ class ChartsController(Controller):
         self,
         request: Request[Any, Any, Any],
         state: State,
-        shop_domain: str,
+        shop_domain: FromPath[str],
         days: Annotated[
             int, Parameter(description="Shop-local days of history, today included")
         ] = SALES_DAYS,
@@ -171,7 +171,7 @@ class ChartsController(Controller):
         self,
         request: Request[Any, Any, Any],
         state: State,
-        shop_domain: str,
+        shop_domain: FromPath[str],
         limit: Annotated[
             int, Parameter(description="Products to return, the lowest days of cover first")
         ] = STOCK_PRODUCTS,

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from litestar import Controller, Request, get
 from litestar.datastructures import State
+from litestar.params import FromPath
 from litestar.response import Template
 
 from connectors.db import backfills, inbox, reconciliations
@@ -79,7 +80,7 @@ async def connection_state(state: State, shop: str, timezone: str) -> dict[str, 
 class ConnectionController(Controller):
     @get("/shops/{shop_domain:str}/connection", include_in_schema=False)
     async def page(
-        self, request: Request[Any, Any, Any], state: State, shop_domain: str
+        self, request: Request[Any, Any, Any], state: State, shop_domain: FromPath[str]
     ) -> Template:
         caller, shop, role = await require_shop(request, shop_domain)
         found = await connection_state(state, shop_domain, shop["timezone"])
@@ -89,7 +90,7 @@ class ConnectionController(Controller):
 
     @get("/api/v1/shops/{shop_domain:str}/connection")
     async def read(
-        self, request: Request[Any, Any, Any], state: State, shop_domain: str
+        self, request: Request[Any, Any, Any], state: State, shop_domain: FromPath[str]
     ) -> dict[str, Any]:
         _, shop, _ = await require_shop(request, shop_domain)
         return {"shop": shop_domain, **await connection_state(state, shop_domain, shop["timezone"])}

@@ -9,6 +9,7 @@ from typing import Any
 from litestar import Controller, Request, WebSocket, get, websocket
 from litestar.datastructures import State
 from litestar.exceptions import WebSocketDisconnect
+from litestar.params import FromPath
 from litestar.response import Template
 
 from connectors.db import alerts, backfills, reconciliations
@@ -55,7 +56,7 @@ class DashboardController(Controller):
 
     @get("/shops/{shop_domain:str}")
     async def shop_page(
-        self, request: Request[Any, Any, Any], state: State, shop_domain: str
+        self, request: Request[Any, Any, Any], state: State, shop_domain: FromPath[str]
     ) -> Template:
         caller, shop, role = await require_shop(request, shop_domain)
         async with state.pool.connection() as conn:
@@ -82,7 +83,7 @@ class DashboardController(Controller):
 
     @get("/shops/{shop_domain:str}/sync")
     async def shop_sync(
-        self, request: Request[Any, Any, Any], state: State, shop_domain: str
+        self, request: Request[Any, Any, Any], state: State, shop_domain: FromPath[str]
     ) -> Template:
         """The history import's banner, which polls this while the import runs."""
         await require_shop(request, shop_domain)
@@ -92,7 +93,7 @@ class DashboardController(Controller):
 
     @get("/shops/{shop_domain:str}/rows")
     async def shop_rows(
-        self, request: Request[Any, Any, Any], state: State, shop_domain: str
+        self, request: Request[Any, Any, Any], state: State, shop_domain: FromPath[str]
     ) -> Template:
         """The table body alone, for htmx to refresh after a reconnect or a new SKU."""
         await require_shop(request, shop_domain)
@@ -108,14 +109,18 @@ class ApiController(Controller):
     path = "/api/v1"
 
     @get("/shops/{shop_domain:str}/skus")
-    async def skus(self, request: Request[Any, Any, Any], state: State, shop_domain: str) -> dict:
+    async def skus(
+        self, request: Request[Any, Any, Any], state: State, shop_domain: FromPath[str]
+    ) -> dict:
         await require_shop(request, shop_domain)
         async with state.pool.connection() as conn:
             rows = figures(await sku_rows(conn, shop_domain))
         return {"shop": shop_domain, "skus": [r.model_dump() for r in rows]}
 
     @get("/shops/{shop_domain:str}/sync")
-    async def sync(self, request: Request[Any, Any, Any], state: State, shop_domain: str) -> dict:
+    async def sync(
+        self, request: Request[Any, Any, Any], state: State, shop_domain: FromPath[str]
+    ) -> dict:
         """Where the shop's history import stands, its last reconciliation with Shopify and
         the corrections reconciliation made lately."""
         await require_shop(request, shop_domain)
@@ -160,7 +165,7 @@ def _public(row: dict | None, fields: tuple[str, ...]) -> dict | None:
 
 
 @websocket("/ws/shops/{shop_domain:str}")
-async def shop_feed(socket: WebSocket, shop_domain: str) -> None:
+async def shop_feed(socket: WebSocket, shop_domain: FromPath[str]) -> None:
     """JSON messages with a ``type`` (``stock``, ``demand``, …) for one shop, as they happen."""
     state = socket.app.state
     # Refused before anything is sent: a page of another site must not read a signed-in

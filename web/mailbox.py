@@ -19,6 +19,7 @@ from typing import Any
 from litestar import Controller, Request, get
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
 from litestar.response import Template
 
 from connectors.db.accounts import Caller, shops_of
@@ -83,7 +84,9 @@ class MailboxController(Controller):
         return Template("mailbox.html", context={"messages": shown, "message": None})
 
     @get("/mailbox/{name:str}", include_in_schema=False)
-    async def message(self, request: Request[Any, Any, Any], state: State, name: str) -> Template:
+    async def message(
+        self, request: Request[Any, Any, Any], state: State, name: FromPath[str]
+    ) -> Template:
         caller, directory, shops = await self._visible_mail(request, state)
         message = _read(directory / name) if _NAME.fullmatch(name) else None
         if message is None or not _visible(message, caller, shops):

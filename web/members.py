@@ -15,7 +15,7 @@ from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import State
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import ClientException, NotFoundException
-from litestar.params import Body
+from litestar.params import Body, FromPath, FromQuery, JSONBody
 from litestar.response import Redirect, Template
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
@@ -51,7 +51,7 @@ class MembersController(Controller):
 
     @get("/members")
     async def list_members(
-        self, request: Request[Any, Any, Any], state: State, shop_domain: str
+        self, request: Request[Any, Any, Any], state: State, shop_domain: FromPath[str]
     ) -> dict[str, Any]:
         """The shop's members; for an owner, also the invitations not accepted yet."""
         _, _, role = await require_shop(request, shop_domain)
@@ -65,7 +65,11 @@ class MembersController(Controller):
 
     @post("/members", status_code=200)
     async def add_member(
-        self, request: Request[Any, Any, Any], state: State, shop_domain: str, data: MemberIn
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        shop_domain: FromPath[str],
+        data: JSONBody[MemberIn],
     ) -> dict[str, Any]:
         """Give an address a role in the shop (owners only): an account gets it at once
         (``status: added``), any other address an invitation by email (``status: invited``,
@@ -75,7 +79,11 @@ class MembersController(Controller):
 
     @delete("/members/{user_id:int}")
     async def remove_member(
-        self, request: Request[Any, Any, Any], state: State, shop_domain: str, user_id: int
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        shop_domain: FromPath[str],
+        user_id: FromPath[int],
     ) -> None:
         """Remove a member (owners only; never the last owner: 409)."""
         await require_shop(request, shop_domain, owner=True)
@@ -83,7 +91,11 @@ class MembersController(Controller):
 
     @delete("/invitations/{invitation_id:int}")
     async def cancel_invitation(
-        self, request: Request[Any, Any, Any], state: State, shop_domain: str, invitation_id: int
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        shop_domain: FromPath[str],
+        invitation_id: FromPath[int],
     ) -> None:
         """Withdraw an invitation not accepted yet (owners only): its link stops working."""
         await require_shop(request, shop_domain, owner=True)
@@ -95,7 +107,11 @@ class MembersPages(Controller):
 
     @get("/shops/{shop_domain:str}/members")
     async def page(
-        self, request: Request[Any, Any, Any], state: State, shop_domain: str, done: str = ""
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        shop_domain: FromPath[str],
+        done: FromQuery[str] = "",
     ) -> Template:
         caller, shop, role = await require_shop(request, shop_domain)
         return await _page(state, shop, caller, role, notice=_NOTICES.get(done))
@@ -105,7 +121,7 @@ class MembersPages(Controller):
         self,
         request: Request[Any, Any, Any],
         state: State,
-        shop_domain: str,
+        shop_domain: FromPath[str],
         data: Annotated[dict[str, str], FormBody],
     ) -> Response[Any]:
         caller, shop, role = await require_shop(request, shop_domain, owner=True)
@@ -143,7 +159,11 @@ class MembersPages(Controller):
 
     @post("/shops/{shop_domain:str}/members/{user_id:int}/remove")
     async def remove_form(
-        self, request: Request[Any, Any, Any], state: State, shop_domain: str, user_id: int
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        shop_domain: FromPath[str],
+        user_id: FromPath[int],
     ) -> Response[Any]:
         caller, shop, role = await require_shop(request, shop_domain, owner=True)
         try:
@@ -154,14 +174,20 @@ class MembersPages(Controller):
 
     @post("/shops/{shop_domain:str}/invitations/{invitation_id:int}/cancel")
     async def cancel_form(
-        self, request: Request[Any, Any, Any], state: State, shop_domain: str, invitation_id: int
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        shop_domain: FromPath[str],
+        invitation_id: FromPath[int],
     ) -> Redirect:
         await require_shop(request, shop_domain, owner=True)
         await _cancel(state, shop_domain, invitation_id)
         return Redirect(f"/shops/{shop_domain}/members?done=cancelled", status_code=303)
 
     @get("/invitations/{token:str}")
-    async def invitation(self, request: Request[Any, Any, Any], state: State, token: str) -> Any:
+    async def invitation(
+        self, request: Request[Any, Any, Any], state: State, token: FromPath[str]
+    ) -> Any:
         """What an invitation link opens: for a signed-in browser, a button to accept as the
         account it is signed in with (a link alone must not change anything, and the person
         may be signed in as someone else); otherwise sign-up and login carrying the token."""
@@ -173,7 +199,9 @@ class MembersPages(Controller):
         )
 
     @post("/invitations/{token:str}")
-    async def accept(self, request: Request[Any, Any, Any], state: State, token: str) -> Any:
+    async def accept(
+        self, request: Request[Any, Any, Any], state: State, token: FromPath[str]
+    ) -> Any:
         caller = await require_caller(request)
         async with state.pool.connection() as conn:
             taken = await invitations.accept(conn, token, caller.user_id)

@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 from litestar import Controller, Request, get
 from litestar.datastructures import MultiDict, State
 from litestar.exceptions import ValidationException
+from litestar.params import FromPath
 from litestar.response import Template
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
@@ -256,7 +257,7 @@ class PlanController(Controller):
 
     @get("/shops/{shop_domain:str}/plan", include_in_schema=False)
     async def plan_page(
-        self, request: Request[Any, Any, Any], state: State, shop_domain: str
+        self, request: Request[Any, Any, Any], state: State, shop_domain: FromPath[str]
     ) -> Template:
         caller, shop, role = await require_shop(request, shop_domain)
         context: dict[str, Any] = {
@@ -285,7 +286,7 @@ class PlanController(Controller):
 
     @get("/shops/{shop_domain:str}/plan/rows", include_in_schema=False)
     async def plan_rows_fragment(
-        self, request: Request[Any, Any, Any], state: State, shop_domain: str
+        self, request: Request[Any, Any, Any], state: State, shop_domain: FromPath[str]
     ) -> Template:
         """The rows on screen and the pager (out of band), for htmx to refresh in place."""
         await require_shop(request, shop_domain)
@@ -304,7 +305,7 @@ class PlanController(Controller):
         summary="The reorder plan, a page at a time",
     )
     async def plan_api(
-        self, request: Request[Any, Any, Any], state: State, shop_domain: str
+        self, request: Request[Any, Any, Any], state: State, shop_domain: FromPath[str]
     ) -> dict[str, Any]:
         """A page of the reorder plan: ``rows`` of the ``total`` SKUs matching the filters,
         sorted by ``sort`` (empty values last), ``per_page`` (at most 200) to a page."""

@@ -10,6 +10,7 @@ from typing import Any
 from litestar import Controller, Request, get
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
 from litestar.response import Template
 
 from connectors.db import plans, product, shop_settings
@@ -70,7 +71,11 @@ async def product_story(state: State, shop: str, variant_id: int) -> dict[str, A
 class ProductController(Controller):
     @get("/shops/{shop_domain:str}/products/{variant_id:int}", include_in_schema=False)
     async def page(
-        self, request: Request[Any, Any, Any], state: State, shop_domain: str, variant_id: int
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        shop_domain: FromPath[str],
+        variant_id: FromPath[int],
     ) -> Template:
         caller, shop, role = await require_shop(request, shop_domain)
         story = await product_story(state, shop_domain, variant_id)
@@ -93,7 +98,11 @@ class ProductController(Controller):
 
     @get("/api/v1/shops/{shop_domain:str}/products/{variant_id:int}")
     async def read(
-        self, request: Request[Any, Any, Any], state: State, shop_domain: str, variant_id: int
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        shop_domain: FromPath[str],
+        variant_id: FromPath[int],
     ) -> dict[str, Any]:
         await require_shop(request, shop_domain)
         return {"shop": shop_domain, **await product_story(state, shop_domain, variant_id)}

@@ -18,6 +18,7 @@ from typing import Any
 from litestar import Controller, Request, get
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
 from litestar.response import Stream
 from psycopg_pool import AsyncConnectionPool
 
@@ -261,7 +262,11 @@ class ReportsController(Controller):
     # Litestar matches whole path segments only, so ``.csv`` is read off the last one here.
     @get("/shops/{shop_domain:str}/reports/{report_file:str}")
     async def report(
-        self, request: Request[Any, Any, Any], state: State, shop_domain: str, report_file: str
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        shop_domain: FromPath[str],
+        report_file: FromPath[str],
     ) -> Stream:
         await require_shop(request, shop_domain)
         name, dot, extension = report_file.rpartition(".")

@@ -12,7 +12,7 @@ from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.datastructures import State
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException, ValidationException
-from litestar.params import Body
+from litestar.params import Body, FromPath, JSONBody
 from litestar.response import Redirect, Template
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -91,7 +91,7 @@ def _plain(error: Any) -> str:
 class SettingsController(Controller):
     @get("/shops/{shop_domain:str}/settings", include_in_schema=False)
     async def page(
-        self, request: Request[Any, Any, Any], state: State, shop_domain: str
+        self, request: Request[Any, Any, Any], state: State, shop_domain: FromPath[str]
     ) -> Template:
         caller, shop, role = await require_shop(request, shop_domain)
         return await _page(
@@ -103,7 +103,7 @@ class SettingsController(Controller):
         self,
         request: Request[Any, Any, Any],
         state: State,
-        shop_domain: str,
+        shop_domain: FromPath[str],
         data: Annotated[dict[str, str], FormBody],
     ) -> Response[Any]:
         caller, shop, role = await require_shop(request, shop_domain, owner=True)
@@ -127,7 +127,11 @@ class SettingsController(Controller):
         "/shops/{shop_domain:str}/settings/products/{variant_id:int}/clear", include_in_schema=False
     )
     async def clear_form(
-        self, request: Request[Any, Any, Any], state: State, shop_domain: str, variant_id: int
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        shop_domain: FromPath[str],
+        variant_id: FromPath[int],
     ) -> Redirect:
         await require_shop(request, shop_domain, owner=True)
         known_id(variant_id)
@@ -138,7 +142,7 @@ class SettingsController(Controller):
 
     @post("/shops/{shop_domain:str}/settings/alerts", include_in_schema=False)
     async def save_alerts_form(
-        self, request: Request[Any, Any, Any], state: State, shop_domain: str
+        self, request: Request[Any, Any, Any], state: State, shop_domain: FromPath[str]
     ) -> Response[Any]:
         caller, shop, role = await require_shop(request, shop_domain, owner=True)
         form = await request.form()
@@ -159,7 +163,7 @@ class SettingsController(Controller):
         self,
         request: Request[Any, Any, Any],
         state: State,
-        shop_domain: str,
+        shop_domain: FromPath[str],
         data: Annotated[dict[str, str], FormBody],
     ) -> Redirect:
         await require_shop(request, shop_domain, owner=True)
@@ -172,7 +176,7 @@ class SettingsController(Controller):
 
     @post("/shops/{shop_domain:str}/settings/alerts/test", include_in_schema=False, status_code=200)
     async def test_email(
-        self, request: Request[Any, Any, Any], state: State, shop_domain: str
+        self, request: Request[Any, Any, Any], state: State, shop_domain: FromPath[str]
     ) -> Template:
         # Answered with the page rather than a redirect: the outcomes are this request's own.
         caller, shop, role = await require_shop(request, shop_domain, owner=True)
@@ -181,7 +185,7 @@ class SettingsController(Controller):
 
     @get("/api/v1/shops/{shop_domain:str}/alert-settings")
     async def read_alerts(
-        self, request: Request[Any, Any, Any], state: State, shop_domain: str
+        self, request: Request[Any, Any, Any], state: State, shop_domain: FromPath[str]
     ) -> AlertSettingsOut:
         _, shop, _ = await require_shop(request, shop_domain)
         async with state.pool.connection() as conn:
@@ -195,8 +199,8 @@ class SettingsController(Controller):
         self,
         request: Request[Any, Any, Any],
         state: State,
-        shop_domain: str,
-        data: AlertSettingsIn,
+        shop_domain: FromPath[str],
+        data: JSONBody[AlertSettingsIn],
     ) -> AlertSettingsOut:
         _, shop, _ = await require_shop(request, shop_domain, owner=True)
         async with state.pool.connection() as conn:
@@ -210,14 +214,18 @@ class SettingsController(Controller):
 
     @get("/api/v1/shops/{shop_domain:str}/settings")
     async def read(
-        self, request: Request[Any, Any, Any], state: State, shop_domain: str
+        self, request: Request[Any, Any, Any], state: State, shop_domain: FromPath[str]
     ) -> dict[str, Any]:
         await require_shop(request, shop_domain)
         return _public(await _context(state, shop_domain))
 
     @put("/api/v1/shops/{shop_domain:str}/settings")
     async def write(
-        self, request: Request[Any, Any, Any], state: State, shop_domain: str, data: SettingsIn
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        shop_domain: FromPath[str],
+        data: JSONBody[SettingsIn],
     ) -> dict[str, Any]:
         await require_shop(request, shop_domain, owner=True)
         async with state.pool.connection() as conn:
@@ -230,9 +238,9 @@ class SettingsController(Controller):
         self,
         request: Request[Any, Any, Any],
         state: State,
-        shop_domain: str,
-        variant_id: int,
-        data: SettingsIn,
+        shop_domain: FromPath[str],
+        variant_id: FromPath[int],
+        data: JSONBody[SettingsIn],
     ) -> dict[str, Any]:
         await require_shop(request, shop_domain, owner=True)
         async with state.pool.connection() as conn:
@@ -243,7 +251,11 @@ class SettingsController(Controller):
 
     @delete("/api/v1/shops/{shop_domain:str}/settings/products/{variant_id:int}", status_code=200)
     async def clear_product(
-        self, request: Request[Any, Any, Any], state: State, shop_domain: str, variant_id: int
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        shop_domain: FromPath[str],
+        variant_id: FromPath[int],
     ) -> dict[str, Any]:
         await require_shop(request, shop_domain, owner=True)
         known_id(variant_id)

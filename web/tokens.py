@@ -15,7 +15,7 @@ from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import State
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException, PermissionDeniedException
-from litestar.params import Body
+from litestar.params import Body, FromPath, FromQuery, JSONBody
 from litestar.response import Redirect, Template
 from pydantic import BaseModel, Field
 
@@ -44,7 +44,7 @@ class TokensController(Controller):
 
     @post("/api/v1/tokens", status_code=201)
     async def create_token(
-        self, request: Request[Any, Any, Any], state: State, data: TokenIn
+        self, request: Request[Any, Any, Any], state: State, data: JSONBody[TokenIn]
     ) -> dict[str, Any]:
         """A new API token of the signed-in user, shown once. Made from a session only."""
         caller = _from_session(await require_caller(request))
@@ -57,7 +57,7 @@ class TokensController(Controller):
 
     @delete("/api/v1/tokens/{token_id:int}")
     async def revoke_token(
-        self, request: Request[Any, Any, Any], state: State, token_id: int
+        self, request: Request[Any, Any, Any], state: State, token_id: FromPath[int]
     ) -> None:
         """Revoke one of the caller's tokens (404 for anyone else's). From a session only."""
         caller = _from_session(await require_caller(request))
@@ -65,7 +65,7 @@ class TokensController(Controller):
 
     @get("/account/tokens", include_in_schema=False)
     async def page(
-        self, request: Request[Any, Any, Any], state: State, revoked: bool = False
+        self, request: Request[Any, Any, Any], state: State, revoked: FromQuery[bool] = False
     ) -> Template:
         caller = await require_caller(request)
         notice = "Token revoked: it no longer works." if revoked else None
@@ -98,7 +98,7 @@ class TokensController(Controller):
 
     @post("/account/tokens/{token_id:int}/revoke", include_in_schema=False)
     async def revoke_form(
-        self, request: Request[Any, Any, Any], state: State, token_id: int
+        self, request: Request[Any, Any, Any], state: State, token_id: FromPath[int]
     ) -> Response[Any]:
         caller = _from_session(await require_caller(request))
         await _revoke(state, caller, token_id)

@@ -19,6 +19,7 @@ from typing import Any
 
 from litestar import Controller, Request, get, post
 from litestar.datastructures import State
+from litestar.params import FromPath
 from litestar.response import Template
 
 from connectors import links
@@ -54,7 +55,7 @@ class UnsubscribeController(Controller):
     include_in_schema = False
 
     @get("/{token:str}")
-    async def confirm(self, state: State, token: str) -> Template:
+    async def confirm(self, state: State, token: FromPath[str]) -> Template:
         target = _target(state, token)
         if target is None:
             return _invalid()
@@ -72,7 +73,7 @@ class UnsubscribeController(Controller):
 
     @post("/{token:str}", status_code=200)
     async def unsubscribe(
-        self, request: Request[Any, Any, Any], state: State, token: str
+        self, request: Request[Any, Any, Any], state: State, token: FromPath[str]
     ) -> Template:
         # The body (List-Unsubscribe=One-Click) is not needed: the token says it all, and a
         # client that sends something else still meant to unsubscribe.
