@@ -158,7 +158,7 @@ async def backfill_bench(orders: int, products: int, data_dir: str) -> dict[str,
 async def _lands_exactly(conn: Any, store: Any, expected: dict[int, int]) -> bool:
     """Whether every variant's units and every stock level in PostgreSQL are Shopify's."""
     cur = await conn.execute(
-        "SELECT variant_id, sum(units) AS n FROM daily_demand WHERE shop = %s GROUP BY 1",
+        "SELECT variant_id, sum(units)::bigint AS n FROM daily_demand WHERE shop = %s GROUP BY 1",
         (store.domain,),
     )
     units = {r["variant_id"]: int(r["n"]) for r in await cur.fetchall() if r["n"]}

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -83,9 +84,17 @@ async def _verified_secrets(body: bytes, headers: Mapping[str, str], state: Any)
     return None
 
 
+def _finite_or_text(number: str) -> float | str:
+    # 1e400 reads as inf, which a jsonb column refuses: the dead letter would fail, and the
+    # webhook with it, on every retry.
+    value = float(number)
+    return value if math.isfinite(value) else number
+
+
 def _readable_json(body: bytes) -> Any:
-    """The body as JSON for a dead letter, without customer data (NaN and friends as text)."""
-    return webhooks.without_pii(json.loads(body, parse_constant=str))
+    """The body as JSON for a dead letter, without customer data (NaN, Infinity and numbers
+    too large for a float as text)."""
+    return webhooks.without_pii(json.loads(body, parse_constant=str, parse_float=_finite_or_text))
 
 
 async def _dead_letter(

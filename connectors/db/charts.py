@@ -27,13 +27,13 @@ WITH window_days AS (
       FROM generate_series(%(first)s::date, %(last)s::date, interval '1 day') AS g(day)
 ),
 sold AS (
-    SELECT dd.day, sum(dd.units) AS units
+    SELECT dd.day, sum(dd.units)::bigint AS units
       FROM daily_demand dd
      WHERE dd.shop = %(shop)s AND dd.day BETWEEN %(first)s AND %(last)s
        AND (%(variant)s::bigint IS NULL OR dd.variant_id = %(variant)s)
      GROUP BY dd.day
 )
-SELECT w.day, coalesce(s.units, 0)::int AS units
+SELECT w.day, coalesce(s.units, 0) AS units
   FROM window_days w LEFT JOIN sold s ON s.day = w.day
  ORDER BY w.day
 """

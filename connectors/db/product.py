@@ -70,7 +70,7 @@ async def run_accuracy(
                count(a.day) AS days,
                sum(abs(f.mean[(a.day::date - f.first_day) + 1] - coalesce(dd.units, 0)))
                  AS abs_error,
-               sum(coalesce(dd.units, 0)) AS sold
+               sum(coalesce(dd.units, 0))::bigint AS sold
           FROM forecast_runs r
           JOIN run_forecasts f ON f.run_id = r.id AND f.variant_id = %(variant)s
           LEFT JOIN LATERAL generate_series(

@@ -17,9 +17,9 @@ WITH today AS (
 ),
 demand AS (
     SELECT dd.variant_id,
-           sum(dd.units) FILTER (WHERE dd.day = t.d) AS sold_today,
-           sum(dd.units) FILTER (WHERE dd.day > t.d - 7) AS sold_7d,
-           sum(dd.units) AS sold_28d
+           (sum(dd.units) FILTER (WHERE dd.day = t.d))::bigint AS sold_today,
+           (sum(dd.units) FILTER (WHERE dd.day > t.d - 7))::bigint AS sold_7d,
+           sum(dd.units)::bigint AS sold_28d
       FROM daily_demand dd CROSS JOIN today t
      -- Bounded by scalar subqueries, not the join, so the (shop, day) index limits the scan.
      WHERE dd.shop = %(shop)s AND dd.day > (SELECT d FROM today) - 28
@@ -36,9 +36,9 @@ stock AS (
 SELECT v.variant_id, v.product_id, v.sku,
        concat_ws(' / ', v.product_title, nullif(v.variant_title, 'Default Title')) AS title,
        st.stock,
-       coalesce(d.sold_today, 0)::int AS sold_today,
-       coalesce(d.sold_7d, 0)::int AS sold_7d,
-       coalesce(d.sold_28d, 0)::int AS sold_28d,
+       coalesce(d.sold_today, 0) AS sold_today,
+       coalesce(d.sold_7d, 0) AS sold_7d,
+       coalesce(d.sold_28d, 0) AS sold_28d,
        (SELECT d FROM today) AS today,
        p.days_of_cover AS plan_days_of_cover, p.stockout_date, p.reorder_point,
        p.reorder_quantity, p.abc_class, p.confidence, p.mase, p.method, p.as_of AS plan_as_of

@@ -21,6 +21,7 @@ connectors.shopify.payloads.PayloadRejected: line_items.0.quantity: Input should
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import (
@@ -30,16 +31,20 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    model_validator,
 )
 
 # Shopify ids are positive 64-bit integers; our columns are bigint.
 ShopifyId = Annotated[int, Field(strict=True, ge=1, le=2**63 - 1)]
-# Far above any real order line or shelf, far below where sums over a year overflow integer.
+# Far above any real order line or shelf. A day's totals are bigint, which no number of such
+# lines in a day can overflow.
 MAX_UNITS = 1_000_000
 Quantity = Annotated[int, Field(strict=True, ge=0, le=MAX_UNITS)]
 # Available stock may be negative (oversold) and is stored as integer.
 StockLevel = Annotated[int, Field(strict=True, ge=-MAX_UNITS * 1000, le=MAX_UNITS * 1000)]
-# Shopify sends money as decimal strings; numeric(14, 2) holds under a trillion.
+# Shopify sends money as decimal strings; numeric(14, 2) holds under a trillion, and a line's
+# total (quantity × price) is numeric(16, 2).
+MAX_LINE_TOTAL = Decimal(10) ** 14
 MoneyText = Annotated[str, StringConstraints(pattern=r"^\d{1,12}(\.\d{1,4})?$")]
 # No NUL: PostgreSQL text cannot hold it.
 _TEXT = r"^[^\x00]*$"
@@ -69,6 +74,13 @@ class LineItem(_Payload):
     title: Title | None = None
     variant_title: Title | None = None
     name: Title | None = None
+
+    @model_validator(mode="after")
+    def _total_fits(self) -> LineItem:
+        # Refused here rather than failing to store: the reason then reaches the dead letter.
+        if max(self.quantity, self.current_quantity or 0) * Decimal(self.price) >= MAX_LINE_TOTAL:
+            raise ValueError(f"line total {self.quantity} × {self.price} is beyond any order's")
+        return self
 
 
 class Order(_Payload):

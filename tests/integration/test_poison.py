@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import httpx
 from kafka import KafkaProducer
@@ -116,6 +117,8 @@ def _hostile_bodies() -> list[tuple[str, str, bytes, int]]:
         ("fractional quantity", "orders/create", order("2.7"), 200),
         ("boolean quantity", "orders/create", order("true"), 200),
         ("NaN quantity", "orders/create", order("NaN"), 200),
+        ("quantity 1e400 (beyond a float)", "orders/create", order("1e400"), 200),
+        ("-1e999 in a field nobody reads", "orders/create", order('"x"', ', "junk": -1e999'), 200),
         ("NUL in a sku", "orders/create", order("1", ', "sku": "a\\u0000b"'), 200),
         ("line_items [null]", "orders/create", _order_body("null"), 200),
         ("line_items [5]", "orders/create", _order_body("5"), 200),
@@ -166,6 +169,45 @@ def test_hostile_signed_bodies_never_stall_the_pipeline_nor_get_a_500(stack: Sta
     # Only the markers' lines were written for the victim; nothing of the hostile bodies.
     assert scalar(stack, "SELECT count(*) FROM order_lines WHERE variant_id = 77") == 0
     assert httpx.get(f"{stack.base_url}/healthz").status_code == 200
+
+
+def test_a_day_of_huge_orders_does_not_block_the_next_sale(stack: Stack) -> None:
+    """Lines within every per-line bound can add up, in one day, past integer units and past
+    numeric(16, 2) revenue: the day's totals hold them, and the next sale is counted."""
+    shop = new_shop(stack)
+    variant = make_variant("HUGE-DAY", price="99999.99")
+    deliver_ok(stack, product_hook(shop, variant))
+    lines = 2200  # × 1,000,000 units: past 2**31 - 1; × 99,999.99: past 10**14
+    huge, _ = order_hook(shop, [(Ids.next(), variant, 1_000_000) for _ in range(lines)])
+    deliver_ok(stack, huge)
+    normal, _ = order_hook(shop, [(Ids.next(), variant, 1)])
+    deliver_ok(stack, normal)
+    expected_units = lines * 1_000_000 + 1
+    wait_until(
+        lambda: units_sold(stack, shop, variant.variant_id) == expected_units,
+        timeout_s=60,
+        what="the huge order and the normal one behind it",
+    )
+    revenue = scalar(
+        stack,
+        "SELECT sum(revenue) FROM daily_demand WHERE shop = %s AND variant_id = %s",
+        shop,
+        variant.variant_id,
+    )
+    assert revenue == Decimal("99999.99") * expected_units
+    assert scalar(stack, "SELECT count(*) FROM dead_letters WHERE shop = %s", shop) == 0
+
+
+def test_a_line_whose_total_no_order_reaches_is_dead_lettered(stack: Stack) -> None:
+    shop = new_shop(stack)
+    variant = make_variant("HUGE-LINE", price="999999999999.99")
+    deliver_ok(stack, product_hook(shop, variant))
+    hook, _ = order_hook(shop, [(Ids.next(), variant, 1_000)])
+    response = deliver(stack, hook)
+    assert response.status_code == 200 and "not a usable" in response.text, response.text
+    error = scalar(stack, "SELECT error FROM dead_letters WHERE event_id = %s", hook.event_id)
+    assert "line total" in error
+    assert _marker_applied_within(stack, shop, 5.0) < 5.0
 
 
 def test_poison_that_reaches_the_worker_is_dead_lettered_and_the_rest_flows(stack: Stack) -> None:
