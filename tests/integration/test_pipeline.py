@@ -12,6 +12,7 @@ from tests.support import (
     SECRET,
     FeedClient,
     Ids,
+    deliver,
     deliver_ok,
     make_variant,
     new_shop,
@@ -116,6 +117,31 @@ def test_older_inventory_update_arriving_late_is_ignored(stack: Stack) -> None:
     )
     assert stock_of(stack, shop, variant) == 7
     assert sku_api(stack, shop)[variant.variant_id]["stock"] == 7  # untracked location ignored
+
+
+def test_two_stock_changes_in_the_same_second_both_apply(stack: Stack) -> None:
+    """Shopify's updated_at has whole seconds: a sale and a restock in one second tie, and the
+    one delivered last is the level now. A redelivery of the first changes nothing."""
+    shop = new_shop(stack)
+    variant = _known_product(stack, shop, stock=10)
+    second = datetime.now(UTC).replace(microsecond=0)
+    first = stock_hook(shop, variant, 9, second)
+    deliver_ok(stack, first)
+    wait_until(lambda: stock_of(stack, shop, variant) == 9, what="the first change")
+    deliver_ok(stack, stock_hook(shop, variant, 14, second))
+    wait_until(lambda: stock_of(stack, shop, variant) == 14, what="the second change")
+    assert deliver(stack, first).json()["message"] == "duplicate"
+    assert (
+        scalar(
+            stack,
+            "SELECT available FROM stock_history WHERE shop = %s AND ts = %s",
+            shop,
+            second,
+        )
+        == 14
+    )
+    time.sleep(1)
+    assert stock_of(stack, shop, variant) == 14
 
 
 def test_cancellation_and_restocked_refund_reverse_demand_once(stack: Stack) -> None:
