@@ -100,6 +100,10 @@ def _orders(env: WebhookEnvelope, order: Order, events: _Events) -> None:
 
 
 def _refund(refund: Refund, events: _Events) -> None:
+    # One line item can appear in several refund lines of one refund (units restocked at two
+    # locations). Refund lines are stored one per (refund, line item), so they are added up
+    # here; storing each would keep only the first.
+    merged: dict[int, tuple[int, bool, int | None]] = {}
     for rli in refund.refund_line_items:
         restocked = (
             rli.restock_type in RESTOCK_TYPES
@@ -107,16 +111,31 @@ def _refund(refund: Refund, events: _Events) -> None:
             else bool(refund.restock)
         )
         variant_id = rli.line_item.variant_id if rli.line_item is not None else None
+        if rli.line_item_id in merged:
+            quantity, was_restocked, known_variant = merged[rli.line_item_id]
+            if was_restocked != restocked:
+                # One row cannot say both; refused whole rather than half counted.
+                raise MalformedWebhook(
+                    f"refund {refund.id} both restocks and keeps units of line {rli.line_item_id}"
+                )
+            merged[rli.line_item_id] = (
+                quantity + rli.quantity,
+                restocked,
+                known_variant if known_variant is not None else variant_id,
+            )
+        else:
+            merged[rli.line_item_id] = (rli.quantity, restocked, variant_id)
+    for line_item_id, (quantity, restocked, variant_id) in merged.items():
         data = {
             "refund_id": refund.id,
-            "line_item_id": rli.line_item_id,
-            "quantity": rli.quantity,
+            "line_item_id": line_item_id,
+            "quantity": quantity,
             "restocked": restocked,
             "created_at": refund.created_at.isoformat() if refund.created_at else None,
         }
         # Without the variant the line's owner is unknown; the line item key still keeps every
         # refund of that line together, and the recount is correct wherever it runs.
-        ref = str(variant_id) if variant_id is not None else f"line:{rli.line_item_id}"
+        ref = str(variant_id) if variant_id is not None else f"line:{line_item_id}"
         events.add(ref, "refund_line", data)
 
 

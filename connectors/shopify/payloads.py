@@ -97,6 +97,15 @@ class Order(_Payload):
     fulfillment_status: Code | None = None
     line_items: list[LineItem] = Field(max_length=MAX_LINES)
 
+    @model_validator(mode="after")
+    def _line_ids_unique(self) -> Order:
+        # Lines are stored by id: a second line with the same id would silently replace or
+        # lose the first. Shopify's line item ids are unique, so such a body is not its own.
+        ids = [line.id for line in self.line_items]
+        if len(set(ids)) != len(ids):
+            raise ValueError("two line items share an id")
+        return self
+
 
 class RefundedItem(_Payload):
     """The line item a refund line points at: only what tells us its SKU."""

@@ -121,6 +121,15 @@ def _hostile_bodies() -> list[tuple[str, str, bytes, int]]:
         ("-1e999 in a field nobody reads", "orders/create", order('"x"', ', "junk": -1e999'), 200),
         ("NUL in a sku", "orders/create", order("1", ', "sku": "a\\u0000b"'), 200),
         ("line_items [null]", "orders/create", _order_body("null"), 200),
+        (
+            "two line items with one id",
+            "orders/create",
+            _order_body(
+                '{"id": 9, "variant_id": 77, "quantity": 2},'
+                ' {"id": 9, "variant_id": 78, "quantity": 7}'
+            ),
+            200,
+        ),
         ("line_items [5]", "orders/create", _order_body("5"), 200),
         ("10,000-level nesting", "orders/create", b"[" * 10_000 + b"]" * 10_000, 400),
         (

@@ -150,3 +150,37 @@ def test_a_shop_redaction_must_name_its_own_shop() -> None:
 
 def test_unused_topics_produce_nothing() -> None:
     assert normalise(envelope("collections/create", {"id": 1})) == []
+
+
+def _refund_of_one_line(*parts: tuple[int, str]) -> WebhookEnvelope:
+    return envelope(
+        "refunds/create",
+        {
+            "id": 3,
+            "order_id": 10,
+            "refund_line_items": [
+                {
+                    "id": 30 + i,
+                    "line_item_id": 1,
+                    "quantity": quantity,
+                    "restock_type": restock_type,
+                    "location_id": i + 1,
+                    "line_item": {"variant_id": 7},
+                }
+                for i, (quantity, restock_type) in enumerate(parts)
+            ],
+        },
+    )
+
+
+def test_one_line_refunded_in_two_parts_counts_both() -> None:
+    """Units of one line restocked at two locations in one refund: stored one row per (refund,
+    line item), so the parts are added up, not the first kept."""
+    events = normalise(_refund_of_one_line((1, "return"), (2, "return")))
+    assert len(events) == 1
+    assert events[0][1].data["quantity"] == 3 and events[0][1].data["restocked"] is True
+
+
+def test_one_line_both_restocked_and_kept_in_one_refund_is_refused() -> None:
+    with pytest.raises(MalformedWebhook, match="both restocks and keeps"):
+        normalise(_refund_of_one_line((1, "return"), (2, "no_restock")))
