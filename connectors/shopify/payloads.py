@@ -20,11 +20,12 @@ connectors.shopify.payloads.PayloadRejected: line_items.0.quantity: Input should
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -45,15 +46,28 @@ StockLevel = Annotated[int, Field(strict=True, ge=-MAX_UNITS * 1000, le=MAX_UNIT
 # Shopify sends money as decimal strings; numeric(14, 2) holds under a trillion, and a line's
 # total (quantity × price) is numeric(16, 2).
 MAX_LINE_TOTAL = Decimal(10) ** 14
-MoneyText = Annotated[str, StringConstraints(pattern=r"^\d{1,12}(\.\d{1,4})?$")]
+# Eleven digits before the point: twelve nines and four decimals round up past numeric(14, 2).
+MoneyText = Annotated[str, StringConstraints(pattern=r"^\d{1,11}(\.\d{1,4})?$")]
 # No NUL: PostgreSQL text cannot hold it.
 _TEXT = r"^[^\x00]*$"
 Sku = Annotated[str, StringConstraints(max_length=255, pattern=_TEXT)]
 Title = Annotated[str, StringConstraints(max_length=1024, pattern=_TEXT)]
 Code = Annotated[str, StringConstraints(max_length=64, pattern=_TEXT)]
+# Real time zones lie within UTC-12 and UTC+14; PostgreSQL refuses offsets past 15:59, which
+# would fail only at the apply stage.
+MAX_UTC_OFFSET = timedelta(hours=14)
+
+
+def _real_offset(ts: datetime) -> datetime:
+    offset = ts.utcoffset()
+    if offset is not None and abs(offset) > MAX_UTC_OFFSET:
+        raise ValueError(f"UTC offset {offset} is no time zone's")
+    return ts
+
+
 # Shopify did not exist before 2004; an older timestamp is not one of its events.
 EARLIEST = datetime(2004, 1, 1, tzinfo=UTC)
-Timestamp = Annotated[AwareDatetime, Field(ge=EARLIEST)]
+Timestamp = Annotated[AwareDatetime, Field(ge=EARLIEST), AfterValidator(_real_offset)]
 MAX_LINES = 5_000  # Shopify caps an order far below this
 
 

@@ -120,6 +120,18 @@ def _hostile_bodies() -> list[tuple[str, str, bytes, int]]:
         ("quantity 1e400 (beyond a float)", "orders/create", order("1e400"), 200),
         ("-1e999 in a field nobody reads", "orders/create", order('"x"', ', "junk": -1e999'), 200),
         ("NUL in a sku", "orders/create", order("1", ', "sku": "a\\u0000b"'), 200),
+        (
+            "price rounding past numeric(14, 2)",
+            "orders/create",
+            order("1", ', "price": "999999999999.9999"'),
+            200,
+        ),
+        (
+            "a UTC offset of +23:59",
+            "orders/create",
+            _order_body(line.format(id=Ids.next(), q=1, extra="")).replace(b"00Z", b"00+23:59"),
+            200,
+        ),
         ("line_items [null]", "orders/create", _order_body("null"), 200),
         (
             "two line items with one id",
@@ -209,9 +221,9 @@ def test_a_day_of_huge_orders_does_not_block_the_next_sale(stack: Stack) -> None
 
 def test_a_line_whose_total_no_order_reaches_is_dead_lettered(stack: Stack) -> None:
     shop = new_shop(stack)
-    variant = make_variant("HUGE-LINE", price="999999999999.99")
+    variant = make_variant("HUGE-LINE", price="99999999999.99")
     deliver_ok(stack, product_hook(shop, variant))
-    hook, _ = order_hook(shop, [(Ids.next(), variant, 1_000)])
+    hook, _ = order_hook(shop, [(Ids.next(), variant, 2_000)])
     response = deliver(stack, hook)
     assert response.status_code == 200 and "not a usable" in response.text, response.text
     error = scalar(stack, "SELECT error FROM dead_letters WHERE event_id = %s", hook.event_id)
