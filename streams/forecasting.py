@@ -33,6 +33,10 @@ from models.policy import ABC_WINDOW_DAYS, abc_classes, inventory_plan
 log = logging.getLogger("stockpulse.forecasting")
 ABC_REFRESH_S = 3600.0
 Z_80 = 1.2816  # half-width of an 80 % normal interval, in standard deviations
+# A model learns at most the last two years: older days weigh under 1 % in the slowest of its
+# means (models.online.FADING), and a backdated order touching every SKU (dated 2004, say)
+# would otherwise have each model relearn decades, day by day, ahead of every message behind.
+LEARN_DAYS = 730
 
 
 class ForecastKeeper:
@@ -181,7 +185,13 @@ class ForecastKeeper:
             and self._looked_until.get((shop, v)) != last_closed
         ]
         if from_first_sale:
-            histories = await db.demand_history(conn, shop, last_closed, from_first_sale)
+            histories = await db.demand_history(
+                conn,
+                shop,
+                last_closed,
+                from_first_sale,
+                since=last_closed - timedelta(days=LEARN_DAYS - 1),
+            )
             await self._learn(conn, shop, histories, must_save=rebuild)
             for variant_id in from_first_sale:
                 self._looked_until[(shop, variant_id)] = last_closed

@@ -67,11 +67,13 @@ async def demand_history(
     last: date,
     variant_ids: Sequence[int] | None = None,
     first: date | None = None,
+    since: date | None = None,
 ) -> dict[int, DemandHistory]:
     """Closed days up to ``last``, zero-filled, with stockouts: for every SKU in
     ``variant_ids`` when ``first`` is given (a SKU that sold nothing has a run of zeros), else
-    for each SKU from its first sale."""
-    params = {"shop": shop, "last": last, "first": first, "ids": _ids(variant_ids)}
+    for each SKU from its first sale on or after ``since`` (none if it sold nothing since)."""
+    floor = first or since
+    params = {"shop": shop, "last": last, "first": floor, "ids": _ids(variant_ids)}
     sold: dict[int, dict[date, int]] = defaultdict(dict)
     for r in await (await conn.execute(_DEMAND, params)).fetchall():
         sold[r["variant_id"]][r["day"]] = r["units"]
@@ -82,6 +84,8 @@ async def demand_history(
     histories = {}
     for variant_id in wanted:
         by_day = sold.get(variant_id, {})
+        if first is None and not by_day:
+            continue
         start = first or min(by_day)
         length = (last - start).days + 1
         if length <= 0:

@@ -22,7 +22,7 @@ from connectors.db.shops import install_shop
 from connectors.settings import Settings
 from models.synthetic import generate
 from ops.stack import Stack
-from streams.forecasting import ForecastKeeper
+from streams.forecasting import LEARN_DAYS, ForecastKeeper
 from streams.refit_schedule import RefitSchedule
 from tests.support import (
     FeedClient,
@@ -464,3 +464,51 @@ async def test_a_sku_that_never_sold_is_read_once_per_closed_day_until_it_sells(
             assert after.mean[1] == 3.0
     finally:
         await pool.close()
+
+
+async def test_a_model_learns_at_most_the_last_two_years_even_after_a_backdated_sale(
+    stack: Stack,
+) -> None:
+    """An order dated decades back (Shopify allows importing old orders; a hostile signed one
+    touched 5,000 SKUs) corrects a day every model must relearn from: each relearns two years,
+    not decades, so the messages behind it are not held up for minutes."""
+    shop = new_shop(stack)
+    variant = make_variant("LONG-HISTORY")
+    with psycopg.connect(stack.database_url) as conn:
+        conn.execute(
+            "INSERT INTO variants (shop, variant_id, product_id, sku, product_title, "
+            "inventory_item_id, price) VALUES (%s, %s, %s, 'LONG-HISTORY', 'Long', %s, 20)",
+            (shop, variant.variant_id, variant.product_id, variant.inventory_item_id),
+        )
+    today = datetime.now(UTC).date()
+    seed_history(stack, shop, variant, [2, 3, 2, 4, 5, 7, 3] * 500, today)  # ~9.6 years
+
+    def days_learned() -> int:
+        return int(
+            scalar(
+                stack,
+                "SELECT days_learned FROM sku_models WHERE shop = %s AND variant_id = %s",
+                shop,
+                variant.variant_id,
+            )
+        )
+
+    keeper = ForecastKeeper(Settings())
+    pool = await open_pool(stack.database_url, max_size=1)
+    try:
+        async with pool.connection() as conn:
+            ((_, first),) = await keeper.forecasts(conn, shop, [variant.variant_id])
+            assert days_learned() == LEARN_DAYS
+            with psycopg.connect(stack.database_url) as other:
+                other.execute(
+                    "INSERT INTO daily_demand (shop, variant_id, day, units, revenue) "
+                    "VALUES (%s, %s, '2004-01-02', 5, 100)",
+                    (shop, variant.variant_id),
+                )
+            ((_, rebuilt),) = await keeper.forecasts(conn, shop, [variant.variant_id])
+            assert days_learned() == LEARN_DAYS
+            # The day in 2004 is outside what the model learns: the same forecast.
+            assert rebuilt.mean == first.mean
+    finally:
+        await pool.close()
+    assert scalar(stack, "SELECT count(*) FROM demand_corrections WHERE shop = %s", shop) == 0
