@@ -424,8 +424,17 @@ def run_stack(*, port: int, data_dir: str, simulate: bool, orders_per_minute: fl
         if stack.postgres is not None:
             supervisor.start(stack.postgres)
         if stack.broker is not None:
-            # Its storage is in memory: a restarted broker has no topics until we create them.
-            supervisor.start(stack.broker, after_start=stack.ensure_topics)
+            # Its storage is in memory: a restarted broker has no topics until we create them,
+            # and its logs start again at offset 0. The worker's consumers would go on asking
+            # for their old, higher offsets, which this broker answers with nothing rather than
+            # "out of range", until new messages passed them (half an hour, in one black-box
+            # run). Started afresh, the worker finds no committed offsets and reads the new
+            # logs from the start: what the inbox relay republished, and everything since.
+            def broker_back() -> None:
+                stack.ensure_topics()
+                supervisor.restart("worker", "the broker restarted with empty logs")
+
+            supervisor.start(stack.broker, after_start=broker_back)
         stack.prepare()
         install_shop(stack.database_url, DEMO_SHOP, name=demo_store.SHOP_NAME)
         login_email, login_password = ensure_demo_account(

@@ -105,6 +105,20 @@ class Supervisor:
             after_start()
         self.adopt(child, after_start=after_start)
 
+    def restart(self, name: str, reason: str) -> None:
+        """Stop the running child ``name`` and start it again at once (not counted as a
+        failure); nothing if there is none yet or it is down (its own restart is due)."""
+        for entry in self._entries:
+            if entry.child.name != name or entry.restart_at is not None:
+                continue
+            self._say(f"restarting {name}: {reason}")
+            try:
+                entry.child.stop()
+            except Exception as exc:
+                self._say(f"could not stop {name}: {exc}")
+            self._remove_pid_file(name)
+            self._restart(entry)
+
     def check(self, stop: threading.Event | None = None) -> None:
         """One pass: notice deaths, perform the restarts that are due."""
         for entry in self._entries:

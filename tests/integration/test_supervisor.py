@@ -179,6 +179,8 @@ def test_up_restarts_each_killed_part_and_stops_cleanly(up: Up) -> None:
         assert f"{name} restarted (pid {new})" in up.output()
         for other in UNAFFECTED[name]:
             assert up.pid_of(other) == pids[other], (other, up.output())
+        if name == "broker":  # back with empty logs: the worker must read them from the start
+            assert "restarting worker: the broker restarted with empty logs" in up.output()
         pids = {n: up.wait_pid(n) for n in PARTS}
         assert pids[name] == new
         seen.update(pids.values())
@@ -289,6 +291,27 @@ def test_backoff_doubles_caps_and_resets_after_a_long_run(tmp_path: Path) -> Non
     supervisor.stop_all()
     assert not child.up and not other.up
     assert not list((tmp_path / "run").glob("*.pid"))
+
+
+def test_a_restart_on_request_is_at_once_and_not_a_failure(tmp_path: Path) -> None:
+    said: list[str] = []
+    supervisor = Supervisor(tmp_path / "run", say=said.append, clock=lambda: 0.0)
+    supervisor.restart("worker", "nothing to restart yet")  # not started: nothing happens
+    worker, web = FakeChild("worker"), FakeChild("web")
+    supervisor.start(worker)
+    supervisor.start(web)
+    supervisor.restart("worker", "the broker restarted with empty logs")
+    assert worker.up and worker.starts == 2 and web.starts == 1
+    assert (tmp_path / "run" / "worker.pid").read_text() == f"{worker.pid}\n"
+    assert said == [
+        "restarting worker: the broker restarted with empty logs",
+        f"worker restarted (pid {worker.pid}).",
+    ]
+    pid = worker.pid
+    worker.up = False  # a crash right after still gets the first, shortest backoff
+    supervisor.check()
+    death = next(line for line in said if line.startswith(f"worker (pid {pid}) died"))
+    assert "restarting it in 0.5 s" in death
 
 
 def test_a_stop_request_interrupts_the_watch(tmp_path: Path) -> None:
