@@ -45,6 +45,8 @@ async def follow(
                     for record in records:
                         if record.value is not None:
                             on_value(record.value)
+                if not batches:
+                    await _follow_a_restarted_log(consumer)
         except asyncio.CancelledError:
             raise
         except (KafkaError, OSError) as exc:
@@ -54,3 +56,15 @@ async def follow(
             delay = min(delay * 2, 5.0)
         finally:
             await consumer.stop()
+
+
+async def _follow_a_restarted_log(consumer: AIOKafkaConsumer) -> None:
+    """A broker that lost its log (the embedded one keeps it in memory) starts its offsets
+    again at zero and answers reads past its end with nothing, not "out of range": a reader
+    would then wait for the new log to pass its old position. Read such a log from its start:
+    it holds only what was published since, and updates carry absolute values."""
+    for partition in consumer.assignment():
+        end = consumer.highwater(partition)
+        if end is not None and await consumer.position(partition) > end:
+            log.warning("%s restarted from offset 0; reading it from the start", partition)
+            consumer.seek(partition, 0)
