@@ -432,7 +432,7 @@ def run_stack(*, port: int, data_dir: str, simulate: bool, orders_per_minute: fl
             # logs from the start: what the inbox relay republished, and everything since.
             def broker_back() -> None:
                 stack.ensure_topics()
-                supervisor.restart("worker", "the broker restarted with empty logs")
+                supervisor.restart_soon("worker", "the broker restarted with empty logs")
 
             supervisor.start(stack.broker, after_start=broker_back)
         stack.prepare()

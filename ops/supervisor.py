@@ -87,6 +87,7 @@ class Supervisor:
         self._clock = clock
         self.tail_lines = tail_lines
         self._entries: list[_Entry] = []
+        self._requested: list[tuple[str, str]] = []
 
     @property
     def children(self) -> list[Child]:
@@ -105,6 +106,13 @@ class Supervisor:
             after_start()
         self.adopt(child, after_start=after_start)
 
+    def restart_soon(self, name: str, reason: str) -> None:
+        """Have the next :meth:`check` restart ``name``; nothing if it is not watched yet. For
+        an ``after_start`` hook: the child it runs for counts as up (pid file written) without
+        waiting for the other's restart."""
+        if any(entry.child.name == name for entry in self._entries):
+            self._requested.append((name, reason))
+
     def restart(self, name: str, reason: str) -> None:
         """Stop the running child ``name`` and start it again at once (not counted as a
         failure); nothing if there is none yet or it is down (its own restart is due)."""
@@ -121,6 +129,8 @@ class Supervisor:
 
     def check(self, stop: threading.Event | None = None) -> None:
         """One pass: notice deaths, perform the restarts that are due."""
+        while self._requested:
+            self.restart(*self._requested.pop(0))
         for entry in self._entries:
             if stop is not None and stop.is_set():
                 return

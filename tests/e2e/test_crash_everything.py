@@ -84,8 +84,13 @@ class Up:
             time.sleep(0.2)
         raise AssertionError(f"not ready after {timeout_s}s:\n{self.log()}")
 
-    def pid(self, name: str) -> int:
-        return int((self.data_dir / "run" / f"{name}.pid").read_text().split()[0])
+    def pid(self, name: str, timeout_s: float = 30) -> int:
+        """The running part's pid; a part being restarted has no pid file until it is up."""
+        path = self.data_dir / "run" / f"{name}.pid"
+        deadline = time.monotonic() + timeout_s
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return int(path.read_text().split()[0])
 
     def database_url(self) -> str:
         port = (self.data_dir / "pg" / "postmaster.pid").read_text().splitlines()[3]

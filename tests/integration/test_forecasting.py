@@ -59,6 +59,23 @@ def seed_history(stack: Stack, shop: str, variant: Variant, units: list[int], en
         )
 
 
+def insert_variant(stack: Stack, shop: str, variant: Variant) -> None:
+    """The variant as the catalogue would have stored it, without a webhook's forecast round."""
+    with psycopg.connect(stack.database_url) as conn:
+        conn.execute(
+            "INSERT INTO variants (shop, variant_id, product_id, sku, product_title, "
+            "inventory_item_id, price) VALUES (%s, %s, %s, %s, %s, %s, 20)",
+            (
+                shop,
+                variant.variant_id,
+                variant.product_id,
+                variant.sku,
+                variant.sku.title(),
+                variant.inventory_item_id,
+            ),
+        )
+
+
 def is_forecast_for(variant: Variant, **expected: object):
     def matches(message: dict) -> bool:
         return (
@@ -433,12 +450,7 @@ async def test_a_sku_that_never_sold_is_read_once_per_closed_day_until_it_sells(
 ) -> None:
     shop = new_shop(stack)
     variant = make_variant("NEVER-SOLD")
-    with psycopg.connect(stack.database_url) as conn:
-        conn.execute(
-            "INSERT INTO variants (shop, variant_id, product_id, sku, product_title, "
-            "inventory_item_id, price) VALUES (%s, %s, %s, 'NEVER-SOLD', 'Never sold', %s, 20)",
-            (shop, variant.variant_id, variant.product_id, variant.inventory_item_id),
-        )
+    insert_variant(stack, shop, variant)
     keeper = ForecastKeeper(Settings())
     pool = await open_pool(stack.database_url, max_size=1)
     try:
@@ -474,12 +486,7 @@ async def test_a_model_learns_at_most_the_last_two_years_even_after_a_backdated_
     not decades, so the messages behind it are not held up for minutes."""
     shop = new_shop(stack)
     variant = make_variant("LONG-HISTORY")
-    with psycopg.connect(stack.database_url) as conn:
-        conn.execute(
-            "INSERT INTO variants (shop, variant_id, product_id, sku, product_title, "
-            "inventory_item_id, price) VALUES (%s, %s, %s, 'LONG-HISTORY', 'Long', %s, 20)",
-            (shop, variant.variant_id, variant.product_id, variant.inventory_item_id),
-        )
+    insert_variant(stack, shop, variant)
     today = datetime.now(UTC).date()
     seed_history(stack, shop, variant, [2, 3, 2, 4, 5, 7, 3] * 500, today)  # ~9.6 years
 

@@ -180,7 +180,15 @@ def test_up_restarts_each_killed_part_and_stops_cleanly(up: Up) -> None:
         for other in UNAFFECTED[name]:
             assert up.pid_of(other) == pids[other], (other, up.output())
         if name == "broker":  # back with empty logs: the worker must read them from the start
-            assert "restarting worker: the broker restarted with empty logs" in up.output()
+            wait_until(
+                lambda: (
+                    "restarting worker: the broker restarted with empty logs" in up.output()
+                    and re.search(r"^worker restarted \(pid \d+\)", up.output(), re.M)
+                ),
+                timeout_s=30,
+                what="the worker restarted after the broker",
+            )
+            wait_until(up.ready, timeout_s=30, what="ready again after the worker's restart")
         pids = {n: up.wait_pid(n) for n in PARTS}
         assert pids[name] == new
         seen.update(pids.values())
@@ -297,10 +305,13 @@ def test_a_restart_on_request_is_at_once_and_not_a_failure(tmp_path: Path) -> No
     said: list[str] = []
     supervisor = Supervisor(tmp_path / "run", say=said.append, clock=lambda: 0.0)
     supervisor.restart("worker", "nothing to restart yet")  # not started: nothing happens
+    supervisor.restart_soon("worker", "nothing to restart yet")
     worker, web = FakeChild("worker"), FakeChild("web")
     supervisor.start(worker)
     supervisor.start(web)
-    supervisor.restart("worker", "the broker restarted with empty logs")
+    supervisor.restart_soon("worker", "the broker restarted with empty logs")
+    assert worker.starts == 1, "not before the next check"
+    supervisor.check()
     assert worker.up and worker.starts == 2 and web.starts == 1
     assert (tmp_path / "run" / "worker.pid").read_text() == f"{worker.pid}\n"
     assert said == [
