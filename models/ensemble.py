@@ -20,7 +20,11 @@ Design (issue 13; the measurements are in docs/benchmarks.md):
 - **Intervals**: each SKU's past blend errors, divided by the square root of what was
   forecast (count data vary with their level), give its spread; the shop's pooled 10th and
   90th percentiles of errors in units of that spread give the interval. The interval is thus
-  measured on the same kind of errors it must cover: 28-day-ahead errors of the blend.
+  measured on the same kind of errors it must cover: 28-day-ahead errors of the blend. A day
+  whose lower bound is held at zero (a slow seller) cannot miss below, so its upper bound is
+  the 80th percentile of such days' errors, not the 90th: a band of [0, 90th percentile]
+  held 82-87 % of slow sellers' days. The spread itself, the SKU's root mean square
+  error, is what inventory policy takes for the forecast's uncertainty (:func:`daily_sd`).
 
 >>> sold = np.array([3., 5, 4, 6, 2, 4, 5, 3])
 >>> right, off = sold + 0.1, sold[::-1]
@@ -56,8 +60,9 @@ CLASS_DAYS = 365
 POOL_PULL_PER_DAY = 0.1
 SIZE_FLOOR = 0.5  # units: the size a slow SKU's days are measured in is at least this
 INTERVAL = (0.10, 0.90)
+ONE_SIDED = 0.80  # the upper quantile of a band whose lower bound is zero
 SPREAD_FLOOR = 0.25  # units: keeps the spread of a SKU forecast at zero above zero
-FALLBACK_QUANTILES = (-1.2816, 1.2816)  # normal, until a shop has errors to pool
+FALLBACK_QUANTILES = (-1.2816, 1.2816, 0.8416)  # normal, until a shop has errors to pool
 K = TypeVar("K", bound=Hashable)
 
 
@@ -198,11 +203,20 @@ def _scale(mean: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(mean, 0) + SPREAD_FLOOR)
 
 
+@dataclass(frozen=True)
+class PastErrors:
+    """A SKU's validation days as the blend saw them: its errors (actual − forecast) over the
+    square root of what it forecast, and what it forecast."""
+
+    standardised: np.ndarray
+    forecast: np.ndarray
+
+
 def standardised_errors(
     validations: Sequence[Validation], member_weights: Mapping[str, float]
-) -> np.ndarray:
-    """The blend's validation errors (actual − forecast) over the square root of the forecast."""
-    parts = []
+) -> PastErrors:
+    """The blend's errors on the scored days of the usable validations."""
+    errors, means = [], []
     for v in validations:
         if not v.usable():
             continue
@@ -210,29 +224,63 @@ def standardised_errors(
             mean = blend(v.forecasts, member_weights)
         except ValueError:
             continue
-        parts.append(((v.actual - mean) / _scale(mean))[v.scored])
-    return np.concatenate(parts) if parts else np.array([])
+        errors.append(((v.actual - mean) / _scale(mean))[v.scored])
+        means.append(mean[v.scored])
+    if not errors:
+        return PastErrors(np.array([]), np.array([]))
+    return PastErrors(np.concatenate(errors), np.concatenate(means))
 
 
-def spread(errors: np.ndarray) -> float | None:
+def spread(errors: PastErrors) -> float | None:
     """A SKU's spread: the root mean square of its standardised errors."""
-    return float(np.sqrt(np.mean(errors**2))) if errors.size >= MIN_SCORED_DAYS else None
+    e = errors.standardised
+    return float(np.sqrt(np.mean(e**2))) if e.size >= MIN_SCORED_DAYS else None
+
+
+def daily_sd(mean: np.ndarray, sku_spread: float | None) -> np.ndarray:
+    """The standard deviation of each day's demand around ``mean``: the SKU's spread (1, as
+    for Poisson counts, until it has one) in the units its errors were measured in."""
+    return _scale(np.asarray(mean, dtype=float)) * (sku_spread if sku_spread is not None else 1.0)
 
 
 @dataclass(frozen=True)
 class IntervalCalibration:
-    """The shop's 10th and 90th percentiles of errors in units of each SKU's spread."""
+    """Percentiles of the shop's errors in units of each SKU's spread: the 10th and 90th for a
+    band around the forecast, the 80th for a band whose lower bound is zero."""
 
     low: float
     high: float
+    high_from_zero: float
 
     @staticmethod
-    def pooled(per_sku: Sequence[np.ndarray]) -> IntervalCalibration:
-        units = [e / s for e in per_sku if (s := spread(e)) is not None and s > 0]
-        if not units or sum(u.size for u in units) < 10 * MIN_SCORED_DAYS:
+    def pooled(per_sku: Sequence[PastErrors]) -> IntervalCalibration:
+        units, from_zero = [], []
+        for e in per_sku:
+            s = spread(e)
+            if s is None or s <= 0:
+                continue
+            units.append(e.standardised / s)
+            from_zero.append((e.forecast, s))
+        enough = 10 * MIN_SCORED_DAYS
+        if not units or sum(u.size for u in units) < enough:
             return IntervalCalibration(*FALLBACK_QUANTILES)
-        low, high = np.quantile(np.concatenate(units), INTERVAL)
-        return IntervalCalibration(float(low), float(high))
+        every = np.concatenate(units)
+        low = float(np.quantile(every, INTERVAL[0]))
+        floored = np.concatenate([_lower(f, s, low) <= 0 for f, s in from_zero])
+        around, above_zero = every[~floored], every[floored]
+        low, high = (
+            (float(q) for q in np.quantile(around, INTERVAL))
+            if around.size >= enough
+            else (low, float(np.quantile(every, INTERVAL[1])))
+        )
+        high_from_zero = (
+            float(np.quantile(above_zero, ONE_SIDED)) if above_zero.size >= enough else high
+        )
+        return IntervalCalibration(low, high, high_from_zero)
+
+
+def _lower(mean: np.ndarray, sku_spread: float | None, low: float) -> np.ndarray:
+    return mean + low * daily_sd(mean, sku_spread)
 
 
 def with_interval(
@@ -242,11 +290,15 @@ def with_interval(
     closed: np.ndarray | None = None,
 ) -> Forecast:
     """The published forecast: ``mean`` with its 80 % interval, zero on closed days. A SKU
-    without a spread of its own yet gets a Poisson-like one (spread 1)."""
+    without a spread of its own yet gets a Poisson-like one (spread 1). The band never ends
+    below the forecast: a SKU that sells on under a fifth of its days would otherwise get
+    [0, 0] around a forecast above zero."""
     mean = np.maximum(np.asarray(mean, dtype=float), 0)
-    scale = _scale(mean) * (sku_spread if sku_spread is not None else 1.0)
-    lower = np.maximum(mean + calibration.low * scale, 0)
-    upper = np.maximum(mean + calibration.high * scale, 0)
+    sd = daily_sd(mean, sku_spread)
+    lower = _lower(mean, sku_spread, calibration.low)
+    high = np.where(lower <= 0, calibration.high_from_zero, calibration.high)
+    upper = np.maximum(mean + high * sd, mean)
+    lower = np.clip(lower, 0, mean)
     if closed is not None:
         mean, lower, upper = (np.where(closed, 0.0, a) for a in (mean, lower, upper))
     return Forecast(mean, lower, upper)

@@ -26,6 +26,7 @@ from connectors.db.queries import sku_rows
 from connectors.kafka.topics import BlendMember, ForecastUpdate, sku_key
 from connectors.settings import Settings
 from models.combined import HORIZON, Baseline, live_forecast
+from models.ensemble import daily_sd
 from models.inventory import in_stock_days
 from models.online import OnlineDemandModel, nowcast
 from models.policy import ABC_WINDOW_DAYS, abc_classes, inventory_plan
@@ -100,7 +101,7 @@ class ForecastKeeper:
             plan = inventory_plan(
                 stock,
                 still_to_sell.tolist(),
-                ((upper - lower) / (2 * Z_80)).tolist(),
+                _daily_sd(live.method, base, mean, lower, upper).tolist(),
                 lead_time_days=planned_with[row.variant_id].lead_time_days,
                 service_level=planned_with[row.variant_id].service_level,
                 target_cover_days=planned_with[row.variant_id].target_cover_days,
@@ -294,6 +295,20 @@ def _accuracy(method: str, base: dict[str, Any] | None, model: OnlineDemandModel
     else:
         value = None
     return None if value is None else round(value, 3)
+
+
+def _daily_sd(
+    method: str, base: dict[str, Any] | None, mean: np.ndarray, lower: np.ndarray, upper: np.ndarray
+) -> np.ndarray:
+    """Each day's uncertainty for safety stock: for a combined forecast, the SKU's spread,
+    measured on its blend's own errors (Poisson-like until it has one; its band cannot say:
+    a slow seller's is [0, 80th percentile]); for the others, the width of their normal 80 %
+    band. A day whose band is [0, 0] (the shop is closed) has none."""
+    if method == "combined" and base is not None:
+        spread = base.get("spread")
+        sd = daily_sd(mean, None if spread is None else float(spread))
+        return np.where(upper > 0, sd, 0.0)
+    return (upper - lower) / (2 * Z_80)
 
 
 def _rounded(values: np.ndarray) -> list[float]:

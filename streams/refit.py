@@ -363,6 +363,7 @@ def _row(blends: ShopBlend, fit: ShopFit, i: int) -> dict[str, Any]:
         "members": _stored_members(fit, i),
         "weights": {m: round(w, 4) for m, w in weights.items()},
         "demand_class": fit.classes[i],
+        "spread": blends.spreads[i],
     }
 
 
