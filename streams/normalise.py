@@ -4,9 +4,11 @@ Keys decide ownership: demand state belongs to a variant (``shop|<variant_id>``)
 an inventory item (``shop|inv:<inventory_item_id>``). Every event of one key lands on one
 partition, so one worker owns that state at a time.
 
-Only the signed body is trusted: cancellation comes from ``cancelled_at``, never from the
-(unsigned) topic header, and ordering times come from the payload, clamped to the moment the
-ingress received it so that a far-future timestamp cannot freeze a row.
+Only the signed body is trusted for what happened: cancellation comes from ``cancelled_at``,
+never from the (unsigned) topic header. Ordering times come from the payload, clamped to the
+moment Shopify triggered the event (or, without that header, the ingress received it) so that a
+far-future timestamp cannot freeze a row. ``X-Shopify-Triggered-At`` also breaks ties between
+payloads of the same whole second; Shopify keeps it on every retry for exactly that purpose.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from connectors.kafka.topics import SkuEvent, SkuEventKind, WebhookEnvelope, sku_key
 from connectors.shopify.payloads import (
@@ -27,6 +29,7 @@ from connectors.shopify.payloads import (
     Refund,
     ShopifyPayload,
     ShopRedact,
+    Timestamp,
 )
 
 # Restocked refund lines give the units back to the shelf, so they stop counting as demand.
@@ -41,15 +44,52 @@ class MalformedWebhook(ValueError):
     """An envelope that cannot be turned into events (it never will be: dead-letter it)."""
 
 
-def bounded(ts: datetime, received_at: datetime) -> datetime:
-    """``ts``, or the receipt time when ``ts`` lies further in the future than clock skew.
+def bounded(ts: datetime, anchor: datetime) -> datetime:
+    """``ts``, or ``anchor`` (when the event was triggered or received) when ``ts`` lies
+    further past it than clock skew. A retry has the same trigger time, so it is bounded to
+    the same version and cannot pass a real change that came after it.
 
     >>> from datetime import UTC
     >>> now = datetime(2026, 1, 1, tzinfo=UTC)
     >>> bounded(datetime(9999, 12, 31, tzinfo=UTC), now) == now
     True
     """
-    return received_at if ts > received_at + CLOCK_SKEW else ts
+    return anchor if ts > anchor + CLOCK_SKEW else ts
+
+
+# Shopify retries for up to 4 hours; a trigger time much older than the receipt is not one.
+TRIGGER_WINDOW = timedelta(hours=48)
+_TRIGGER = TypeAdapter(Timestamp)
+
+
+def triggered(env: WebhookEnvelope) -> datetime | None:
+    """When Shopify triggered the event (``X-Shopify-Triggered-At``, sub-second, the same on
+    every retry); None when the header is absent, unreadable, or outside what a delivery of
+    this receipt could carry.
+
+    >>> from connectors.kafka.topics import WebhookEnvelope
+    >>> env = WebhookEnvelope(topic="t", shop="s", event_id="e", webhook_id="w", payload={},
+    ...     received_at="2026-01-01T00:00:05+00:00", triggered_at="2026-01-01T00:00:01.25Z")
+    >>> triggered(env).isoformat()
+    '2026-01-01T00:00:01.250000+00:00'
+    >>> triggered(env.model_copy(update={"triggered_at": "2026-01-02T00:00:00Z"})) is None
+    True
+    """
+    if not env.triggered_at:
+        return None
+    try:
+        at = _TRIGGER.validate_python(env.triggered_at)
+    except ValidationError:
+        return None
+    received = datetime.fromisoformat(env.received_at)
+    return at if received - TRIGGER_WINDOW <= at <= received + CLOCK_SKEW else None
+
+
+def _clock(env: WebhookEnvelope) -> tuple[datetime, str | None]:
+    """What the payload's times are bounded by, and the trigger time events carry."""
+    trigger = triggered(env)
+    anchor = trigger if trigger is not None else datetime.fromisoformat(env.received_at)
+    return anchor, trigger.isoformat() if trigger is not None else None
 
 
 class _Events:
@@ -72,11 +112,11 @@ class _Events:
 
 
 def _orders(env: WebhookEnvelope, order: Order, events: _Events) -> None:
-    received = datetime.fromisoformat(env.received_at)
+    anchor, trigger = _clock(env)
     cancelled = order.cancelled_at is not None
-    ordered_at = bounded(order.created_at, received)
+    ordered_at = bounded(order.created_at, anchor)
     # The order's updated_at versions all its lines: an edit's quantities replace older ones.
-    version = bounded(order.updated_at or order.created_at, received)
+    version = bounded(order.updated_at or order.created_at, anchor)
     for li in order.line_items:
         if li.variant_id is None:
             continue  # custom items have no SKU to forecast
@@ -93,6 +133,7 @@ def _orders(env: WebhookEnvelope, order: Order, events: _Events) -> None:
             "price": li.price,
             "ordered_at": ordered_at.isoformat(),
             "version": version.isoformat(),
+            "triggered_at": trigger,
             "cancelled": cancelled,
             "test": order.test,
         }
@@ -140,21 +181,22 @@ def _refund(refund: Refund, events: _Events) -> None:
 
 
 def _inventory_level(env: WebhookEnvelope, level: InventoryLevel, events: _Events) -> None:
-    received = datetime.fromisoformat(env.received_at)
+    anchor, trigger = _clock(env)
     data = {
         "inventory_item_id": level.inventory_item_id,
         "location_id": level.location_id,
         "available": level.available,
-        "updated_at": bounded(level.updated_at, received).isoformat(),
+        "updated_at": bounded(level.updated_at, anchor).isoformat(),
+        "triggered_at": trigger,
     }
     events.add(f"inv:{level.inventory_item_id}", "stock", data)
 
 
 def _product(env: WebhookEnvelope, product: Product, events: _Events) -> None:
-    received = datetime.fromisoformat(env.received_at)
+    anchor, trigger = _clock(env)
     # The product's timestamp orders whole payloads: a title change bumps it even when no
     # variant changed.
-    updated_at = bounded(product.updated_at, received).isoformat()
+    updated_at = bounded(product.updated_at, anchor).isoformat()
     for v in product.variants:
         data = {
             "variant_id": v.id,
@@ -166,6 +208,7 @@ def _product(env: WebhookEnvelope, product: Product, events: _Events) -> None:
             "price": v.price,
             "tracked": v.inventory_management is not None,
             "updated_at": updated_at,
+            "triggered_at": trigger,
         }
         events.add(str(v.id), "variant", data)
 

@@ -7,15 +7,15 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from connectors.db.pool import DictConnection
-from connectors.db.queries import sku_rows
-from connectors.kafka.topics import SkuUpdate, sku_key
+from connectors.db.queries import removed_skus, sku_rows
+from connectors.kafka.topics import SkuRemoved, SkuUpdate, sku_key
 from models.inventory import cover
 
 
 async def build_updates(
     conn: DictConnection, touched: Iterable[dict]
-) -> list[tuple[bytes, SkuUpdate]]:
-    """One keyed message per touched SKU that still exists, with its current numbers.
+) -> list[tuple[bytes, SkuUpdate | SkuRemoved]]:
+    """One keyed message per touched SKU: its current numbers, or that it is gone.
 
     ``touched`` items have shop, variant_id, type, event_ids and received_at (outbox rows or
     ``Touched`` records as dicts).
@@ -24,8 +24,17 @@ async def build_updates(
     for t in touched:
         by_shop[t["shop"]][t["variant_id"]] = t
     now = datetime.now(UTC).isoformat()
-    out = []
+    out: list[tuple[bytes, SkuUpdate | SkuRemoved]] = []
     for shop, wanted in by_shop.items():
+        for variant_id, sku in await removed_skus(conn, shop, list(wanted)):
+            removed = SkuRemoved(
+                shop=shop,
+                variant_id=variant_id,
+                sku=sku,
+                as_of=now,
+                events=list(wanted[variant_id].get("event_ids") or []),
+            )
+            out.append((sku_key(shop, str(variant_id)), removed))
         for row in await sku_rows(conn, shop, list(wanted)):
             cause = wanted[row.variant_id]
             received_at = cause.get("received_at")

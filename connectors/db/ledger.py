@@ -3,7 +3,7 @@
 * Sale and refund lines are keyed by Shopify's line item / refund ids; each change recomputes the
   line's net units (``stockpulse_recount_line``) and applies only the difference.
 * Stock levels and product data carry Shopify's ``updated_at``; an older one never overwrites a
-  newer one.
+  newer one, and within one second the later ``X-Shopify-Triggered-At`` wins (migration 0026).
 
 So applying any event twice, or a set of events in any order, ends in the same state.
 """
@@ -68,7 +68,8 @@ _STATEMENTS: dict[str, tuple[str, str]] = {
         "demand",
         "SELECT stockpulse_apply_sale_line(%(shop)s, %(line_item_id)s, %(order_id)s,"
         " %(variant_id)s, %(product_id)s, %(sku)s, %(title)s, %(quantity)s, %(price)s,"
-        " %(ordered_at)s, %(cancelled)s, %(test)s, %(cause)s, %(version)s, %(ordered_quantity)s)",
+        " %(ordered_at)s, %(cancelled)s, %(test)s, %(cause)s, %(version)s, %(ordered_quantity)s,"
+        " %(triggered_at)s)",
     ),
     "refund_line": (
         "demand",
@@ -78,18 +79,22 @@ _STATEMENTS: dict[str, tuple[str, str]] = {
     "stock": (
         "stock",
         "SELECT stockpulse_apply_stock(%(shop)s, %(inventory_item_id)s, %(location_id)s,"
-        " %(available)s, %(updated_at)s)",
+        " %(available)s, %(updated_at)s, %(triggered_at)s)",
     ),
     "variant": (
         "stock",
         "SELECT stockpulse_apply_variant(%(shop)s, %(variant_id)s, %(product_id)s,"
         " %(sku)s, %(product_title)s, %(variant_title)s, %(inventory_item_id)s,"
-        " %(price)s, %(tracked)s, %(updated_at)s)",
+        " %(price)s, %(tracked)s, %(updated_at)s, %(triggered_at)s)",
     ),
+    # Final (migration 0025): the tombstone keeps out whatever of the product arrives later.
     "product_delete": (
         "stock",
-        "UPDATE variants SET deleted = true"
-        " WHERE shop = %(shop)s AND product_id = %(product_id)s"
+        "WITH tombstone AS (INSERT INTO deleted_products (shop, product_id)"
+        " SELECT domain, %(product_id)s FROM shops WHERE domain = %(shop)s"
+        " ON CONFLICT DO NOTHING)"
+        " UPDATE variants SET deleted = true"
+        " WHERE shop = %(shop)s AND product_id = %(product_id)s AND NOT deleted"
         " RETURNING variant_id",
     ),
     # The merchant removed the app: its tokens are useless and must go; the data stays until
@@ -114,7 +119,9 @@ _STATEMENTS: dict[str, tuple[str, str]] = {
 
 
 _DEFAULTS: dict[str, dict[str, object]] = {
-    "sale_line": {"version": None, "ordered_quantity": None},
+    "sale_line": {"version": None, "ordered_quantity": None, "triggered_at": None},
+    "stock": {"triggered_at": None},
+    "variant": {"triggered_at": None},
 }
 
 

@@ -92,6 +92,18 @@ def sku_row(r: dict[str, Any]) -> SkuRow:
     )
 
 
+async def removed_skus(
+    conn: DictConnection, shop: str, variant_ids: Sequence[int]
+) -> list[tuple[int, str | None]]:
+    """Which of ``variant_ids`` the shop deleted, with their SKUs."""
+    cur = await conn.execute(
+        "SELECT variant_id, sku FROM variants"
+        " WHERE shop = %s AND variant_id = ANY(%s) AND deleted ORDER BY variant_id",
+        (shop, list(variant_ids)),
+    )
+    return [(r["variant_id"], r["sku"]) for r in await cur.fetchall()]
+
+
 async def sku_rows(
     conn: DictConnection, shop: str, variant_ids: Sequence[int] | None = None
 ) -> list[SkuRow]:

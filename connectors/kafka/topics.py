@@ -119,6 +119,20 @@ class SkuUpdate(SkuFigures):
     )
 
 
+class SkuRemoved(BaseModel):
+    """A SKU that left the shop (its product was deleted in Shopify), published to
+    ``stockpulse.updates`` in place of its numbers: consumers drop it. Final, as Shopify never
+    reuses a product's ids."""
+
+    schema_version: int = SCHEMA_VERSION
+    type: Literal["removed"] = "removed"
+    shop: str
+    variant_id: int
+    sku: str | None = None
+    as_of: str
+    events: list[str] = Field(default_factory=list, description="Shopify event ids applied")
+
+
 class BlendMember(BaseModel):
     """One model behind a forecast, and its weight in the blend."""
 

@@ -7,10 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 from playwright.sync_api import Browser, Page, expect
 
+from ops.shopify_payloads import signed_webhook
 from ops.stack import Stack
 from tests.conftest import ARTIFACTS
 from tests.integration.test_forecasting import seed_history
 from tests.support import (
+    SECRET,
     Ids,
     browser_login,
     deliver_ok,
@@ -69,6 +71,14 @@ def test_stock_and_demand_cells_change_without_reload(stack: Stack, browser: Bro
     expect(
         page.locator(f'tr[data-variant="{newcomer.variant_id}"] [data-field="stock"]')
     ).to_have_text("9", timeout=5000)
+
+    # A product deleted in Shopify leaves the table, still without a reload.
+    deliver_ok(
+        stack,
+        signed_webhook("products/delete", shop, {"id": newcomer.product_id}, SECRET),
+    )
+    expect(page.locator(f'tr[data-variant="{newcomer.variant_id}"]')).to_have_count(0, timeout=5000)
+    expect(row).to_have_count(1)
 
     assert page.evaluate("window.__sameDocument") is True
     ARTIFACTS.mkdir(exist_ok=True)

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from ops.shopify_payloads import order_payload, signed_webhook
+from ops.shopify_payloads import (
+    Product,
+    inventory_level_payload,
+    iso,
+    order_payload,
+    product_payload,
+    signed_webhook,
+)
 from ops.stack import Stack
 from tests.support import (
     SECRET,
@@ -89,6 +98,69 @@ async def test_order_becomes_sales_demand_and_a_feed_message_for_that_shop_only(
     assert api["sold_28d"] == 3 and api["stock"] == 40
 
 
+def _product_update(shop: str, variant, updated_at: datetime):
+    product = Product(variant.product_id, f"Product {variant.sku}", [variant])
+    return signed_webhook("products/update", shop, product_payload(product, updated_at), SECRET)
+
+
+def _deleted(stack: Stack, shop: str, variant) -> bool:
+    return scalar(
+        stack,
+        "SELECT deleted FROM variants WHERE shop = %s AND variant_id = %s",
+        shop,
+        variant.variant_id,
+    )
+
+
+async def test_a_deleted_product_stays_deleted_and_leaves_open_dashboards(stack: Stack) -> None:
+    """products/delete is final (Shopify never reuses a product id): a create that Shopify
+    delivered after the delete, an update sent before it but delivered after, and a late order
+    of the product all leave it deleted. The feed tells open dashboards to drop it."""
+    shop = new_shop(stack)
+    overtaken = make_variant("OVERTAKEN-1")
+    deliver_ok(stack, signed_webhook("products/delete", shop, {"id": overtaken.product_id}, SECRET))
+    deliver_ok(stack, product_hook(shop, overtaken))
+    variant = make_variant("GONE-1")
+    created = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+    deliver_ok(stack, product_hook(shop, variant, updated_at=created))
+    deliver_ok(stack, stock_hook(shop, variant, 8, created))
+    wait_until(lambda: stock_of(stack, shop, variant) == 8, what="the product's stock")
+    wait_until(lambda: _deleted(stack, shop, overtaken) is True, what="the overtaken create")
+
+    async with FeedClient(stack, shop) as feed:
+        delete = signed_webhook("products/delete", shop, {"id": variant.product_id}, SECRET)
+        await asyncio.to_thread(deliver_ok, stack, delete)
+        removed = await feed.wait_for(
+            lambda m: m["type"] == "removed" and m["variant_id"] == variant.variant_id
+        )
+    assert removed["sku"] == "GONE-1" and delete.event_id in removed["events"]
+    assert removed["shop"] == shop and removed["schema_version"] == 1
+
+    # Sent before the delete (and after the create), delivered after it.
+    edited = created + timedelta(minutes=2)
+    deliver_ok(stack, _product_update(shop, variant, edited))
+    late, _ = order_hook(shop, [(Ids.next(), variant, 2)])
+    deliver_ok(stack, late)
+    wait_until(lambda: units_sold(stack, shop, variant.variant_id) == 2, what="the late order")
+    wait_until(
+        lambda: (
+            scalar(
+                stack,
+                "SELECT updated_at FROM variants WHERE shop = %s AND variant_id = %s",
+                shop,
+                variant.variant_id,
+            )
+            == edited
+        ),
+        what="the late update applied",
+    )
+    marker = _known_product(stack, shop, sku="STILL-HERE")
+    assert _deleted(stack, shop, variant) is True and _deleted(stack, shop, overtaken) is True
+    listed = sku_api(stack, shop)
+    assert marker.variant_id in listed
+    assert variant.variant_id not in listed and overtaken.variant_id not in listed
+
+
 def test_redelivered_webhook_counts_once(stack: Stack) -> None:
     shop = new_shop(stack)
     variant = _known_product(stack, shop)
@@ -142,6 +214,162 @@ def test_two_stock_changes_in_the_same_second_both_apply(stack: Stack) -> None:
     )
     time.sleep(1)
     assert stock_of(stack, shop, variant) == 14
+
+
+def _level(shop: str, variant, available: int, updated_at: datetime, triggered_at: datetime):
+    payload = inventory_level_payload(variant.inventory_item_id, 1, available, updated_at)
+    return signed_webhook(
+        "inventory_levels/update", shop, payload, SECRET, triggered_at=triggered_at
+    )
+
+
+def _retry_after_the_inbox_forgot(hook):
+    """Shopify's retry of ``hook`` (same body, same trigger time) arriving after the inbox
+    pruned its event id, so that only the versions can tell it is old."""
+    return signed_webhook(
+        hook.topic,
+        hook.shop,
+        json.loads(hook.body),
+        SECRET,
+        triggered_at=datetime.fromisoformat(hook.headers["X-Shopify-Triggered-At"]),
+    )
+
+
+def _level_at_location_1(stack: Stack, shop: str, variant) -> int | None:
+    return scalar(
+        stack,
+        "SELECT available FROM inventory_levels"
+        " WHERE shop = %s AND inventory_item_id = %s AND location_id = 1",
+        shop,
+        variant.inventory_item_id,
+    )
+
+
+def _stock_settled(stack: Stack, shop: str, variant, available: int) -> None:
+    """Wait until a stock change sent now (same key, so behind every earlier one) is applied."""
+    marker = inventory_level_payload(variant.inventory_item_id, 2, available, datetime.now(UTC))
+    deliver_ok(stack, signed_webhook("inventory_levels/update", shop, marker, SECRET))
+    wait_until(
+        lambda: (
+            stock_of(stack, shop, variant) == _level_at_location_1(stack, shop, variant) + available
+        ),
+        what="the marker behind the changes",
+    )
+
+
+def test_a_late_retry_of_the_older_of_two_same_second_levels_changes_nothing(
+    stack: Stack,
+) -> None:
+    """Shopify's updated_at has whole seconds; X-Shopify-Triggered-At, the same on every
+    retry, orders two changes of one second. A retry of the older one that arrives after the
+    inbox forgot its event id used to win the tie."""
+    shop = new_shop(stack)
+    variant = _known_product(stack, shop, stock=10)
+    second = datetime.now(UTC).replace(microsecond=0)
+    older = _level(shop, variant, 12, second, second + timedelta(milliseconds=200))
+    newer = _level(shop, variant, 7, second, second + timedelta(milliseconds=600))
+    deliver_ok(stack, older)
+    deliver_ok(stack, newer)
+    wait_until(lambda: _level_at_location_1(stack, shop, variant) == 7, what="the newer level")
+    deliver_ok(stack, _retry_after_the_inbox_forgot(older))
+    _stock_settled(stack, shop, variant, 3)
+    assert _level_at_location_1(stack, shop, variant) == 7
+
+
+def test_a_retry_of_a_future_dated_level_does_not_pass_a_real_change_after_it(
+    stack: Stack,
+) -> None:
+    """A payload dated 30 minutes ahead is held to when Shopify triggered it; a retry carries
+    the same trigger, so it stays behind the real change that followed (it used to be held to
+    its own, later, receipt and win again)."""
+    shop = new_shop(stack)
+    variant = _known_product(stack, shop, stock=10)
+    now = datetime.now(UTC)
+    wrong = _level(shop, variant, 111, now + timedelta(minutes=30), now)
+    deliver_ok(stack, wrong)
+    wait_until(lambda: _level_at_location_1(stack, shop, variant) == 111, what="the wrong level")
+    real = _level(shop, variant, 50, now + timedelta(seconds=1), now + timedelta(seconds=1))
+    deliver_ok(stack, real)
+    wait_until(lambda: _level_at_location_1(stack, shop, variant) == 50, what="the real level")
+    # Received after the real change's time: held to its receipt, the retry would pass it.
+    time.sleep(max(0.0, (now + timedelta(seconds=2) - datetime.now(UTC)).total_seconds()))
+    deliver_ok(stack, _retry_after_the_inbox_forgot(wrong))
+    _stock_settled(stack, shop, variant, 4)
+    assert _level_at_location_1(stack, shop, variant) == 50
+
+
+def test_two_order_edits_in_one_second_end_on_the_later(stack: Stack) -> None:
+    """An order edited twice in one second (5 → 3 → 2 units): the later trigger wins, and a
+    late retry of the first edit changes nothing (the second was dropped for good before)."""
+    shop = new_shop(stack)
+    variant = _known_product(stack, shop)
+    order_id, line = Ids.next(), Ids.next()
+    placed = datetime.now(UTC) - timedelta(minutes=10)
+    deliver_ok(
+        stack,
+        signed_webhook(
+            "orders/create", shop, order_payload(order_id, placed, [(line, variant, 5)]), SECRET
+        ),
+    )
+    wait_until(lambda: units_sold(stack, shop, variant.variant_id) == 5, what="the order")
+    second = datetime.now(UTC).replace(microsecond=0)
+
+    def edit(units: int, trigger_ms: int):
+        payload = order_payload(order_id, placed, [(line, variant, 5)])
+        payload["updated_at"] = iso(second)
+        payload["line_items"][0]["current_quantity"] = units
+        return signed_webhook(
+            "orders/updated",
+            shop,
+            payload,
+            SECRET,
+            triggered_at=second + timedelta(milliseconds=trigger_ms),
+        )
+
+    first, then = edit(3, 200), edit(2, 700)
+    deliver_ok(stack, first)
+    deliver_ok(stack, then)
+    wait_until(lambda: units_sold(stack, shop, variant.variant_id) == 2, what="the second edit")
+    deliver_ok(stack, _retry_after_the_inbox_forgot(first))
+    marker, _ = order_hook(shop, [(Ids.next(), variant, 1)])  # same SKU: applied after it
+    deliver_ok(stack, marker)
+    wait_until(lambda: units_sold(stack, shop, variant.variant_id) >= 3, what="the marker")
+    assert units_sold(stack, shop, variant.variant_id) == 3
+
+
+def test_two_product_updates_in_one_second_end_on_the_later(stack: Stack) -> None:
+    shop = new_shop(stack)
+    variant = make_variant("OLD-SKU")
+    second = datetime.now(UTC).replace(microsecond=0)
+
+    def update(sku: str, trigger_ms: int):
+        renamed = Product(variant.product_id, "Tee", [replace(variant, sku=sku)])
+        return signed_webhook(
+            "products/update",
+            shop,
+            product_payload(renamed, second),
+            SECRET,
+            triggered_at=second + timedelta(milliseconds=trigger_ms),
+        )
+
+    first = update("MID-SKU", 100)
+    deliver_ok(stack, first)
+    deliver_ok(stack, update("NEW-SKU", 800))
+
+    def sku() -> str | None:
+        return scalar(
+            stack,
+            "SELECT sku FROM variants WHERE shop = %s AND variant_id = %s",
+            shop,
+            variant.variant_id,
+        )
+
+    wait_until(lambda: sku() == "NEW-SKU", what="the later update")
+    deliver_ok(stack, _retry_after_the_inbox_forgot(first))
+    late, _ = order_hook(shop, [(Ids.next(), variant, 1)])  # same key: applied after it
+    deliver_ok(stack, late)
+    wait_until(lambda: units_sold(stack, shop, variant.variant_id) == 1, what="the marker")
+    assert sku() == "NEW-SKU"
 
 
 def test_cancellation_and_restocked_refund_reverse_demand_once(stack: Stack) -> None:

@@ -1,7 +1,8 @@
 // Live dashboard: applies JSON feed messages (stock, demand and forecast) to the table cells in
-// place, and shows alerts as dismissible banners. A SKU the table does not show yet, or a
-// reconnect (messages may have been missed), makes htmx reload the rows. The socket is
-// feed.js's, which also dispatches each message as a "stockpulse:feed" event for the charts.
+// place, drops the row of a SKU deleted in Shopify (removed), and shows alerts as dismissible
+// banners. A SKU the table does not show yet, or a reconnect (messages may have been missed),
+// makes htmx reload the rows. The socket is feed.js's, which also dispatches each message as a
+// "stockpulse:feed" event for the charts.
 (() => {
   const shop = document.currentScript.dataset.shop;
   const lowCover = Number(document.currentScript.dataset.lowCover);
@@ -96,6 +97,10 @@
     onOpen: (reconnected) => { if (reconnected) refresh(); },
     onMessage: (message) => {
       if (["stock", "demand", "forecast"].includes(message.type)) apply(message);
+      // Deleted in Shopify: the row goes, as it would on a reload.
+      if (message.type === "removed") {
+        rows.querySelector(`tr[data-variant="${Number(message.variant_id)}"]`)?.remove();
+      }
       if (message.type === "alert") addBanner(message);
     },
   });
