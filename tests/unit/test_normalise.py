@@ -139,6 +139,33 @@ def test_far_future_times_are_clamped_to_when_the_webhook_arrived() -> None:
     assert sale.data["ordered_at"] == "2026-01-01T00:04:00+00:00"
 
 
+def test_times_are_clamped_to_the_trigger_time_which_every_version_carries() -> None:
+    """A retry has the same trigger time as the first delivery, so a far-future time is held
+    to the same version whenever it is received; the trigger also orders one second's
+    changes. A trigger the receipt could not have (from the future, or days old) is ignored."""
+    level = {
+        "inventory_item_id": 55,
+        "location_id": 1,
+        "available": 3,
+        "updated_at": "9999-12-31T23:59:59Z",
+    }
+    triggered = "2025-12-31T23:59:58.125Z"
+    for received in ("2026-01-01T00:00:00+00:00", "2026-01-01T03:00:00+00:00"):
+        env = envelope("inventory_levels/update", level).model_copy(
+            update={"triggered_at": triggered, "received_at": received}
+        )
+        ((_, stock),) = normalise(env)
+        assert stock.data["updated_at"] == "2025-12-31T23:59:58.125000+00:00"
+        assert stock.data["triggered_at"] == "2025-12-31T23:59:58.125000+00:00"
+    for unusable in ("2026-01-01T00:06:00Z", "2025-12-25T00:00:00Z", "yesterday", None):
+        env = envelope("inventory_levels/update", level).model_copy(
+            update={"triggered_at": unusable}
+        )
+        ((_, stock),) = normalise(env)
+        assert stock.data["triggered_at"] is None
+        assert stock.data["updated_at"] == "2026-01-01T00:00:00+00:00"  # the receipt
+
+
 def test_a_shop_redaction_must_name_its_own_shop() -> None:
     with pytest.raises(MalformedWebhook):
         normalise(envelope("shop/redact", {"shop_id": 1, "shop_domain": "other.myshopify.com"}))
