@@ -10,6 +10,8 @@ average) as their packages run them, on the same folds.
 from __future__ import annotations
 
 import csv
+import gzip
+import io
 import json
 import math
 import os
@@ -71,38 +73,63 @@ class InputError(ValueError):
     pass
 
 
+def _text(path: Path) -> str:
+    """The file's text: UTF-8 (with or without a byte-order mark), else Windows-1252, as a
+    spreadsheet saves a CSV with an accented SKU; gzip-compressed either way."""
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise InputError(f"{path}: not a readable gzip file ({exc})") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return raw.decode("cp1252")
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a text file (neither UTF-8 nor Windows-1252)") from None
+
+
 def read_demand_csv(path: Path) -> dict[str, Series]:
     """One daily series per SKU, from its first sale to the file's last day, zero-filled (an
-    order export has no row for a day that sold nothing)."""
+    order export has no row for a day that sold nothing). A SKU that never sold has nothing
+    to forecast or to scale errors by, and is left out."""
     units: dict[str, dict[date, float]] = defaultdict(lambda: defaultdict(float))
-    with path.open(newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        missing = {"sku", "date", "quantity"} - set(reader.fieldnames or ())
-        if missing:
-            raise InputError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-        for line, row in enumerate(reader, start=2):
-            try:
-                day = date.fromisoformat(row["date"].strip()[:10])
-                quantity = float(row["quantity"])
-            except (ValueError, AttributeError) as exc:
-                raise InputError(f"{path}, line {line}: {exc}") from None
-            # float() reads "nan" and "inf": one of them would poison every fit of the SKU.
-            if not math.isfinite(quantity):
-                raise InputError(
-                    f"{path}, line {line}: quantity {row['quantity']!r} is not a number"
-                )
-            units[row["sku"].strip()][day] += quantity
+    reader = csv.DictReader(io.StringIO(_text(path), newline=""))
+    # Column names as a spreadsheet may spell them: "SKU", " Date".
+    reader.fieldnames = [name.strip().lower() for name in reader.fieldnames or ()]
+    missing = {"sku", "date", "quantity"} - set(reader.fieldnames)
+    if missing:
+        raise InputError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+    for line, row in enumerate(reader, start=2):
+        try:
+            day = date.fromisoformat(row["date"].strip()[:10])
+            quantity = float(row["quantity"])
+        except (ValueError, AttributeError) as exc:
+            raise InputError(f"{path}, line {line}: {exc}") from None
+        # float() reads "nan" and "inf": one of them would poison every fit of the SKU.
+        if not math.isfinite(quantity):
+            raise InputError(f"{path}, line {line}: quantity {row['quantity']!r} is not a number")
+        units[row["sku"].strip()][day] += quantity
     series: dict[str, Series] = {}
     if not units:
         return series
     last = max(max(by_day) for by_day in units.values())
     for sku, by_day in units.items():
-        first = min(by_day)
+        sold = [day for day, quantity in by_day.items() if quantity > 0]
+        if not sold:
+            continue
+        first = min(sold)
         length = (last - first).days + 1
         y = np.zeros(length)
         for day, quantity in by_day.items():
-            y[(day - first).days] = quantity
+            if day >= first:
+                y[(day - first).days] = quantity
         series[sku] = Series(y, None, first)
+    if not series:
+        raise InputError(f"{path}: no SKU sold anything, so there is nothing to forecast")
     return series
 
 

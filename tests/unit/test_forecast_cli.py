@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from ops.cli import main
-from ops.evaluate import METHODS, TRUTH
+from ops.evaluate import METHODS, TRUTH, read_demand_csv
 
 
 def test_a_synthetic_shop_is_evaluated_against_its_own_expected_demand(tmp_path: Path) -> None:
@@ -54,6 +55,10 @@ def test_a_csv_it_cannot_backtest_gets_a_clear_error_not_a_traceback(tmp_path: P
             "needs 126 days from a SKU's first sale to the file's last day, the longest has 30",
         ),
     }
+    cases["nothing sold"] = (
+        "sku,date,quantity\n" + "".join(f"A,{d},0\n" for d in days),
+        "no SKU sold anything",
+    )
     for name, (text, message) in cases.items():
         path = tmp_path / f"{name}.csv"
         path.write_text(text)
@@ -85,3 +90,24 @@ def test_synthetic_kinds_set_the_shop_mix(tmp_path: Path) -> None:
             main, ["forecast", "synthetic", "--output", str(sales), "--kinds", bad]
         )
         assert refused.exit_code == 2 and message in refused.output, (bad, refused.output)
+
+
+def test_a_spreadsheets_csv_reads_like_a_plain_one(tmp_path: Path) -> None:
+    """A Windows-1252 export with an accented SKU and capitalised, padded column names, and
+    the same file gzipped, read as the plain UTF-8 one; a SKU that never sold is left out."""
+    rows = "".join(
+        f"Käse-Gouda,2024-01-{d:02d},{d % 3}\nNEVER,2024-01-{d:02d},0\n" for d in range(1, 29)
+    )
+    plain = tmp_path / "plain.csv"
+    plain.write_text("sku,date,quantity\n" + rows, encoding="utf-8")
+    excel = tmp_path / "excel.csv"
+    excel.write_bytes(("SKU, Date ,Quantity\r\n" + rows.replace("\n", "\r\n")).encode("cp1252"))
+    packed = tmp_path / "packed.csv.gz"
+    packed.write_bytes(gzip.compress(excel.read_bytes()))
+    expected = read_demand_csv(plain)
+    assert list(expected) == ["Käse-Gouda"]
+    for path in (excel, packed):
+        found = read_demand_csv(path)
+        assert list(found) == ["Käse-Gouda"]
+        assert found["Käse-Gouda"].start == expected["Käse-Gouda"].start
+        assert found["Käse-Gouda"].y.tolist() == expected["Käse-Gouda"].y.tolist()
