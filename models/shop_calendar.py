@@ -44,12 +44,19 @@ def closed_days(totals: np.ndarray) -> np.ndarray:
     >>> lumpy = np.array([2., 0, 0] * 20); lumpy[::30] = 40
     >>> int(closed_days(lumpy).sum())
     0
+    >>> saturdays_only = np.array([0., 0, 0, 0, 0, 30, 0] * 12)
+    >>> closed_days(saturdays_only).astype(int).tolist()[-7:]
+    [1, 1, 1, 1, 1, 0, 1]
     """
     totals = np.asarray(totals, dtype=float)
     closed = np.zeros(totals.size, dtype=bool)
+    span = 2 * LEVEL_DAYS + 1
     for t in np.flatnonzero(totals == 0).tolist():
-        # Days on either side, so that a shop's first or last weeks count too.
-        days = np.arange(max(0, t - LEVEL_DAYS), min(totals.size, t + 1 + LEVEL_DAYS))
+        # Days on either side; at the first or last weeks, as many on the one side there is, so
+        # that a shop open one day a week still has its eight of them to judge by (with half,
+        # its last fortnight was never found closed, and neither were its coming days).
+        start = max(0, min(t - LEVEL_DAYS, totals.size - span))
+        days = np.arange(start, min(totals.size, start + span))
         days = days[days != t]
         around, weekday = totals[days], days % SEASON
         selling = [w for w in range(SEASON) if np.mean(around[weekday == w] > 0) >= 0.5]

@@ -151,6 +151,22 @@ def test_a_shop_closed_on_sundays_and_christmas_is_forecast_closed_then() -> Non
     assert not closed_days(quiet).any()
 
 
+def test_a_shop_open_one_day_a_week_is_forecast_closed_on_the_other_six() -> None:
+    """A Saturday market: its last fortnight used to be judged on half the Saturdays a day
+    needs, so it was never found closed then, and every coming day was forecast open (the
+    blend spread each Saturday's sales over the week: bias +34 %, MASE 1.18 against River's
+    0.66 on a black-box shop)."""
+    last = date(2026, 11, 28)  # a Saturday
+    days = 400
+    saturday = np.array([(last - timedelta(days=days - 1 - i)).weekday() == 5 for i in range(days)])
+    rng = np.random.default_rng(6)
+    units = [np.where(saturday, rng.poisson(level, days), 0).astype(float) for level in (5, 20)]
+    fit = prepare_shop(units, [np.ones(days, bool)] * 2, last, 14, "US")
+    coming = [(last + timedelta(days=k + 1)).weekday() != 5 for k in range(14)]
+    assert fit.future_closed.tolist() == coming
+    assert all(ok[-7:].sum() == 1 for ok in fit.sellable)  # only the Saturday could sell
+
+
 def test_every_member_fits_a_small_shop_and_the_blend_is_published_whole() -> None:
     rng = np.random.default_rng(5)
     last = date(2026, 10, 31)
