@@ -45,16 +45,18 @@ class MalformedWebhook(ValueError):
 
 
 def bounded(ts: datetime, anchor: datetime) -> datetime:
-    """``ts``, or ``anchor`` (when the event was triggered or received) when ``ts`` lies
-    further past it than clock skew. A retry has the same trigger time, so it is bounded to
-    the same version and cannot pass a real change that came after it.
+    """``ts``, or the whole second of ``anchor`` (when the event was triggered or received)
+    when ``ts`` lies further past it than clock skew. A retry has the same trigger time, so it
+    is bounded to the same version and cannot pass a real change that came after it. Whole
+    seconds, as Shopify's own times are: a clamped time keeping its fraction would pass a
+    genuine change stamped in the same second, whose trigger came later.
 
     >>> from datetime import UTC
-    >>> now = datetime(2026, 1, 1, tzinfo=UTC)
-    >>> bounded(datetime(9999, 12, 31, tzinfo=UTC), now) == now
-    True
+    >>> now = datetime(2026, 1, 1, 0, 0, 7, 300000, tzinfo=UTC)
+    >>> bounded(datetime(9999, 12, 31, tzinfo=UTC), now).isoformat()
+    '2026-01-01T00:00:07+00:00'
     """
-    return anchor if ts > anchor + CLOCK_SKEW else ts
+    return anchor.replace(microsecond=0) if ts > anchor + CLOCK_SKEW else ts
 
 
 # Shopify retries for up to 4 hours; a trigger time much older than the receipt is not one.

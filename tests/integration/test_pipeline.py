@@ -298,6 +298,24 @@ def test_a_retry_of_a_future_dated_level_does_not_pass_a_real_change_after_it(
     assert _level_at_location_1(stack, shop, variant) == 50
 
 
+def test_a_clamped_future_time_does_not_pass_a_genuine_change_of_its_second(
+    stack: Stack,
+) -> None:
+    """A payload dated 30 minutes ahead is held to its trigger's whole second, as Shopify's
+    own times are; kept with the trigger's fraction, it sorted after a genuine change stamped
+    in that second whose trigger came later (found by a black-box run)."""
+    shop = new_shop(stack)
+    variant = _known_product(stack, shop, stock=10)
+    second = datetime.now(UTC).replace(microsecond=0)
+    wrong = _level(
+        shop, variant, 111, second + timedelta(minutes=30), second + timedelta(milliseconds=300)
+    )
+    deliver_ok(stack, wrong)
+    wait_until(lambda: _level_at_location_1(stack, shop, variant) == 111, what="the wrong level")
+    deliver_ok(stack, _level(shop, variant, 50, second, second + timedelta(milliseconds=800)))
+    wait_until(lambda: _level_at_location_1(stack, shop, variant) == 50, what="the genuine level")
+
+
 def test_two_order_edits_in_one_second_end_on_the_later(stack: Stack) -> None:
     """An order edited twice in one second (5 → 3 → 2 units): the later trigger wins, and a
     late retry of the first edit changes nothing (the second was dropped for good before)."""
