@@ -26,15 +26,6 @@ async def build_updates(
     now = datetime.now(UTC).isoformat()
     out: list[tuple[bytes, SkuUpdate | SkuRemoved]] = []
     for shop, wanted in by_shop.items():
-        for variant_id, sku in await removed_skus(conn, shop, list(wanted)):
-            removed = SkuRemoved(
-                shop=shop,
-                variant_id=variant_id,
-                sku=sku,
-                as_of=now,
-                events=list(wanted[variant_id].get("event_ids") or []),
-            )
-            out.append((sku_key(shop, str(variant_id)), removed))
         for row in await sku_rows(conn, shop, list(wanted)):
             cause = wanted[row.variant_id]
             received_at = cause.get("received_at")
@@ -50,4 +41,16 @@ async def build_updates(
                 **figures.model_dump(),
             )
             out.append((sku_key(shop, str(row.variant_id)), update))
+        # Only a SKU the rows left out can be gone: most batches need no second query.
+        listed = {update.variant_id for _, update in out if update.shop == shop}
+        missing = [v for v in wanted if v not in listed]
+        for variant_id, sku in await removed_skus(conn, shop, missing) if missing else []:
+            removed = SkuRemoved(
+                shop=shop,
+                variant_id=variant_id,
+                sku=sku,
+                as_of=now,
+                events=list(wanted[variant_id].get("event_ids") or []),
+            )
+            out.append((sku_key(shop, str(variant_id)), removed))
     return out
