@@ -71,6 +71,12 @@ class Settings(BaseSettings):
     http_header_timeout_seconds: float = Field(
         default=10.0, gt=0, description="A request whose headers take longer is dropped."
     )
+    broker_forgets_on_restart: bool = Field(
+        default=False,
+        description="The broker's log does not outlive it (the embedded, in-memory one): a"
+        " starting worker republishes every webhook not finished before it started at once,"
+        " instead of after the relay's backoff.",
+    )
     stall_seconds: float = Field(
         default=60.0,
         description="/readyz answers 503 once an accepted webhook has waited this long unapplied.",

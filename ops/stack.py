@@ -108,6 +108,8 @@ class Stack:
             "STOCKPULSE_SECRET_KEY": self.secret_key(),
             "PYTHONUNBUFFERED": "1",
             "STOCKPULSE_WORKER_DATADIR": str(self.data_dir / "worker"),
+            # The embedded broker keeps its log in memory.
+            **({"BROKER_FORGETS_ON_RESTART": "1"} if self.broker is not None else {}),
             **self.extra_env,
         }
 

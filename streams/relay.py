@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from functools import partial
 
 import faust
@@ -29,12 +30,19 @@ PRUNE_S = 30.0
 def register(app: faust.App, ctx: WorkerContext) -> None:
     """The relay every :data:`RELAY_CHECK_S`, the pruning every :data:`PRUNE_S`."""
 
+    # A broker that forgets on restart may have come back empty just before this worker: what
+    # was published before now is gone, and waiting out the backoff for it (20 s and more)
+    # only delays a backlog that a full restart of `up` must apply before it is ready.
+    lost_before = datetime.now(UTC) if ctx.settings.broker_forgets_on_restart else None
+
     @app.timer(interval=RELAY_CHECK_S)
     async def relay_unfinished_webhooks() -> None:
         """Put accepted webhooks the broker lost (or a crash stranded) back on the raw topic."""
         try:
             async with ctx.connection() as conn:
-                await republish_unfinished(conn, partial(send_all, ctx.topics.raw_webhooks))
+                await republish_unfinished(
+                    conn, partial(send_all, ctx.topics.raw_webhooks), lost_before
+                )
         except Exception:
             log.exception("relaying unfinished webhooks failed; will retry")
 
@@ -47,11 +55,13 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
             log.exception("pruning the webhook inbox failed; will retry")
 
 
-async def republish_unfinished(conn: DictConnection, send: Send) -> int:
+async def republish_unfinished(
+    conn: DictConnection, send: Send, lost_before: datetime | None = None
+) -> int:
     """Republish due unfinished webhooks; counted as attempts only once the broker has them."""
     republished = 0
     while True:
-        rows = await inbox.take_unfinished(conn)
+        rows = await inbox.take_unfinished(conn, lost_before=lost_before)
         if not rows:
             await conn.commit()
             return republished

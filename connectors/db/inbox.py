@@ -123,9 +123,12 @@ async def mark_applied(conn: DictConnection, done: Sequence[tuple[int, int]]) ->
         )
 
 
-async def take_unfinished(conn: DictConnection, limit: int = 500) -> list[InboxRow]:
+async def take_unfinished(
+    conn: DictConnection, limit: int = 500, lost_before: datetime | None = None
+) -> list[InboxRow]:
     """Unfinished webhooks due for a republish, locked for the caller's transaction and counted
-    as republished when it commits."""
+    as republished when it commits. ``lost_before``: the broker kept nothing published before
+    then (it restarted empty), so those are due now, whatever their backoff."""
     cur = await conn.execute(
         f"""
         WITH candidates AS (
@@ -136,6 +139,7 @@ async def take_unfinished(conn: DictConnection, limit: int = 500) -> list[InboxR
             SELECT w.id FROM webhook_inbox w JOIN candidates c USING (id)
              WHERE coalesce(w.published_at, w.received_at) < now() - make_interval(
                        secs => least(%s * power(2, w.attempts), %s))
+                OR coalesce(w.published_at, w.received_at) < %s::timestamptz
              ORDER BY w.id LIMIT %s
                FOR UPDATE OF w SKIP LOCKED
         )
@@ -143,7 +147,7 @@ async def take_unfinished(conn: DictConnection, limit: int = 500) -> list[InboxR
           FROM due WHERE w.id = due.id
         RETURNING {", ".join("w." + c.strip() for c in _COLUMNS.split(","))}
         """,
-        (RELAY_AFTER_S, RELAY_BACKOFF_CAP_S, limit),
+        (RELAY_AFTER_S, RELAY_BACKOFF_CAP_S, lost_before, limit),
     )
     rows = [InboxRow(**r) for r in await cur.fetchall()]
     rows.sort(key=lambda r: r.id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from connectors.db import inbox
 from connectors.db.pool import DictConnection
 from tests.integration.db.test_ledger import _delivery, _notes
@@ -74,4 +76,23 @@ async def test_a_note_waiting_for_its_event_keeps_the_webhook_unfinished(
     await inbox.mark_applied(conn, [(row.id, 1)])
     await conn.commit()
     assert row.id not in {r.id for r in await inbox.take_unfinished(conn)}
+    await conn.commit()
+
+
+async def test_after_the_broker_restarted_empty_everything_unfinished_before_is_due_at_once(
+    conn: DictConnection, shop: str
+) -> None:
+    """A worker started beside a broker that forgot its log does not wait out the backoff for
+    webhooks published before it started; those published since are left to the backoff."""
+    (row,) = await inbox.insert(conn, [_delivery(shop)])
+    assert row is not None
+    await conn.commit()
+    await _age(conn, row.id, 1)  # received (and published) a second ago: not due by backoff
+    assert row.id not in {r.id for r in await inbox.take_unfinished(conn)}
+    await conn.commit()
+    started = datetime.now(UTC)
+    assert row.id in {r.id for r in await inbox.take_unfinished(conn, lost_before=started)}
+    await conn.commit()
+    # Republished after the start: the new broker has it.
+    assert row.id not in {r.id for r in await inbox.take_unfinished(conn, lost_before=started)}
     await conn.commit()
