@@ -25,9 +25,11 @@ from datetime import date, timedelta
 import numpy as np
 
 from models.forecast import SEASON, Forecast, fill_censored
+from models.season import season_factor
 from models.shop_calendar import closed_days, future_closed
 
 STATISTICAL = ("ets", "theta", "croston_sba", "tsb")
+YEARLY_MEMBERS = ("prophet",)
 INTERMITTENT_METHODS = ("croston_sba", "tsb")
 FIT_DAYS = 365
 SHARE_DAYS = 56  # a SKU's share of the shop: eight weeks, so every weekday counts eight times
@@ -194,6 +196,15 @@ class ShopFit:
     future_closed: np.ndarray
     last_day: date
     filled: list[np.ndarray]  # what the statsforecast members are fitted on
+    season: np.ndarray  # the year-end season's factor by coming day (models.season)
+
+    def blendable(self, i: int) -> dict[str, np.ndarray]:
+        """Each member's forecast for SKU ``i`` as the blend takes it: the members that see
+        only the last weeks with the year-end season on them; Prophet has its own year."""
+        return {
+            m: f[i] if m in YEARLY_MEMBERS else f[i] * self.season[: f[i].size]
+            for m, f in self.members.mean.items()
+        }
 
 
 def fit_shop(
@@ -230,7 +241,8 @@ def prepare_shop(
     from models.ensemble import demand_class
 
     days = max((y.size for y in units), default=0)
-    closed = closed_days(shop_total(units, days))
+    total = shop_total(units, days)
+    closed = closed_days(total)
     sellable = [
         np.asarray(ok, dtype=bool) & ~closed[days - y.size :]
         for y, ok in zip(units, in_stock, strict=True)
@@ -258,6 +270,7 @@ def prepare_shop(
         future_closed(closed, last_day, horizon, country),
         last_day,
         [fillable(y, ok) for y, ok in zip(units, sellable, strict=True)],
+        season_factor(total, closed, last_day, horizon),
     )
 
 

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -687,6 +688,11 @@ def _kind_shares(
     help="Shares of SKU kinds, e.g. intermittent=0.55,lumpy=0.2 (the kinds not named share "
     "the rest as usual); kinds: steady, seasonal, intermittent, lumpy, launch, promo.",
 )
+@click.option(
+    "--end",
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="The last day (default 2026-10-31); e.g. 2026-12-31 puts Christmas in the last fold.",
+)
 def forecast_synthetic(
     skus: int,
     days: int,
@@ -694,11 +700,12 @@ def forecast_synthetic(
     output: Path,
     truth_path: Path | None,
     shares: tuple[float, ...],
+    end: datetime | None,
 ) -> None:
     """Write one synthetic shop's daily sales as the CSV `forecast evaluate` reads."""
     from models.synthetic import generate, write_csv, write_expected_csv
 
-    shop = generate(skus, days, seed=seed, shares=shares)
+    shop = generate(skus, days, seed=seed, end=end.date() if end else None, shares=shares)
     write_csv(shop, output)
     if truth_path:
         write_expected_csv(shop, truth_path)

@@ -344,10 +344,9 @@ def _combined(
             start = earlier.units[then].size
             end = min(start + horizon, cut.units[j].size)
             window = slice(start, end)
-            members = earlier.fit.members.mean
             past.append(
                 Validation(
-                    {m: members[m][then][: end - start] for m in members},
+                    {m: f[: end - start] for m, f in earlier.fit.blendable(then).items()},
                     cut.units[j][window],
                     cut.fit.sellable[j][window],
                 )
@@ -356,9 +355,8 @@ def _combined(
     blends = ShopBlend(cut.fit.classes, [validations[row] for row in cut.rows])
     out = {}
     for j, row in enumerate(cut.rows):
-        members = {m: cut.fit.members.mean[m][j] for m in cut.fit.members.mean}
         try:
-            out[row], _ = blends.forecast(j, members, cut.fit.future_closed)
+            out[row], _ = blends.forecast(j, cut.fit.blendable(j), cut.fit.future_closed)
         except ValueError:
             continue
     return out

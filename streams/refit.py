@@ -340,8 +340,7 @@ async def _make_validation_run(
 
 def _present_members(fit: ShopFit, i: int) -> dict[str, np.ndarray]:
     """The forecasts of the members that could fit SKU ``i``."""
-    members = {m: fit.members.mean[m][i] for m in fit.members.mean}
-    return {m: f for m, f in members.items() if np.all(np.isfinite(f))}
+    return {m: f for m, f in fit.blendable(i).items() if np.all(np.isfinite(f))}
 
 
 def _stored_members(fit: ShopFit, i: int) -> dict[str, list[float]]:

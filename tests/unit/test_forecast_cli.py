@@ -92,6 +92,20 @@ def test_synthetic_kinds_set_the_shop_mix(tmp_path: Path) -> None:
         assert refused.exit_code == 2 and message in refused.output, (bad, refused.output)
 
 
+def test_a_synthetic_shop_ends_on_the_day_asked_for(tmp_path: Path) -> None:
+    sales = tmp_path / "s.csv"
+    made = CliRunner().invoke(
+        main,
+        [
+            *("forecast", "synthetic", "--skus", "20", "--days", "60", "--seed", "3"),
+            *("--end", "2026-12-31", "--output", str(sales)),
+        ],
+    )
+    assert made.exit_code == 0, made.output
+    days = {line.split(",")[1] for line in sales.read_text().splitlines()[1:]}
+    assert max(days) == "2026-12-31" and min(days) >= "2026-11-02"
+
+
 def test_a_spreadsheets_csv_reads_like_a_plain_one(tmp_path: Path) -> None:
     """A Windows-1252 export with an accented SKU and capitalised, padded column names, and
     the same file gzipped, read as the plain UTF-8 one; a SKU that never sold is left out."""

@@ -1,0 +1,105 @@
+"""The year-end season, read from the shop's own last year.
+
+The weekly members (ETS, Theta, Croston, TSB, the shop member, River) forecast from the last
+weeks: none of them can know that December sells twice what November did, and Prophet's
+smooth yearly curve, with one or two years to learn it from, flattens a three-week rush. So
+from mid-November to early January, when the days to forecast or the weeks they are forecast
+from fall in that season, each coming day is scaled by what the shop's total did last year:
+the week around the same day 52 weeks before, over the weeks the forecast starts from, 52
+weeks before.
+
+Last year is only trusted as far as it has told the truth: over the past year, how much of
+each four weeks' change against the four before it was the same change a year earlier (a
+least-squares slope of the one on the other, from 0 to 1). A shop whose year repeats gets the
+whole of last year's season; one whose changes last year were chance (one-off sales) gets
+little of it. Outside the season a forecast is left as it is: there the weekly members follow
+the level and trend themselves, and correcting them by last year cost accuracy on every
+synthetic shop tried (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+
+YEAR = 364  # 52 weeks: the same weekday a year before
+WINDOW = 28  # the weeks a forecast starts from, and the changes last year is judged on
+AROUND = 3  # a day's level is the week around it, so its weekday does not count
+MIN_CHECKS = 8  # past changes needed to judge last year by
+BOUNDS = (0.25, 4.0)  # a year-ago ratio past these is a shop that barely sold, not a season
+SEASON_FROM = (11, 15)  # Black Friday's week and the run-up to Christmas ...
+SEASON_TO = (1, 10)  # ... to the first weeks of January, when sales fall back
+
+
+def in_season(day: date) -> bool:
+    """
+    >>> in_season(date(2026, 11, 27)), in_season(date(2027, 1, 4)), in_season(date(2026, 10, 1))
+    (True, True, False)
+    """
+    return (day.month, day.day) >= SEASON_FROM or (day.month, day.day) <= SEASON_TO
+
+
+def season_factor(
+    total: np.ndarray, closed: np.ndarray, last_day: date, horizon: int
+) -> np.ndarray:
+    """What each of the ``horizon`` days after ``last_day`` is scaled by: one outside the
+    season, or without a year of history to judge last year by.
+
+    ``total`` is the shop's units by day and ``closed`` its closed days, both ending on
+    ``last_day``."""
+    ones = np.ones(horizon)
+    days = total.size
+    touched = [k for k in range(horizon) if in_season(last_day + timedelta(days=k + 1))]
+    from_season = any(in_season(last_day - timedelta(days=k)) for k in range(WINDOW))
+    if not touched and not from_season:
+        return ones
+    if days < YEAR + 2 * WINDOW + 7 * MIN_CHECKS:
+        return ones
+    level = _Level(total, ~closed)
+    trust = _trust(level, days)
+    base = level.mean(days - YEAR - WINDOW, days - YEAR)
+    if trust == 0 or not base:
+        return ones
+    factor = ones.copy()
+    for k in range(horizon) if from_season else touched:
+        then = days + k - YEAR
+        if then + AROUND >= days:
+            break  # over a year ahead: last year has not happened for it yet
+        around = level.mean(then - AROUND, then + AROUND + 1)
+        if around:
+            factor[k] = np.clip(around / base, *BOUNDS) ** trust
+    return factor
+
+
+class _Level:
+    """Mean units over the open days of a span (None where too few were open)."""
+
+    def __init__(self, total: np.ndarray, open_days: np.ndarray) -> None:
+        self._sums = np.concatenate([[0.0], np.cumsum(np.where(open_days, total, 0.0))])
+        self._counts = np.concatenate([[0], np.cumsum(open_days)])
+
+    def mean(self, start: int, end: int) -> float | None:
+        start = max(start, 0)
+        count = int(self._counts[end] - self._counts[start])
+        total = float(self._sums[end] - self._sums[start])
+        return total / count if count >= AROUND and total > 0 else None
+
+
+def _trust(level: _Level, days: int) -> float:
+    """How much of each four weeks' change over the past year was the change a year earlier:
+    the slope through zero of the log changes on last year's, held to 0–1."""
+    now, then = [], []
+    for start in range(YEAR + WINDOW, days - WINDOW + 1, 7):
+        changes = []
+        for at in (start, start - YEAR):
+            before, after = level.mean(at - WINDOW, at), level.mean(at, at + WINDOW)
+            changes.append(np.log(after / before) if before and after else None)
+        if changes[0] is not None and changes[1] is not None:
+            now.append(changes[0])
+            then.append(changes[1])
+    if len(now) < MIN_CHECKS:
+        return 0.0
+    x, y = np.array(then), np.array(now)
+    spread = float(x @ x)
+    return float(np.clip(x @ y / spread, 0.0, 1.0)) if spread > 0 else 0.0

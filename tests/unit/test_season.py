@@ -1,0 +1,73 @@
+"""The year-end season from the shop's last year (models.season) and how the blend takes it."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+
+from models.members import prepare_shop, shop_total
+from models.season import season_factor
+from models.shop_calendar import closed_days
+
+END = date(2026, 12, 3)
+
+
+def _shop(days: int, december: float, seed: int, recurring: bool = True) -> np.ndarray:
+    """A shop's daily totals ending on END: a gentle yearly wave, a weekly rhythm, and
+    December's 1st–24th selling ``december`` times as much; without ``recurring``, the
+    year's other changes are one-off sales at random, not the same each year."""
+    rng = np.random.default_rng(seed)
+    dates = [END - timedelta(days=days - 1 - i) for i in range(days)]
+    doy = np.array([d.timetuple().tm_yday for d in dates])
+    level = 40 * (1 + 0.3 * np.sin(2 * np.pi * doy / 365.25)) if recurring else np.full(days, 40.0)
+    level = level * np.array([0.8, 0.9, 0.9, 1.0, 1.1, 1.4, 0.9])[[d.weekday() for d in dates]]
+    if not recurring:
+        for start in rng.integers(0, days - 10, days // 30):
+            level[start : start + 7] *= rng.uniform(1.5, 2.5)
+    level = np.where([d.month == 12 and d.day <= 24 for d in dates], level * december, level)
+    return rng.poisson(level).astype(float)
+
+
+def _factor(total: np.ndarray, last_day: date = END, horizon: int = 28) -> np.ndarray:
+    return season_factor(total, closed_days(total), last_day, horizon)
+
+
+def test_a_december_rush_last_year_is_forecast_again_from_the_start_of_december() -> None:
+    total = _shop(3 * 365, december=2.0, seed=1)
+    factor = _factor(total)
+    rush, after = factor[5:20], factor[24:]  # December 9th–23rd, then the 28th onwards
+    print(f"rush {rush.mean():.2f}, after Christmas {after.mean():.2f}")
+    assert 1.6 < rush.mean() < 2.4
+    assert 0.8 < after.mean() < 1.25
+
+
+def test_outside_the_year_end_season_a_forecast_is_left_as_it_is() -> None:
+    total = _shop(3 * 365, december=2.0, seed=2)[:-90]  # ends in early September
+    assert np.array_equal(_factor(total, END - timedelta(days=90)), np.ones(28))
+
+
+def test_a_shop_without_a_year_to_judge_last_year_by_is_left_as_it_is() -> None:
+    total = _shop(400, december=2.0, seed=3)
+    assert np.array_equal(_factor(total), np.ones(28))
+
+
+def test_a_year_of_one_off_sales_earns_less_trust_than_one_that_repeats() -> None:
+    # Last December was no different; what changed last year were sales that did not recur.
+    noisy = _factor(_shop(3 * 365, december=1.0, seed=4, recurring=False))
+    repeating = _factor(_shop(3 * 365, december=2.0, seed=4))
+    print(f"largest change: one-off sales {np.abs(np.log(noisy)).max():.3f}")
+    assert np.abs(np.log(noisy)).max() < 0.15
+    assert np.abs(np.log(repeating)).max() > 0.5
+
+
+def test_the_blend_gets_the_season_on_the_weekly_members_and_prophet_keeps_its_own() -> None:
+    total = _shop(3 * 365, december=2.0, seed=5)
+    units = [total * 0.25, total * 0.75]
+    fit = prepare_shop(units, [np.ones(total.size, bool)] * 2, END, 28, None)
+    assert np.allclose(fit.season, _factor(shop_total(units, total.size)))
+    fit.members.mean["prophet"][:] = 1.0
+    members = fit.blendable(1)
+    assert np.allclose(members["shop"], fit.members.mean["shop"][1] * fit.season)
+    assert np.allclose(members["river"], fit.members.mean["river"][1] * fit.season)
+    assert np.allclose(members["prophet"], 1.0)
