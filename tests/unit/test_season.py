@@ -13,10 +13,13 @@ from models.shop_calendar import closed_days
 END = date(2026, 12, 3)
 
 
-def _shop(days: int, december: float, seed: int, recurring: bool = True) -> np.ndarray:
+def _shop(
+    days: int, december: float, seed: int, recurring: bool = True, sale_in: int | None = None
+) -> np.ndarray:
     """A shop's daily totals ending on END: a gentle yearly wave, a weekly rhythm, and
     December's 1st–24th selling ``december`` times as much; without ``recurring``, the
-    year's other changes are one-off sales at random, not the same each year."""
+    year's other changes are one-off sales at random, not the same each year. ``sale_in``:
+    a clearance sale selling three times as much from 4 to 17 December of that year only."""
     rng = np.random.default_rng(seed)
     dates = [END - timedelta(days=days - 1 - i) for i in range(days)]
     doy = np.array([d.timetuple().tm_yday for d in dates])
@@ -26,6 +29,8 @@ def _shop(days: int, december: float, seed: int, recurring: bool = True) -> np.n
         for start in rng.integers(0, days - 10, days // 30):
             level[start : start + 7] *= rng.uniform(1.5, 2.5)
     level = np.where([d.month == 12 and d.day <= 24 for d in dates], level * december, level)
+    sale = [d.year == sale_in and d.month == 12 and 4 <= d.day <= 17 for d in dates]
+    level = np.where(sale, level * 3, level)
     return rng.poisson(level).astype(float)
 
 
@@ -59,6 +64,18 @@ def test_a_year_of_one_off_sales_earns_less_trust_than_one_that_repeats() -> Non
     print(f"largest change: one-off sales {np.abs(np.log(noisy)).max():.3f}")
     assert np.abs(np.log(noisy)).max() < 0.15
     assert np.abs(np.log(repeating)).max() > 0.5
+
+
+def test_a_clearance_sale_one_december_is_not_taken_for_a_rush_every_december() -> None:
+    # END is 3 December 2026: last December had the sale, the one before did not.
+    # The days to forecast are 4 to 31 December; the sale's fortnight is the first 14.
+    with_sale = _factor(_shop(3 * 365, december=1.0, seed=6, sale_in=2025))[:14]
+    without = _factor(_shop(3 * 365, december=1.0, seed=6))[:14]
+    print(f"sale's days: {with_sale.mean():.2f} with the sale, {without.mean():.2f} without")
+    assert abs(with_sale.mean() / without.mean() - 1) < 0.1
+    # With one year behind it, the sale cannot be told from a rush: it is forecast again.
+    one_year = _factor(_shop(2 * 365, december=1.0, seed=6, sale_in=2025))[:14]
+    assert one_year.mean() > 1.3 * without.mean()
 
 
 def test_the_blend_gets_the_season_on_the_weekly_members_and_prophet_keeps_its_own() -> None:
