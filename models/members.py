@@ -198,13 +198,17 @@ class ShopFit:
     filled: list[np.ndarray]  # what the statsforecast members are fitted on
     season: np.ndarray  # the year-end season's factor by coming day (models.season)
 
-    def blendable(self, i: int) -> dict[str, np.ndarray]:
+    def blendable(self, i: int, season: bool = True) -> dict[str, np.ndarray]:
         """Each member's forecast for SKU ``i`` as the blend takes it: the members that see
-        only the last weeks with the year-end season on them; Prophet has its own year."""
+        only the last weeks with the year-end season on them; Prophet has its own year.
+        Without ``season``, as fitted."""
         return {
-            m: f[i] if m in YEARLY_MEMBERS else f[i] * self.season[: f[i].size]
+            m: f[i] if m in YEARLY_MEMBERS or not season else f[i] * self.season[: f[i].size]
             for m, f in self.members.mean.items()
         }
+
+    def in_season(self) -> bool:
+        return bool(np.any(self.season != 1))
 
 
 def fit_shop(

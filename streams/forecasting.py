@@ -119,6 +119,7 @@ class ForecastKeeper:
                 upper=_rounded(upper),
                 method=live.method,  # type: ignore[arg-type]
                 members=_members(live.method, base, self._runs.get(shop)),
+                season=_season(live.method, base, today, HORIZON),
                 confidence=live.confidence,  # type: ignore[arg-type]
                 mase=_accuracy(live.method, base, models[row.variant_id]),
                 stock=row.stock,
@@ -283,6 +284,19 @@ def _members(method: str, base: dict[str, Any] | None, run_id: int | None) -> li
             if w > 0
         ]
     return [BlendMember(model=method, weight=1.0)]
+
+
+def _season(
+    method: str, base: dict[str, Any] | None, today: date, horizon: int
+) -> list[float] | None:
+    """What last year's year-end season did to a combined forecast, from ``today`` on (one
+    past the run's days); None when it did nothing there."""
+    if method != "combined" or base is None or not base.get("season"):
+        return None
+    start = (today - base["first_day"]).days
+    ahead = [round(float(x), 3) for x in base["season"][start : start + horizon]]
+    ahead += [1.0] * (horizon - len(ahead))
+    return ahead if any(abs(x - 1) >= 0.005 for x in ahead) else None
 
 
 def _accuracy(method: str, base: dict[str, Any] | None, model: OnlineDemandModel) -> float | None:

@@ -50,6 +50,7 @@ from models.ensemble import (
     VALIDATION_RUNS,
     ShopBlend,
     Validation,
+    blend,
 )
 from models.forecast import Forecast
 from models.inventory import in_stock_days
@@ -338,9 +339,20 @@ async def _make_validation_run(
     return stored
 
 
-def _present_members(fit: ShopFit, i: int) -> dict[str, np.ndarray]:
+def _present_members(fit: ShopFit, i: int, season: bool = True) -> dict[str, np.ndarray]:
     """The forecasts of the members that could fit SKU ``i``."""
-    return {m: f for m, f in fit.blendable(i).items() if np.all(np.isfinite(f))}
+    return {m: f for m, f in fit.blendable(i, season).items() if np.all(np.isfinite(f))}
+
+
+def _season_effect(fit: ShopFit, i: int, weights: dict[str, float]) -> list[float] | None:
+    """What the year-end season (models.season) did to SKU ``i``'s blend, day by day: its
+    forecast over the same blend of the members as fitted. None outside the season."""
+    if not fit.in_season():
+        return None
+    with_season = blend(_present_members(fit, i), weights)
+    as_fitted = blend(_present_members(fit, i, season=False), weights)
+    ratio = np.divide(with_season, as_fitted, out=np.ones_like(as_fitted), where=as_fitted > 0)
+    return [round(float(x), 3) for x in ratio]
 
 
 def _stored_members(fit: ShopFit, i: int) -> dict[str, list[float]]:
@@ -363,6 +375,7 @@ def _row(blends: ShopBlend, fit: ShopFit, i: int) -> dict[str, Any]:
         "weights": {m: round(w, 4) for m, w in weights.items()},
         "demand_class": fit.classes[i],
         "spread": blends.spreads[i],
+        "season": _season_effect(fit, i, weights),
     }
 
 

@@ -58,6 +58,7 @@ async def product_story(state: State, shop: str, variant_id: int) -> dict[str, A
             "upper": plan.upper,
             "method": plan.method,
             "members": [m.model_dump(mode="json") for m in plan.members],
+            "season": plan.season,
             "confidence": plan.confidence,
         },
         "accuracy": accuracy,

@@ -172,7 +172,7 @@ async def run_forecasts(
 ) -> dict[int, dict[str, Any]]:
     cur = await conn.execute(
         "SELECT variant_id, first_day, mean, lower, upper, model, mase, abc_class, weights, "
-        "spread FROM run_forecasts WHERE run_id = %s "
+        "spread, season FROM run_forecasts WHERE run_id = %s "
         "AND (%s::bigint[] IS NULL OR variant_id = ANY(%s))",
         (run_id, _ids(variant_ids), _ids(variant_ids)),
     )
@@ -260,15 +260,15 @@ async def add_run_forecasts(
             """
             INSERT INTO run_forecasts (run_id, shop, variant_id, first_day, mean, lower, upper,
                                        model, mase, abc_class, fit_seconds, members, weights,
-                                       demand_class, spread)
+                                       demand_class, spread, season)
             VALUES (%(run_id)s, %(shop)s, %(variant_id)s, %(first_day)s, %(mean)s, %(lower)s,
                     %(upper)s, %(model)s, %(mase)s, %(abc_class)s, %(fit_seconds)s, %(members)s,
-                    %(weights)s, %(demand_class)s, %(spread)s)
+                    %(weights)s, %(demand_class)s, %(spread)s, %(season)s)
             ON CONFLICT (run_id, variant_id) DO NOTHING
             """,
             [
                 {"run_id": run_id, "shop": shop, "members": None, "weights": None}
-                | {"demand_class": None, "spread": None}
+                | {"demand_class": None, "spread": None, "season": None}
                 | row
                 | {
                     "members": _json(row.get("members")),

@@ -20,6 +20,7 @@ _FIELDS = (
     "upper",
     "method",
     "members",
+    "season",
     "confidence",
     "mase",
     "stock",

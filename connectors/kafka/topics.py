@@ -156,6 +156,11 @@ class ForecastUpdate(BaseModel):
     upper: list[float] = Field(description="80 % interval, upper bound per day")
     method: Literal["combined", "river", "moving_average_7"]
     members: list[BlendMember] = Field(description="What made the forecast, with weights")
+    season: list[float] | None = Field(
+        default=None,
+        description="Per day, what the shop's own last year (its year-end season, mid-November "
+        "to early January) multiplied the combined forecast by; null when nothing",
+    )
     confidence: Literal["high", "medium", "low"]
     mase: float | None = Field(description="This SKU's MASE over earlier nightly runs")
     stock: int | None

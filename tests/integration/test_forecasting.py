@@ -519,3 +519,30 @@ async def test_a_model_learns_at_most_the_last_two_years_even_after_a_backdated_
     finally:
         await pool.close()
     assert scalar(stack, "SELECT count(*) FROM demand_corrections WHERE shop = %s", shop) == 0
+
+
+def test_a_december_night_stores_what_last_years_season_did_to_each_forecast(
+    stack: Stack,
+) -> None:
+    """In the year-end season each combined forecast keeps, day by day, what the shop's own
+    last year multiplied it by (models.season), for the plan to show."""
+    shop = new_shop(stack)
+    day = date(datetime.now(UTC).year - 1, 12, 10)
+    seed_store(stack, shop, n_skus=12, days=730, end=day - timedelta(days=1))
+    run = nightly(stack, shop, "--day", day.isoformat())
+    output, _ = run.communicate(timeout=240)
+    assert run.returncode == 0, output
+    rows = query(
+        stack,
+        "SELECT f.season, f.mean FROM run_forecasts f JOIN forecast_runs r ON r.id = f.run_id "
+        "WHERE r.shop = %s AND r.run_day = %s AND f.model = 'combined'",
+        shop,
+        day,
+    )
+    assert rows
+    for season, mean in rows:
+        assert season is not None and len(season) == len(mean)
+        assert all(0.25 <= x <= 4 for x in season)
+    changed = [x for season, _ in rows for x in season if abs(x - 1) > 0.02]
+    print(f"{len(changed)} of {sum(len(s) for s, _ in rows)} days moved by the season")
+    assert changed

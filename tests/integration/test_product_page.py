@@ -90,3 +90,31 @@ def test_a_product_of_another_shop_or_none_is_not_found(stack: Stack) -> None:
         answer = httpx.get(stack.base_url + path, headers=auth(stack), timeout=10)
         assert answer.status_code == 404, path
         assert "THEIRS" not in answer.text
+
+
+def test_a_plan_raised_by_last_years_season_says_so_on_its_page(stack: Stack) -> None:
+    shop = new_shop(stack)
+    variant = make_variant("PAGE-SEASON")
+    deliver_ok(stack, product_hook(shop, variant))
+    deliver_ok(stack, stock_hook(shop, variant, 40, datetime.now(UTC)))
+    wait_until(lambda: sku_api(stack, shop)[variant.variant_id]["plan_as_of"], what="a plan")
+    url = f"{stack.base_url}/shops/{shop}/products/{variant.variant_id}"
+    assert "year-end season" not in httpx.get(url, headers=auth(stack), timeout=10).text
+    # As a nightly run in December stores it (streams.refit, models.season).
+    season = [1.25] * 7 + [1.8] * 7 + [1.0] * 76
+    assert query(
+        stack,
+        "UPDATE sku_plans SET season = %s WHERE shop = %s AND variant_id = %s RETURNING 1",
+        season,
+        shop,
+        variant.variant_id,
+    )
+    page = httpx.get(url, headers=auth(stack), timeout=10)
+    assert page.status_code == 200
+    assert "year-end season from last year" in page.text and "×1.25 to ×1.80" in page.text
+    api = httpx.get(
+        f"{stack.base_url}/api/v1/shops/{shop}/products/{variant.variant_id}",
+        headers=auth(stack),
+        timeout=10,
+    )
+    assert api.json()["forecast"]["season"][:8] == [1.25] * 7 + [1.8]

@@ -88,3 +88,14 @@ def test_the_blend_gets_the_season_on_the_weekly_members_and_prophet_keeps_its_o
     assert np.allclose(members["shop"], fit.members.mean["shop"][1] * fit.season)
     assert np.allclose(members["river"], fit.members.mean["river"][1] * fit.season)
     assert np.allclose(members["prophet"], 1.0)
+
+
+def test_a_live_forecast_carries_the_season_from_today_not_from_the_run_day() -> None:
+    from streams.forecasting import _season
+
+    run = {"first_day": date(2026, 12, 1), "season": [1.0, 1.1, 1.2, 1.3, 1.4]}
+    assert _season("combined", run, date(2026, 12, 3), 4) == [1.2, 1.3, 1.4, 1.0]
+    assert _season("river", run, date(2026, 12, 3), 4) is None
+    assert _season("combined", {**run, "season": None}, date(2026, 12, 3), 4) is None
+    # Past the season's days in the run: nothing left to say.
+    assert _season("combined", run, date(2026, 12, 6), 4) is None
