@@ -4,7 +4,9 @@ all but impossible, and which coming days will be closed too.
 A closed day is not a day of zero demand: the forecasters learn nothing from it (it is
 censored, like a day out of stock), and a coming day the shop will be closed on is forecast at
 zero. A coming day is closed when the same weekday was closed three of the last four weeks,
-or when it is the public holiday the shop was closed on last year.
+when it is the public holiday the shop was closed on last year, or when its date fell in a
+shutdown of ANNUAL_SHUTDOWN_DAYS or more in every year the shop has behind it (one or two):
+the week between Christmas and New Year, a summer holiday.
 
 >>> totals = np.array([9., 8, 0, 9, 7, 8, 9] * 5)  # closed every third weekday
 >>> closed_days(totals).astype(int).tolist()[14:21]
@@ -30,6 +32,10 @@ CLOSED_LEVEL = 4.6
 LEVEL_DAYS = 28
 RECURRING_WEEKS = 4
 RECURRING_CLOSED = 3
+# Closed over a week in a row is a shutdown: it holds a day the shop opens on in any week.
+# Shorter runs are its closed weekdays (six for a shop open on Saturdays only) or a long
+# weekend, whose dates fall on other weekdays next year.
+ANNUAL_SHUTDOWN_DAYS = 8
 
 
 def closed_days(totals: np.ndarray) -> np.ndarray:
@@ -76,6 +82,8 @@ def future_closed(
         same_weekdays = closed[::-1][SEASON - 1 - k % SEASON :: SEASON][:RECURRING_WEEKS]
         if same_weekdays.size == RECURRING_WEEKS and same_weekdays.sum() >= RECURRING_CLOSED:
             out[k] = True
+    if closed.any():
+        out |= _annual_shutdown(closed, last_day, horizon)
     if country and closed.any():
         first_day = last_day - timedelta(days=closed.size - 1)
         try:
@@ -97,3 +105,40 @@ def future_closed(
             if 0 <= index < closed.size and closed[index]:
                 out[k] = True
     return out
+
+
+def _annual_shutdown(closed: np.ndarray, last_day: date, horizon: int) -> np.ndarray:
+    """The coming days whose date fell in a shutdown in each of the (up to two) years before.
+
+    >>> closed = np.zeros(400, dtype=bool)
+    >>> last = date(2026, 12, 20)
+    >>> first = last - timedelta(days=399)
+    >>> closed[(date(2025, 12, 24) - first).days : (date(2026, 1, 2) - first).days] = True
+    >>> ahead = _annual_shutdown(closed, last, 14)
+    >>> [str(last + timedelta(days=int(k) + 1)) for k in np.flatnonzero(ahead)][::8]
+    ['2026-12-24', '2027-01-01']
+    >>> int(ahead.sum())  # 24 December to 1 January
+    9
+    """
+    shutdown = np.zeros(closed.size, dtype=bool)
+    start = 0
+    for end in range(1, closed.size + 1):
+        if end == closed.size or closed[end] != closed[start]:
+            if closed[start] and end - start >= ANNUAL_SHUTDOWN_DAYS:
+                shutdown[start:end] = True
+            start = end
+    first_day = last_day - timedelta(days=closed.size - 1)
+    out = np.zeros(horizon, dtype=bool)
+    for k in range(horizon):
+        day = last_day + timedelta(days=k + 1)
+        before = [_same_date(day, back) for back in (1, 2)]
+        indices = [(d - first_day).days for d in before if d >= first_day]
+        out[k] = bool(indices) and all(shutdown[i] for i in indices)
+    return out
+
+
+def _same_date(day: date, years_back: int) -> date:
+    try:
+        return day.replace(year=day.year - years_back)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - years_back, day=28)
