@@ -74,11 +74,16 @@ class Up:
 
     def wait_ready(self, timeout_s: float) -> float:
         started = time.monotonic()
+        self.not_ready: list[str] = []  # why, as /readyz said it: kept for a slow start's report
         while time.monotonic() - started < timeout_s:
             assert self.process is not None and self.process.poll() is None, self.log()
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                answer = httpx.get(f"{self.url}/readyz", timeout=2)
+                if answer.status_code == 200:
                     return time.monotonic() - started
+                said = f"{time.monotonic() - started:.1f}s {answer.text}"
+                if not self.not_ready or self.not_ready[-1].split(" ", 1)[1] != answer.text:
+                    self.not_ready.append(said)
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
@@ -219,7 +224,11 @@ def test_every_acknowledged_webhook_is_applied_once_through_kills_and_restarts(u
             restarted = time.monotonic()
             up.start()
             took = time.monotonic() - restarted
-            assert took < RECOVERY_S, f"up took {took:.1f}s to be ready again"
+            assert took < RECOVERY_S, (
+                f"up took {took:.1f}s to be ready again; /readyz said:\n"
+                + "\n".join(up.not_ready)
+                + f"\n{up.log()}"
+            )
             report.append(f"full stop and start of up: ready again in {took:.1f}s")
             continue
         assert up.pid(victim) != before, f"{victim} was not restarted"
