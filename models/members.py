@@ -207,7 +207,7 @@ class ShopFit:
             for m, f in self.members.mean.items()
         }
 
-    def in_season(self) -> bool:
+    def has_season(self) -> bool:
         return bool(np.any(self.season != 1))
 
 

@@ -347,7 +347,7 @@ def _present_members(fit: ShopFit, i: int, season: bool = True) -> dict[str, np.
 def _season_effect(fit: ShopFit, i: int, weights: dict[str, float]) -> list[float] | None:
     """What the year-end season (models.season) did to SKU ``i``'s blend, day by day: its
     forecast over the same blend of the members as fitted. None outside the season."""
-    if not fit.in_season():
+    if not fit.has_season():
         return None
     with_season = blend(_present_members(fit, i), weights)
     as_fitted = blend(_present_members(fit, i, season=False), weights)
