@@ -25,6 +25,7 @@ Design (issue 13; the measurements are in docs/benchmarks.md):
   the 80th percentile of such days' errors, not the 90th: a band of [0, 90th percentile]
   held 82-87 % of slow sellers' days. The spread itself, the SKU's root mean square
   error, is what inventory policy takes for the forecast's uncertainty (:func:`daily_sd`).
+  A day the year-end season (:mod:`models.season`) multiplied gets its band multiplied too.
 
 >>> sold = np.array([3., 5, 4, 6, 2, 4, 5, 3])
 >>> right, off = sold + 0.1, sold[::-1]
@@ -39,7 +40,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 
@@ -237,10 +238,44 @@ def spread(errors: PastErrors) -> float | None:
     return float(np.sqrt(np.mean(e**2))) if e.size >= MIN_SCORED_DAYS else None
 
 
-def daily_sd(mean: np.ndarray, sku_spread: float | None) -> np.ndarray:
+def daily_sd(
+    mean: np.ndarray, sku_spread: float | None, season: np.ndarray | None = None
+) -> np.ndarray:
     """The standard deviation of each day's demand around ``mean``: the SKU's spread (1, as
-    for Poisson counts, until it has one) in the units its errors were measured in."""
-    return _scale(np.asarray(mean, dtype=float)) * (sku_spread if sku_spread is not None else 1.0)
+    for Poisson counts, until it has one) in the units its errors were measured in.
+
+    ``season`` is what the year-end season (:mod:`models.season`) multiplied each day by. It
+    scales the whole day, its uncertainty too: the spread was measured on the weeks before,
+    at their level, and a rush of three times is not three times as many independent sales
+    but the same shop's demand scaled, errors and all. Scaling only the mean (the spread
+    grows with its square root) left the December folds of the shops with a rush at 63-70 %
+    coverage (docs/benchmarks.md).
+
+    >>> daily_sd(np.array([4.0, 12.0]), 1.0).round(2).tolist()
+    [2.06, 3.5]
+    >>> daily_sd(np.array([4.0, 12.0]), 1.0, season=np.array([1.0, 3.0])).round(2).tolist()
+    [2.06, 6.18]
+    """
+    mean = np.asarray(mean, dtype=float)
+    sd = sku_spread if sku_spread is not None else 1.0
+    if season is None:
+        return _scale(mean) * sd
+    season = np.asarray(season, dtype=float)[: mean.size]
+    unscaled = np.divide(mean, season, out=mean.copy(), where=season > 0)
+    return np.where(season > 0, season, 1.0) * _scale(unscaled) * sd
+
+
+def season_effect(
+    members: Mapping[str, np.ndarray],
+    as_fitted: Mapping[str, np.ndarray],
+    member_weights: Mapping[str, float],
+) -> np.ndarray | None:
+    """What the year-end season did to a blend, day by day: the blend of ``members`` over the
+    same blend of the members ``as_fitted``; None when it did nothing."""
+    with_season = blend(members, member_weights)
+    fitted = blend(as_fitted, member_weights)
+    ratio = np.divide(with_season, fitted, out=np.ones_like(fitted), where=fitted > 0)
+    return None if np.all(ratio == 1) else ratio
 
 
 @dataclass(frozen=True)
@@ -279,8 +314,10 @@ class IntervalCalibration:
         return IntervalCalibration(low, high, high_from_zero)
 
 
-def _lower(mean: np.ndarray, sku_spread: float | None, low: float) -> np.ndarray:
-    return mean + low * daily_sd(mean, sku_spread)
+def _lower(
+    mean: np.ndarray, sku_spread: float | None, low: float, season: np.ndarray | None = None
+) -> np.ndarray:
+    return mean + low * daily_sd(mean, sku_spread, season)
 
 
 def with_interval(
@@ -288,20 +325,27 @@ def with_interval(
     sku_spread: float | None,
     calibration: IntervalCalibration,
     closed: np.ndarray | None = None,
+    season: np.ndarray | None = None,
 ) -> Forecast:
     """The published forecast: ``mean`` with its 80 % interval, zero on closed days. A SKU
     without a spread of its own yet gets a Poisson-like one (spread 1). The band never ends
     below the forecast: a SKU that sells on under a fifth of its days would otherwise get
-    [0, 0] around a forecast above zero."""
+    [0, 0] around a forecast above zero. ``season``: as in :func:`daily_sd`."""
     mean = np.maximum(np.asarray(mean, dtype=float), 0)
-    sd = daily_sd(mean, sku_spread)
-    lower = _lower(mean, sku_spread, calibration.low)
+    sd = daily_sd(mean, sku_spread, season)
+    lower = _lower(mean, sku_spread, calibration.low, season)
     high = np.where(lower <= 0, calibration.high_from_zero, calibration.high)
     upper = np.maximum(mean + high * sd, mean)
     lower = np.clip(lower, 0, mean)
     if closed is not None:
         mean, lower, upper = (np.where(closed, 0.0, a) for a in (mean, lower, upper))
     return Forecast(mean, lower, upper)
+
+
+class Blended(NamedTuple):
+    forecast: Forecast
+    weights: dict[str, float]
+    season: np.ndarray | None  # what the year-end season multiplied each day by; None: nothing
 
 
 class ShopBlend:
@@ -319,10 +363,17 @@ class ShopBlend:
         self.calibration = IntervalCalibration.pooled(errors)
 
     def forecast(
-        self, row: int, members: Mapping[str, np.ndarray], closed: np.ndarray | None
-    ) -> tuple[Forecast, dict[str, float]]:
-        """The SKU's published forecast and the weights it was blended with; raises
-        ValueError when no member could forecast it."""
+        self,
+        row: int,
+        members: Mapping[str, np.ndarray],
+        closed: np.ndarray | None,
+        as_fitted: Mapping[str, np.ndarray] | None = None,
+    ) -> Blended:
+        """The SKU's published forecast, the weights it was blended with and what the year-end
+        season did to it, given the ``members`` as blended and, when the season scaled them,
+        ``as_fitted``; raises ValueError when no member could forecast it."""
         weights = effective_weights(members, self.weights[row])
         mean = blend(members, weights)
-        return with_interval(mean, self.spreads[row], self.calibration, closed), weights
+        season = None if as_fitted is None else season_effect(members, as_fitted, weights)
+        published = with_interval(mean, self.spreads[row], self.calibration, closed, season)
+        return Blended(published, weights, season)

@@ -356,7 +356,10 @@ def _combined(
     out = {}
     for j, row in enumerate(cut.rows):
         try:
-            out[row], _ = blends.forecast(j, cut.fit.blendable(j), cut.fit.future_closed)
+            as_fitted = cut.fit.blendable(j, season=False) if cut.fit.has_season() else None
+            out[row] = blends.forecast(
+                j, cut.fit.blendable(j), cut.fit.future_closed, as_fitted
+            ).forecast
         except ValueError:
             continue
     return out

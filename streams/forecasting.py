@@ -97,11 +97,12 @@ class ForecastKeeper:
             still_to_sell = mean.copy()
             still_to_sell[0] = max(mean[0] - row.sold_today, 0.0)
             stock = row.stock if row.stock is not None else 0
+            season = _season(live.method, base, today, HORIZON)
             last_sale = models[row.variant_id].last_sale
             plan = inventory_plan(
                 stock,
                 still_to_sell.tolist(),
-                _daily_sd(live.method, base, mean, lower, upper).tolist(),
+                _daily_sd(live.method, base, mean, lower, upper, season).tolist(),
                 lead_time_days=planned_with[row.variant_id].lead_time_days,
                 service_level=planned_with[row.variant_id].service_level,
                 target_cover_days=planned_with[row.variant_id].target_cover_days,
@@ -119,7 +120,7 @@ class ForecastKeeper:
                 upper=_rounded(upper),
                 method=live.method,  # type: ignore[arg-type]
                 members=_members(live.method, base, self._runs.get(shop)),
-                season=_season(live.method, base, today, HORIZON),
+                season=season,
                 confidence=live.confidence,  # type: ignore[arg-type]
                 mase=_accuracy(live.method, base, models[row.variant_id]),
                 stock=row.stock,
@@ -312,15 +313,25 @@ def _accuracy(method: str, base: dict[str, Any] | None, model: OnlineDemandModel
 
 
 def _daily_sd(
-    method: str, base: dict[str, Any] | None, mean: np.ndarray, lower: np.ndarray, upper: np.ndarray
+    method: str,
+    base: dict[str, Any] | None,
+    mean: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    season: list[float] | None,
 ) -> np.ndarray:
     """Each day's uncertainty for safety stock: for a combined forecast, the SKU's spread,
     measured on its blend's own errors (Poisson-like until it has one; its band cannot say:
-    a slow seller's is [0, 80th percentile]); for the others, the width of their normal 80 %
-    band. A day whose band is [0, 0] (the shop is closed) has none."""
+    a slow seller's is [0, 80th percentile]), scaled with the year-end season as the band is;
+    for the others, the width of their normal 80 % band. A day whose band is [0, 0] (the
+    shop is closed) has none."""
     if method == "combined" and base is not None:
         spread = base.get("spread")
-        sd = daily_sd(mean, None if spread is None else float(spread))
+        sd = daily_sd(
+            mean,
+            None if spread is None else float(spread),
+            None if season is None else np.asarray(season, dtype=float),
+        )
         return np.where(upper > 0, sd, 0.0)
     return (upper - lower) / (2 * Z_80)
 

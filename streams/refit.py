@@ -50,7 +50,6 @@ from models.ensemble import (
     VALIDATION_RUNS,
     ShopBlend,
     Validation,
-    blend,
 )
 from models.forecast import Forecast
 from models.inventory import in_stock_days
@@ -344,17 +343,6 @@ def _present_members(fit: ShopFit, i: int, season: bool = True) -> dict[str, np.
     return {m: f for m, f in fit.blendable(i, season).items() if np.all(np.isfinite(f))}
 
 
-def _season_effect(fit: ShopFit, i: int, weights: dict[str, float]) -> list[float] | None:
-    """What the year-end season (models.season) did to SKU ``i``'s blend, day by day: its
-    forecast over the same blend of the members as fitted. None outside the season."""
-    if not fit.has_season():
-        return None
-    with_season = blend(_present_members(fit, i), weights)
-    as_fitted = blend(_present_members(fit, i, season=False), weights)
-    ratio = np.divide(with_season, as_fitted, out=np.ones_like(as_fitted), where=as_fitted > 0)
-    return [round(float(x), 3) for x in ratio]
-
-
 def _stored_members(fit: ShopFit, i: int) -> dict[str, list[float]]:
     """What the runs of later nights need of SKU ``i``: its members' first VALIDATION_DAYS."""
     return {
@@ -365,7 +353,10 @@ def _stored_members(fit: ShopFit, i: int) -> dict[str, list[float]]:
 
 def _row(blends: ShopBlend, fit: ShopFit, i: int) -> dict[str, Any]:
     """The run's row for SKU ``i``: its blend, and what the runs of later nights need."""
-    forecast, weights = blends.forecast(i, _present_members(fit, i), fit.future_closed)
+    as_fitted = _present_members(fit, i, season=False) if fit.has_season() else None
+    forecast, weights, season = blends.forecast(
+        i, _present_members(fit, i), fit.future_closed, as_fitted
+    )
     return {
         "mean": [round(float(x), 3) for x in forecast.mean],
         "lower": [round(float(x), 3) for x in forecast.lower],
@@ -375,7 +366,7 @@ def _row(blends: ShopBlend, fit: ShopFit, i: int) -> dict[str, Any]:
         "weights": {m: round(w, 4) for m, w in weights.items()},
         "demand_class": fit.classes[i],
         "spread": blends.spreads[i],
-        "season": _season_effect(fit, i, weights),
+        "season": None if season is None else [round(float(x), 3) for x in season],
     }
 
 

@@ -541,8 +541,9 @@ def test_a_december_night_stores_what_last_years_season_did_to_each_forecast(
     )
     assert rows
     for season, mean in rows:
-        assert season is not None and len(season) == len(mean)
-        assert all(0.25 <= x <= 4 for x in season)
-    changed = [x for season, _ in rows for x in season if abs(x - 1) > 0.02]
-    print(f"{len(changed)} of {sum(len(s) for s, _ in rows)} days moved by the season")
+        # None: the season moved nothing in this SKU's blend (all its weight on Prophet).
+        assert season is None or len(season) == len(mean)
+        assert all(0.25 <= x <= 4 for x in season or [])
+    changed = [x for season, _ in rows for x in season or [] if abs(x - 1) > 0.02]
+    print(f"{len(changed)} of {sum(len(s or []) for s, _ in rows)} days moved by the season")
     assert changed
