@@ -61,6 +61,7 @@ async def _apply_batch(ctx: WorkerContext, events: Sequence[SkuEvent]) -> None:
     except BaseException:
         ctx.published.add(done)
         raise
+    await ctx.note_progress("apply")
     await send_all(ctx.topics.updates, [(key, dumps(update)) for key, update in updates])
     ctx.published.add(outbox_ids)
     for _, update in updates:
@@ -77,3 +78,4 @@ async def _set_aside(ctx: WorkerContext, event: SkuEvent, error: BaseException) 
         # Even its dead letter is refused: keep what can be kept rather than stall on it.
         async with ctx.connection() as conn, conn.transaction():
             await ledger.dead_letter(conn, event.model_copy(update={"data": {}}), error)
+    await ctx.note_progress("apply")

@@ -7,6 +7,9 @@ importing a module of the worker starts nothing and two apps (in a test) share n
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -14,6 +17,7 @@ from dataclasses import dataclass, field
 import faust
 from psycopg_pool import AsyncConnectionPool
 
+from connectors.db import inbox
 from connectors.db.pool import DictConnection, open_pool
 from connectors.settings import Settings
 from streams.forecasting import ForecastKeeper
@@ -22,6 +26,9 @@ from streams.forecasting import ForecastKeeper
 # one to fill: one transaction serves many events under load, and a lone event waits 10 ms.
 BATCH_MAX = 500
 BATCH_WITHIN_S = 0.01
+PROGRESS_EVERY_S = 1.0  # /readyz's stall needs STALL_SECONDS (60) without one
+
+log = logging.getLogger("stockpulse.worker")
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,23 @@ class WorkerContext:
     forecast_round: asyncio.Lock = field(default_factory=asyncio.Lock)
     _pool: AsyncConnectionPool[DictConnection] | None = None
     _pool_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _progress_noted: dict[str, float] = field(default_factory=dict)
+
+    async def note_progress(self, stage: str) -> None:
+        """Tell /readyz that webhooks moved on at ``stage``, after the work's own commit and at
+        most every PROGRESS_EVERY_S: a row every batch updated inside its transaction would
+        make the batches of all workers wait on each other. Best effort: a note that cannot
+        be written only makes a backlog look stalled for a while, never fails the work."""
+        now = time.monotonic()
+        if now - self._progress_noted.get(stage, -math.inf) < PROGRESS_EVERY_S:
+            return
+        self._progress_noted[stage] = now
+        try:
+            async with self.connection() as conn:
+                await inbox.note_progress(conn, stage)
+                await conn.commit()
+        except Exception as exc:
+            log.warning("could not note %s progress: %r", stage, exc)
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[DictConnection]:

@@ -52,6 +52,7 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
                     "noting normalised webhooks",
                     partial(_note_normalised, ctx, notes, normalised, unusable),
                 )
+                await ctx.note_progress("normalise")
             await retrying(
                 "producing sku events", partial(send_all, ctx.topics.sku_events, messages)
             )

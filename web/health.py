@@ -27,7 +27,7 @@ class HealthController(Controller):
     @get("/readyz")
     async def readyz(self, state: State) -> Response:
         pipeline = await _pipeline(state)
-        stalled = pipeline is not None and pipeline.oldest_s > state.settings.stall_seconds
+        stalled = pipeline is not None and pipeline.backlog.stalled(state.settings.stall_seconds)
         checks = {
             "database": pipeline is not None,
             "kafka": await _broker_ok(state),
@@ -36,7 +36,14 @@ class HealthController(Controller):
         ready = all(checks.values())
         body: dict = {"ready": ready, "checks": checks}
         if pipeline is not None:
-            body["oldest_unapplied_webhook_seconds"] = round(pipeline.oldest_s, 1)
+            body["oldest_unapplied_webhook_seconds"] = round(pipeline.backlog.oldest_s, 1)
+            body["last_progress_seconds"] = {
+                name: None if stage.idle_s is None else round(stage.idle_s, 1)
+                for name, stage in (
+                    ("normalise", pipeline.backlog.normalise),
+                    ("apply", pipeline.backlog.apply),
+                )
+            }
             body["stall_after_seconds"] = state.settings.stall_seconds
         return Response(body, status_code=200 if ready else 503)
 
@@ -44,7 +51,7 @@ class HealthController(Controller):
     async def metrics_text(self, state: State) -> Response:
         pipeline = await _pipeline(state)
         if pipeline is not None:
-            metrics.oldest_unapplied.set(pipeline.oldest_s)
+            metrics.oldest_unapplied.set(pipeline.backlog.oldest_s)
             for stage in ("ingress", "normalise", "apply", "backfill"):
                 metrics.dead_letters.labels(stage=stage).set(pipeline.dead_letters.get(stage, 0))
         await _reconciliation(state)
@@ -54,7 +61,7 @@ class HealthController(Controller):
 
 @dataclass(frozen=True)
 class _Pipeline:
-    oldest_s: float
+    backlog: inbox.Backlog
     dead_letters: dict[str, int]
     read_at: float
 
@@ -68,12 +75,12 @@ async def _pipeline(state: State) -> _Pipeline | None:
     try:
         async with asyncio.timeout(2):
             async with state.pool.connection() as conn:
-                oldest = await inbox.oldest_unfinished_age(conn)
+                behind = await inbox.backlog(conn)
                 open_letters = await dead_letters.open_counts(conn)
                 await conn.commit()
     except Exception:
         return None
-    state.pipeline_check = _Pipeline(oldest, open_letters, time.monotonic())
+    state.pipeline_check = _Pipeline(behind, open_letters, time.monotonic())
     return state.pipeline_check
 
 

@@ -188,21 +188,85 @@ async def last_webhook_at(conn: DictConnection, shop: str) -> Any:
     return row["at"] if row else None
 
 
-async def oldest_unfinished_age(conn: DictConnection) -> float:
-    """Seconds since the oldest accepted webhook that is not applied yet was received (0 when
-    none is waiting): the stall signal, measured in PostgreSQL, not from broker offsets."""
+STAGES = ("normalise", "apply")
+
+
+@dataclass(frozen=True, slots=True)
+class StageBacklog:
+    """Seconds since the oldest webhook waiting for a stage was received (0: none waits), and
+    since the stage last moved one on (None: never)."""
+
+    oldest_s: float
+    idle_s: float | None
+
+    def stalled(self, after_s: float) -> bool:
+        """A webhook has waited ``after_s`` and the stage has moved nothing for as long. A
+        backlog being worked off (after a restart, behind a burst) is behind, not stuck:
+        judged by its age alone, a restarted deployment stayed unready until it had drained.
+
+        >>> StageBacklog(120.0, 0.5).stalled(60), StageBacklog(120.0, 75.0).stalled(60)
+        (False, True)
+        >>> StageBacklog(120.0, None).stalled(60), StageBacklog(5.0, None).stalled(60)
+        (True, False)
+        """
+        return self.oldest_s > after_s and (self.idle_s is None or self.idle_s > after_s)
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """How far behind the worker is, by stage: a webhook waits to be normalised (split into
+    per-SKU events), then for each of its events to be applied. Each stage is judged on its
+    own, so one that moves cannot hide one that is stuck. Measured in PostgreSQL, not from
+    broker offsets."""
+
+    normalise: StageBacklog
+    apply: StageBacklog
+
+    @property
+    def oldest_s(self) -> float:
+        """Seconds since the oldest accepted webhook not yet applied was received."""
+        return max(self.normalise.oldest_s, self.apply.oldest_s)
+
+    def stalled(self, after_s: float) -> bool:
+        return self.normalise.stalled(after_s) or self.apply.stalled(after_s)
+
+
+async def backlog(conn: DictConnection) -> Backlog:
     cur = await conn.execute(
         """
-        SELECT coalesce(extract(epoch FROM now() - least(
-            (SELECT min(received_at) FROM webhook_inbox WHERE normalised_at IS NULL),
-            (SELECT min(w.received_at)
-               FROM (SELECT DISTINCT inbox_id FROM inbox_pending) p
-               JOIN webhook_inbox w ON w.id = p.inbox_id)
-        )), 0)::float8 AS age
+        SELECT
+          coalesce(extract(epoch FROM now() - (
+            SELECT min(received_at) FROM webhook_inbox WHERE normalised_at IS NULL)), 0)::float8
+            AS normalise_age,
+          coalesce(extract(epoch FROM now() - (
+            SELECT min(w.received_at)
+              FROM (SELECT DISTINCT inbox_id FROM inbox_pending) p
+              JOIN webhook_inbox w ON w.id = p.inbox_id)), 0)::float8 AS apply_age,
+          extract(epoch FROM now() - (
+            SELECT at FROM pipeline_progress WHERE stage = 'normalise'))::float8 AS normalise_idle,
+          extract(epoch FROM now() - (
+            SELECT at FROM pipeline_progress WHERE stage = 'apply'))::float8 AS apply_idle
         """
     )
     row = await cur.fetchone()
-    return max(float(row["age"]) if row else 0.0, 0.0)
+    assert row is not None  # one row, always
+
+    def stage(name: str) -> StageBacklog:
+        idle = row[f"{name}_idle"]
+        return StageBacklog(
+            max(float(row[f"{name}_age"]), 0.0), None if idle is None else max(float(idle), 0.0)
+        )
+
+    return Backlog(*(stage(name) for name in STAGES))
+
+
+async def note_progress(conn: DictConnection, stage: str) -> None:
+    """The worker moved webhooks on at ``stage`` (``normalise`` or ``apply``) just now."""
+    await conn.execute(
+        "INSERT INTO pipeline_progress (stage, at) VALUES (%s, now())"
+        " ON CONFLICT (stage) DO UPDATE SET at = greatest(pipeline_progress.at, excluded.at)",
+        (stage,),
+    )
 
 
 async def due_now(conn: DictConnection, inbox_id: int) -> None:

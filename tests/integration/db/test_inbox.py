@@ -44,7 +44,7 @@ async def test_unfinished_rows_are_republished_with_backoff_and_finished_ones_pr
     # Republished just now: the next attempt waits twice as long.
     assert row.id not in {r.id for r in await inbox.take_unfinished(conn)}
     await conn.commit()
-    assert await inbox.oldest_unfinished_age(conn) >= inbox.RELAY_AFTER_S
+    assert (await inbox.backlog(conn)).oldest_s >= inbox.RELAY_AFTER_S
 
     await inbox.mark_normalised(conn, [row.id], [(row.id, 0)])
     await conn.commit()
@@ -70,7 +70,7 @@ async def test_a_note_waiting_for_its_event_keeps_the_webhook_unfinished(
     await inbox.mark_applied(conn, [(row.id, 0)])
     await conn.commit()
     await _age(conn, row.id, 3600)
-    assert await inbox.oldest_unfinished_age(conn) >= 3600
+    assert (await inbox.backlog(conn)).oldest_s >= 3600
     assert row.id in {r.id for r in await inbox.take_unfinished(conn)}
     await conn.commit()
     await inbox.mark_applied(conn, [(row.id, 1)])
@@ -95,4 +95,43 @@ async def test_after_the_broker_restarted_empty_everything_unfinished_before_is_
     await conn.commit()
     # Republished after the start: the new broker has it.
     assert row.id not in {r.id for r in await inbox.take_unfinished(conn, lost_before=started)}
+    await conn.commit()
+
+
+async def test_a_backlog_is_stalled_only_where_its_stage_has_stopped_moving(
+    conn: DictConnection, shop: str
+) -> None:
+    """A stall is a backlog nothing moves: the age of the oldest webhook alone cannot tell it
+    from one being worked off after a restart. Each stage is judged on its own."""
+    (row,) = await inbox.insert(conn, [_delivery(shop)])
+    assert row is not None
+    await inbox.mark_normalised(conn, [row.id], [(row.id, 0)])
+    await _age(conn, row.id, 3600)
+    await inbox.note_progress(conn, "apply")
+    await conn.execute(
+        "UPDATE pipeline_progress SET at = now() - interval '2 hours' WHERE stage = 'apply'"
+    )
+    await inbox.note_progress(conn, "normalise")  # normalising moves; applying does not
+    await conn.commit()
+    behind = await inbox.backlog(conn)
+    assert behind.apply.oldest_s >= 3600 and behind.oldest_s >= 3600
+    assert behind.apply.idle_s is not None and behind.apply.idle_s >= 7200
+    assert behind.normalise.idle_s is not None and behind.normalise.idle_s < 5
+    assert behind.stalled(60) and behind.apply.stalled(60) and not behind.normalise.stalled(60)
+
+    await inbox.note_progress(conn, "apply")  # worked off, if slowly: behind, not stalled
+    await conn.commit()
+    assert not (await inbox.backlog(conn)).stalled(60)
+    # A worker whose clock is behind another's never moves the note back.
+    await conn.execute(
+        "UPDATE pipeline_progress SET at = now() + interval '1 minute' WHERE stage = 'apply'"
+    )
+    await inbox.note_progress(conn, "apply")
+    await conn.commit()
+    cur = await conn.execute(
+        "SELECT at > now() AS ahead FROM pipeline_progress WHERE stage = 'apply'"
+    )
+    assert (await cur.fetchone())["ahead"]
+    await conn.execute("UPDATE pipeline_progress SET at = now()")
+    await inbox.mark_applied(conn, [(row.id, 0)])
     await conn.commit()
