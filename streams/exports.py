@@ -297,14 +297,18 @@ async def read_catalogue(
     apply: ApplyBatch = apply_plainly,
     progress: Progress | None = None,
 ) -> ExportCounts:
-    """Export every variant with its product, inventory item and levels, and apply them."""
+    """Export every variant with its product, inventory item and levels, and apply them; then
+    remove the levels held here that the export no longer lists (:func:`_levels_gone`)."""
+    began = datetime.now(UTC)
     operation = await bulk.run(client, CATALOGUE_EXPORT)
     counts = ExportCounts()
     total = int(operation.get("objectCount") or 0) or None
     if not operation.get("url"):
         return counts
     sink = _Sink(pool, counts, apply, progress, total)
-    received = datetime.now(UTC).isoformat()
+    received = began.isoformat()
+    listed: set[tuple[int, int]] = set()
+    unread_items: set[int] = set()  # their levels are unknown, so none of them is removed
     async for root, children in bulk.stitched(http, operation["url"], sink.read):
         counts.roots += 1
         try:
@@ -323,7 +327,9 @@ async def read_catalogue(
             )
         except ValueError as exc:
             await _reject(pool, shop, counts, "variant", root, children, exc)
+            unread_items.update(_item_number(root))
             continue
+        listed.update((level.inventory_item_id, level.location_id) for level in levels)
         sink.events += _events(
             shop,
             "products/update",
@@ -340,8 +346,49 @@ async def read_catalogue(
                 level,
             )
         await sink.flush_when_full()
+    sink.events += await _levels_gone(pool, shop, listed, unread_items, began, event_prefix)
     await sink.finish()
     return counts
+
+
+async def _levels_gone(
+    pool: AsyncConnectionPool[DictConnection],
+    shop: str,
+    listed: set[tuple[int, int]],
+    unread_items: set[int],
+    began: datetime,
+    event_prefix: str,
+) -> list[SkuEvent]:
+    """Levels held here that a complete catalogue export does not list: Shopify disconnected
+    the item from the location, or deleted the location (its inventory_levels/disconnect
+    webhook is not applied: no timestamp to order it by is known in its body). Only levels
+    unchanged since the export began: a webhook since then is newer than the export."""
+    async with pool.connection() as conn:
+        held = await ledger.levels_unchanged_since(conn, shop, began)
+        await conn.commit()
+    return [
+        SkuEvent(
+            kind="level_gone",
+            shop=shop,
+            event_id=f"{event_prefix}level-gone:{item}:{location}",
+            received_at=began.isoformat(),
+            data={
+                "inventory_item_id": item,
+                "location_id": location,
+                "unchanged_since": began.isoformat(),
+            },
+        )
+        for item, location in held
+        if (item, location) not in listed and item not in unread_items
+    ]
+
+
+def _item_number(root: dict[str, Any]) -> set[int]:
+    """The inventory item of an export line that could not be read, if it says which."""
+    try:
+        return {gid_number(str(root["inventoryItem"]["id"]))}
+    except (KeyError, TypeError, ValueError):
+        return set()
 
 
 async def read_locations(

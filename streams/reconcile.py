@@ -50,7 +50,7 @@ def _recording(shop: str, reconciliation_id: int) -> exports.ApplyBatch:
         levels = [
             (e.data["inventory_item_id"], e.data["location_id"])
             for e in events
-            if e.kind == "stock"
+            if e.kind in ("stock", "level_gone")
         ]
         variants = [e.data["variant_id"] for e in events if e.kind == "variant"]
         before = await reconciliations.snapshot(conn, shop, line_ids, levels, variants)

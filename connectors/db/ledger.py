@@ -81,6 +81,12 @@ _STATEMENTS: dict[str, tuple[str, str]] = {
         "SELECT stockpulse_apply_stock(%(shop)s, %(inventory_item_id)s, %(location_id)s,"
         " %(available)s, %(updated_at)s, %(triggered_at)s)",
     ),
+    # Only from the reconciliation's export (migration 0030): a level Shopify no longer lists.
+    "level_gone": (
+        "stock",
+        "SELECT stockpulse_remove_level(%(shop)s, %(inventory_item_id)s, %(location_id)s,"
+        " %(unchanged_since)s)",
+    ),
     "variant": (
         "stock",
         "SELECT stockpulse_apply_variant(%(shop)s, %(variant_id)s, %(product_id)s,"
@@ -183,6 +189,18 @@ async def apply_events(
     outbox_ids = await _record_outbox(conn, changes)
     await inbox.mark_applied(conn, _notes(events))
     return changes, outbox_ids
+
+
+async def levels_unchanged_since(
+    conn: DictConnection, shop: str, since: datetime
+) -> list[tuple[int, int]]:
+    """The (inventory item, location) of the shop's levels not changed since ``since``."""
+    cur = await conn.execute(
+        "SELECT inventory_item_id, location_id FROM inventory_levels"
+        " WHERE shop = %s AND updated_at <= %s",
+        (shop, since),
+    )
+    return [(r["inventory_item_id"], r["location_id"]) for r in await cur.fetchall()]
 
 
 async def dead_letter(conn: DictConnection, event: SkuEvent, error: BaseException) -> None:

@@ -243,6 +243,19 @@ def differences(before: Snapshot, after: Snapshot) -> list[Correction]:
                 else "Shopify holds a newer level (an inventory_levels/update was missed)",
             )
         )
+    for (item, location), available in before.levels.items():
+        if (item, location) in after.levels:
+            continue
+        found.append(
+            Correction(
+                "stock_level",
+                f"inventory item {item} at location {location}",
+                _text(available),
+                "disconnected",
+                "Shopify no longer stocks the item at this location (disconnected, or the"
+                " location deleted)",
+            )
+        )
     for variant_id, details in after.variants.items():
         old_details = before.variants.get(variant_id)
         if old_details == details:

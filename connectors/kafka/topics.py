@@ -50,6 +50,7 @@ SkuEventKind = Literal[
     "sale_line",
     "refund_line",
     "stock",
+    "level_gone",
     "variant",
     "product_delete",
     "shop_redact",

@@ -72,6 +72,11 @@ async def test_reconciliation_fixes_drift_records_it_and_leaves_newer_data_alone
     newer_key = list(store.levels)[1]
     newer_at = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
     await deliver_level(stack, store.domain, newer_key, 4_242, newer_at)
+    # An item disconnected from a location: Shopify's export no longer lists the level, and
+    # its webhook (inventory_levels/disconnect) is not applied.
+    gone = list(store.levels)[2]
+    held_before = levels(stack, store.domain)[gone]
+    del store.levels[gone]
 
     out = await run(stack, "reconcile", "--shop", store.domain)
     corrected = int(re.search(r"(\d+) corrected", out).group(1))  # type: ignore[union-attr]
@@ -82,6 +87,10 @@ async def test_reconciliation_fixes_drift_records_it_and_leaves_newer_data_alone
     assert units(stack, store.domain) == shopify_units(store)
     assert levels(stack, store.domain)[moved] == 9_999
     assert levels(stack, store.domain)[newer_key] == 4_242
+    assert gone not in levels(stack, store.domain)
+    assert {k: v for k, v in levels(stack, store.domain).items() if k != newer_key} == {
+        k: v for k, v in shopify_levels(store).items() if k != newer_key
+    }
     kinds = dict(
         query(
             stack,
@@ -89,15 +98,16 @@ async def test_reconciliation_fixes_drift_records_it_and_leaves_newer_data_alone
             store.domain,
         )
     )
-    assert kinds.get("stock_level") == 1
+    assert kinds.get("stock_level") == 2  # the level that moved, the one disconnected
     assert kinds.get("order_line", 0) >= 3  # the edit, the refund, the new order's lines
     stale = query(
         stack,
         "SELECT old_value, new_value, reason FROM reconciliation_corrections"
-        " WHERE shop = %s AND kind = 'stock_level'",
+        " WHERE shop = %s AND kind = 'stock_level' ORDER BY new_value",
         store.domain,
-    )[0]
-    assert stale[1] == "9999" and "inventory_levels/update" in stale[2]
+    )
+    assert stale[0][1] == "9999" and "inventory_levels/update" in stale[0][2]
+    assert stale[1][:2] == (str(held_before), "disconnected"), stale
     assert (
         scalar(stack, "SELECT status FROM reconciliations WHERE shop = %s", store.domain) == "done"
     )

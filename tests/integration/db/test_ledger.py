@@ -118,6 +118,39 @@ async def test_a_stale_level_never_overwrites_and_a_future_one_never_freezes(
     assert await level(conn, shop, item) == 7
 
 
+async def test_a_level_shopify_no_longer_lists_goes_unless_it_changed_since_the_export_began(
+    conn: DictConnection, shop: str
+) -> None:
+    item = next(_ids)
+    export_began = NOW - timedelta(minutes=10)
+
+    def gone(unchanged_since: datetime) -> SkuEvent:
+        return _event(
+            shop,
+            "level_gone",
+            inventory_item_id=item,
+            location_id=1,
+            unchanged_since=unchanged_since.isoformat(),
+        )
+
+    # A webhook since the export began is newer than the export: the level stays.
+    await apply(conn, [stock(shop, item, 12, NOW - timedelta(minutes=5))])
+    await apply(conn, [gone(export_began)])
+    assert await level(conn, shop, item) == 12
+    # Unchanged since: it goes, and its location's history ends at zero.
+    await apply(conn, [gone(NOW), gone(NOW)])  # a repeat changes nothing more
+    assert await level(conn, shop, item) is None
+    cur = await conn.execute(
+        "SELECT available FROM stock_history WHERE shop = %s AND inventory_item_id = %s"
+        " ORDER BY ts DESC LIMIT 1",
+        (shop, item),
+    )
+    assert (await cur.fetchone()) == {"available": 0}
+    # Connected again later: its next level is applied as any other.
+    await apply(conn, [stock(shop, item, 3, datetime.now(UTC))])
+    assert await level(conn, shop, item) == 3
+
+
 async def test_another_shops_ids_are_refused_with_a_clear_reason(
     conn: DictConnection, shop: str, database_url: str
 ) -> None:
