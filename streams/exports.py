@@ -35,6 +35,7 @@ from connectors.shopify.payloads import (
     BulkVariant,
     ShopifyPayload,
     gid_number,
+    inventory_item_of,
 )
 from streams import poison
 from streams.normalise import normalise
@@ -327,7 +328,8 @@ async def read_catalogue(
             )
         except ValueError as exc:
             await _reject(pool, shop, counts, "variant", root, children, exc)
-            unread_items.update(_item_number(root))
+            # Its levels are unknown; without even its item, every level is.
+            unread_items.update(inventory_item_of(root) or {UNKNOWN_ITEM})
             continue
         listed.update((level.inventory_item_id, level.location_id) for level in levels)
         sink.events += _events(
@@ -346,7 +348,8 @@ async def read_catalogue(
                 level,
             )
         await sink.flush_when_full()
-    sink.events += await _levels_gone(pool, shop, listed, unread_items, began, event_prefix)
+    if UNKNOWN_ITEM not in unread_items:
+        sink.events += await _levels_gone(pool, shop, listed, unread_items, began, event_prefix)
     await sink.finish()
     return counts
 
@@ -383,12 +386,7 @@ async def _levels_gone(
     ]
 
 
-def _item_number(root: dict[str, Any]) -> set[int]:
-    """The inventory item of an export line that could not be read, if it says which."""
-    try:
-        return {gid_number(str(root["inventoryItem"]["id"]))}
-    except (KeyError, TypeError, ValueError):
-        return set()
+UNKNOWN_ITEM = -1
 
 
 async def read_locations(

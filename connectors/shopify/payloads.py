@@ -280,6 +280,21 @@ def gid_number(gid: str) -> int:
     return int(gid.rsplit("/", 1)[1])
 
 
+def inventory_item_of(line: dict[str, Any]) -> set[int]:
+    """The inventory item of a bulk export's variant line that could not be read as a whole,
+    if it says which.
+
+    >>> inventory_item_of({"inventoryItem": {"id": "gid://shopify/InventoryItem/7"}, "sku": 5})
+    {7}
+    >>> inventory_item_of({"inventoryItem": None}), inventory_item_of({"variant": {"id": "7"}})
+    (set(), set())
+    """
+    try:
+        return {gid_number(str(line["inventoryItem"]["id"]))}
+    except (KeyError, TypeError, ValueError, IndexError):
+        return set()
+
+
 class _GidRef(_Payload):
     id: Gid
 
