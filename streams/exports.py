@@ -288,6 +288,10 @@ async def _apply_orders(
     await sink.finish()
 
 
+# Stands in unread_items for an export line that could not be read and does not name its item.
+UNKNOWN_ITEM = -1
+
+
 async def read_catalogue(
     pool: AsyncConnectionPool[DictConnection],
     client: AdminClient,
@@ -307,7 +311,7 @@ async def read_catalogue(
     if not operation.get("url"):
         return counts
     sink = _Sink(pool, counts, apply, progress, total)
-    received = began.isoformat()
+    received = datetime.now(UTC).isoformat()  # the levels' clock bound: the export is done
     listed: set[tuple[int, int]] = set()
     unread_items: set[int] = set()  # their levels are unknown, so none of them is removed
     async for root, children in bulk.stitched(http, operation["url"], sink.read):
@@ -384,9 +388,6 @@ async def _levels_gone(
         for item, location in held
         if (item, location) not in listed and item not in unread_items
     ]
-
-
-UNKNOWN_ITEM = -1
 
 
 async def read_locations(
