@@ -99,3 +99,35 @@ def test_a_live_forecast_carries_the_season_from_today_not_from_the_run_day() ->
     assert _season("combined", {**run, "season": None}, date(2026, 12, 3), 4) is None
     # Past the season's days in the run: nothing left to say.
     assert _season("combined", run, date(2026, 12, 6), 4) is None
+
+
+def test_a_live_plan_in_the_rush_holds_safety_stock_for_the_rush_not_for_november() -> None:
+    from models.policy import inventory_plan
+    from streams.forecasting import _daily_sd, _season
+
+    # A run of 1 December whose blend the season doubled from the 8th: the live plan made on
+    # the 6th, with a week's lead time, reaches into the rush.
+    run = {"first_day": date(2026, 12, 1), "season": [1.0] * 7 + [2.0] * 21, "spread": 1.5}
+    season = _season("combined", run, date(2026, 12, 6), 28)
+    assert season is not None and season[:3] == [1.0, 1.0, 2.0]
+    mean = np.array([3.0, 3.0] + [6.0] * 26)
+    band = mean + 2.0  # any band above zero: the shop is open every day
+
+    def safety(days: list[float] | None) -> float:
+        sd = _daily_sd("combined", run, mean, mean * 0, band, days)
+        return inventory_plan(
+            20,
+            mean.tolist(),
+            sd.tolist(),
+            lead_time_days=7,
+            service_level=0.95,
+            target_cover_days=28,
+            overstock_days=180,
+            days_since_last_sale=1,
+        ).safety_stock
+
+    # A rush of twice the level is the same shop's demand doubled, its swings included: the
+    # spread of the rush days doubles rather than growing with the square root of the mean.
+    with_season, mean_only = safety(season), safety(None)
+    assert with_season > 1.3 * mean_only, (with_season, mean_only)
+    assert safety([1.0] * 28) == mean_only
