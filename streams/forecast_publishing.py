@@ -14,13 +14,27 @@ import logging
 from datetime import date
 
 import faust
+import psycopg
 
 from connectors.db import forecasts as db
+from connectors.db import plans, queries
 from connectors.kafka.topics import dumps
 from streams import alerting
 from streams.context import WorkerContext, send_all
 
 log = logging.getLogger("stockpulse.worker")
+
+# What one SKU's figures can make fail for good (a value its plan's columns cannot hold, a
+# forecast the models cannot make of it): the SKU is isolated and the rest planned. Anything
+# else (the database or the broker away) fails the round, which is retried whole.
+UNPLANNABLE: tuple[type[Exception], ...] = (
+    psycopg.DataError,
+    psycopg.IntegrityError,
+    psycopg.ProgrammingError,
+    ArithmeticError,
+    ValueError,
+    TypeError,
+)
 
 # Gathering a short while first makes one round of queries serve the SKUs of many small
 # batches, and a SKU changed twice is forecast once.
@@ -52,7 +66,7 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
                 await conn.commit()
             for shop, state in states.items():
                 if published_for.get(shop) != state:
-                    count = await _publish_shop_forecasts(ctx, shop, None)
+                    count = await _publish_isolating(ctx, shop, None)
                     published_for[shop] = state
                     log.info("republished %d forecasts of %s", count, shop)
         except Exception:
@@ -75,6 +89,38 @@ async def _publish_shop_forecasts(
     return len(messages)
 
 
+async def _publish_isolating(ctx: WorkerContext, shop: str, variant_ids: list[int] | None) -> int:
+    """:func:`_publish_shop_forecasts`, but a SKU whose plan can never be made fails alone:
+    the SKUs are halved until it is found, every other one is planned, and it is recorded in
+    ``plan_failures`` with its reason (one bad SKU used to freeze every plan of its shop)."""
+    try:
+        return await _publish_shop_forecasts(ctx, shop, variant_ids)
+    except LookupError:
+        raise
+    except UNPLANNABLE as exc:
+        if variant_ids is None:
+            async with ctx.connection() as conn:
+                variant_ids = await queries.live_variant_ids(conn, shop)
+                await conn.commit()
+        if len(variant_ids) > 1:
+            half = len(variant_ids) // 2
+            return await _publish_isolating(
+                ctx, shop, variant_ids[:half]
+            ) + await _publish_isolating(ctx, shop, variant_ids[half:])
+        if variant_ids:
+            log.error(
+                "the plan of %s variant %s cannot be made; the shop's other SKUs are planned",
+                shop,
+                variant_ids[0],
+                exc_info=exc,
+            )
+            async with ctx.connection() as conn:
+                await plans.record_failure(
+                    conn, shop, variant_ids[0], f"{type(exc).__name__}: {exc}"
+                )
+        return 0
+
+
 async def _pay_forecasts_owed(ctx: WorkerContext) -> None:
     """Forecasts for the SKUs the last batches changed. A failure never fails the batch (its
     updates are committed and published); the SKUs stay owed and the timer retries them."""
@@ -83,7 +129,7 @@ async def _pay_forecasts_owed(ctx: WorkerContext) -> None:
         shop = next(iter(owed))
         ids = owed.pop(shop)
         try:
-            await _publish_shop_forecasts(ctx, shop, sorted(ids))
+            await _publish_isolating(ctx, shop, sorted(ids))
         except LookupError:
             log.info("%s is no longer installed; its forecasts are not owed", shop)
         except Exception:

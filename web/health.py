@@ -10,7 +10,7 @@ from litestar import Controller, Response, get
 from litestar.datastructures import State
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from connectors.db import alerts, dead_letters, inbox, reconciliations
+from connectors.db import alerts, dead_letters, inbox, plans, reconciliations
 from connectors.kafka.admin import broker_reachable
 from web import metrics
 
@@ -54,6 +54,7 @@ class HealthController(Controller):
             metrics.oldest_unapplied.set(pipeline.backlog.oldest_s)
             for stage in ("ingress", "normalise", "apply", "backfill"):
                 metrics.dead_letters.labels(stage=stage).set(pipeline.dead_letters.get(stage, 0))
+            metrics.plan_failures.set(pipeline.plan_failures)
         await _reconciliation(state)
         await _alert_delivery(state)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -63,6 +64,7 @@ class HealthController(Controller):
 class _Pipeline:
     backlog: inbox.Backlog
     dead_letters: dict[str, int]
+    plan_failures: int
     read_at: float
 
 
@@ -77,10 +79,11 @@ async def _pipeline(state: State) -> _Pipeline | None:
             async with state.pool.connection() as conn:
                 behind = await inbox.backlog(conn)
                 open_letters = await dead_letters.open_counts(conn)
+                unplanned = await plans.failure_count(conn)
                 await conn.commit()
     except Exception:
         return None
-    state.pipeline_check = _Pipeline(behind, open_letters, time.monotonic())
+    state.pipeline_check = _Pipeline(behind, open_letters, unplanned, time.monotonic())
     return state.pipeline_check
 
 

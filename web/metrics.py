@@ -39,6 +39,12 @@ dead_letters = Gauge(
     ["stage"],
     registry=registry,
 )
+plan_failures = Gauge(
+    "stockpulse_plan_failures",
+    "SKUs whose plan the worker could not make, each kept with its reason in plan_failures"
+    " (their shops' other SKUs are planned; a plan made later clears the SKU).",
+    registry=registry,
+)
 reconciliation_corrections = Gauge(
     "stockpulse_reconciliation_corrections_total",
     "Corrections reconciliation passes made to what webhooks left wrong, by kind (stock_level,"

@@ -56,6 +56,30 @@ async def save(conn: DictConnection, plans: Sequence[ForecastUpdate]) -> None:
             " WHERE p.as_of <= excluded.as_of",
             rows,
         )
+        by_shop: dict[str, list[int]] = {}
+        for plan in plans:
+            by_shop.setdefault(plan.shop, []).append(plan.variant_id)
+        for shop, ids in by_shop.items():
+            await cur.execute(
+                "DELETE FROM plan_failures WHERE shop = %s AND variant_id = ANY(%s)", (shop, ids)
+            )
+
+
+async def record_failure(conn: DictConnection, shop: str, variant_id: int, reason: str) -> None:
+    """Note, in its own transaction, that the SKU's plan could not be made, and why."""
+    await conn.execute(
+        "INSERT INTO plan_failures (shop, variant_id, reason) VALUES (%s, %s, %s)"
+        " ON CONFLICT (shop, variant_id) DO UPDATE SET reason = excluded.reason,"
+        " failed_at = now()",
+        (shop, variant_id, reason[:2000]),
+    )
+    await conn.commit()
+
+
+async def failure_count(conn: DictConnection) -> int:
+    cur = await conn.execute("SELECT count(*) AS n FROM plan_failures")
+    row = await cur.fetchone()
+    return int(row["n"]) if row else 0
 
 
 async def latest(

@@ -112,3 +112,12 @@ async def sku_rows(
         SKU_ROWS_SQL, {"shop": shop, "ids": list(variant_ids) if variant_ids is not None else None}
     )
     return [sku_row(r) for r in await cur.fetchall()]
+
+
+async def live_variant_ids(conn: DictConnection, shop: str) -> list[int]:
+    """The shop's SKUs that :func:`sku_rows` covers, by variant id."""
+    cur = await conn.execute(
+        "SELECT variant_id FROM variants WHERE shop = %s AND NOT deleted ORDER BY variant_id",
+        (shop,),
+    )
+    return [r["variant_id"] for r in await cur.fetchall()]

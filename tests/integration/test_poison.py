@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import httpx
+import psycopg
 from kafka import KafkaProducer
 
 from connectors.kafka.topics import SKU_EVENTS, SkuEvent, sku_key
@@ -85,6 +86,11 @@ def _marker_applied_within(stack: Stack, shop: str, seconds: float) -> float:
         what="a normal order behind the bad one",
     )
     return time.monotonic() - started
+
+
+def _execute(stack: Stack, sql: str) -> None:
+    with psycopg.connect(stack.database_url) as conn:
+        conn.execute(sql)
 
 
 def _signed(topic: str, shop: str, body: bytes) -> SignedWebhook:
@@ -217,6 +223,120 @@ def test_a_day_of_huge_orders_does_not_block_the_next_sale(stack: Stack) -> None
     )
     assert revenue == Decimal("99999.99") * expected_units
     assert scalar(stack, "SELECT count(*) FROM dead_letters WHERE shop = %s", shop) == 0
+
+
+def test_stock_and_demand_past_integer_range_are_planned_and_freeze_no_other_plan(
+    stack: Stack,
+) -> None:
+    """Each stock level and order line is within its bound, but a SKU's total stock over three
+    locations, and a day of huge orders' reorder quantity, pass 2**31 - 1. Both SKUs get a plan
+    that says so, and the shop's other SKUs keep being planned as they sell."""
+    shop = new_shop(stack)
+    stocked, huge, normal = (make_variant(s) for s in ("FULL-WAREHOUSES", "HUGE-DEMAND", "NORMAL"))
+    for v in (stocked, huge, normal):
+        deliver_ok(stack, product_hook(shop, v))
+    now = datetime.now(UTC)
+    for location in (1, 2, 3):
+        deliver_ok(stack, stock_hook(shop, stocked, 1_000_000_000, now, location_id=location))
+    # Two days ago, so that the forecast of the days ahead carries it.
+    lines = [(Ids.next(), huge, 1_000_000) for _ in range(2200)]
+    heavy, _ = order_hook(shop, lines, created_at=now - timedelta(days=2))
+    deliver_ok(stack, heavy)
+    deliver_ok(stack, stock_hook(shop, huge, 5, now))
+    deliver_ok(stack, stock_hook(shop, normal, 40, now))
+
+    def plans() -> dict[int, tuple[int | None, int]]:
+        rows = query(
+            stack,
+            "SELECT variant_id, stock, reorder_quantity FROM sku_plans WHERE shop = %s",
+            shop,
+        )
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    wait_until(
+        lambda: (
+            plans().get(stocked.variant_id, (None, 0))[0] == 3_000_000_000
+            and plans().get(normal.variant_id, (None, 0))[0] == 40
+            and plans().get(huge.variant_id, (None, 0))[1] > 2**31
+        ),
+        timeout_s=30,
+        what="plans of the SKUs past integer range and of the one beside them",
+    )
+    # The neighbour still moves with what sells.
+    sale, _ = order_hook(shop, [(Ids.next(), normal, 3)])
+    deliver_ok(stack, sale)
+    deliver_ok(stack, stock_hook(shop, normal, 37, now + timedelta(seconds=1)))
+    wait_until(
+        lambda: plans()[normal.variant_id][0] == 37, timeout_s=20, what="the neighbour's plan"
+    )
+    assert scalar(stack, "SELECT count(*) FROM plan_failures WHERE shop = %s", shop) == 0
+
+
+def test_a_sku_whose_plan_the_database_refuses_is_set_aside_and_its_shop_planned(
+    stack: Stack,
+) -> None:
+    """A plan that can never be stored (here a constraint refuses one SKU's, as a value past
+    a column's range did) fails alone: the shop's other SKUs are planned, the SKU is listed
+    with its reason and counted in /metrics, and once the cause is gone it is planned again."""
+    shop = new_shop(stack)
+    refused, neighbour = make_variant("REFUSED"), make_variant("NEIGHBOUR")
+    for v in (refused, neighbour):
+        deliver_ok(stack, product_hook(shop, v))
+    check = f"refuse_{refused.variant_id}"
+    _execute(
+        stack,
+        f"ALTER TABLE sku_plans ADD CONSTRAINT {check}"
+        f" CHECK (shop <> '{shop}' OR variant_id <> {refused.variant_id}) NOT VALID",
+    )
+    try:
+        now = datetime.now(UTC)
+        deliver_ok(stack, stock_hook(shop, refused, 10, now))
+        deliver_ok(stack, stock_hook(shop, neighbour, 20, now))
+        sale, _ = order_hook(shop, [(Ids.next(), refused, 1), (Ids.next(), neighbour, 2)])
+        deliver_ok(stack, sale)
+        wait_until(
+            lambda: (
+                scalar(
+                    stack,
+                    "SELECT stock FROM sku_plans WHERE shop = %s AND variant_id = %s",
+                    shop,
+                    neighbour.variant_id,
+                )
+                == 20
+                and query(stack, "SELECT reason FROM plan_failures WHERE shop = %s", shop)
+            ),
+            timeout_s=30,
+            what="the neighbour planned and the refused SKU set aside",
+        )
+        [(variant_id, reason)] = query(
+            stack, "SELECT variant_id, reason FROM plan_failures WHERE shop = %s", shop
+        )
+        assert variant_id == refused.variant_id and check in reason, reason
+        metrics = httpx.get(f"{stack.base_url}/metrics", timeout=10).text
+        [counted] = [
+            float(line.split()[1])
+            for line in metrics.splitlines()
+            if line.startswith("stockpulse_plan_failures ")
+        ]
+        assert counted >= 1, metrics
+    finally:
+        _execute(stack, f"ALTER TABLE sku_plans DROP CONSTRAINT {check}")
+    # The cause gone, the SKU's next change plans it and clears it.
+    deliver_ok(stack, stock_hook(shop, refused, 9, datetime.now(UTC)))
+    wait_until(
+        lambda: (
+            scalar(
+                stack,
+                "SELECT stock FROM sku_plans WHERE shop = %s AND variant_id = %s",
+                shop,
+                refused.variant_id,
+            )
+            == 9
+            and not query(stack, "SELECT 1 FROM plan_failures WHERE shop = %s", shop)
+        ),
+        timeout_s=30,
+        what="the SKU planned once the cause is gone",
+    )
 
 
 def test_a_line_whose_total_no_order_reaches_is_dead_lettered(stack: Stack) -> None:
