@@ -50,6 +50,7 @@ from connectors.mail import (
     PermanentMailError,
     SmtpSender,
     TemporaryMailError,
+    one_line,
 )
 from connectors.settings import Settings, get_settings
 from models.alerts import SEVERITY, TITLES, Rule, digest_day_due, headline
@@ -398,6 +399,10 @@ class AlertSender:
 
 
 def _subject(email: db.Email, shop_name: str, items: list[_Item], count: int) -> str:
+    return one_line(_subject_text(email, shop_name, items, count))
+
+
+def _subject_text(email: db.Email, shop_name: str, items: list[_Item], count: int) -> str:
     if email.kind == "test":
         return f"Test alert from Stockpulse for {shop_name}"
     if email.kind == "digest":

@@ -11,7 +11,7 @@
 
 from connectors.mail.endpoint import SmtpEndpoint, TlsMode, parse_smtp_url
 from connectors.mail.errors import MailError, PermanentMailError, SmtpReply, TemporaryMailError
-from connectors.mail.message import OutgoingMail
+from connectors.mail.message import OutgoingMail, one_line
 from connectors.mail.sender import Delivery, SmtpSender
 
 __all__ = [
@@ -24,5 +24,6 @@ __all__ = [
     "SmtpSender",
     "TemporaryMailError",
     "TlsMode",
+    "one_line",
     "parse_smtp_url",
 ]

@@ -51,6 +51,23 @@ def refuse_unsafe_header_text(what: str, value: str) -> None:
             raise ValueError(f"{what} must not contain the control character {char!r}")
 
 
+def one_line(value: str, limit: int = 200) -> str:
+    """Outside text (a product title, a shop's name) made fit for a header: each line break or
+    control character a space, runs of spaces one, at most ``limit`` characters. A title
+    Shopify accepts may hold any of them; refusing the header would lose the whole email.
+
+    >>> one_line("Summer\u2028Tee\r\nBcc: x@evil.example")
+    'Summer Tee Bcc: x@evil.example'
+    >>> one_line("a" * 300, limit=8)
+    'aaaaaaa…'
+    """
+    cleaned = "".join(
+        " " if unicodedata.category(char) in ("Cc", "Zl", "Zp") else char for char in value
+    )
+    cleaned = " ".join(cleaned.split())
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+
+
 def check_address(what: str, address: str) -> None:
     """Minimal sanity of an address: ``local@domain``, one ``@``, no spaces, no specials."""
     refuse_unsafe_header_text(what, address)

@@ -20,12 +20,13 @@ from kafka import KafkaConsumer
 
 from connectors.kafka.topics import ALERTS
 from connectors.settings import Settings
-from ops.shopify_payloads import Variant
+from ops.shopify_payloads import Product, Variant, product_payload, signed_webhook
 from ops.stack import Stack
 from streams.alert_delivery import AlertSender
 from tests.conftest import start_stack, stop_stack
 from tests.mailbox import Mailbox
 from tests.support import (
+    SECRET,
     FeedClient,
     Ids,
     auth,
@@ -203,6 +204,36 @@ async def test_a_crossing_sends_one_email_one_kafka_message_and_one_banner(
     on_kafka = alert_messages_on_kafka(alert_stack, shop)
     assert [m["id"] for m in on_kafka] == [banner["id"]]
     assert alert_count(alert_stack, shop) == 1
+
+
+def test_a_title_with_line_breaks_gets_its_alert_with_the_title_on_one_line(
+    alert_stack: Stack, mailbox: Mailbox
+) -> None:
+    """Shopify accepts any character in a product title. One that would break a header line
+    (and with it the email) is put on one line, not refused: the alert still goes out."""
+    shop = alert_shop(alert_stack, ["ops@titles.example"])
+    variant = make_variant("LINE-BREAKS")
+    title = "Summer\u2028Tee\r\nBcc: someone@else.example"
+    product = Product(variant.product_id, title, [variant])
+    deliver_ok(
+        alert_stack,
+        signed_webhook(
+            "products/create", shop, product_payload(product, datetime.now(UTC)), SECRET
+        ),
+    )
+    set_stock(alert_stack, shop, [variant], 20)
+    set_stock(alert_stack, shop, [variant], 3)
+    mail = mailbox.wait_for("ops@titles.example")
+    assert mail["Subject"].startswith("Low stock: Summer Tee Bcc: someone@else.example / M: 3 left")
+    assert mail["Bcc"] is None and mail["To"] == "ops@titles.example"
+    assert (
+        scalar(
+            alert_stack,
+            "SELECT count(*) FROM alert_emails WHERE state = 'failed' AND shop = %s",
+            shop,
+        )
+        == 0
+    )
 
 
 def test_stock_bouncing_around_the_threshold_fires_once(
