@@ -52,7 +52,7 @@ def refuse_unsafe_header_text(what: str, value: str) -> None:
 
 
 def one_line(value: str, limit: int = 200) -> str:
-    """Outside text (a product title, a shop's name) made fit for a header: each line break or
+    r"""Outside text (a product title, a shop's name) made fit for a header: each line break or
     control character a space, runs of spaces one, at most ``limit`` characters. A title
     Shopify accepts may hold any of them; refusing the header would lose the whole email.
 
