@@ -21,7 +21,7 @@ connectors.shopify.payloads.PayloadRejected: line_items.0.quantity: Input should
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any
 
 from pydantic import (
@@ -92,7 +92,9 @@ class LineItem(_Payload):
     @model_validator(mode="after")
     def _total_fits(self) -> LineItem:
         # Refused here rather than failing to store: the reason then reaches the dead letter.
-        if max(self.quantity, self.current_quantity or 0) * Decimal(self.price) >= MAX_LINE_TOTAL:
+        # At the price as stored: rounded to cents as PostgreSQL rounds, half away from zero.
+        stored = Decimal(self.price).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        if max(self.quantity, self.current_quantity or 0) * stored >= MAX_LINE_TOTAL:
             raise ValueError(f"line total {self.quantity} × {self.price} is beyond any order's")
         return self
 
@@ -147,6 +149,19 @@ class Refund(_Payload):
     processed_at: Timestamp | None = None
     restock: bool | None = None
     refund_line_items: list[RefundLineItem] = Field(max_length=MAX_LINES)
+
+    @model_validator(mode="after")
+    def _no_line_returned_past_its_size(self) -> Refund:
+        # A line's parts (restocked at several locations) are added up and stored as one; no
+        # line holds more than MAX_UNITS, so neither can what one refund returns of it.
+        returned: dict[int, int] = {}
+        for line in self.refund_line_items:
+            returned[line.line_item_id] = returned.get(line.line_item_id, 0) + line.quantity
+            if returned[line.line_item_id] > MAX_UNITS:
+                raise ValueError(
+                    f"refund returns more than {MAX_UNITS} units of line {line.line_item_id}"
+                )
+        return self
 
 
 class InventoryLevel(_Payload):

@@ -106,6 +106,26 @@ def test_payloads_with_wrong_types_or_absurd_ranges_are_rejected(
         parse_payload(topic, json.dumps(body).encode())
 
 
+def test_a_line_whose_total_passes_the_column_once_rounded_to_cents_is_rejected() -> None:
+    """99,999,999.9999 is stored as 100,000,000.00: a million of them is 10**14, past
+    numeric(16, 2). Refused here, its reason reaches the dead letter; not at the database."""
+    line = {"id": 2, "variant_id": 3, "quantity": 1_000_000, "price": "99999999.9999"}
+    body = {"id": 1, "created_at": "2026-01-01T00:00:00Z", "line_items": [line]}
+    with pytest.raises(PayloadRejected, match="line total"):
+        parse_payload("orders/create", json.dumps(body).encode())
+    line["price"] = "99999999.9949"  # stored as 99,999,999.99: fits
+    parse_payload("orders/create", json.dumps(body).encode())
+
+
+def test_a_refund_returning_more_of_a_line_than_any_line_holds_is_rejected() -> None:
+    parts = [{"line_item_id": 7, "quantity": 1_000_000, "restock_type": "return"}] * 3
+    body = {"id": 1, "order_id": 2, "refund_line_items": parts}
+    with pytest.raises(PayloadRejected, match="more than 1000000 units of line 7"):
+        parse_payload("refunds/create", json.dumps(body).encode())
+    body["refund_line_items"] = [{**parts[0], "line_item_id": n} for n in (7, 8, 9)]
+    parse_payload("refunds/create", json.dumps(body).encode())
+
+
 @pytest.mark.parametrize(
     "updated_at", ["infinity", "2026-01-01T00:00:00", "1970-01-01T00:00:00Z", None, 5]
 )
