@@ -390,6 +390,45 @@ def test_two_product_updates_in_one_second_end_on_the_later(stack: Stack) -> Non
     assert sku() == "NEW-SKU"
 
 
+def test_a_product_update_without_the_variants_item_id_keeps_its_stock_linked(
+    stack: Stack,
+) -> None:
+    """Every Shopify variant has an inventory item; a body that leaves its id out does not say
+    it lost it. The variant's stock stays linked, and the rest of the update applies."""
+    shop = new_shop(stack)
+    variant = make_variant("LINKED")
+    deliver_ok(stack, product_hook(shop, variant))
+    deliver_ok(stack, stock_hook(shop, variant, 12, datetime.now(UTC)))
+    wait_until(lambda: stock_of(stack, shop, variant) == 12, what="the stock")
+    body = product_payload(
+        Product(variant.product_id, "Tee", [replace(variant, sku="RENAMED")]),
+        datetime.now(UTC) + timedelta(seconds=1),
+    )
+    del body["variants"][0]["inventory_item_id"]
+    deliver_ok(stack, signed_webhook("products/update", shop, body, SECRET))
+    wait_until(
+        lambda: (
+            scalar(
+                stack,
+                "SELECT sku FROM variants WHERE shop = %s AND variant_id = %s",
+                shop,
+                variant.variant_id,
+            )
+            == "RENAMED"
+        ),
+        what="the update",
+    )
+    linked = scalar(
+        stack,
+        "SELECT sum(l.available) FROM variants v JOIN inventory_levels l"
+        " ON l.shop = v.shop AND l.inventory_item_id = v.inventory_item_id"
+        " WHERE v.shop = %s AND v.variant_id = %s",
+        shop,
+        variant.variant_id,
+    )
+    assert linked == 12
+
+
 def test_cancellation_and_restocked_refund_reverse_demand_once(stack: Stack) -> None:
     shop = new_shop(stack)
     variant = _known_product(stack, shop)

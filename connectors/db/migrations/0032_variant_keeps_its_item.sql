@@ -1,0 +1,33 @@
+-- A products/update whose variant lacks inventory_item_id (Shopify never unsets it) unlinked
+-- the variant from its stock until the next reconciliation: the known item is kept now.
+CREATE OR REPLACE FUNCTION stockpulse_apply_variant(
+    p_shop text, p_variant_id bigint, p_product_id bigint, p_sku text, p_product_title text,
+    p_variant_title text, p_inventory_item_id bigint, p_price numeric, p_tracked boolean,
+    p_updated_at timestamptz, p_triggered_at timestamptz DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    applied bigint;
+    ts timestamptz := stockpulse_bounded_ts(p_updated_at);
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM shops WHERE domain = p_shop) THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO variants AS v (shop, variant_id, product_id, sku, product_title, variant_title,
+                               inventory_item_id, price, tracked, updated_at, triggered_at)
+    VALUES (p_shop, p_variant_id, p_product_id, p_sku, p_product_title, p_variant_title,
+            p_inventory_item_id, p_price, p_tracked, ts, p_triggered_at)
+    ON CONFLICT (shop, variant_id) DO UPDATE SET
+        product_id = excluded.product_id, sku = excluded.sku,
+        product_title = excluded.product_title, variant_title = excluded.variant_title,
+        -- Every Shopify variant has an inventory item: a body without its id does not say it
+        -- lost it, and stock stays linked.
+        inventory_item_id = coalesce(excluded.inventory_item_id, v.inventory_item_id),
+        price = excluded.price,
+        tracked = excluded.tracked, deleted = false, updated_at = excluded.updated_at,
+        triggered_at = excluded.triggered_at
+     WHERE v.updated_at IS NULL OR v.updated_at < excluded.updated_at
+        OR (v.updated_at = excluded.updated_at
+            AND stockpulse_later_trigger(excluded.triggered_at, v.triggered_at))
+    RETURNING variant_id INTO applied;
+    RETURN applied;
+END $$;
