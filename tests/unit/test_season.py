@@ -47,6 +47,32 @@ def test_a_december_rush_last_year_is_forecast_again_from_the_start_of_december(
     assert 0.8 < after.mean() < 1.25
 
 
+def test_black_friday_is_forecast_on_this_years_black_friday_not_52_weeks_after_the_last() -> None:
+    """Black Friday fell on 24 November 2023 and falls on 29 November 2024, 53 weeks later:
+    taking last year's week 52 weeks back put the spike a week early."""
+    from models.season import black_friday
+
+    end = date(2024, 11, 10)
+    days = 2 * 365
+    dates = [end - timedelta(days=days - 1 - i) for i in range(days)]
+    rng = np.random.default_rng(5)
+    level = np.array([40.0 * (1.6 if d.weekday() == 5 else 1.0) for d in dates])
+    for i, d in enumerate(dates):
+        offset = (d - black_friday(d.year)).days
+        if 0 <= offset <= 3:  # Black Friday to Cyber Monday
+            level[i] *= 3.0
+    total = rng.poisson(level).astype(float)
+    factor = _factor(total, end)
+    day = {end + timedelta(days=k + 1): f for k, f in enumerate(factor)}
+    cyber = [day[date(2024, 11, 29) + timedelta(days=k)] for k in range(4)]
+    week_before = [day[date(2024, 11, 22) + timedelta(days=k)] for k in range(4)]
+    print(
+        f"Black Friday to Cyber Monday ×{np.mean(cyber):.2f},"
+        f" the week before ×{np.mean(week_before):.2f}"
+    )
+    assert np.mean(cyber) > 1.8 and np.mean(week_before) < 1.3
+
+
 def test_outside_the_year_end_season_a_forecast_is_left_as_it_is() -> None:
     total = _shop(3 * 365, december=2.0, seed=2)[:-90]  # ends in early September
     assert np.array_equal(_factor(total, END - timedelta(days=90)), np.ones(28))
