@@ -473,21 +473,30 @@ def test_refund_arriving_before_its_order_is_applied_when_the_order_comes(stack:
 
 
 def test_refunds_ahead_of_their_order_summing_past_32_bits_do_not_poison_it(stack: Stack) -> None:
-    """Each refund line is checked on its own (at most a million units), so a refund of a
-    thousand such lines of one line item (a billion units) passes; three of them summed past
-    32 bits once the order came, which dead-lettered the order and every later event of the
-    line."""
+    """Refunds of a line are summed when its order comes. Three of a thousand parts of a
+    million units each once summed past 32 bits and dead-lettered the order and every later
+    event of the line. No line holds more than a million units, so such a refund is now set
+    aside at the door with its reason; refunds of a million each still sum past any order
+    without poisoning it."""
     shop = new_shop(stack)
     variant = _known_product(stack, shop)
     line, order_id = Ids.next(), Ids.next()
     for _ in range(3):
         parts = [(line, variant, 10**6)] * 1000
-        deliver_ok(stack, refund_hook(shop, order_id, parts, restock_type="no_restock"))
+        response = deliver(stack, refund_hook(shop, order_id, parts, restock_type="no_restock"))
+        assert response.status_code == 200 and "not a usable" in response.text, response.text
+    for _ in range(3):
+        refund = refund_hook(shop, order_id, [(line, variant, 10**6)], restock_type="no_restock")
+        deliver_ok(stack, refund)
     order, _ = order_hook(shop, [(line, variant, 5)], order_id=order_id)
     deliver_ok(stack, order)
     # Units kept by the customer stay sold; a line never counts more than was ordered.
     wait_until(lambda: units_sold(stack, shop, variant.variant_id) == 5, what="the order")
-    assert scalar(stack, "SELECT count(*) FROM dead_letters WHERE shop = %s", shop) == 0
+    reasons = query(stack, "SELECT stage, error FROM dead_letters WHERE shop = %s", shop)
+    assert len(reasons) == 3, reasons
+    assert all(
+        stage == "ingress" and "more than 1000000 units" in error for stage, error in reasons
+    )
 
 
 def test_sales_fall_on_the_shops_local_day(stack: Stack) -> None:
