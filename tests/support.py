@@ -232,6 +232,22 @@ def units_sold(stack: Stack, shop: str, variant_id: int) -> int:
     )
 
 
+def planned_stock(stack: Stack, shop: str, variant_id: int) -> int | None:
+    """The stock the SKU's stored plan shows."""
+    return scalar(
+        stack,
+        "SELECT stock FROM sku_plans WHERE shop = %s AND variant_id = %s",
+        shop,
+        variant_id,
+    )
+
+
+def sku_of(stack: Stack, shop: str, variant_id: int) -> str | None:
+    return scalar(
+        stack, "SELECT sku FROM variants WHERE shop = %s AND variant_id = %s", shop, variant_id
+    )
+
+
 def stock_of(stack: Stack, shop: str, variant: Variant) -> int | None:
     return scalar(
         stack,

@@ -26,11 +26,13 @@ from tests.support import (
     make_variant,
     new_shop,
     order_hook,
+    planned_stock,
     product_hook,
     query,
     refund_hook,
     scalar,
     sku_api,
+    sku_of,
     stock_hook,
     stock_of,
     units_sold,
@@ -54,15 +56,7 @@ async def test_order_becomes_sales_demand_and_a_feed_message_for_that_shop_only(
     # The stock change's plan first, so the update below reads a stored plan: without this
     # wait its days of cover came from either basis, depending on which round won.
     wait_until(
-        lambda: (
-            scalar(
-                stack,
-                "SELECT stock FROM sku_plans WHERE shop = %s AND variant_id = %s",
-                shop,
-                variant.variant_id,
-            )
-            == 40
-        ),
+        lambda: planned_stock(stack, shop, variant.variant_id) == 40,
         what="the plan after the stock change",
     )
 
@@ -375,12 +369,7 @@ def test_two_product_updates_in_one_second_end_on_the_later(stack: Stack) -> Non
     deliver_ok(stack, update("NEW-SKU", 800))
 
     def sku() -> str | None:
-        return scalar(
-            stack,
-            "SELECT sku FROM variants WHERE shop = %s AND variant_id = %s",
-            shop,
-            variant.variant_id,
-        )
+        return sku_of(stack, shop, variant.variant_id)
 
     wait_until(lambda: sku() == "NEW-SKU", what="the later update")
     deliver_ok(stack, _retry_after_the_inbox_forgot(first))
@@ -407,15 +396,7 @@ def test_a_product_update_without_the_variants_item_id_keeps_its_stock_linked(
     del body["variants"][0]["inventory_item_id"]
     deliver_ok(stack, signed_webhook("products/update", shop, body, SECRET))
     wait_until(
-        lambda: (
-            scalar(
-                stack,
-                "SELECT sku FROM variants WHERE shop = %s AND variant_id = %s",
-                shop,
-                variant.variant_id,
-            )
-            == "RENAMED"
-        ),
+        lambda: sku_of(stack, shop, variant.variant_id) == "RENAMED",
         what="the update",
     )
     linked = scalar(

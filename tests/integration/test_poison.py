@@ -29,9 +29,11 @@ from tests.support import (
     make_variant,
     new_shop,
     order_hook,
+    planned_stock,
     product_hook,
     query,
     scalar,
+    sku_of,
     stock_hook,
     stock_of,
     units_sold,
@@ -296,13 +298,7 @@ def test_a_sku_whose_plan_the_database_refuses_is_set_aside_and_its_shop_planned
         deliver_ok(stack, sale)
         wait_until(
             lambda: (
-                scalar(
-                    stack,
-                    "SELECT stock FROM sku_plans WHERE shop = %s AND variant_id = %s",
-                    shop,
-                    neighbour.variant_id,
-                )
-                == 20
+                planned_stock(stack, shop, neighbour.variant_id) == 20
                 and query(stack, "SELECT reason FROM plan_failures WHERE shop = %s", shop)
             ),
             timeout_s=30,
@@ -325,13 +321,7 @@ def test_a_sku_whose_plan_the_database_refuses_is_set_aside_and_its_shop_planned
     deliver_ok(stack, stock_hook(shop, refused, 9, datetime.now(UTC)))
     wait_until(
         lambda: (
-            scalar(
-                stack,
-                "SELECT stock FROM sku_plans WHERE shop = %s AND variant_id = %s",
-                shop,
-                refused.variant_id,
-            )
-            == 9
+            planned_stock(stack, shop, refused.variant_id) == 9
             and not query(stack, "SELECT 1 FROM plan_failures WHERE shop = %s", shop)
         ),
         timeout_s=30,
@@ -447,15 +437,7 @@ def test_far_future_and_infinite_timestamps_never_freeze_a_row(stack: Stack) -> 
     )
     deliver_ok(stack, product_hook(shop, renamed, updated_at=datetime.now(UTC)))
     wait_until(
-        lambda: (
-            scalar(
-                stack,
-                "SELECT sku FROM variants WHERE shop = %s AND variant_id = %s",
-                shop,
-                variant.variant_id,
-            )
-            == "RENAMED"
-        ),
+        lambda: sku_of(stack, shop, variant.variant_id) == "RENAMED",
         what="the later genuine product update",
     )
 
