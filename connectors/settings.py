@@ -87,6 +87,12 @@ class Settings(BaseSettings):
     websocket_backlog: int = Field(
         default=256, description="Messages kept per socket before the oldest are dropped."
     )
+    websocket_recheck_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How often an open feed checks its session, token and membership still"
+        " stand; it is closed (4401) within this long of a logout, revocation or removal.",
+    )
     known_shops_refresh_seconds: float = Field(
         default=5.0, description="How stale the ingress's cached list of installed shops may be."
     )

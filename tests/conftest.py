@@ -42,6 +42,8 @@ STACK_ENV = {
     "NIGHTLY_AT": "off",
     # Settings changes replan a shop at the next check; tests should not wait the default 30 s.
     "STOCKPULSE_FORECAST_CHECK_S": "3",
+    # Open feeds re-check their credentials; a test waits for a revocation to close one.
+    "WEBSOCKET_RECHECK_SECONDS": "1",
 }
 
 

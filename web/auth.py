@@ -97,6 +97,14 @@ async def shop_for_socket(
     return (caller, role) if role else None
 
 
+async def socket_still_allowed(connection: ASGIConnection[Any, Any, Any, Any], shop: str) -> bool:
+    """For an open WebSocket: whether its session or token, and its membership of ``shop``,
+    still stand. The handshake's answer is cached for the connection; a feed lives for hours,
+    across a logout, a revoked token or a member's removal."""
+    connection.scope.pop("caller", None)  # type: ignore[typeddict-item]
+    return await shop_for_socket(connection, shop) is not None
+
+
 async def _shop_for(
     connection: ASGIConnection[Any, Any, Any, Any], caller: Caller, shop: str, *, owner: bool
 ) -> tuple[dict[str, Any], str]:

@@ -4,10 +4,12 @@ that carries through sign-up or login; viewers cannot invite; a shop keeps an ow
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 
 import httpx
+import websockets
 
 from connectors.db.accounts import digest
 from ops.stack import Stack
@@ -348,3 +350,60 @@ def test_owners_remove_members_but_never_the_last_owner(stack: Stack) -> None:
     assert role(stack, shop, other_email) is None
     gone = owner.delete(f"/api/v1/shops/{shop}/members/{other_id}", headers={"X-CSRF-Token": csrf})
     assert gone.status_code == 404
+
+
+async def _close_code(socket: websockets.ClientConnection, timeout_s: float) -> int | None:
+    """The code the server closed the feed with, reading what it sends meanwhile; None if it
+    stayed open."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for _ in socket:
+                pass
+    except TimeoutError:
+        return None
+    except websockets.ConnectionClosed:
+        pass
+    return socket.close_code
+
+
+async def test_an_open_feed_ends_with_its_session_its_token_or_its_membership(
+    stack: Stack,
+) -> None:
+    """A feed is authorised at its handshake and then lives for hours: it is closed (4401)
+    once the session behind it logs out, its token is revoked or its member is removed, as
+    the same credentials then get 401 or 404 on every page (the stack re-checks every 1 s)."""
+    owner, _, shop = owned_shop(stack)
+    csrf = {"X-CSRF-Token": csrf_of(owner.get(f"/shops/{shop}/members").text)}
+    url = f"ws://127.0.0.1:{stack.web_port}/ws/shops/{shop}"
+
+    viewer_email = new_email()
+    viewer = sign_up(stack, viewer_email)
+    grant(stack, shop, "viewer", user_id=user_id(stack, viewer_email))
+    minted = owner.post("/api/v1/tokens", json={"name": "feed"}, headers=csrf)
+    assert minted.status_code == 201, minted.text
+    token = minted.json()
+
+    def cookie(client: httpx.Client) -> dict[str, str]:
+        return {"Cookie": "; ".join(f"{k}={v}" for k, v in client.cookies.items())}
+
+    by_owner = await websockets.connect(url, additional_headers=cookie(owner))
+    by_viewer = await websockets.connect(url, additional_headers=cookie(viewer))
+    by_token = await websockets.connect(
+        url, additional_headers={"Authorization": f"Bearer {token['token']}"}
+    )
+    for socket in (by_owner, by_viewer, by_token):
+        assert "hello" in await asyncio.wait_for(socket.recv(), 10)
+    # Nothing has ended yet: every feed stays open past a few checks.
+    assert await _close_code(by_token, 2.5) is None
+
+    removed = owner.delete(
+        f"/api/v1/shops/{shop}/members/{user_id(stack, viewer_email)}", headers=csrf
+    )
+    assert removed.status_code == 204
+    assert await _close_code(by_viewer, 5) == 4401
+    [listed] = [t for t in owner.get("/api/v1/tokens").json()["tokens"] if t["name"] == "feed"]
+    assert owner.delete(f"/api/v1/tokens/{listed['id']}", headers=csrf).status_code == 204
+    assert await _close_code(by_token, 5) == 4401
+    assert await _close_code(by_owner, 0.5) is None
+    assert owner.post("/logout", data={"csrf_token": csrf["X-CSRF-Token"]}).status_code == 303
+    assert await _close_code(by_owner, 5) == 4401
