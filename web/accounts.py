@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import unicodedata
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -326,8 +327,20 @@ def _address(request: Request[Any, Any, Any]) -> str:
     return request.client.host if request.client else "unknown"
 
 
+def unprintable(text: str) -> bool:
+    """Whether ``text`` holds a control, format or line-separator character: a NUL no column
+    holds, a line break that would split a mail header, a right-to-left override that makes
+    an address read as another."""
+    return any(unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") for char in text)
+
+
 def _email_problem(email: str) -> str | None:
-    if len(email) > 254 or email.count("@") != 1 or " " in email or "\n" in email:
+    if (
+        len(email) > 254
+        or email.count("@") != 1
+        or any(char.isspace() for char in email)
+        or unprintable(email)
+    ):
         return "Enter a valid email address."
     local, domain = email.split("@")
     if not local or "." not in domain or domain.startswith(".") or domain.endswith("."):

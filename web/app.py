@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+import psycopg
 from litestar import Litestar
 from litestar.exceptions import HTTPException
 from litestar.logging.config import LoggingConfig
@@ -28,7 +29,7 @@ from connectors.kafka.producer import DurableProducer
 from connectors.settings import Settings, get_settings
 from web.accounts import AccountsController
 from web.alerts import AlertsController
-from web.auth import LoginRequired, login_redirect
+from web.auth import LoginRequired, login_redirect, unusable_input
 from web.charts import ChartsController
 from web.connect_form import ConnectFormController
 from web.connection import ConnectionController
@@ -136,7 +137,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         request_max_body_size=settings.webhook_max_body_bytes,
         before_send=[add_security_headers],
-        exception_handlers={LoginRequired: login_redirect},
+        exception_handlers={
+            LoginRequired: login_redirect,
+            psycopg.DataError: unusable_input,
+            RecursionError: unusable_input,
+        },
         # The JSON API's schema at /schema/openapi.json (no HTML viewer: it would load scripts
         # from a CDN, which the Content-Security-Policy refuses).
         openapi_config=OpenAPIConfig(

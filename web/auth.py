@@ -18,6 +18,7 @@ caller authenticated (session or token), which the middleware cannot see.
 from __future__ import annotations
 
 import hmac
+import logging
 from datetime import timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -35,6 +36,8 @@ SESSION_COOKIE = "sp_session"
 FORM_CSRF_COOKIE = "sp_form_csrf"
 SESSION_LIFETIME = timedelta(days=14)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+log = logging.getLogger(__name__)
 
 
 class LoginRequired(NotAuthorizedException):
@@ -157,6 +160,23 @@ def _origin(url: str) -> str:
 
 def secure_cookies(base_url: str) -> bool:
     return urlsplit(base_url).scheme == "https"
+
+
+def unusable_input(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Exception handler of what a request's own values made fail below the form checks: a
+    value PostgreSQL cannot hold (a NUL in text, a number past its column) or a body nested
+    past Python's recursion limit. A 400 saying so, never a 500: the request changed nothing
+    (its transaction is rolled back) and the process serves on."""
+    log.info("refused %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    message = (
+        "the request body is nested too deeply"
+        if isinstance(exc, RecursionError)
+        else "a value in the request cannot be stored (a NUL or control character, or a"
+        " number out of range)"
+    )
+    if request.url.path.startswith("/api/") or "json" in request.headers.get("accept", ""):
+        return Response({"status": 400, "message": message}, status_code=400)
+    return Response(message, status_code=400, media_type="text/plain")
 
 
 def login_redirect(request: Request[Any, Any, Any], _: Exception) -> Response[Any]:

@@ -6,6 +6,7 @@ planning change replans the shop within a forecast check (``STOCKPULSE_FORECAST_
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, post, put
@@ -21,6 +22,7 @@ from connectors.db import shop_settings
 from connectors.db.queries import sku_rows
 from connectors.db.shop_settings import Overrides
 from web import alert_settings
+from web.accounts import unprintable
 from web.alert_settings import AlertSettingsIn, AlertSettingsOut, FormInput
 from web.auth import known_id, require_shop
 
@@ -53,6 +55,8 @@ def _from_form(data: dict[str, str]) -> SettingsIn:
         try:
             number = float(text.replace(",", "."))
         except ValueError:
+            number = math.nan
+        if not math.isfinite(number):  # "1e400" and "nan" read as floats too
             problems.append(f"{label}: enter a number")
             continue
         if name == "service_level":
@@ -167,8 +171,11 @@ class SettingsController(Controller):
         data: Annotated[dict[str, str], FormBody],
     ) -> Redirect:
         await require_shop(request, shop_domain, owner=True)
+        email = data.get("email") or ""
+        if unprintable(email):
+            raise NotFoundException("unknown recipient")
         async with state.pool.connection() as conn:
-            found = await alert_db.resubscribe(conn, shop_domain, data.get("email") or "")
+            found = await alert_db.resubscribe(conn, shop_domain, email)
             await conn.commit()
         if not found:
             raise NotFoundException("unknown recipient")

@@ -17,10 +17,11 @@ from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.params import Body, FromPath, FromQuery, JSONBody
 from litestar.response import Redirect, Template
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from connectors.db import accounts
 from connectors.db.accounts import Caller
+from web.accounts import unprintable
 from web.auth import require_caller
 
 FormBody = Body(media_type=RequestEncodingType.URL_ENCODED)
@@ -31,6 +32,13 @@ MAX_ID = 2**63 - 1
 class TokenIn(BaseModel):
     name: str = Field(min_length=1, max_length=NAME_MAX, pattern=r"\S")
     read_only: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        if unprintable(value):
+            raise ValueError("a token name is one line of printable text")
+        return value
 
 
 class TokensController(Controller):
@@ -81,7 +89,7 @@ class TokensController(Controller):
         caller = _from_session(await require_caller(request))
         name = (data.get("name") or "").strip()
         read_only = data.get("read_only") in ("on", "true", "1")
-        if not name or len(name) > NAME_MAX:
+        if not name or len(name) > NAME_MAX or unprintable(name):
             return await _page(
                 state,
                 caller,

@@ -407,3 +407,61 @@ async def test_an_open_feed_ends_with_its_session_its_token_or_its_membership(
     assert await _close_code(by_owner, 0.5) is None
     assert owner.post("/logout", data={"csrf_token": csrf["X-CSRF-Token"]}).status_code == 303
     assert await _close_code(by_owner, 5) == 4401
+
+
+def test_nul_control_characters_and_absurd_numbers_get_a_4xx_never_a_500(stack: Stack) -> None:
+    """Values no column or mail header can hold, sent to every form and JSON route that takes
+    text from a person (a black-box run got a 500 from each), are refused and change nothing."""
+    anonymous = httpx.Client(base_url=stack.base_url, timeout=10)
+    for path in ("/login", "/signup", "/password/forgot"):
+        form = anonymous.get(path)
+        data = {"csrf_token": csrf_of(form.text), "email": "a\x00b@example.com"}
+        answer = anonymous.post(path, data={**data, "password": PASSWORD})
+        assert 400 <= answer.status_code < 500 or "valid email" in answer.text, (path, answer)
+    deep = "[" * 100_000 + "]" * 100_000
+    answer = anonymous.put(
+        "/api/v1/shops/x.myshopify.com/settings",
+        content=deep,
+        headers={"content-type": "application/json"},
+    )
+    assert 400 <= answer.status_code < 500, answer.text
+
+    owner, _, shop = owned_shop(stack)
+    csrf = csrf_of(owner.get(f"/shops/{shop}/members").text)
+    header = {"X-CSRF-Token": csrf}
+    refused = [
+        owner.post("/account/tokens", data={"csrf_token": csrf, "name": "a\x00b"}),
+        owner.post("/api/v1/tokens", json={"name": "a\x00b"}, headers=header),
+        owner.post("/api/v1/tokens", json={"name": "line\r\nbreak"}, headers=header),
+        owner.post(
+            f"/shops/{shop}/settings",
+            data={"csrf_token": csrf, "lead_time_days": "1e400", "service_level": "90"},
+        ),
+        owner.post(
+            f"/shops/{shop}/settings/alerts/resubscribe",
+            data={"csrf_token": csrf, "email": "a\x00b"},
+        ),
+    ]
+    for email in ("z\x00@example.com", "z\x01@example.com", "evil\u202egro.elpmaxe@example.com"):
+        refused.append(
+            owner.post(
+                f"/api/v1/shops/{shop}/members",
+                json={"email": email, "role": "viewer"},
+                headers=header,
+            )
+        )
+        page = owner.post(
+            f"/shops/{shop}/members", data={"csrf_token": csrf, "email": email, "role": "viewer"}
+        )
+        assert page.status_code < 500 and "valid email" in page.text, page.text[:300]
+    for answer in refused:
+        assert 400 <= answer.status_code < 500, (
+            answer.request.url,
+            answer.status_code,
+            answer.text,
+        )
+    assert not scalar(stack, "SELECT count(*) FROM shop_invitations WHERE shop = %s", shop)
+    assert not scalar(
+        stack, "SELECT count(*) FROM api_tokens WHERE name LIKE %s OR name LIKE %s", "a%b", "line%"
+    )
+    assert httpx.get(f"{stack.base_url}/healthz", timeout=5).status_code == 200
