@@ -205,9 +205,11 @@ class MembersPages(Controller):
         caller = await require_caller(request)
         async with state.pool.connection() as conn:
             taken = await invitations.accept(conn, token, caller.user_id)
+            # Not taken: spent or expired, or live but for another address (the page says).
+            found = None if taken else await invitations.find(conn, token)
             await conn.commit()
         if taken is None:
-            return _invitation_page(token, None, caller)
+            return _invitation_page(token, found, caller, status=403 if found else 404)
         return Redirect(f"/shops/{taken['shop']}", status_code=303)
 
 
@@ -313,11 +315,13 @@ async def _page(
     )
 
 
-def _invitation_page(token: str, found: dict[str, Any] | None, caller: Caller | None) -> Template:
+def _invitation_page(
+    token: str, found: dict[str, Any] | None, caller: Caller | None, status: int | None = None
+) -> Template:
     return Template(
         "invitation.html",
         context={"token": token, "invitation": found, "caller": caller},
-        status_code=200 if found else 404,
+        status_code=status or (200 if found else 404),
         # The token is in the URL: keep the page out of caches.
         headers={"Cache-Control": "no-store"},
     )

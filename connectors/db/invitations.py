@@ -50,12 +50,16 @@ async def find(conn: DictConnection, token: str) -> dict[str, Any] | None:
 
 async def accept(conn: DictConnection, token: str, user_id: int) -> dict[str, Any] | None:
     """Spend a live invitation for ``user_id`` and make them a member; the shop and role, or
-    None when the token is unknown, used or expired."""
+    None when the token is unknown, used or expired, or the account is not the invited
+    address's: a forwarded or leaked link must not make any account that opens it a member
+    (an owner, even)."""
     cur = await conn.execute(
-        "UPDATE shop_invitations i SET accepted_at = now(), accepted_by = %s FROM shops s"
+        "UPDATE shop_invitations i SET accepted_at = now(), accepted_by = u.id"
+        " FROM shops s, users u"
         " WHERE i.token_hash = %s AND i.accepted_at IS NULL AND i.expires_at > now()"
-        " AND s.domain = i.shop AND s.uninstalled_at IS NULL RETURNING i.shop, i.role",
-        (user_id, digest(token)),
+        " AND s.domain = i.shop AND s.uninstalled_at IS NULL"
+        " AND u.id = %s AND lower(u.email) = lower(i.email) RETURNING i.shop, i.role",
+        (digest(token), user_id),
     )
     row = await cur.fetchone()
     if row is None:

@@ -261,6 +261,15 @@ def test_an_invitation_is_accepted_through_login_or_by_a_signed_in_account(
     assert landing.status_code == 200 and f"Accept as {second}" in landing.text
     assert signed_in.post(second_path).status_code == 403  # CSRF
     assert role(stack, shop, second) is None
+    # Another account holding the link (forwarded, or read off a mail scanner's log) is told
+    # whose it is and cannot spend it.
+    stranger_email = new_email()
+    stranger = sign_up(stack, stranger_email)
+    shown = stranger.get(second_path)
+    assert shown.status_code == 200 and f"This invitation is for <strong>{second}" in shown.text
+    assert "Accept as" not in shown.text
+    taken = stranger.post(second_path, data={"csrf_token": csrf_of(stranger.get("/").text)})
+    assert taken.status_code == 403 and role(stack, shop, stranger_email) is None
     accepted = signed_in.post(second_path, data={"csrf_token": csrf_of(landing.text)})
     assert accepted.status_code == 303 and accepted.headers["location"] == f"/shops/{shop}"
     assert role(stack, shop, second) == "viewer"
