@@ -67,7 +67,8 @@ case "$command" in
     accuracy=$!
     trap 'kill "$accuracy" 2>/dev/null || true; rm -f "$accuracy_log"' EXIT
     status=0
-    uv run --frozen pytest --ignore=tests/accuracy || status=$?
+    # The slowest tests listed at the end: CI has 15 minutes.
+    uv run --frozen pytest --ignore=tests/accuracy --durations=15 || status=$?
     wait "$accuracy" || status=$?
     echo "--- tests/accuracy (run beside the rest) ---"
     cat "$accuracy_log"
