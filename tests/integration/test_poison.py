@@ -231,8 +231,8 @@ def test_stock_and_demand_past_integer_range_are_planned_and_freeze_no_other_pla
     stack: Stack,
 ) -> None:
     """Each stock level and order line is within its bound, but a SKU's total stock over three
-    locations, and the reorder quantity after a day of huge orders, pass 2**31 - 1. Both SKUs get a plan
-    that says so, and the shop's other SKUs keep being planned as they sell."""
+    locations, and the reorder quantity after a day of huge orders, pass 2**31 - 1. Both SKUs
+    get a plan that says so, and the shop's other SKUs keep being planned as they sell."""
     shop = new_shop(stack)
     stocked, huge, normal = (make_variant(s) for s in ("FULL-WAREHOUSES", "HUGE-DEMAND", "NORMAL"))
     for v in (stocked, huge, normal):
