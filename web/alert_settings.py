@@ -37,6 +37,7 @@ BOUNDS = {
     "cooldown_hours": (0, 720),
 }
 TEST_WAIT_S = 10.0
+TEST_EVERY_S = 60  # one test round a minute per shop
 TEST_POLL_S = 0.2
 
 
@@ -370,12 +371,23 @@ def mail_domain(settings: Settings) -> str:
     return parseaddr(settings.mail_from)[1].rpartition("@")[2] or "localhost"
 
 
+class TestTooSoon(Exception):
+    def __init__(self, wait_s: int) -> None:
+        super().__init__(f"a test email went out less than {TEST_EVERY_S} s ago")
+        self.wait_s = wait_s
+
+
 async def send_test(
     pool: AsyncConnectionPool[DictConnection], settings: Settings, shop: str
 ) -> list[TestOutcome]:
     """Queue a test email to every active recipient and wait (up to ``TEST_WAIT_S``) for the
-    sender to report on each; empty when there is no active recipient."""
+    sender to report on each; empty when there is no active recipient. TestTooSoon within
+    TEST_EVERY_S of the shop's last test: recipients never confirmed their address, so the
+    button must not be a way to flood them."""
     async with pool.connection() as conn:
+        since = await db.last_test_email_age(conn, shop)
+        if since is not None and since < TEST_EVERY_S:
+            raise TestTooSoon(max(1, round(TEST_EVERY_S - since)))
         active = [r.email for r in await db.recipients(conn, shop) if r.active]
         queued = [
             (

@@ -187,7 +187,17 @@ class SettingsController(Controller):
     ) -> Template:
         # Answered with the page rather than a redirect: the outcomes are this request's own.
         caller, shop, role = await require_shop(request, shop_domain, owner=True)
-        outcomes = await alert_settings.send_test(state.pool, state.settings, shop_domain)
+        try:
+            outcomes = await alert_settings.send_test(state.pool, state.settings, shop_domain)
+        except alert_settings.TestTooSoon as wait:
+            return await _page(
+                state,
+                shop,
+                caller,
+                role,
+                errors=f"A test email went out a moment ago: try again in {wait.wait_s} s.",
+                status_code=429,
+            )
         return await _page(state, shop, caller, role, test_outcomes=outcomes)
 
     @get("/api/v1/shops/{shop_domain:str}/alert-settings")

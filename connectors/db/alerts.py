@@ -380,6 +380,17 @@ async def make_email(
     return email_id
 
 
+async def last_test_email_age(conn: DictConnection, shop: str) -> float | None:
+    """Seconds since the shop's last test email was queued; None if it never sent one."""
+    cur = await conn.execute(
+        "SELECT extract(epoch FROM now() - max(created_at)) AS age FROM alert_emails"
+        " WHERE shop = %s AND kind = 'test'",
+        (shop,),
+    )
+    row = await cur.fetchone()
+    return None if row is None or row["age"] is None else float(row["age"])
+
+
 async def queue_test_email(
     conn: DictConnection, shop: str, recipient: str, *, secret: str, domain: str
 ) -> int:
