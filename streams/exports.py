@@ -303,7 +303,8 @@ async def read_catalogue(
     progress: Progress | None = None,
 ) -> ExportCounts:
     """Export every variant with its product, inventory item and levels, and apply them; then
-    remove the levels held here that the export no longer lists (:func:`_levels_gone`)."""
+    remove the variants and levels held here that the export no longer lists
+    (:func:`_gone`)."""
     began = datetime.now(UTC)
     operation = await bulk.run(client, CATALOGUE_EXPORT)
     counts = ExportCounts()
@@ -313,6 +314,8 @@ async def read_catalogue(
     sink = _Sink(pool, counts, apply, progress, total)
     received = datetime.now(UTC).isoformat()  # the levels' clock bound: the export is done
     listed: set[tuple[int, int]] = set()
+    listed_variants: set[int] = set()
+    listed_items: set[int] = set()
     unread_items: set[int] = set()  # their levels are unknown, so none of them is removed
     async for root, children in bulk.stitched(http, operation["url"], sink.read):
         counts.roots += 1
@@ -336,6 +339,9 @@ async def read_catalogue(
             unread_items.update(inventory_item_of(root) or {UNKNOWN_ITEM})
             continue
         listed.update((level.inventory_item_id, level.location_id) for level in levels)
+        listed_variants.add(gid_number(variant.id))
+        if item is not None:
+            listed_items.add(gid_number(item.id))
         sink.events += _events(
             shop,
             "products/update",
@@ -352,28 +358,61 @@ async def read_catalogue(
                 level,
             )
         await sink.flush_when_full()
-    if UNKNOWN_ITEM not in unread_items:
-        sink.events += await _levels_gone(pool, shop, listed, unread_items, began, event_prefix)
+    sink.events += await _gone(
+        pool, shop, Listed(listed, listed_variants, listed_items, unread_items), began, event_prefix
+    )
     await sink.finish()
     return counts
 
 
-async def _levels_gone(
+@dataclass
+class Listed:
+    """What a catalogue export listed, and the inventory items of lines it could not read."""
+
+    levels: set[tuple[int, int]]
+    variants: set[int]
+    items: set[int]
+    unread_items: set[int]
+
+
+async def _gone(
     pool: AsyncConnectionPool[DictConnection],
     shop: str,
-    listed: set[tuple[int, int]],
-    unread_items: set[int],
+    listed: Listed,
     began: datetime,
     event_prefix: str,
 ) -> list[SkuEvent]:
-    """Levels held here that a complete catalogue export does not list: Shopify disconnected
-    the item from the location, or deleted the location (its inventory_levels/disconnect
-    webhook is not applied: no timestamp to order it by is known in its body). Only levels
-    unchanged since the export began: a webhook since then is newer than the export."""
+    """Variants and levels held here that a complete catalogue export does not list, unchanged
+    since the export began (a webhook since then is newer than the export).
+
+    - A variant: Shopify deleted it. Deleting a variant sends only a products/update without
+      it, whose list of variants may be cut short on a big product, so its absence there is
+      not taken as a delete. None is taken as gone when an export line could not be read (its
+      variant is unknown), and then neither are the levels of items the export did not list:
+      a variant kept must keep its stock.
+    - A level: Shopify disconnected the item from the location, or deleted the location (its
+      inventory_levels/disconnect webhook is not applied: no timestamp to order it by is known
+      in its body)."""
     async with pool.connection() as conn:
         held = await ledger.levels_unchanged_since(conn, shop, began)
+        held_variants = await ledger.variants_unchanged_since(conn, shop, began)
         await conn.commit()
+    if listed.unread_items:
+        held_variants = []
+        held = [(item, location) for item, location in held if item in listed.items]
+    # Variants first: a deleted variant goes before its levels do, so it is never held with no
+    # stock, which would look like a stockout and alert.
     return [
+        SkuEvent(
+            kind="variant_gone",
+            shop=shop,
+            event_id=f"{event_prefix}variant-gone:{variant_id}",
+            received_at=began.isoformat(),
+            data={"variant_id": variant_id, "unchanged_since": began.isoformat()},
+        )
+        for variant_id in held_variants
+        if variant_id not in listed.variants
+    ] + [
         SkuEvent(
             kind="level_gone",
             shop=shop,
@@ -386,7 +425,7 @@ async def _levels_gone(
             },
         )
         for item, location in held
-        if (item, location) not in listed and item not in unread_items
+        if (item, location) not in listed.levels and item not in listed.unread_items
     ]
 
 

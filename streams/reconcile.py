@@ -52,7 +52,7 @@ def _recording(shop: str, reconciliation_id: int) -> exports.ApplyBatch:
             for e in events
             if e.kind in ("stock", "level_gone")
         ]
-        variants = [e.data["variant_id"] for e in events if e.kind == "variant"]
+        variants = [e.data["variant_id"] for e in events if e.kind in ("variant", "variant_gone")]
         before = await reconciliations.snapshot(conn, shop, line_ids, levels, variants)
         await ledger.apply_events(conn, events)
         after = await reconciliations.snapshot(conn, shop, line_ids, levels, variants)

@@ -87,6 +87,11 @@ _STATEMENTS: dict[str, tuple[str, str]] = {
         "SELECT stockpulse_remove_level(%(shop)s, %(inventory_item_id)s, %(location_id)s,"
         " %(unchanged_since)s)",
     ),
+    # Only from the reconciliation's export (migration 0033): a variant Shopify no longer lists.
+    "variant_gone": (
+        "stock",
+        "SELECT stockpulse_remove_variant(%(shop)s, %(variant_id)s, %(unchanged_since)s)",
+    ),
     "variant": (
         "stock",
         "SELECT stockpulse_apply_variant(%(shop)s, %(variant_id)s, %(product_id)s,"
@@ -201,6 +206,17 @@ async def levels_unchanged_since(
         (shop, since),
     )
     return [(r["inventory_item_id"], r["location_id"]) for r in await cur.fetchall()]
+
+
+async def variants_unchanged_since(conn: DictConnection, shop: str, since: datetime) -> list[int]:
+    """The shop's variants not deleted and not changed (or, never described by Shopify, not
+    first seen) since ``since``."""
+    cur = await conn.execute(
+        "SELECT variant_id FROM variants WHERE shop = %s AND NOT deleted"
+        " AND coalesce(updated_at, first_seen_at) <= %s",
+        (shop, since),
+    )
+    return [r["variant_id"] for r in await cur.fetchall()]
 
 
 async def dead_letter(conn: DictConnection, event: SkuEvent, error: BaseException) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -165,7 +165,9 @@ async def oldest_pass_age(conn: DictConnection) -> float | None:
 class Snapshot:
     lines: dict[int, tuple[int, int | None, int]]  # line item → (order, variant, counted units)
     levels: dict[tuple[int, int], int | None]  # (inventory item, location) → available
-    variants: dict[int, tuple[Any, ...]]  # variant → (sku, product title, variant title, price)
+    # variant → (sku, product title, variant title, price); deleted ones in ``gone``
+    variants: dict[int, tuple[Any, ...]]
+    gone: set[int] = field(default_factory=set)
 
 
 async def snapshot(
@@ -195,11 +197,16 @@ async def snapshot(
             shot.levels[(r["inventory_item_id"], r["location_id"])] = r["available"]
     if variant_ids:
         cur = await conn.execute(
-            "SELECT variant_id, sku, product_title, variant_title, price FROM variants"
-            " WHERE shop = %s AND variant_id = ANY(%s) AND updated_at IS NOT NULL",
+            "SELECT variant_id, sku, product_title, variant_title, price, deleted,"
+            " updated_at IS NULL AS placeholder FROM variants"
+            " WHERE shop = %s AND variant_id = ANY(%s)",
             (shop, list(variant_ids)),
         )
         for r in await cur.fetchall():
+            if r["deleted"]:
+                shot.gone.add(r["variant_id"])
+            if r["placeholder"]:
+                continue  # named by an order only: Shopify describing it is no correction
             shot.variants[r["variant_id"]] = (
                 r["sku"],
                 r["product_title"],
@@ -256,9 +263,21 @@ def differences(before: Snapshot, after: Snapshot) -> list[Correction]:
                 " location deleted)",
             )
         )
+    for variant_id in sorted(after.gone - before.gone):
+        old_details = before.variants.get(variant_id)
+        found.append(
+            Correction(
+                "variant",
+                f"variant {variant_id}",
+                _details(old_details) if old_details else "named by an order only",
+                "deleted",
+                "Shopify no longer lists the variant: deleted there, which only a"
+                " products/update without it said, and that is not taken as a delete",
+            )
+        )
     for variant_id, details in after.variants.items():
         old_details = before.variants.get(variant_id)
-        if old_details == details:
+        if old_details == details or variant_id in after.gone:
             continue
         found.append(
             Correction(

@@ -51,6 +51,7 @@ SkuEventKind = Literal[
     "refund_line",
     "stock",
     "level_gone",
+    "variant_gone",
     "variant",
     "product_delete",
     "shop_redact",

@@ -21,6 +21,7 @@ from ops.fake_shopify import (
     seed_orders,
     set_level,
 )
+from ops.shopify_payloads import Variant, order_payload
 from ops.stack import Stack
 from tests.integration.store_support import levels, post_signed, run, shopify_levels, units
 from tests.support import Ids, auth, grant, query, scalar
@@ -77,6 +78,25 @@ async def test_reconciliation_fixes_drift_records_it_and_leaves_newer_data_alone
     gone = list(store.levels)[2]
     held_before = levels(stack, store.domain)[gone]
     del store.levels[gone]
+    # A variant deleted in Shopify, its product kept: the export lists neither it nor its
+    # levels, and its only webhook, a products/update without it, is not taken as a delete.
+    deleted = store.variants.pop(7)
+    deleted_levels = [key for key in store.levels if key[0] == deleted["inventoryItemId"]]
+    for key in deleted_levels:
+        del store.levels[key]
+    # A variant only an order names, which Shopify does not have (a placeholder SKU here).
+    ghost = Variant(Ids.next(), Ids.next(), Ids.next(), "NO-SUCH-SKU", "Ghost", "5.00")
+    ghost_order = order_payload(Ids.next(), datetime.now(UTC), [(Ids.next(), ghost, 1)])
+    async with httpx.AsyncClient(timeout=10) as http:
+        answer = await post_signed(
+            http, stack, store.domain, "orders/create", ghost_order, CLIENT_SECRET
+        )
+    assert answer.status_code == 200, answer.text
+    for _ in range(100):
+        if ghost.variant_id in units(stack, store.domain):
+            break
+        await asyncio.sleep(0.1)
+    assert live_variants(stack, store.domain) == set(variant_ids) | {ghost.variant_id}
 
     out = await run(stack, "reconcile", "--shop", store.domain)
     corrected = int(re.search(r"(\d+) corrected", out).group(1))  # type: ignore[union-attr]
@@ -84,7 +104,10 @@ async def test_reconciliation_fixes_drift_records_it_and_leaves_newer_data_alone
 
     assert missed  # the new order counts units
     # Every unit now matches what Shopify says, recomputed from its orders.
-    assert units(stack, store.domain) == shopify_units(store)
+    assert units_but(stack, store.domain, ghost.variant_id) == shopify_units(store)
+    # The deleted variant and the placeholder are gone from the shop, their sales kept.
+    assert live_variants(stack, store.domain) == {v["id"] for v in store.variants}
+    assert deleted["id"] in units(stack, store.domain)
     assert levels(stack, store.domain)[moved] == 9_999
     assert levels(stack, store.domain)[newer_key] == 4_242
     assert gone not in levels(stack, store.domain)
@@ -98,16 +121,33 @@ async def test_reconciliation_fixes_drift_records_it_and_leaves_newer_data_alone
             store.domain,
         )
     )
-    assert kinds.get("stock_level") == 2  # the level that moved, the one disconnected
+    # The level that moved, the one disconnected, the deleted variant's.
+    assert kinds.get("stock_level") == 2 + len(deleted_levels)
+    removed = query(
+        stack,
+        "SELECT subject, old_value FROM reconciliation_corrections"
+        " WHERE shop = %s AND kind = 'variant' AND new_value = 'deleted' ORDER BY subject",
+        store.domain,
+    )
+    assert sorted(removed) == sorted(
+        [
+            (
+                f"variant {deleted['id']}",
+                f"{deleted['sku']} · {deleted['productTitle']} / "
+                f"{deleted['title']} · {deleted['price']}",
+            ),
+            (f"variant {ghost.variant_id}", "named by an order only"),
+        ]
+    ), removed
     assert kinds.get("order_line", 0) >= 3  # the edit, the refund, the new order's lines
     stale = query(
         stack,
         "SELECT old_value, new_value, reason FROM reconciliation_corrections"
-        " WHERE shop = %s AND kind = 'stock_level' ORDER BY new_value",
+        " WHERE shop = %s AND kind = 'stock_level' ORDER BY new_value, subject",
         store.domain,
     )
     assert stale[0][1] == "9999" and "inventory_levels/update" in stale[0][2]
-    assert stale[1][:2] == (str(held_before), "disconnected"), stale
+    assert (str(held_before), "disconnected") in [row[:2] for row in stale[1:]], stale
     assert (
         scalar(stack, "SELECT status FROM reconciliations WHERE shop = %s", store.domain) == "done"
     )
@@ -131,10 +171,40 @@ async def test_reconciliation_fixes_drift_records_it_and_leaves_newer_data_alone
     assert any("inventory_levels/update" in c["reason"] for c in connection["recent_corrections"])
     assert "Recent corrections" in page and "9999" in page
 
+    # A pass with an export line it cannot read deletes no variant, and keeps the stock of
+    # every variant the export did not list: the unreadable line may be that variant's.
+    unlisted = store.variants.pop(3)
+    unlisted_levels = [key for key in store.levels if key[0] == unlisted["inventoryItemId"]]
+    held = levels(stack, store.domain)
+    store.variants.append({**store.variants[0], "id": Ids.next(), "price": "not a price"})
+    hidden = {key: store.levels.pop(key) for key in unlisted_levels}
+    partial = await run(stack, "reconcile", "--shop", store.domain)
+    assert " 0 corrected" in partial, partial
+    assert unlisted["id"] in live_variants(stack, store.domain)
+    assert {k: levels(stack, store.domain)[k] for k in unlisted_levels} == {
+        k: held[k] for k in unlisted_levels
+    }
+    store.variants[-1] = unlisted
+    store.levels.update(hidden)
+
     # A second pass finds nothing left to correct.
     again = await run(stack, "reconcile", "--shop", store.domain)
     assert " 0 corrected" in again, again
-    assert units(stack, store.domain) == shopify_units(store)
+    assert units_but(stack, store.domain, ghost.variant_id) == shopify_units(store)
+    assert live_variants(stack, store.domain) == {v["id"] for v in store.variants}
+
+
+def units_but(stack: Stack, shop: str, variant_id: int) -> dict[int, int]:
+    return {v: n for v, n in units(stack, shop).items() if v != variant_id}
+
+
+def live_variants(stack: Stack, shop: str) -> set[int]:
+    return {
+        row[0]
+        for row in query(
+            stack, "SELECT variant_id FROM variants WHERE shop = %s AND NOT deleted", shop
+        )
+    }
 
 
 def shopify_units(store: FakeStore) -> dict[int, int]:
