@@ -7,6 +7,7 @@ import logging
 import unicodedata
 from datetime import timedelta
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import Cookie, State
@@ -142,6 +143,15 @@ class AccountsController(Controller):
         invitation = data.get("invitation", "")
         target = "/"
         problem = _email_problem(email) or weakness(password, email)
+        if problem is None and invitation:
+            async with state.pool.connection() as conn:
+                invited = await invitations.find(conn, invitation)
+            if invited is not None and invited["email"].lower() != email.lower():
+                # Only an account of the invited address can accept it (invitations.accept).
+                problem = (
+                    f"This invitation is for {invited['email']}: sign up with that address,"
+                    " or ask the shop's owner to invite this one."
+                )
         if problem is None:
             async with state.pool.connection() as conn:
                 try:
@@ -259,11 +269,12 @@ class AccountsController(Controller):
 
 async def _accept(conn: Any, invitation: str, user_id: int) -> str | None:
     """With an invitation carried through sign-up or login, spend it for the account in the
-    same transaction; where to go then (its shop), or None without a live one."""
+    same transaction; where to go then: its shop, or, when it could not be accepted (used,
+    expired, or another address's), its page, which says why. None without one."""
     if not invitation:
         return None
     taken = await invitations.accept(conn, invitation, user_id)
-    return f"/shops/{taken['shop']}" if taken else None
+    return f"/shops/{taken['shop']}" if taken else f"/invitations/{quote(invitation, safe='')}"
 
 
 def _form_page(

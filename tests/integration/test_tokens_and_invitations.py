@@ -207,6 +207,20 @@ def test_inviting_a_new_address_mails_a_single_use_link_that_signing_up_accepts(
     assert f"/signup?invitation={token}" in landing.text
     signup_form = anonymous.get(f"/signup?invitation={token}")
     assert f'value="{invitee}"' in signup_form.text
+    # Signing up through the link with another address is refused, saying why: that account
+    # could not accept it, and would have been made without a word about the invitation.
+    other = new_email()
+    refused = anonymous.post(
+        "/signup",
+        data={
+            "email": other,
+            "password": PASSWORD,
+            "csrf_token": csrf_of(signup_form.text),
+            "invitation": token,
+        },
+    )
+    assert refused.status_code == 400 and f"This invitation is for {invitee}" in refused.text
+    assert scalar(stack, "SELECT count(*) FROM users WHERE lower(email) = lower(%s)", other) == 0
     joined, landed = signed_up(stack, invitee, invitation=token)
     assert landed == f"/shops/{shop}"
     assert role(stack, shop, invitee) == "viewer"
@@ -270,6 +284,23 @@ def test_an_invitation_is_accepted_through_login_or_by_a_signed_in_account(
     assert "Accept as" not in shown.text
     taken = stranger.post(second_path, data={"csrf_token": csrf_of(stranger.get("/").text)})
     assert taken.status_code == 403 and role(stack, shop, stranger_email) is None
+    # Logging in through the link as that other account lands on the page that says so.
+    second_token = second_path.rsplit("/", 1)[1]
+    elsewhere = httpx.Client(base_url=stack.base_url, timeout=10)
+    login = elsewhere.get(f"/login?invitation={second_token}")
+    entered = elsewhere.post(
+        "/login",
+        data={
+            "email": stranger_email,
+            "password": PASSWORD,
+            "csrf_token": csrf_of(login.text),
+            "invitation": second_token,
+        },
+    )
+    assert entered.status_code == 303, entered.text
+    assert entered.headers["location"] == f"/invitations/{second_token}"
+    assert "This invitation is for" in elsewhere.get(entered.headers["location"]).text
+    assert role(stack, shop, stranger_email) is None
     accepted = signed_in.post(second_path, data={"csrf_token": csrf_of(landing.text)})
     assert accepted.status_code == 303 and accepted.headers["location"] == f"/shops/{shop}"
     assert role(stack, shop, second) == "viewer"
