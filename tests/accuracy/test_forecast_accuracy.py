@@ -19,6 +19,9 @@ from ops.evaluate import TRUTH, evaluate, read_demand_csv
 
 REPO = Path(__file__).resolve().parents[2]
 REAL_SET = "store_items_2017.csv"
+# Worker processes for the backtests: CI runs these beside the rest of the suite with one, so
+# that the service tests keep a core to themselves.
+PROCESSES = int(os.environ.get("STOCKPULSE_ACCURACY_PROCESSES", "2"))
 
 
 def real_set() -> Path | None:
@@ -48,7 +51,7 @@ def test_combined_beats_every_peer_on_real_shop_data() -> None:
     chosen = sorted(series)
     random.Random(13).shuffle(chosen)
     subset = [series[sku] for sku in chosen[:50]]
-    results = evaluate(subset, horizon=28, folds=4, processes=2, progress=False)
+    results = evaluate(subset, horizon=28, folds=4, processes=PROCESSES, progress=False)
     _print("50 real series, 4 folds of 28 days:", results)
     combined = results["combined"]
     others = {name: r for name, r in results.items() if name != "combined"}
@@ -64,7 +67,9 @@ def test_combined_on_a_synthetic_shop() -> None:
     shop = generate(n_skus=100, days=730, seed=42)
     series = [as_series(s) for s in shop]
     expected = [Series(s.demand, None, s.dates[0]) for s in shop]
-    results = evaluate(series, horizon=28, folds=4, processes=2, progress=False, truth=expected)
+    results = evaluate(
+        series, horizon=28, folds=4, processes=PROCESSES, progress=False, truth=expected
+    )
     _print("100 synthetic SKUs of one shop, 4 folds of 28 days:", results)
     truth = results.pop(TRUTH)
     combined = results["combined"]
