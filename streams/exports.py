@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,9 +36,10 @@ from connectors.shopify.payloads import (
     ShopifyPayload,
     gid_number,
     inventory_item_of,
+    variant_of,
 )
 from streams import poison
-from streams.normalise import normalise
+from streams.normalise import CLOCK_SKEW, normalise
 
 log = logging.getLogger("stockpulse.exports")
 
@@ -288,8 +289,20 @@ async def _apply_orders(
     await sink.finish()
 
 
-# Stands in unread_items for an export line that could not be read and does not name its item.
-UNKNOWN_ITEM = -1
+# Stands in for the variant or inventory item of an export line that could not be read and
+# does not say which it is.
+UNKNOWN = -1
+
+
+@dataclass
+class Listed:
+    """What a catalogue export listed, and what its unreadable lines named."""
+
+    levels: set[tuple[int, int]] = field(default_factory=set)
+    variants: set[int] = field(default_factory=set)
+    items: set[int] = field(default_factory=set)
+    unread_variants: set[int] = field(default_factory=set)
+    unread_items: set[int] = field(default_factory=set)
 
 
 async def read_catalogue(
@@ -313,10 +326,7 @@ async def read_catalogue(
         return counts
     sink = _Sink(pool, counts, apply, progress, total)
     received = datetime.now(UTC).isoformat()  # the levels' clock bound: the export is done
-    listed: set[tuple[int, int]] = set()
-    listed_variants: set[int] = set()
-    listed_items: set[int] = set()
-    unread_items: set[int] = set()  # their levels are unknown, so none of them is removed
+    listed = Listed()
     async for root, children in bulk.stitched(http, operation["url"], sink.read):
         counts.roots += 1
         try:
@@ -335,20 +345,25 @@ async def read_catalogue(
             )
         except ValueError as exc:
             await _reject(pool, shop, counts, "variant", root, children, exc)
-            # Its levels are unknown; without even its item, every level is.
-            unread_items.update(inventory_item_of(root) or {UNKNOWN_ITEM})
+            # Neither it nor its levels are taken as gone; if it does not say which it is, no
+            # variant or level that the export does not list is.
+            listed.unread_variants.update(variant_of(root) or {UNKNOWN})
+            listed.unread_items.update(inventory_item_of(root) or {UNKNOWN})
             continue
-        listed.update((level.inventory_item_id, level.location_id) for level in levels)
-        listed_variants.add(gid_number(variant.id))
+        listed.levels.update((level.inventory_item_id, level.location_id) for level in levels)
+        listed.variants.add(gid_number(variant.id))
         if item is not None:
-            listed_items.add(gid_number(item.id))
-        sink.events += _events(
+            listed.items.add(gid_number(item.id))
+        for event in _events(
             shop,
             "products/update",
             f"{event_prefix}variant:{gid_number(variant.id)}",
             received,
             product,
-        )
+        ):
+            if event.kind == "variant":
+                event.data["listed"] = True  # may bring back a variant a pass deleted
+            sink.events.append(event)
         for level in levels:
             sink.events += _events(
                 shop,
@@ -358,48 +373,77 @@ async def read_catalogue(
                 level,
             )
         await sink.flush_when_full()
-    sink.events += await _gone(
-        pool, shop, Listed(listed, listed_variants, listed_items, unread_items), began, event_prefix
-    )
+    if listed.unread_variants:
+        log.warning(
+            "%s: %d catalogue line(s) could not be read (in dead letters); the variants and"
+            " levels they may be are kept",
+            shop,
+            len(listed.unread_variants),
+        )
+    sink.events += await _gone(pool, shop, listed, _snapshot_began(began, operation), event_prefix)
     await sink.finish()
     return counts
 
 
-@dataclass
-class Listed:
-    """What a catalogue export listed, and the inventory items of lines it could not read."""
-
-    levels: set[tuple[int, int]]
-    variants: set[int]
-    items: set[int]
-    unread_items: set[int]
+def _snapshot_began(began: datetime, operation: dict[str, Any]) -> datetime:
+    """A time before the export's snapshot, on our clock: a change after it may be missing
+    from the export. The export may have been started before this pass began (one
+    interrupted, which :func:`bulk.run` joins)."""
+    try:
+        created = datetime.fromisoformat(str(operation["createdAt"]).replace("Z", "+00:00"))
+    except (KeyError, ValueError):
+        created = began
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    return min(began, created)
 
 
 async def _gone(
     pool: AsyncConnectionPool[DictConnection],
     shop: str,
     listed: Listed,
-    began: datetime,
+    snapshot_began: datetime,
     event_prefix: str,
 ) -> list[SkuEvent]:
     """Variants and levels held here that a complete catalogue export does not list, unchanged
-    since the export began (a webhook since then is newer than the export).
+    since before its snapshot (a webhook since then may be newer than the export).
 
     - A variant: Shopify deleted it. Deleting a variant sends only a products/update without
       it, whose list of variants may be cut short on a big product, so its absence there is
-      not taken as a delete. None is taken as gone when an export line could not be read (its
-      variant is unknown), and then neither are the levels of items the export did not list:
-      a variant kept must keep its stock.
+      not taken as a delete. A variant whose line could not be read is kept; if a line does
+      not say which variant it is, every variant is.
     - A level: Shopify disconnected the item from the location, or deleted the location (its
       inventory_levels/disconnect webhook is not applied: no timestamp to order it by is known
-      in its body)."""
+      in its body), or deleted its variant. A level of an item whose line could not be read is
+      kept; if a line does not say which item it is, only the levels of items the export lists
+      or of variants deleted now are judged."""
+    # Shopify stamps updated_at on its own clock, which may run ahead of ours.
+    described_bound = snapshot_began - CLOCK_SKEW
     async with pool.connection() as conn:
-        held = await ledger.levels_unchanged_since(conn, shop, began)
-        held_variants = await ledger.variants_unchanged_since(conn, shop, began)
+        held = await ledger.levels_unchanged_since(conn, shop, described_bound)
+        held_variants = await ledger.variants_unchanged_since(
+            conn, shop, described_bound, snapshot_began
+        )
         await conn.commit()
-    if listed.unread_items:
-        held_variants = []
-        held = [(item, location) for item, location in held if item in listed.items]
+    gone_variants = (
+        {}
+        if UNKNOWN in listed.unread_variants
+        else {
+            variant_id: known
+            for variant_id, known in held_variants.items()
+            if variant_id not in listed.variants and variant_id not in listed.unread_variants
+        }
+    )
+    judged_items = (
+        listed.items | {item for item, _ in gone_variants.values() if item is not None}
+        if UNKNOWN in listed.unread_items
+        else None
+    )
+    bound = described_bound.isoformat()
+
+    def variant_bound(placeholder: bool) -> str:
+        return (snapshot_began if placeholder else described_bound).isoformat()
+
     # Variants first: a deleted variant goes before its levels do, so it is never held with no
     # stock, which would look like a stockout and alert.
     return [
@@ -407,25 +451,22 @@ async def _gone(
             kind="variant_gone",
             shop=shop,
             event_id=f"{event_prefix}variant-gone:{variant_id}",
-            received_at=began.isoformat(),
-            data={"variant_id": variant_id, "unchanged_since": began.isoformat()},
+            received_at=bound,
+            data={"variant_id": variant_id, "unchanged_since": variant_bound(placeholder)},
         )
-        for variant_id in held_variants
-        if variant_id not in listed.variants
+        for variant_id, (_, placeholder) in sorted(gone_variants.items())
     ] + [
         SkuEvent(
             kind="level_gone",
             shop=shop,
             event_id=f"{event_prefix}level-gone:{item}:{location}",
-            received_at=began.isoformat(),
-            data={
-                "inventory_item_id": item,
-                "location_id": location,
-                "unchanged_since": began.isoformat(),
-            },
+            received_at=bound,
+            data={"inventory_item_id": item, "location_id": location, "unchanged_since": bound},
         )
         for item, location in held
-        if (item, location) not in listed.levels and item not in listed.unread_items
+        if (item, location) not in listed.levels
+        and item not in listed.unread_items
+        and (judged_items is None or item in judged_items)
     ]
 
 

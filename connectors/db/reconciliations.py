@@ -168,6 +168,8 @@ class Snapshot:
     # variant → (sku, product title, variant title, price); deleted ones in ``gone``
     variants: dict[int, tuple[Any, ...]]
     gone: set[int] = field(default_factory=set)
+    # Items of ``levels`` whose variant is deleted: their levels went with it.
+    items_of_gone: set[int] = field(default_factory=set)
 
 
 async def snapshot(
@@ -195,6 +197,12 @@ async def snapshot(
         )
         for r in await cur.fetchall():
             shot.levels[(r["inventory_item_id"], r["location_id"])] = r["available"]
+        cur = await conn.execute(
+            "SELECT DISTINCT inventory_item_id FROM variants"
+            " WHERE shop = %s AND deleted AND inventory_item_id = ANY(%s)",
+            (shop, list({item for item, _ in levels})),
+        )
+        shot.items_of_gone = {r["inventory_item_id"] for r in await cur.fetchall()}
     if variant_ids:
         cur = await conn.execute(
             "SELECT variant_id, sku, product_title, variant_title, price, deleted,"
@@ -259,7 +267,9 @@ def differences(before: Snapshot, after: Snapshot) -> list[Correction]:
                 f"inventory item {item} at location {location}",
                 _text(available),
                 "disconnected",
-                "Shopify no longer stocks the item at this location (disconnected, or the"
+                "its variant was deleted in Shopify"
+                if item in after.items_of_gone
+                else "Shopify no longer stocks the item at this location (disconnected, or the"
                 " location deleted)",
             )
         )
@@ -273,6 +283,17 @@ def differences(before: Snapshot, after: Snapshot) -> list[Correction]:
                 "deleted",
                 "Shopify no longer lists the variant: deleted there, which only a"
                 " products/update without it said, and that is not taken as a delete",
+            )
+        )
+    for variant_id in sorted(before.gone - after.gone):
+        details = after.variants.get(variant_id)
+        found.append(
+            Correction(
+                "variant",
+                f"variant {variant_id}",
+                "deleted",
+                _details(details) if details else "named by an order only",
+                "Shopify lists the variant again (a pass had deleted it)",
             )
         )
     for variant_id, details in after.variants.items():

@@ -19,7 +19,7 @@ _RUN = (
     "mutation Run($query: String!) { bulkOperationRunQuery(query: $query) {"
     " bulkOperation { id status } userErrors { message } } }"
 )
-_POLL = "{ currentBulkOperation { id status url objectCount errorCode query } }"
+_POLL = "{ currentBulkOperation { id status url objectCount errorCode query createdAt } }"
 _FINISHED = ("COMPLETED", "FAILED", "CANCELED", "EXPIRED")
 
 

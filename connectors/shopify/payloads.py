@@ -295,6 +295,18 @@ def gid_number(gid: str) -> int:
     return int(gid.rsplit("/", 1)[1])
 
 
+def variant_of(line: dict[str, Any]) -> set[int]:
+    """The variant of a bulk export's line that could not be read as a whole, if it says which.
+
+    >>> variant_of({"id": "gid://shopify/ProductVariant/7", "price": "n/a"}), variant_of({})
+    ({7}, set())
+    """
+    try:
+        return {gid_number(str(line["id"]))}
+    except (KeyError, TypeError, ValueError, IndexError):
+        return set()
+
+
 def inventory_item_of(line: dict[str, Any]) -> set[int]:
     """The inventory item of a bulk export's variant line that could not be read as a whole,
     if it says which.

@@ -21,7 +21,7 @@ from ops.fake_shopify import (
     seed_orders,
     set_level,
 )
-from ops.shopify_payloads import Variant, order_payload
+from ops.shopify_payloads import Product, Variant, order_payload, product_payload
 from ops.stack import Stack
 from tests.integration.store_support import levels, post_signed, run, shopify_levels, units
 from tests.support import Ids, auth, grant, query, scalar
@@ -84,6 +84,8 @@ async def test_reconciliation_fixes_drift_records_it_and_leaves_newer_data_alone
     deleted_levels = [key for key in store.levels if key[0] == deleted["inventoryItemId"]]
     for key in deleted_levels:
         del store.levels[key]
+    await deliver_product_update(stack, store, deleted["productId"])
+    assert deleted["id"] in live_variants(stack, store.domain)
     # A variant only an order names, which Shopify does not have (a placeholder SKU here).
     ghost = Variant(Ids.next(), Ids.next(), Ids.next(), "NO-SUCH-SKU", "Ghost", "5.00")
     ghost_order = order_payload(Ids.next(), datetime.now(UTC), [(Ids.next(), ghost, 1)])
@@ -171,27 +173,79 @@ async def test_reconciliation_fixes_drift_records_it_and_leaves_newer_data_alone
     assert any("inventory_levels/update" in c["reason"] for c in connection["recent_corrections"])
     assert "Recent corrections" in page and "9999" in page
 
-    # A pass with an export line it cannot read deletes no variant, and keeps the stock of
-    # every variant the export did not list: the unreadable line may be that variant's.
-    unlisted = store.variants.pop(3)
-    unlisted_levels = [key for key in store.levels if key[0] == unlisted["inventoryItemId"]]
+    # An export line that cannot be read keeps its variant and its stock, and no other.
+    unreadable = store.variants[3]
+    price = unreadable["price"]
+    unreadable["price"] = "not a price"
+    unreadable_levels = [key for key in store.levels if key[0] == unreadable["inventoryItemId"]]
     held = levels(stack, store.domain)
-    store.variants.append({**store.variants[0], "id": Ids.next(), "price": "not a price"})
-    hidden = {key: store.levels.pop(key) for key in unlisted_levels}
-    partial = await run(stack, "reconcile", "--shop", store.domain)
-    assert " 0 corrected" in partial, partial
-    assert unlisted["id"] in live_variants(stack, store.domain)
-    assert {k: levels(stack, store.domain)[k] for k in unlisted_levels} == {
-        k: held[k] for k in unlisted_levels
+    hidden = {key: store.levels.pop(key) for key in unreadable_levels}
+    removed_too = store.variants.pop(5)
+    removed_levels = {
+        key: store.levels.pop(key)
+        for key in list(store.levels)
+        if key[0] == removed_too["inventoryItemId"]
     }
-    store.variants[-1] = unlisted
+    partial = await run(stack, "reconcile", "--shop", store.domain)
+    assert f"{len(removed_levels) + 1} corrected" in partial, partial
+    assert unreadable["id"] in live_variants(stack, store.domain)
+    assert removed_too["id"] not in live_variants(stack, store.domain)
+    assert {k: levels(stack, store.domain)[k] for k in unreadable_levels} == {
+        k: held[k] for k in unreadable_levels
+    }
+    unreadable["price"] = price
     store.levels.update(hidden)
+    # A variant a pass deleted that Shopify lists again comes back, with its stock, although
+    # what the export says of it is no newer than what was held.
+    store.variants.append(removed_too)
+    store.levels.update(removed_levels)
+    restored = await run(stack, "reconcile", "--shop", store.domain)
+    assert "Shopify lists the variant again" in restored, restored
+    assert live_variants(stack, store.domain) == {v["id"] for v in store.variants}
+    assert levels(stack, store.domain) == {
+        **shopify_levels(store),
+        newer_key: 4_242,
+    }
 
     # A second pass finds nothing left to correct.
     again = await run(stack, "reconcile", "--shop", store.domain)
     assert " 0 corrected" in again, again
     assert units_but(stack, store.domain, ghost.variant_id) == shopify_units(store)
     assert live_variants(stack, store.domain) == {v["id"] for v in store.variants}
+
+
+async def deliver_product_update(stack: Stack, store: FakeStore, product_id: int) -> None:
+    """The products/update Shopify sends for ``product_id`` as the store now has it."""
+    listed = [v for v in store.variants if v["productId"] == product_id]
+    product = Product(
+        product_id,
+        listed[0]["productTitle"],
+        [
+            Variant(v["id"], product_id, v["inventoryItemId"], v["sku"], v["title"], v["price"])
+            for v in listed
+        ],
+    )
+    async with httpx.AsyncClient(timeout=10) as http:
+        answer = await post_signed(
+            http,
+            stack,
+            store.domain,
+            "products/update",
+            product_payload(product, datetime.now(UTC)),
+            CLIENT_SECRET,
+        )
+    assert answer.status_code == 200, answer.text
+    for _ in range(100):
+        if scalar(
+            stack,
+            "SELECT count(*) FROM variants WHERE shop = %s AND product_id = %s"
+            " AND updated_at > now() - interval '1 minute'",
+            store.domain,
+            product_id,
+        ) == len(listed):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the products/update was not applied")
 
 
 def units_but(stack: Stack, shop: str, variant_id: int) -> dict[int, int]:

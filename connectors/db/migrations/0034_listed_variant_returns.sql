@@ -1,0 +1,45 @@
+-- A variant the reconciliation deleted (migration 0033) that a later export lists again comes
+-- back: the export is Shopify's whole catalogue, so listing it is proof it exists. Its
+-- updated_at may be no newer than what we hold, which a webhook's would need to be: a stale
+-- redelivery must not revive a deleted variant, so only an export's events (p_listed) do.
+-- A deleted product's variants stay deleted (the trigger of migration 0025).
+DROP FUNCTION stockpulse_apply_variant(
+    text, bigint, bigint, text, text, text, bigint, numeric, boolean, timestamptz, timestamptz);
+CREATE FUNCTION stockpulse_apply_variant(
+    p_shop text, p_variant_id bigint, p_product_id bigint, p_sku text, p_product_title text,
+    p_variant_title text, p_inventory_item_id bigint, p_price numeric, p_tracked boolean,
+    p_updated_at timestamptz, p_triggered_at timestamptz DEFAULT NULL,
+    p_listed boolean DEFAULT false)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    applied bigint;
+    revived boolean := false;
+    ts timestamptz := stockpulse_bounded_ts(p_updated_at);
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM shops WHERE domain = p_shop) THEN
+        RETURN NULL;
+    END IF;
+    IF p_listed THEN
+        UPDATE variants SET deleted = false
+         WHERE shop = p_shop AND variant_id = p_variant_id AND deleted
+        RETURNING NOT deleted INTO revived;  -- as the trigger left it
+    END IF;
+    INSERT INTO variants AS v (shop, variant_id, product_id, sku, product_title, variant_title,
+                               inventory_item_id, price, tracked, updated_at, triggered_at)
+    VALUES (p_shop, p_variant_id, p_product_id, p_sku, p_product_title, p_variant_title,
+            p_inventory_item_id, p_price, p_tracked, ts, p_triggered_at)
+    ON CONFLICT (shop, variant_id) DO UPDATE SET
+        product_id = excluded.product_id, sku = excluded.sku,
+        product_title = excluded.product_title, variant_title = excluded.variant_title,
+        -- Every Shopify variant has an inventory item: a body without its id does not say it
+        -- lost it, and stock stays linked.
+        inventory_item_id = coalesce(excluded.inventory_item_id, v.inventory_item_id),
+        price = excluded.price,
+        tracked = excluded.tracked, deleted = false, updated_at = excluded.updated_at,
+        triggered_at = excluded.triggered_at
+     WHERE v.updated_at IS NULL OR v.updated_at < excluded.updated_at
+        OR (v.updated_at = excluded.updated_at
+            AND stockpulse_later_trigger(excluded.triggered_at, v.triggered_at))
+    RETURNING variant_id INTO applied;
+    RETURN coalesce(applied, CASE WHEN coalesce(revived, false) THEN p_variant_id END);
+END $$;
