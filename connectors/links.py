@@ -19,6 +19,8 @@ import hmac
 import json
 
 UNSUBSCRIBE = "unsubscribe"
+# Not a link: the cookie of a browser that signed in to an account (web.accounts).
+KNOWN_BROWSER = "known-browser"
 _MAX_TOKEN = 2048
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import logging
 import unicodedata
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -16,6 +17,7 @@ from litestar.exceptions import PermissionDeniedException
 from litestar.params import Body, FromQuery
 from litestar.response import Redirect, Template
 
+from connectors import links
 from connectors.db import accounts, invitations
 from connectors.passwords import hash_password, needs_rehash, verify_password, weakness
 from web.auth import (
@@ -30,10 +32,17 @@ from web.auth import (
 
 log = logging.getLogger(__name__)
 
-# Failed logins allowed per account and per address in the window, then 429 until it passes.
+# Failed logins allowed in the window, then 429 until it passes: per account from one address,
+# per address, and per account from everywhere. The last stops guessing spread over many
+# addresses; a browser that has signed in to the account before is exempt from it, so that
+# whoever knows an address cannot lock its owner out.
 LOGIN_WINDOW = timedelta(minutes=15)
-FAILURES_PER_ACCOUNT = 5
+FAILURES_PER_ACCOUNT_AND_ADDRESS = 5
 FAILURES_PER_ADDRESS = 20
+FAILURES_PER_ACCOUNT = 50
+RESETS_PER_ACCOUNT = 5
+KNOWN_BROWSER_COOKIE = "sp_known"
+KNOWN_BROWSER_LIFETIME = timedelta(days=365)
 RESET_LIFETIME = timedelta(hours=1)
 FormBody = Body(media_type=RequestEncodingType.URL_ENCODED)
 
@@ -77,16 +86,17 @@ class AccountsController(Controller):
         password = data.get("password", "")
         target = safe_next(data.get("next"))
         invitation = data.get("invitation", "")
-        keys = [f"email:{email.lower()}", f"ip:{_address(request)}"]
+        keys = LoginKeys(email, _address(request))
         async with state.pool.connection() as conn:
-            limited = await _limited(conn, keys)
-            user = None if limited else await accounts.user_by_email(conn, email)
+            user = await accounts.user_by_email(conn, email)
+            known = user is not None and _known_browser(request, state, user["id"])
+            limited = await _limited(conn, keys, known)
             # Checked even without an account: the time taken does not tell who has one.
             ok = not limited and verify_password(user["password_hash"] if user else None, password)
             if not ok and not limited:
-                await accounts.record_login_failure(conn, keys)
+                await accounts.record_login_failure(conn, keys.all())
             if ok and user is not None:
-                await accounts.clear_login_failures(conn, keys[0])
+                await accounts.clear_login_failures(conn, keys.account_and_address)
                 if needs_rehash(user["password_hash"]):
                     await accounts.set_password(conn, user["id"], hash_password(password))
                 old = request.cookies.get(SESSION_COOKIE)
@@ -96,7 +106,7 @@ class AccountsController(Controller):
                 target = await _accept(conn, invitation, user["id"]) or target
             await conn.commit()
         if limited:
-            log.warning("login rate limit reached for %s", " / ".join(keys))
+            log.warning("login rate limit reached for %s", " / ".join(keys.all()))
             return _form_page(
                 request,
                 "login.html",
@@ -117,7 +127,8 @@ class AccountsController(Controller):
                 next=target,
                 invitation=invitation,
             )
-        return _signed_in(Redirect(target, status_code=303), token, state)
+        assert user is not None
+        return _signed_in(Redirect(target, status_code=303), token, state, user["id"])
 
     @get("/signup")
     async def signup_page(
@@ -145,11 +156,11 @@ class AccountsController(Controller):
         problem = _email_problem(email) or weakness(password, email)
         if problem is None and invitation:
             async with state.pool.connection() as conn:
-                invited = await invitations.find(conn, invitation)
-            if invited is not None and invited["email"].lower() != email.lower():
+                invited = await invitations.for_another(conn, invitation, email)
+            if invited is not None:
                 # Only an account of the invited address can accept it (invitations.accept).
                 problem = (
-                    f"This invitation is for {invited['email']}: sign up with that address,"
+                    f"This invitation is for {invited}: sign up with that address,"
                     " or ask the shop's owner to invite this one."
                 )
         if problem is None:
@@ -171,7 +182,7 @@ class AccountsController(Controller):
                 email=email,
                 invitation=invitation,
             )
-        return _signed_in(Redirect(target, status_code=303), token, state)
+        return _signed_in(Redirect(target, status_code=303), token, state, user_id)
 
     @post("/logout")
     async def logout(self, request: Request[Any, Any, Any], state: State) -> Response[Any]:
@@ -202,7 +213,9 @@ class AccountsController(Controller):
         email = data.get("email", "").strip()
         keys = [f"reset:{email.lower()}", f"ip:{_address(request)}"]
         async with state.pool.connection() as conn:
-            limited = await _limited(conn, keys)
+            limited = await _over(
+                conn, [(keys[0], RESETS_PER_ACCOUNT), (keys[1], FAILURES_PER_ADDRESS)]
+            )
             user = None if limited else await accounts.user_by_email(conn, email)
             token = (
                 await accounts.create_password_reset(conn, user["id"], RESET_LIFETIME)
@@ -313,25 +326,79 @@ def _check_form_csrf(request: Request[Any, Any, Any], data: dict[str, str]) -> N
         raise PermissionDeniedException("missing or wrong CSRF token; reload the page")
 
 
-def _signed_in(response: Response[Any], token: str, state: State) -> Response[Any]:
+def _signed_in(response: Response[Any], token: str, state: State, user_id: int) -> Response[Any]:
+    secure = secure_cookies(state.settings.stockpulse_base_url)
     response.set_cookie(
         SESSION_COOKIE,
         token,
         max_age=int(SESSION_LIFETIME.total_seconds()),
         httponly=True,
         samesite="lax",
-        secure=secure_cookies(state.settings.stockpulse_base_url),
+        secure=secure,
         path="/",
+    )
+    # Outlives the session and logout: it only says this browser once knew the password.
+    response.set_cookie(
+        KNOWN_BROWSER_COOKIE,
+        links.sign(state.settings.stockpulse_secret_key, links.KNOWN_BROWSER, [str(user_id)]),
+        max_age=int(KNOWN_BROWSER_LIFETIME.total_seconds()),
+        httponly=True,
+        samesite="strict",
+        secure=secure,
+        path="/login",
     )
     return response
 
 
-async def _limited(conn: Any, keys: list[str]) -> bool:
-    account, address = keys
-    return (
-        await accounts.recent_login_failures(conn, account, LOGIN_WINDOW) >= FAILURES_PER_ACCOUNT
-        or await accounts.recent_login_failures(conn, address, LOGIN_WINDOW) >= FAILURES_PER_ADDRESS
+def _known_browser(request: Request[Any, Any, Any], state: State, user_id: int) -> bool:
+    cookie = request.cookies.get(KNOWN_BROWSER_COOKIE)
+    signed = (
+        links.verify(state.settings.stockpulse_secret_key, links.KNOWN_BROWSER, cookie)
+        if cookie
+        else None
     )
+    return signed == [str(user_id)]
+
+
+@dataclass(frozen=True)
+class LoginKeys:
+    """What failed logins are counted by."""
+
+    email: str
+    address: str
+
+    @property
+    def account(self) -> str:
+        return f"email:{self.email.lower()}"
+
+    @property
+    def account_and_address(self) -> str:
+        return f"email:{self.email.lower()} ip:{self.address}"
+
+    @property
+    def by_address(self) -> str:
+        return f"ip:{self.address}"
+
+    def all(self) -> list[str]:
+        return [self.account_and_address, self.by_address, self.account]
+
+
+async def _limited(conn: Any, keys: LoginKeys, known_browser: bool) -> bool:
+    limits = [
+        (keys.account_and_address, FAILURES_PER_ACCOUNT_AND_ADDRESS),
+        (keys.by_address, FAILURES_PER_ADDRESS),
+    ]
+    if not known_browser:
+        limits.append((keys.account, FAILURES_PER_ACCOUNT))
+    return await _over(conn, limits)
+
+
+async def _over(conn: Any, limits: list[tuple[str, int]]) -> bool:
+    """Whether any key has failed its allowed number of times in the window."""
+    for key, allowed in limits:
+        if await accounts.recent_login_failures(conn, key, LOGIN_WINDOW) >= allowed:
+            return True
+    return False
 
 
 def _address(request: Request[Any, Any, Any]) -> str:

@@ -48,6 +48,19 @@ async def find(conn: DictConnection, token: str) -> dict[str, Any] | None:
     return await cur.fetchone()
 
 
+async def for_another(conn: DictConnection, token: str, email: str) -> str | None:
+    """The address a live invitation is for, when it is not ``email`` (compared as
+    :func:`accept` compares them); None otherwise."""
+    cur = await conn.execute(
+        "SELECT i.email FROM shop_invitations i JOIN shops s ON s.domain = i.shop"
+        " WHERE i.token_hash = %s AND i.accepted_at IS NULL AND i.expires_at > now()"
+        " AND s.uninstalled_at IS NULL AND lower(i.email) <> lower(%s)",
+        (digest(token), email),
+    )
+    row = await cur.fetchone()
+    return row["email"] if row else None
+
+
 async def accept(conn: DictConnection, token: str, user_id: int) -> dict[str, Any] | None:
     """Spend a live invitation for ``user_id`` and make them a member; the shop and role, or
     None when the token is unknown, used or expired, or the account is not the invited

@@ -242,20 +242,47 @@ def test_api_tokens_act_for_their_user_and_a_read_only_one_never_writes(stack: S
     assert full.status_code == 200, full.text
 
 
-def test_failed_logins_are_rate_limited_per_account(stack: Stack) -> None:
-    _, email = sign_up(stack)
-    client = httpx.Client(base_url=stack.base_url, timeout=10)
-    token = csrf_of(client.get("/login").text)
-    for _ in range(5):
-        wrong = client.post(
-            "/login", data={"email": email, "password": "Wrong-Pass-123", "csrf_token": token}
+def test_failed_logins_are_limited_without_locking_the_owner_out(stack: Stack) -> None:
+    owner, email = sign_up(stack)  # this browser has signed in to the account
+
+    def browser_at(address: str) -> tuple[httpx.Client, str]:
+        """A browser connecting from another loopback address, and its login form's token."""
+        client = httpx.Client(
+            base_url=stack.base_url,
+            timeout=10,
+            transport=httpx.HTTPTransport(local_address=address),
         )
-        assert wrong.status_code == 401
-    blocked = client.post(
-        "/login", data={"email": email, "password": PASSWORD, "csrf_token": token}
-    )
+        return client, csrf_of(client.get("/login").text)
+
+    def log_in(client: httpx.Client, token: str, password: str) -> httpx.Response:
+        return client.post(
+            "/login", data={"email": email, "password": password, "csrf_token": token}
+        )
+
+    # Five wrong passwords from one address stop that address guessing this account.
+    guesser, token = browser_at("127.0.0.2")
+    for _ in range(5):
+        assert log_in(guesser, token, "Wrong-Pass-123").status_code == 401
+    blocked = log_in(guesser, token, PASSWORD)
     assert blocked.status_code == 429 and "Retry-After" in blocked.headers
-    assert "sp_session" not in client.cookies
+    assert "sp_session" not in guesser.cookies
+    # They do not lock the account: its owner signs in from anywhere else.
+    elsewhere, token = browser_at("127.0.0.3")
+    assert log_in(elsewhere, token, PASSWORD).status_code == 303
+
+    # Guessing spread over many addresses: fifty failures in all close the account to every
+    # browser that has not signed in to it before, and not to one that has.
+    for n in range(4, 13):
+        spread, token = browser_at(f"127.0.0.{n}")
+        for _ in range(5):
+            assert log_in(spread, token, "Wrong-Pass-123").status_code == 401
+    stranger, token = browser_at("127.0.0.13")
+    assert log_in(stranger, token, PASSWORD).status_code == 429
+    assert log_in(owner, csrf_of(owner.get("/login").text), PASSWORD).status_code == 303
+    # The mark is signed for its account: a browser known to another account is a stranger.
+    other, _ = sign_up(stack)
+    assert "sp_known" in other.cookies
+    assert log_in(other, csrf_of(other.get("/login").text), PASSWORD).status_code == 429
 
 
 def test_a_password_reset_mails_a_single_use_link_that_ends_old_sessions(stack: Stack) -> None:
