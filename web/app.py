@@ -34,6 +34,7 @@ from web.charts import ChartsController
 from web.connect_form import ConnectFormController
 from web.connection import ConnectionController
 from web.dashboard import ApiController, DashboardController, shop_feed
+from web.feed_access import FeedAccess
 from web.health import HealthController
 from web.hub import Hub
 from web.inbox import FastPublisher, InboxWriter
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         pool = await open_pool(settings.database_url, max_size=10)
         producer = DurableProducer(settings.bootstrap_servers)
         hub = Hub(settings.websocket_backlog)
+        feed_access = FeedAccess(pool, settings.websocket_recheck_seconds)
         inbox = InboxWriter(pool)
         publisher = FastPublisher(producer)
         http = httpx.AsyncClient(timeout=15)
@@ -72,6 +74,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             settings=settings,
             pool=pool,
             hub=hub,
+            feed_access=feed_access,
             inbox=inbox,
             publisher=publisher,
             http=http,
@@ -90,12 +93,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
             )
         )
         feed = asyncio.create_task(_after(topics, hub.run(settings.bootstrap_servers)))
+        rechecks = asyncio.create_task(feed_access.run())
         try:
             yield
         finally:
-            feed.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await feed
+            for task in (feed, rechecks):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
             await inbox.stop()
             await publisher.stop()
             await http.aclose()

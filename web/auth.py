@@ -50,16 +50,28 @@ async def caller_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller | 
     if "caller" in connection.scope:
         return connection.scope["caller"]  # type: ignore[typeddict-item]
     found: Caller | None = None
-    header = connection.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    async with connection.app.state.pool.connection() as conn:
-        if scheme.lower() == "bearer" and token.strip():
-            found = await accounts.token_caller(conn, token.strip())
-        elif cookie := connection.cookies.get(SESSION_COOKIE):
-            found = await accounts.session_caller(conn, cookie)
-        await conn.commit()
+    presented = credential_of(connection)
+    if presented is not None:
+        via, secret = presented
+        async with connection.app.state.pool.connection() as conn:
+            if via == "token":
+                found = await accounts.token_caller(conn, secret)
+            else:
+                found = await accounts.session_caller(conn, secret)
+            await conn.commit()
     connection.scope["caller"] = found  # type: ignore[typeddict-unknown-key]
     return found
+
+
+def credential_of(connection: ASGIConnection[Any, Any, Any, Any]) -> tuple[str, str] | None:
+    """What the caller signs in with: ("token", a bearer token) or else ("session", the
+    session cookie); None without either."""
+    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return "token", token.strip()
+    if cookie := connection.cookies.get(SESSION_COOKIE):
+        return "session", cookie
+    return None
 
 
 async def require_caller(request: Request[Any, Any, Any]) -> Caller:
@@ -98,14 +110,6 @@ async def shop_for_socket(
         role = await accounts.role_of(conn, caller.user_id, shop)
         await conn.commit()
     return (caller, role) if role else None
-
-
-async def socket_still_allowed(connection: ASGIConnection[Any, Any, Any, Any], shop: str) -> bool:
-    """For an open WebSocket: whether its session or token, and its membership of ``shop``,
-    still stand. The handshake's answer is cached for the connection; a feed lives for hours,
-    across a logout, a revoked token or a member's removal."""
-    connection.scope.pop("caller", None)  # type: ignore[typeddict-item]
-    return await shop_for_socket(connection, shop) is not None
 
 
 async def _shop_for(

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
-import random
 from typing import Any
 
 from litestar import Controller, Request, WebSocket, get, websocket
@@ -15,18 +13,18 @@ from litestar.params import FromPath
 from litestar.response import Template
 
 from connectors.db import alerts, backfills, reconciliations
+from connectors.db.accounts import digest
 from connectors.db.plan import plan_page
 from connectors.db.queries import SkuRow, sku_rows
 from connectors.kafka.topics import SkuFigures
 from models.inventory import cover
 from web.alerts import RULE_CHOICES, banner, shop_zone
-from web.auth import require_shop, same_origin, shop_for_socket, socket_still_allowed
+from web.auth import credential_of, require_shop, same_origin, shop_for_socket
+from web.feed_access import FeedGrant
 
 # Rows with fewer days of cover than this are marked on the page (the script reads it from the
 # page, so there is one number).
 LOW_COVER_DAYS = 7
-
-log = logging.getLogger(__name__)
 
 
 def figures(rows: list[SkuRow]) -> list[SkuFigures]:
@@ -184,13 +182,14 @@ async def shop_feed(socket: WebSocket, shop_domain: FromPath[str]) -> None:
             code=4404 if signed_in else 4401, reason="unknown shop" if signed_in else "sign in"
         )
         return
+    caller, _ = allowed
+    via, secret = credential_of(socket) or ("", "")
+    grant = state.feed_access.watch(FeedGrant(via, digest(secret), caller.user_id, shop_domain))
     await socket.accept()
     subscriber = state.hub.subscribe(shop_domain)
     # Clients send nothing we need; reading still tells us at once when they go away.
     closed = asyncio.create_task(_wait_closed(socket))
-    revoked = asyncio.create_task(
-        _until_revoked(socket, shop_domain, state.settings.websocket_recheck_seconds)
-    )
+    revoked = asyncio.create_task(grant.ended.wait())
     try:
         await socket.send_text(json.dumps({"type": "hello", "shop": shop_domain}))
         while not closed.done():
@@ -208,20 +207,8 @@ async def shop_feed(socket: WebSocket, shop_domain: FromPath[str]) -> None:
     finally:
         closed.cancel()
         revoked.cancel()
+        state.feed_access.forget(grant)
         state.hub.unsubscribe(subscriber)
-
-
-async def _until_revoked(socket: WebSocket, shop: str, every_s: float) -> None:
-    """Returns once the feed's session or token, or its membership of the shop, has ended.
-    While the database cannot say, the feed stays open: it carries nothing new then anyway."""
-    while True:
-        # Spread, so that a thousand feeds opened together do not check together.
-        await asyncio.sleep(every_s * random.uniform(0.8, 1.2))
-        try:
-            if not await socket_still_allowed(socket, shop):
-                return
-        except Exception:  # the database away: checked again next time
-            log.warning("could not re-check a feed of %s; keeping it open", shop)
 
 
 async def _wait_closed(socket: WebSocket) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -173,6 +174,29 @@ async def role_of(conn: DictConnection, user_id: int, shop: str) -> str | None:
     )
     row = await cur.fetchone()
     return row["role"] if row else None
+
+
+async def feeds_no_longer_allowed(
+    conn: DictConnection, feeds: Sequence[tuple[str, bytes, int, str]]
+) -> list[int]:
+    """Which of ``feeds`` (how the caller signed in, the digest of its session cookie or API
+    token, its user, the shop) no longer stand, by index: as :func:`session_caller` or
+    :func:`token_caller` and :func:`role_of` would answer now."""
+    cur = await conn.execute(
+        "SELECT f.i - 1 AS index"
+        " FROM unnest(%s::text[], %s::bytea[], %s::bigint[], %s::text[])"
+        "   WITH ORDINALITY AS f(via, credential, user_id, shop, i)"
+        " WHERE NOT EXISTS (SELECT 1 FROM shop_members m"
+        "                    WHERE m.user_id = f.user_id AND m.shop = f.shop)"
+        "    OR (f.via = 'session' AND NOT EXISTS (SELECT 1 FROM user_sessions s"
+        "         WHERE s.token_hash = f.credential AND s.user_id = f.user_id"
+        "           AND s.expires_at > now()))"
+        "    OR (f.via = 'token' AND NOT EXISTS (SELECT 1 FROM api_tokens t"
+        "         WHERE t.token_hash = f.credential AND t.user_id = f.user_id))"
+        "    OR f.via NOT IN ('session', 'token')",
+        tuple(list(column) for column in zip(*feeds, strict=True)) if feeds else ([], [], [], []),
+    )
+    return [int(r["index"]) for r in await cur.fetchall()]
 
 
 async def shops_of(conn: DictConnection, user_id: int) -> list[dict[str, Any]]:
