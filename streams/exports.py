@@ -320,6 +320,7 @@ async def read_catalogue(
     (:func:`_gone`)."""
     began = datetime.now(UTC)
     operation = await bulk.run(client, CATALOGUE_EXPORT)
+    snapshot_after = _snapshot_after(began, operation)
     counts = ExportCounts()
     total = int(operation.get("objectCount") or 0) or None
     if not operation.get("url"):
@@ -362,7 +363,8 @@ async def read_catalogue(
             product,
         ):
             if event.kind == "variant":
-                event.data["listed"] = True  # may bring back a variant a pass deleted
+                # It may bring back a variant an older export found gone.
+                event.data["listed_since"] = snapshot_after.isoformat()
             sink.events.append(event)
         for level in levels:
             sink.events += _events(
@@ -380,29 +382,30 @@ async def read_catalogue(
             shop,
             len(listed.unread_variants),
         )
-    sink.events += await _gone(pool, shop, listed, _snapshot_began(began, operation), event_prefix)
+    sink.events += await _gone(pool, shop, listed, snapshot_after, event_prefix)
     await sink.finish()
     return counts
 
 
-def _snapshot_began(began: datetime, operation: dict[str, Any]) -> datetime:
-    """A time before the export's snapshot, on our clock: a change after it may be missing
-    from the export. The export may have been started before this pass began (one
-    interrupted, which :func:`bulk.run` joins)."""
+def _snapshot_after(began: datetime, operation: dict[str, Any]) -> datetime:
+    """A time the export's snapshot is certainly after, on our clock and on Shopify's (which
+    stamps ``updated_at`` and may run ahead of ours by up to ``CLOCK_SKEW``): a change after
+    it may be missing from the export. The export may have been started before this pass
+    began (one interrupted, which :func:`bulk.run` joins)."""
     try:
         created = datetime.fromisoformat(str(operation["createdAt"]).replace("Z", "+00:00"))
     except (KeyError, ValueError):
         created = began
     if created.tzinfo is None:
         created = created.replace(tzinfo=UTC)
-    return min(began, created)
+    return min(began, created) - CLOCK_SKEW
 
 
 async def _gone(
     pool: AsyncConnectionPool[DictConnection],
     shop: str,
     listed: Listed,
-    snapshot_began: datetime,
+    snapshot_after: datetime,
     event_prefix: str,
 ) -> list[SkuEvent]:
     """Variants and levels held here that a complete catalogue export does not list, unchanged
@@ -417,13 +420,9 @@ async def _gone(
       in its body), or deleted its variant. A level of an item whose line could not be read is
       kept; if a line does not say which item it is, only the levels of items the export lists
       or of variants deleted now are judged."""
-    # Shopify stamps updated_at on its own clock, which may run ahead of ours.
-    described_bound = snapshot_began - CLOCK_SKEW
     async with pool.connection() as conn:
-        held = await ledger.levels_unchanged_since(conn, shop, described_bound)
-        held_variants = await ledger.variants_unchanged_since(
-            conn, shop, described_bound, snapshot_began
-        )
+        held = await ledger.levels_unchanged_since(conn, shop, snapshot_after)
+        held_variants = await ledger.variants_unchanged_since(conn, shop, snapshot_after)
         await conn.commit()
     gone_variants = (
         {}
@@ -435,14 +434,11 @@ async def _gone(
         }
     )
     judged_items = (
-        listed.items | {item for item, _ in gone_variants.values() if item is not None}
+        listed.items | {item for item in gone_variants.values() if item is not None}
         if UNKNOWN in listed.unread_items
         else None
     )
-    bound = described_bound.isoformat()
-
-    def variant_bound(placeholder: bool) -> str:
-        return (snapshot_began if placeholder else described_bound).isoformat()
+    bound = snapshot_after.isoformat()
 
     # Variants first: a deleted variant goes before its levels do, so it is never held with no
     # stock, which would look like a stockout and alert.
@@ -452,9 +448,9 @@ async def _gone(
             shop=shop,
             event_id=f"{event_prefix}variant-gone:{variant_id}",
             received_at=bound,
-            data={"variant_id": variant_id, "unchanged_since": variant_bound(placeholder)},
+            data={"variant_id": variant_id, "unchanged_since": bound},
         )
-        for variant_id, (_, placeholder) in sorted(gone_variants.items())
+        for variant_id in sorted(gone_variants)
     ] + [
         SkuEvent(
             kind="level_gone",

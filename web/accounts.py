@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
+import time
 import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
@@ -86,10 +88,10 @@ class AccountsController(Controller):
         password = data.get("password", "")
         target = safe_next(data.get("next"))
         invitation = data.get("invitation", "")
-        keys = LoginKeys(email, _address(request))
         async with state.pool.connection() as conn:
             user = await accounts.user_by_email(conn, email)
-            known = user is not None and _known_browser(request, state, user["id"])
+            keys = LoginKeys(email, _address(request), user["id"] if user else None)
+            known = user is not None and _known_browser(request, state, user)
             limited = await _limited(conn, keys, known)
             # Checked even without an account: the time taken does not tell who has one.
             ok = not limited and verify_password(user["password_hash"] if user else None, password)
@@ -98,7 +100,8 @@ class AccountsController(Controller):
             if ok and user is not None:
                 await accounts.clear_login_failures(conn, keys.account_and_address)
                 if needs_rehash(user["password_hash"]):
-                    await accounts.set_password(conn, user["id"], hash_password(password))
+                    user["password_hash"] = hash_password(password)
+                    await accounts.set_password(conn, user["id"], user["password_hash"])
                 old = request.cookies.get(SESSION_COOKIE)
                 if old:
                     await accounts.close_session(conn, old)
@@ -128,7 +131,7 @@ class AccountsController(Controller):
                 invitation=invitation,
             )
         assert user is not None
-        return _signed_in(Redirect(target, status_code=303), token, state, user["id"])
+        return _signed_in(Redirect(target, status_code=303), token, state, user)
 
     @get("/signup")
     async def signup_page(
@@ -165,8 +168,9 @@ class AccountsController(Controller):
                 )
         if problem is None:
             async with state.pool.connection() as conn:
+                password_hash = hash_password(password)
                 try:
-                    user_id = await accounts.create_user(conn, email, hash_password(password))
+                    user_id = await accounts.create_user(conn, email, password_hash)
                 except accounts.EmailTaken:
                     problem = "An account with this email exists already: log in instead."
                 else:
@@ -182,7 +186,8 @@ class AccountsController(Controller):
                 email=email,
                 invitation=invitation,
             )
-        return _signed_in(Redirect(target, status_code=303), token, state, user_id)
+        user = {"id": user_id, "password_hash": password_hash}
+        return _signed_in(Redirect(target, status_code=303), token, state, user)
 
     @post("/logout")
     async def logout(self, request: Request[Any, Any, Any], state: State) -> Response[Any]:
@@ -224,7 +229,7 @@ class AccountsController(Controller):
             )
             if not limited:
                 # Resets count like failed logins: asking for many is how one floods a mailbox.
-                await accounts.record_login_failure(conn, keys[:1])
+                await accounts.record_login_failure(conn, keys)
             await conn.commit()
         if user is not None and token is not None:
             link = f"{state.settings.stockpulse_base_url.rstrip('/')}/password/reset?token={token}"
@@ -326,7 +331,9 @@ def _check_form_csrf(request: Request[Any, Any, Any], data: dict[str, str]) -> N
         raise PermissionDeniedException("missing or wrong CSRF token; reload the page")
 
 
-def _signed_in(response: Response[Any], token: str, state: State, user_id: int) -> Response[Any]:
+def _signed_in(
+    response: Response[Any], token: str, state: State, user: dict[str, Any]
+) -> Response[Any]:
     secure = secure_cookies(state.settings.stockpulse_base_url)
     response.set_cookie(
         SESSION_COOKIE,
@@ -337,10 +344,15 @@ def _signed_in(response: Response[Any], token: str, state: State, user_id: int) 
         secure=secure,
         path="/",
     )
-    # Outlives the session and logout: it only says this browser once knew the password.
+    # Outlives the session and logout: it only says this browser knew the account's current
+    # password within the last year.
     response.set_cookie(
         KNOWN_BROWSER_COOKIE,
-        links.sign(state.settings.stockpulse_secret_key, links.KNOWN_BROWSER, [str(user_id)]),
+        links.sign(
+            state.settings.stockpulse_secret_key,
+            links.KNOWN_BROWSER,
+            [str(user["id"]), _password_tag(user["password_hash"]), str(int(time.time()))],
+        ),
         max_age=int(KNOWN_BROWSER_LIFETIME.total_seconds()),
         httponly=True,
         samesite="strict",
@@ -350,30 +362,45 @@ def _signed_in(response: Response[Any], token: str, state: State, user_id: int) 
     return response
 
 
-def _known_browser(request: Request[Any, Any, Any], state: State, user_id: int) -> bool:
+def _known_browser(request: Request[Any, Any, Any], state: State, user: dict[str, Any]) -> bool:
+    """Whether this browser signed in to ``user`` within the year, with its current password
+    (a reset ends every browser's exemption, as it ends every session)."""
     cookie = request.cookies.get(KNOWN_BROWSER_COOKIE)
     signed = (
         links.verify(state.settings.stockpulse_secret_key, links.KNOWN_BROWSER, cookie)
         if cookie
         else None
     )
-    return signed == [str(user_id)]
+    if signed is None or len(signed) != 3 or not signed[2].isdigit():
+        return False
+    user_id, tag, issued = signed
+    return (
+        user_id == str(user["id"])
+        and hmac.compare_digest(tag, _password_tag(user["password_hash"]))
+        and time.time() - int(issued) < KNOWN_BROWSER_LIFETIME.total_seconds()
+    )
+
+
+def _password_tag(password_hash: str) -> str:
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
 class LoginKeys:
-    """What failed logins are counted by."""
+    """What failed logins are counted by: the account (by its id when it exists, so that no
+    spelling of its address counts apart) and the client's address."""
 
     email: str
     address: str
+    user_id: int | None
 
     @property
     def account(self) -> str:
-        return f"email:{self.email.lower()}"
+        return f"user:{self.user_id}" if self.user_id is not None else f"email:{self.email.lower()}"
 
     @property
     def account_and_address(self) -> str:
-        return f"email:{self.email.lower()} ip:{self.address}"
+        return f"{self.account} ip:{self.address}"
 
     @property
     def by_address(self) -> str:

@@ -184,8 +184,8 @@ async def shop_feed(socket: WebSocket, shop_domain: FromPath[str]) -> None:
         return
     caller, _ = allowed
     via, secret = credential_of(socket) or ("", "")
+    await socket.accept()  # before the grant is watched: a failed accept leaves nothing behind
     grant = state.feed_access.watch(FeedGrant(via, digest(secret), caller.user_id, shop_domain))
-    await socket.accept()
     subscriber = state.hub.subscribe(shop_domain)
     # Clients send nothing we need; reading still tells us at once when they go away.
     closed = asyncio.create_task(_wait_closed(socket))

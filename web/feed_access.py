@@ -47,7 +47,10 @@ class FeedAccess:
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self._every_s)
-            await self.check()
+            try:
+                await self.check()
+            except Exception:  # a bug must not stop every later check: feeds would outlive
+                log.exception("re-checking open feeds failed; trying again next time")
 
     async def check(self) -> None:
         """End the grants that no longer stand. While the database cannot say, feeds stay

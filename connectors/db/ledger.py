@@ -96,7 +96,7 @@ _STATEMENTS: dict[str, tuple[str, str]] = {
         "stock",
         "SELECT stockpulse_apply_variant(%(shop)s, %(variant_id)s, %(product_id)s,"
         " %(sku)s, %(product_title)s, %(variant_title)s, %(inventory_item_id)s,"
-        " %(price)s, %(tracked)s, %(updated_at)s, %(triggered_at)s, %(listed)s)",
+        " %(price)s, %(tracked)s, %(updated_at)s, %(triggered_at)s, %(listed_since)s)",
     ),
     # Final (migration 0025): the tombstone keeps out whatever of the product arrives later.
     "product_delete": (
@@ -132,8 +132,9 @@ _STATEMENTS: dict[str, tuple[str, str]] = {
 _DEFAULTS: dict[str, dict[str, object]] = {
     "sale_line": {"version": None, "ordered_quantity": None, "triggered_at": None},
     "stock": {"triggered_at": None},
-    # listed: from a catalogue export, which may bring back a variant it deleted (0034).
-    "variant": {"triggered_at": None, "listed": False},
+    # listed_since: from a catalogue export, which may bring back a variant an older export
+    # found gone (migration 0035).
+    "variant": {"triggered_at": None, "listed_since": None},
 }
 
 
@@ -210,20 +211,16 @@ async def levels_unchanged_since(
 
 
 async def variants_unchanged_since(
-    conn: DictConnection, shop: str, described_since: datetime, first_seen_since: datetime
-) -> dict[int, tuple[int | None, bool]]:
-    """The shop's variants not deleted and not changed since ``described_since`` (Shopify's
-    ``updated_at``) or, never described by Shopify, not first seen since ``first_seen_since``
-    (our clock): each with its inventory item and whether it is such a placeholder."""
+    conn: DictConnection, shop: str, since: datetime
+) -> dict[int, int | None]:
+    """The shop's variants not deleted and not changed (or, never described by Shopify, not
+    first seen) since ``since``, with their inventory items."""
     cur = await conn.execute(
-        "SELECT variant_id, inventory_item_id, updated_at IS NULL AS placeholder FROM variants"
-        " WHERE shop = %s AND NOT deleted"
-        " AND (updated_at <= %s OR (updated_at IS NULL AND first_seen_at <= %s))",
-        (shop, described_since, first_seen_since),
+        "SELECT variant_id, inventory_item_id FROM variants WHERE shop = %s AND NOT deleted"
+        " AND coalesce(updated_at, first_seen_at) <= %s",
+        (shop, since),
     )
-    return {
-        r["variant_id"]: (r["inventory_item_id"], r["placeholder"]) for r in await cur.fetchall()
-    }
+    return {r["variant_id"]: r["inventory_item_id"] for r in await cur.fetchall()}
 
 
 async def dead_letter(conn: DictConnection, event: SkuEvent, error: BaseException) -> None:

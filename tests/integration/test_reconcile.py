@@ -99,6 +99,14 @@ async def test_reconciliation_fixes_drift_records_it_and_leaves_newer_data_alone
             break
         await asyncio.sleep(0.1)
     assert live_variants(stack, store.domain) == set(variant_ids) | {ghost.variant_id}
+    # First seen an hour ago: one first seen within five minutes of an export may be newer
+    # than its snapshot on Shopify's clock, and waits for the next pass.
+    query(
+        stack,
+        "UPDATE variants SET first_seen_at = now() - interval '1 hour'"
+        " WHERE variant_id = %s RETURNING 1",
+        ghost.variant_id,
+    )
 
     out = await run(stack, "reconcile", "--shop", store.domain)
     corrected = int(re.search(r"(\d+) corrected", out).group(1))  # type: ignore[union-attr]

@@ -274,3 +274,72 @@ async def test_a_refund_is_subtracted_once_whether_or_not_the_current_quantity_s
             version = NOW - timedelta(hours=2) + timedelta(minutes=minute)
             await apply(conn, [ordered(shop, line, variant, step[1], step[2], version)])
     assert await units(conn, shop, variant) == expected
+
+
+def variant(shop: str, variant_id: int, updated_at: datetime, **more: object) -> SkuEvent:
+    return _event(
+        shop,
+        "variant",
+        variant_id=variant_id,
+        product_id=variant_id + 1,
+        sku="V",
+        product_title="p",
+        variant_title="v",
+        inventory_item_id=variant_id + 2,
+        price="1.00",
+        tracked=True,
+        updated_at=updated_at.isoformat(),
+        **more,
+    )
+
+
+async def deleted(conn: DictConnection, shop: str, variant_id: int) -> bool:
+    cur = await conn.execute(
+        "SELECT deleted FROM variants WHERE shop = %s AND variant_id = %s", (shop, variant_id)
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return bool(row["deleted"])
+
+
+async def test_a_variant_an_export_found_gone_comes_back_only_for_a_newer_export(
+    conn: DictConnection, shop: str
+) -> None:
+    v = next(_ids)
+    described = NOW - timedelta(days=3)
+    await apply(conn, [variant(shop, v, described)])
+    # Gone from the export whose snapshot is after NOW - 1 h; a change since would keep it.
+    gone_since = NOW - timedelta(hours=1)
+    await apply(conn, [variant(shop, v + 10, NOW)])
+    await apply(
+        conn,
+        [
+            _event(
+                shop, "variant_gone", "g1", variant_id=v, unchanged_since=gone_since.isoformat()
+            ),
+            _event(
+                shop,
+                "variant_gone",
+                "g2",
+                variant_id=v + 10,
+                unchanged_since=gone_since.isoformat(),
+            ),
+        ],
+    )
+    assert await deleted(conn, shop, v) and not await deleted(conn, shop, v + 10)
+    # Neither a redelivered webhook as old as what was held, nor an older export's listing
+    # (a replayed dead letter, a slow backfill) brings it back.
+    older_export = (NOW - timedelta(hours=2)).isoformat()
+    await apply(
+        conn, [variant(shop, v, described), variant(shop, v, described, listed_since=older_export)]
+    )
+    assert await deleted(conn, shop, v)
+    # A later export that lists it does, though what it says of the variant is no newer.
+    await apply(conn, [variant(shop, v, described, listed_since=NOW.isoformat())])
+    assert not await deleted(conn, shop, v)
+    # A deleted product's variants stay deleted, whatever lists them.
+    await apply(conn, [_event(shop, "product_delete", "pd", product_id=v + 1)])
+    await apply(
+        conn, [variant(shop, v, described, listed_since=(NOW + timedelta(hours=1)).isoformat())]
+    )
+    assert await deleted(conn, shop, v)
