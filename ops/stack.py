@@ -33,6 +33,7 @@ from ops import demo_store
 from ops.account_tools import ensure_demo_account, ensure_demo_alerts
 from ops.demo_store import DemoApp, demo_app
 from ops.embedded import LocalBroker, LocalPostgres, free_port, port_open
+from ops.leftovers import AnotherUp, stop_leftovers, write_up_pid
 from ops.processes import ManagedProcess, spawn
 from ops.supervisor import Supervisor
 
@@ -406,10 +407,17 @@ def run_stack(*, port: int, data_dir: str, simulate: bool, orders_per_minute: fl
     settings = get_settings()
     database_url = os.environ.get("DATABASE_URL")
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    data = Path(data_dir)
+    # Before the port is checked: a killed `up`'s web may be what holds it.
+    try:
+        stop_leftovers(data / "run")
+    except AnotherUp as exc:
+        print(exc)
+        return 1
     if port_open(port):
         print(f"port {port} is already in use; pick another with --port")
         return 1
-    data = Path(data_dir)
+    up_pid = write_up_pid(data / "run")
     stack = Stack(data, web_port=port, database_url=database_url, bootstrap_servers=bootstrap)
     supervisor = Supervisor(data / "run")
     simulator: ManagedProcess | None = None
@@ -533,5 +541,6 @@ def run_stack(*, port: int, data_dir: str, simulate: bool, orders_per_minute: fl
         supervisor.stop_all(pause_before={"worker": 2.0})
         if stack.postgres is not None and id(stack.postgres) not in started:
             stack.postgres.stop()
+        up_pid.unlink(missing_ok=True)
         print("stopped.", flush=True)
     return 0

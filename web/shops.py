@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import TypeVar
 
 from psycopg_pool import AsyncConnectionPool
 
@@ -12,6 +13,11 @@ from connectors.crypto import Keyring
 from connectors.db import credentials
 from connectors.db.pool import DictConnection
 from connectors.db.shops import known_shops, shop_installed
+
+T = TypeVar("T")
+# How long a webhook waits for the directory's database reads. Shopify gives up after about
+# five seconds; a database that hangs (rather than refusing) must cost a 503, not a timeout.
+WAIT_S = 3.0
 
 
 class ShopDirectory:
@@ -38,6 +44,7 @@ class ShopDirectory:
         self._own_secrets: dict[str, bytes] = {}
         self._loaded_at = float("-inf")
         self._reloading = asyncio.Lock()
+        self._reload_task: asyncio.Task[None] | None = None
 
     @property
     def app_secrets(self) -> list[bytes]:
@@ -53,6 +60,12 @@ class ShopDirectory:
         return self._secrets_of(shop) if shop in self._shops else None
 
     async def _reload(self) -> None:
+        """One reload at a time, shared by every request waiting for it."""
+        if self._reload_task is None or self._reload_task.done():
+            self._reload_task = _quietly(asyncio.create_task(self._read()))
+        await _within(WAIT_S, self._reload_task)
+
+    async def _read(self) -> None:
         async with self._pool.connection() as conn:
             self._shops = await known_shops(conn)
             self._own_secrets = await credentials.own_app_secrets(conn, self._keyring)
@@ -76,12 +89,28 @@ class ShopDirectory:
         secrets = await self.cached_secrets(shop)
         if secrets is not None:
             return secrets
-        async with self._pool.connection() as conn:
-            installed = await shop_installed(conn, shop)
+        installed = await _within(WAIT_S, _quietly(asyncio.create_task(self._installed(shop))))
         if not installed:
             return None
         await self._reload()  # a shop connected a moment ago may have its own secret
         return self._secrets_of(shop) if shop in self._shops else None
 
+    async def _installed(self, shop: str) -> bool:
+        async with self._pool.connection() as conn:
+            return await shop_installed(conn, shop)
+
     async def is_installed(self, shop: str) -> bool:
         return await self.lookup_secrets(shop) is not None
+
+
+async def _within(seconds: float, task: asyncio.Task[T]) -> T:
+    """``task``'s result, or TimeoutError after ``seconds``, leaving it running: cancelling a
+    query on a database that hangs may itself wait for that database."""
+    return await asyncio.wait_for(asyncio.shield(task), seconds)
+
+
+def _quietly(task: asyncio.Task[T]) -> asyncio.Task[T]:
+    """A task whose failure its waiters report, and that is not logged again when nobody
+    waits for it any more."""
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+    return task

@@ -70,6 +70,11 @@ class Up:
     data_dir: Path
     port: int
     output_path: Path
+    env: dict[str, str]
+
+    def start_again(self) -> None:
+        """Another `up` on the same data directory and port (after this one has gone)."""
+        self.process = _start_up(self.data_dir, self.port, self.env, self.output_path)
 
     @property
     def base_url(self) -> str:
@@ -116,29 +121,11 @@ def up() -> Iterator[Up]:
     for external in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS"):
         env.pop(external, None)  # up must start its own
     output_path = data_dir / "up.out"
-    with open(output_path, "wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ops.cli",
-                "up",
-                "--port",
-                str(port),
-                "--data-dir",
-                str(data_dir),
-                "--no-simulate",
-            ],
-            env=env,
-            cwd=REPO,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    running = Up(process, data_dir, port, output_path)
+    running = Up(_start_up(data_dir, port, env, output_path), data_dir, port, output_path, env)
     try:
         yield running
     finally:
+        process = running.process
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
             try:
@@ -155,7 +142,26 @@ def up() -> Iterator[Up]:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-@pytest.mark.timeout(180)
+def _start_up(data_dir: Path, port: int, env: dict[str, str], output: Path) -> subprocess.Popen:
+    with open(output, "ab") as out:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ops.cli",
+                "up",
+                *("--port", str(port), "--data-dir", str(data_dir)),
+                "--no-simulate",
+            ],
+            env=env,
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+@pytest.mark.timeout(240)
 def test_up_restarts_each_killed_part_and_stops_cleanly(up: Up) -> None:
     wait_until(up.ready, timeout_s=90, what="the stack to be ready")
     pids = {n: up.wait_pid(n) for n in PARTS}
@@ -214,6 +220,30 @@ def test_up_restarts_each_killed_part_and_stops_cleanly(up: Up) -> None:
         return any(s["variant_id"] == variant.variant_id for s in skus["skus"])
 
     wait_until(applied, timeout_s=60, what="the worker to apply the webhook")
+
+    # A second `up` on the same data directory, while this one runs, is refused and disturbs
+    # nothing (on another port, or it would stop at the port already).
+    second = up.data_dir / "second.out"
+    assert _start_up(up.data_dir, free_port(), up.env, second).wait(60) == 1
+    assert "already running on this data directory" in second.read_text(), second.read_text()
+    assert up.ready()
+
+    # Killed outright, `up` leaves its parts running unsupervised, holding the port and the
+    # database. The next `up` on the same data directory stops them and starts afresh.
+    orphans = {n: up.wait_pid(n) for n in PARTS}
+    os.kill(up.process.pid, signal.SIGKILL)
+    up.process.wait()
+    assert all(_alive(pid) for pid in orphans.values())
+    up.start_again()
+    wait_until(
+        lambda: up.output().count("Up in") == 2 and up.ready(),
+        timeout_s=90,
+        what="the new up ready (the orphaned web answers /readyz meanwhile)",
+    )
+    assert "left running by an `up` that was killed" in up.output(), up.output()
+    assert not [pid for pid in orphans.values() if _alive(pid)], up.output()
+    wait_until(applied, timeout_s=60, what="what was applied before, still there")
+    seen.update(up.wait_pid(n) for n in PARTS)
 
     up.process.send_signal(signal.SIGTERM)
     assert up.process.wait(60) == 0, up.output()
