@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -19,6 +20,7 @@ import httpx
 import pytest
 
 from ops.embedded import free_port
+from ops.leftovers import stop_leftovers
 from ops.processes import ManagedProcess, RotatingLog
 from ops.stack import DEMO_SHOP
 from ops.supervisor import RestartPolicy, Supervisor
@@ -133,6 +135,11 @@ def up() -> Iterator[Up]:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+        # A test that failed after killing an `up` outright must not leave its parts running.
+        stop_leftovers(data_dir / "run", say=print)
+        for pid in _processes_mentioning(str(data_dir)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         print(running.output())
         target = ARTIFACTS / "supervisor"
         shutil.rmtree(target, ignore_errors=True)
