@@ -18,6 +18,9 @@ T = TypeVar("T")
 # How long a webhook waits for the directory's database reads. Shopify gives up after about
 # five seconds; a database that hangs (rather than refusing) must cost a 503, not a timeout.
 WAIT_S = 3.0
+# A reload still running after this long is given up on and another started: a connection to a
+# database that vanished without a reset may hang for as long as TCP lets it.
+ABANDON_S = 30.0
 
 
 class ShopDirectory:
@@ -45,6 +48,7 @@ class ShopDirectory:
         self._loaded_at = float("-inf")
         self._reloading = asyncio.Lock()
         self._reload_task: asyncio.Task[None] | None = None
+        self._reload_began = 0.0
 
     @property
     def app_secrets(self) -> list[bytes]:
@@ -61,9 +65,11 @@ class ShopDirectory:
 
     async def _reload(self) -> None:
         """One reload at a time, shared by every request waiting for it."""
-        if self._reload_task is None or self._reload_task.done():
-            self._reload_task = _quietly(asyncio.create_task(self._read()))
-        await _within(WAIT_S, self._reload_task)
+        task = self._reload_task
+        if task is None or task.done() or time.monotonic() - self._reload_began > ABANDON_S:
+            task = self._reload_task = _quietly(asyncio.create_task(self._read()))
+            self._reload_began = time.monotonic()
+        await _within(WAIT_S, task)
 
     async def _read(self) -> None:
         async with self._pool.connection() as conn:
