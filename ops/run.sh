@@ -41,7 +41,11 @@ ensure_chromium() {
 }
 
 sync_env() {
-  uv sync --frozen --quiet
+  # Bytecode compiled once here (15 s on a new environment, nothing after): every process the
+  # product and its tests start (worker, web, each nightly run, each CLI call) would otherwise
+  # compile its imports again, PYTHONDONTWRITEBYTECODE or not (6.1 s against 2.0 s to import
+  # the forecasting and web stacks).
+  uv sync --frozen --quiet --compile-bytecode
 }
 
 command="${1:-}"
