@@ -264,6 +264,11 @@ def sku_api(stack: Stack, shop: str) -> dict[int, dict]:
     return {s["variant_id"]: s for s in body["skus"]}
 
 
+def plan_as_of(stack: Stack, shop: str, variant_id: int) -> str | None:
+    """When the SKU's plan was made, as the API says; None before the SKU or its plan exists."""
+    return sku_api(stack, shop).get(variant_id, {}).get("plan_as_of")
+
+
 class FeedClient:
     """A WebSocket subscriber to one shop's feed that records every message it gets."""
 

@@ -18,9 +18,9 @@ from tests.support import (
     make_variant,
     new_shop,
     order_hook,
+    plan_as_of,
     product_hook,
     query,
-    sku_api,
     stock_hook,
     wait_until,
 )
@@ -39,7 +39,7 @@ def test_a_products_page_shows_its_history_stockouts_forecast_and_settings(stack
     deliver_ok(stack, stock_hook(shop, variant, 40, datetime.now(UTC) - timedelta(days=1)))
     order, _ = order_hook(shop, [(Ids.next(), variant, 2)])
     deliver_ok(stack, order)
-    wait_until(lambda: sku_api(stack, shop)[variant.variant_id]["plan_as_of"], what="a plan")
+    wait_until(lambda: plan_as_of(stack, shop, variant.variant_id), what="a plan")
 
     api = httpx.get(
         f"{stack.base_url}/api/v1/shops/{shop}/products/{variant.variant_id}",
@@ -97,7 +97,7 @@ def test_a_plan_raised_by_last_years_season_says_so_on_its_page(stack: Stack) ->
     variant = make_variant("PAGE-SEASON")
     deliver_ok(stack, product_hook(shop, variant))
     deliver_ok(stack, stock_hook(shop, variant, 40, datetime.now(UTC)))
-    wait_until(lambda: sku_api(stack, shop)[variant.variant_id]["plan_as_of"], what="a plan")
+    wait_until(lambda: plan_as_of(stack, shop, variant.variant_id), what="a plan")
     url = f"{stack.base_url}/shops/{shop}/products/{variant.variant_id}"
     assert "year-end season" not in httpx.get(url, headers=auth(stack), timeout=10).text
     # As a nightly run in December stores it (streams.refit, models.season).

@@ -18,6 +18,7 @@ from tests.support import (
     make_variant,
     new_shop,
     order_hook,
+    plan_as_of,
     product_hook,
     query,
     scalar,
@@ -40,7 +41,7 @@ def test_a_longer_lead_time_raises_the_reorder_point_and_overrides_win(stack: St
     deliver_ok(stack, stock_hook(shop, variant, 80, datetime.now(UTC)))
     order, _ = order_hook(shop, [(Ids.next(), variant, 1)])
     deliver_ok(stack, order)
-    wait_until(lambda: sku_api(stack, shop)[variant.variant_id]["plan_as_of"], what="a plan")
+    wait_until(lambda: plan_as_of(stack, shop, variant.variant_id), what="a plan")
     before = sku_api(stack, shop)[variant.variant_id]["reorder_point"]
 
     answer = httpx.put(settings_url(stack, shop), json={"lead_time_days": 30}, headers=auth(stack))
