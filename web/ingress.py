@@ -91,10 +91,11 @@ def _finite_or_text(number: str) -> float | str:
     return value if math.isfinite(value) else number
 
 
-def _readable_json(body: bytes) -> Any:
-    """The body as JSON for a dead letter, without customer data (NaN, Infinity and numbers
-    too large for a float as text)."""
-    return webhooks.without_pii(json.loads(body, parse_constant=str, parse_float=_finite_or_text))
+def _readable_json(topic: str, body: bytes) -> Any:
+    """The body as JSON for a dead letter: only the fields its topic's model declares, so no
+    customer data (NaN, Infinity and numbers too large for a float as text)."""
+    parsed = json.loads(body, parse_constant=str, parse_float=_finite_or_text)
+    return webhooks.without_pii(payloads.declared_only(topic, parsed))
 
 
 async def _dead_letter(
@@ -110,7 +111,7 @@ async def _dead_letter(
                     event_id=parsed.event_id,
                     kind="webhook",
                     topic=parsed.topic,
-                    data=_readable_json(body),
+                    data=_readable_json(parsed.topic, body),
                     error=reason,
                 )
     except Exception as exc:
@@ -123,7 +124,7 @@ def _names_another_shop(payload: payloads.ShopifyPayload, shop: str) -> bool:
     if isinstance(payload, payloads.ShopRedact):
         return payload.shop_domain != shop
     if isinstance(payload, payloads.AppUninstalled):
-        return payload.myshopify_domain not in (None, shop)
+        return payload.myshopify_domain != shop
     return False
 
 

@@ -7,12 +7,13 @@ field we use is checked for type and range: ids and quantities are integers in s
 timestamps carry a UTC offset. Code behind the ingress trusts these types.
 
 >>> order = parse_payload("orders/create", b'{"id": 1, "created_at": "2026-01-01T00:00:00Z",'
+...     b' "updated_at": "2026-01-01T00:00:00Z",'
 ...     b' "line_items": [{"id": 2, "variant_id": 3, "quantity": 4, "price": "5.00"}],'
 ...     b' "email": "jane@example.com"}')
 >>> order.line_items[0].quantity, "email" in order.model_dump()
 (4, False)
 >>> parse_payload("orders/create", b'{"id": 1, "created_at": "2026-01-01T00:00:00Z",'
-...     b' "line_items": [{"id": 2, "quantity": "4"}]}')
+...     b' "updated_at": "2026-01-01T00:00:00Z", "line_items": [{"id": 2, "quantity": "4"}]}')
 Traceback (most recent call last):
 ...
 connectors.shopify.payloads.PayloadRejected: line_items.0.quantity: Input should be a valid integer
@@ -20,9 +21,10 @@ connectors.shopify.payloads.PayloadRejected: line_items.0.quantity: Input should
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from pydantic import (
     AfterValidator,
@@ -53,6 +55,7 @@ _TEXT = r"^[^\x00]*$"
 Sku = Annotated[str, StringConstraints(max_length=255, pattern=_TEXT)]
 Title = Annotated[str, StringConstraints(max_length=1024, pattern=_TEXT)]
 Code = Annotated[str, StringConstraints(max_length=64, pattern=_TEXT)]
+Domain = Annotated[str, StringConstraints(max_length=255, to_lower=True, pattern=_TEXT)]
 # Real time zones lie within UTC-12 and UTC+14; PostgreSQL refuses offsets past 15:59, which
 # would fail only at the apply stage.
 MAX_UTC_OFFSET = timedelta(hours=14)
@@ -69,6 +72,15 @@ def _real_offset(ts: datetime) -> datetime:
 EARLIEST = datetime(2004, 1, 1, tzinfo=UTC)
 Timestamp = Annotated[AwareDatetime, Field(ge=EARLIEST), AfterValidator(_real_offset)]
 MAX_LINES = 5_000  # Shopify caps an order far below this
+
+
+def _repeats(ids: Iterable[int]) -> bool:
+    seen: set[int] = set()
+    for i in ids:
+        if i in seen:
+            return True
+        seen.add(i)
+    return False
 
 
 class _Payload(BaseModel):
@@ -104,7 +116,9 @@ class Order(_Payload):
 
     id: ShopifyId
     created_at: Timestamp
-    updated_at: Timestamp | None = None
+    # Required: it orders a line's edits. Shopify sends it on every order webhook; an edit
+    # without it could only be dropped unseen, or applied over newer edits.
+    updated_at: Timestamp
     cancelled_at: Timestamp | None = None
     test: bool = False
     location_id: ShopifyId | None = None
@@ -117,8 +131,7 @@ class Order(_Payload):
     def _line_ids_unique(self) -> Order:
         # Lines are stored by id: a second line with the same id would silently replace or
         # lose the first. Shopify's line item ids are unique, so such a body is not its own.
-        ids = [line.id for line in self.line_items]
-        if len(set(ids)) != len(ids):
+        if _repeats(line.id for line in self.line_items):
             raise ValueError("two line items share an id")
         return self
 
@@ -151,7 +164,10 @@ class Refund(_Payload):
     refund_line_items: list[RefundLineItem] = Field(max_length=MAX_LINES)
 
     @model_validator(mode="after")
-    def _no_line_returned_past_its_size(self) -> Refund:
+    def _lines_sound(self) -> Refund:
+        # Refund lines are counted once by id: two with one id would return their units twice.
+        if _repeats(line.id for line in self.refund_line_items if line.id is not None):
+            raise ValueError("two refund lines share an id")
         # A line's parts (restocked at several locations) are added up and stored as one; no
         # line holds more than MAX_UNITS, so neither can what one refund returns of it.
         returned: dict[int, int] = {}
@@ -198,6 +214,13 @@ class Product(_Payload):
     updated_at: Timestamp
     variants: list[Variant] = Field(max_length=MAX_LINES)
 
+    @model_validator(mode="after")
+    def _variant_ids_unique(self) -> Product:
+        # Variants are stored by id: the second of two with one id would be lost unseen.
+        if _repeats(v.id for v in self.variants):
+            raise ValueError("two variants share an id")
+        return self
+
 
 class ProductDeleted(_Payload):
     """``products/delete`` carries nothing but the id. Refusing any other field keeps a
@@ -211,14 +234,16 @@ class ShopRedact(_Payload):
     """``shop/redact``: the payload names the shop, and it must be the one in the header."""
 
     shop_id: ShopifyId
-    shop_domain: Annotated[str, StringConstraints(max_length=255, to_lower=True, pattern=_TEXT)]
+    shop_domain: Domain
 
 
 class AppUninstalled(_Payload):
+    """``app/uninstalled``: the shop itself. Its ``myshopify_domain`` is required and must be
+    the header's: a signed body of another topic (``{"id": …}`` of ``products/delete``)
+    replayed under this one must not uninstall the shop."""
+
     id: ShopifyId | None = None
-    myshopify_domain: (
-        Annotated[str, StringConstraints(max_length=255, to_lower=True, pattern=_TEXT)] | None
-    ) = None
+    myshopify_domain: Domain
 
 
 ShopifyPayload = (
@@ -275,6 +300,67 @@ def _json_bytes(obj: dict[str, Any]) -> bytes:
     import json
 
     return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def declared_only(topic: str, value: Any) -> Any:
+    """What of a body that failed its topic's model may be kept in a dead letter: the fields
+    the model declares, at every depth, holding plain values. Customer data is never declared,
+    so none of it is kept, however the body nests or names it; a declared field holding an
+    object or list where the model wants a value keeps only what kind it was. Iterative, so a
+    deeply nested body cannot exhaust the stack.
+
+    >>> declared_only("orders/create", {"id": 1, "email": "a@b", "line_items": [
+    ...     {"id": 2, "quantity": "4", "properties": [{"name": "engraving", "value": "Jo"}]}]})
+    {'id': 1, 'line_items': [{'id': 2, 'quantity': '4'}]}
+    >>> declared_only("orders/create", [{"address1": "1 Secret St"}])
+    '<array>'
+    >>> declared_only("refunds/create", {"id": {"address1": "1 St"}, "refund_line_items": "Jo"})
+    {'id': '<object>', 'refund_line_items': '<string>'}
+    """
+    root: list[Any] = [None]
+    stack: list[tuple[Any, type[_Payload] | None, list[Any] | dict[str, Any], Any]] = [
+        (value, MODELS[topic], root, 0)
+    ]
+    while stack:
+        node, model, parent, slot = stack.pop()
+        if model is None:
+            parent[slot] = node if _is_plain(node) else _kind(node)
+        elif isinstance(node, dict):
+            kept: dict[str, Any] = {}
+            parent[slot] = kept
+            for key, inner in _declared(model).items():
+                if key in node:
+                    kept[key] = None  # keeps the model's order of fields
+                    stack.append((node[key], inner, kept, key))
+        elif isinstance(node, list) and parent is not root:
+            items: list[Any] = [None] * len(node)
+            parent[slot] = items
+            stack.extend((item, model, items, i) for i, item in enumerate(node))
+        else:
+            parent[slot] = None if node is None else _kind(node)
+    return root[0]
+
+
+def _is_plain(value: Any) -> bool:
+    return value is None or isinstance(value, bool | int | float | str)
+
+
+def _kind(value: Any) -> str:
+    kinds: dict[type, str] = {dict: "<object>", list: "<array>", str: "<string>"}
+    return kinds.get(type(value), "<value>")
+
+
+def _declared(model: type[_Payload]) -> dict[str, type[_Payload] | None]:
+    """Each field's JSON name, with the model it holds (alone or in a list), or None."""
+    fields: dict[str, type[_Payload] | None] = {}
+    for name, field in model.model_fields.items():
+        inner = None
+        for arg in (field.annotation, *get_args(field.annotation)):
+            for candidate in (arg, *get_args(arg)):
+                if isinstance(candidate, type) and issubclass(candidate, _Payload):
+                    inner = candidate
+        fields[field.alias or name] = inner
+    return fields
 
 
 def dump_payload(payload: ShopifyPayload) -> dict[str, Any]:
@@ -372,7 +458,8 @@ class BulkOrder(_Payload):
         return Order(
             id=gid_number(self.id),
             created_at=self.createdAt,
-            updated_at=self.updatedAt,
+            # An export states a version for each order; one that does not is as created.
+            updated_at=self.updatedAt or self.createdAt,
             cancelled_at=self.cancelledAt,
             test=self.test,
             line_items=[

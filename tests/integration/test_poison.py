@@ -104,7 +104,7 @@ def _signed(topic: str, shop: str, body: bytes) -> SignedWebhook:
 def _order_body(line: str) -> bytes:
     return (
         b'{"id": ' + str(Ids.next()).encode() + b', "created_at": "2026-01-01T00:00:00Z",'
-        b' "line_items": [' + line.encode() + b"]}"
+        b' "updated_at": "2026-01-01T00:00:00Z", "line_items": [' + line.encode() + b"]}"
     )
 
 
@@ -171,6 +171,42 @@ def _hostile_bodies() -> list[tuple[str, str, bytes, int]]:
             200,
         ),
         ("a JSON array", "orders/create", b"[1, 2, 3]", 200),
+        (
+            "customer data in a body that is not an object",
+            "orders/create",
+            b'[{"email": "jo@example.com", "address1": "1 Secret St"}]',
+            200,
+        ),
+        ("customer data as the whole body", "orders/create", b'"1 Secret St"', 200),
+        (
+            "customer data under a field nobody reads",
+            "orders/create",
+            order('"x"', ', "properties": [{"name": "to", "value": "1 Secret St"}]'),
+            200,
+        ),
+        (
+            "an order without updated_at",
+            "orders/updated",
+            b'{"id": 8, "created_at": "2026-01-01T00:00:00Z", "line_items": []}',
+            200,
+        ),
+        (
+            "two variants with one id",
+            "products/update",
+            b'{"id": 6, "updated_at": "2026-01-01T00:00:00Z", "variants": ['
+            b'{"id": 61, "sku": "A"}, {"id": 61, "sku": "B"}]}',
+            200,
+        ),
+        (
+            "two refund lines with one id",
+            "refunds/create",
+            b'{"id": 7, "order_id": 8, "refund_line_items": ['
+            b'{"id": 71, "line_item_id": 9, "quantity": 1},'
+            b' {"id": 71, "line_item_id": 9, "quantity": 1}]}',
+            200,
+        ),
+        # products/delete's signed body replayed as the shop's uninstall: it names no shop.
+        ("app/uninstalled naming no shop", "app/uninstalled", b'{"id": 424242}', 200),
     ]
 
 
@@ -188,8 +224,9 @@ def test_hostile_signed_bodies_never_stall_the_pipeline_nor_get_a_500(stack: Sta
                     hook.event_id,
                 )
                 assert len(row) == 1, name
-                stage, error, _ = row[0]
+                stage, error, data = row[0]
                 assert stage == "ingress" and error, name
+                assert "Secret" not in json.dumps(data) and "jo@" not in json.dumps(data), name
             took = _marker_applied_within(stack, victim, 2.0)
             print(f"{name}: {response.status_code}, a normal order behind it in {took:.2f} s")
         time.sleep(0.3)
@@ -197,6 +234,7 @@ def test_hostile_signed_bodies_never_stall_the_pipeline_nor_get_a_500(stack: Sta
     wait_until(lambda: steady.applied() == steady.sent_units, timeout_s=5, what="steady orders")
     # Only the markers' lines were written for the victim; nothing of the hostile bodies.
     assert scalar(stack, "SELECT count(*) FROM order_lines WHERE variant_id = 77") == 0
+    assert scalar(stack, "SELECT uninstalled_at FROM shops WHERE domain = %s", victim) is None
     assert httpx.get(f"{stack.base_url}/healthz").status_code == 200
 
 

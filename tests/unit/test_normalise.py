@@ -24,6 +24,7 @@ def test_order_lines_become_sale_events_keyed_by_variant() -> None:
             {
                 "id": 10,
                 "created_at": "2025-12-31T10:00:00Z",
+                "updated_at": "2025-12-31T10:00:00Z",
                 "test": False,
                 "line_items": [
                     {"id": 1, "variant_id": 7, "quantity": 2, "price": "3.50", "sku": "A"},
@@ -47,6 +48,7 @@ def test_cancelled_orders_mark_their_lines_cancelled() -> None:
             {
                 "id": 10,
                 "created_at": "2025-12-31T10:00:00Z",
+                "updated_at": "2025-12-31T10:00:00Z",
                 "cancelled_at": "2026-01-02T00:00:00Z",
                 "line_items": [{"id": 1, "variant_id": 7, "quantity": 2, "price": "3.50"}],
             },
@@ -106,6 +108,7 @@ def test_cancellation_comes_from_the_signed_body_not_the_topic_header() -> None:
     order = {
         "id": 10,
         "created_at": "2025-12-31T10:00:00Z",
+        "updated_at": "2025-12-31T10:00:00Z",
         "line_items": [{"id": 1, "variant_id": 7, "quantity": 2, "price": "3.50"}],
     }
     _, event = normalise(envelope("orders/cancelled", order))[0]
@@ -132,6 +135,7 @@ def test_far_future_times_are_clamped_to_when_the_webhook_arrived() -> None:
             {
                 "id": 10,
                 "created_at": "2026-01-01T00:04:00Z",  # within clock skew: kept
+                "updated_at": "2026-01-01T00:04:00Z",
                 "line_items": [{"id": 1, "variant_id": 7, "quantity": 2, "price": "3.50"}],
             },
         )

@@ -57,6 +57,7 @@ def test_payload_models_keep_what_features_need_and_drop_customer_data() -> None
     order = {
         "id": 1,
         "created_at": "2026-01-01T00:00:00Z",
+        "updated_at": "2026-01-01T00:00:00Z",
         "test": False,
         "email": "a@b.c",
         "phone": "1",
@@ -101,7 +102,8 @@ def test_payload_models_keep_what_features_need_and_drop_customer_data() -> None
 def test_payloads_with_wrong_types_or_absurd_ranges_are_rejected(
     topic: str, payload: dict, where: str
 ) -> None:
-    body = {"id": 1, "created_at": "2026-01-01T00:00:00Z", **payload}
+    at = "2026-01-01T00:00:00Z"
+    body = {"id": 1, "created_at": at, "updated_at": at, **payload}
     with pytest.raises(PayloadRejected, match=where):
         parse_payload(topic, json.dumps(body).encode())
 
@@ -110,7 +112,12 @@ def test_a_line_whose_total_passes_the_column_once_rounded_to_cents_is_rejected(
     """99,999,999.9999 is stored as 100,000,000.00: a million of them is 10**14, past
     numeric(16, 2). Refused here, its reason reaches the dead letter; not at the database."""
     line = {"id": 2, "variant_id": 3, "quantity": 1_000_000, "price": "99999999.9999"}
-    body = {"id": 1, "created_at": "2026-01-01T00:00:00Z", "line_items": [line]}
+    body = {
+        "id": 1,
+        "created_at": "2026-01-01T00:00:00Z",
+        "updated_at": "2026-01-01T00:00:00Z",
+        "line_items": [line],
+    }
     with pytest.raises(PayloadRejected, match="line total"):
         parse_payload("orders/create", json.dumps(body).encode())
     line["price"] = "99999999.9949"  # stored as 99,999,999.99: fits
