@@ -33,7 +33,8 @@ async def build_updates(
                 *cover(row.stock, row.sold_28d, row.plan_days_of_cover, row.plan_as_of is not None)
             )
             update = SkuUpdate(
-                type=cause["type"],
+                # Removed and listed again in the same batch: it is back, with its numbers.
+                type="stock" if cause["type"] == "removed" else cause["type"],
                 shop=shop,
                 as_of=now,
                 events=list(cause.get("event_ids") or []),
@@ -41,10 +42,11 @@ async def build_updates(
                 **figures.model_dump(),
             )
             out.append((sku_key(shop, str(row.variant_id)), update))
-        # Only a SKU the rows left out can be gone: most batches need no second query.
+        # Only a SKU the rows left out can be gone: most batches need no second query. Its
+        # removal is announced once, by what removed it; a late write to it says nothing.
         listed = {update.variant_id for _, update in out if update.shop == shop}
-        missing = [v for v in wanted if v not in listed]
-        for variant_id, sku in await removed_skus(conn, shop, missing) if missing else []:
+        gone = [v for v, t in wanted.items() if v not in listed and t["type"] == "removed"]
+        for variant_id, sku in await removed_skus(conn, shop, gone) if gone else []:
             removed = SkuRemoved(
                 shop=shop,
                 variant_id=variant_id,

@@ -47,8 +47,9 @@ class ChangeSet:
         touched = self._by_sku.get(key)
         if touched is None:
             touched = self._by_sku[key] = Touched(shop, variant_id, type_)
-        elif type_ == "demand":
-            touched.type = "demand"  # a demand change matters more to readers than a stock one
+        elif type_ == "removed" or (type_ == "demand" and touched.type != "removed"):
+            # Removal says the most; a demand change matters more to readers than a stock one.
+            touched.type = type_
         if event.event_id not in touched.event_ids:
             touched.event_ids.append(event.event_id)
         received = datetime.fromisoformat(event.received_at)
@@ -62,7 +63,8 @@ class ChangeSet:
         return len(self._by_sku)
 
 
-# One statement per event kind; each returns the variant ids whose numbers changed.
+# One statement per event kind, with the kind of change it makes; each returns the variant ids
+# it changed. "removed" marks the statements that delete a variant: only they announce it gone.
 _STATEMENTS: dict[str, tuple[str, str]] = {
     "sale_line": (
         "demand",
@@ -89,7 +91,7 @@ _STATEMENTS: dict[str, tuple[str, str]] = {
     ),
     # Only from the reconciliation's export (migration 0033): a variant Shopify no longer lists.
     "variant_gone": (
-        "stock",
+        "removed",
         "SELECT stockpulse_remove_variant(%(shop)s, %(variant_id)s, %(unchanged_since)s)",
     ),
     "variant": (
@@ -100,7 +102,7 @@ _STATEMENTS: dict[str, tuple[str, str]] = {
     ),
     # Final (migration 0025): the tombstone keeps out whatever of the product arrives later.
     "product_delete": (
-        "stock",
+        "removed",
         "WITH tombstone AS (INSERT INTO deleted_products (shop, product_id)"
         " SELECT domain, %(product_id)s FROM shops WHERE domain = %(shop)s"
         " ON CONFLICT DO NOTHING)"
