@@ -78,8 +78,11 @@ async def insert(
             ON CONFLICT (shop, event_id, signature) DO NOTHING
             RETURNING {_COLUMNS}, signature
         )
-        SELECT i.n, s.* FROM stored s
+        -- Copies of one delivery in one batch (Shopify retrying while the first waits): only
+        -- the first is the one stored, the others are redeliveries.
+        SELECT DISTINCT ON (s.id) i.n, s.* FROM stored s
           JOIN incoming i USING (shop, event_id, signature)
+         ORDER BY s.id, i.n
         """,
         (Jsonb([{**d, "n": n} for n, d in enumerate(deliveries)]),),
     )
@@ -87,8 +90,7 @@ async def insert(
     for row in await cur.fetchall():
         n = row.pop("n")
         row.pop("signature")
-        if out[n] is None:
-            out[n] = InboxRow(**row)
+        out[n] = InboxRow(**row)
     return out
 
 

@@ -24,6 +24,7 @@ async def test_a_redelivery_is_stored_once_and_a_reused_event_id_is_not_a_redeli
     rows = await inbox.insert(conn, [first, first, _delivery(shop, "same-event", signature="b")])
     await conn.commit()
     assert rows[0] is not None and rows[2] is not None and rows[0].id != rows[2].id
+    assert rows[1] is None  # a copy in the same batch is a redelivery, answered "duplicate"
     assert await inbox.insert(conn, [first]) == [None]
     await conn.commit()
     envelope = rows[0].envelope()
