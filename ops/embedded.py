@@ -13,6 +13,7 @@ import logging
 import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -114,6 +115,8 @@ class LocalPostgres:
     """
 
     name = "postgres"
+    FAST_STOP_S = 15
+    IMMEDIATE_STOP_S = 5
     LOG_ROTATION_SIZE = "10MB"
     LOG_FILES_KEPT = 4  # the current file and three old ones
 
@@ -226,8 +229,33 @@ class LocalPostgres:
                 conn.execute(f'CREATE DATABASE "{name}"')
 
     def stop(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop", check=False)
-        self._pid = None
+        """Fast shutdown, then immediate, then SIGKILL: a stop never waits on a hung server for
+        long, and never reports one stopped while it runs (its next start would find the data
+        directory locked). A server someone paused (SIGSTOP) is resumed first: paused, it can
+        only be killed."""
+        pid = self._pid if self._pid is not None else self.postmaster_pid()
+        if pid is not None and postmaster_alive(pid):
+            resume_with_children(pid)
+        for mode, wait_s in (("fast", self.FAST_STOP_S), ("immediate", self.IMMEDIATE_STOP_S)):
+            if pid is not None and not postmaster_alive(pid):
+                break
+            self._run(
+                "pg_ctl",
+                "-D",
+                str(self.data_dir),
+                "-m",
+                mode,
+                "-w",
+                "-t",
+                str(wait_s),
+                "stop",
+                check=False,
+            )
+        else:
+            if pid is not None and postmaster_alive(pid):
+                kill_with_children(pid)
+        # Still alive after SIGKILL (stuck in the kernel): :attr:`pid` keeps saying so.
+        self._pid = pid if pid is not None and postmaster_alive(pid) else None
 
     def postmaster_pid(self) -> int | None:
         """The pid recorded in ``postmaster.pid``, alive or not."""
@@ -293,6 +321,40 @@ def postmaster_alive(pid: int) -> bool:
             pass
         return False
     return comm == "postgres"
+
+
+def children_of(pid: int) -> list[int]:
+    """The live processes whose parent is ``pid`` (a postmaster's backends and helpers)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if len(fields) > 1 and fields[1] == str(pid):
+            found.append(int(stat.parent.name))
+    return found
+
+
+def resume_with_children(pid: int) -> None:
+    """SIGCONT to ``pid`` and its children: harmless when they run, needed when paused."""
+    _signal_all([pid, *children_of(pid)], signal.SIGCONT)
+
+
+def kill_with_children(pid: int, wait_s: float = 5.0) -> None:
+    """SIGKILL ``pid`` and its children, and wait for ``pid`` to be gone."""
+    _signal_all([pid, *children_of(pid)], signal.SIGKILL)
+    deadline = time.monotonic() + wait_s
+    while postmaster_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _signal_all(pids: list[int], signum: signal.Signals) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def tansu_binary() -> str:

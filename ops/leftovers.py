@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ops.embedded import kill_with_children, postmaster_alive, resume_with_children
+
 UP = "up"
 # Stopped in this order, the database last: each part may still be talking to the ones after.
 ORDER = ("simulator", "web", "alert-sender", "worker", "fake-shopify", "mail-catcher", "broker")
@@ -33,10 +35,18 @@ class AnotherUp(RuntimeError):
     """An `up` is running on this data directory."""
 
 
-def stop_leftovers(run_dir: Path, say: Callable[[str], None] = print) -> list[str]:
+def stop_leftovers(
+    run_dir: Path, say: Callable[[str], None] = print, postgres_dir: Path | None = None
+) -> list[str]:
     """Stop what a killed `up` left running on this data directory: the names stopped. Raises
-    :class:`AnotherUp` when that `up` is in fact still running."""
+    :class:`AnotherUp` when that `up` is in fact still running. ``postgres_dir``: the embedded
+    cluster, whose own ``postmaster.pid`` names its server even when our pid file is gone (a
+    stop that could not end it)."""
     found = {name: pid for name, pid in _pid_files(run_dir).items() if pid != os.getpid()}
+    if POSTGRES not in found and postgres_dir is not None:
+        server = _postmaster_of(postgres_dir)
+        if server is not None:
+            found[POSTGRES] = server
     if UP in found:
         raise AnotherUp(
             f"`up` is already running on this data directory (pid {found[UP]}): stop it with"
@@ -105,7 +115,9 @@ def _stop_group(pid: int) -> None:
 
 
 def _stop_postmaster(pid: int) -> None:
-    """Fast shutdown (SIGINT: clients cut off, a clean checkpoint), then immediate (SIGQUIT)."""
+    """Fast shutdown (SIGINT: clients cut off, a clean checkpoint), then immediate (SIGQUIT),
+    then SIGKILL; resumed first, in case it was left paused."""
+    resume_with_children(pid)
     for signum, wait_s in ((signal.SIGINT, STOP_S), (signal.SIGQUIT, 10.0)):
         try:
             os.kill(pid, signum)
@@ -113,6 +125,18 @@ def _stop_postmaster(pid: int) -> None:
             return
         if _wait_gone(pid, wait_s):
             return
+    kill_with_children(pid)
+
+
+def _postmaster_of(cluster: Path) -> int | None:
+    """The live server ``cluster/postmaster.pid`` names, if it serves that cluster."""
+    try:
+        lines = (cluster / "postmaster.pid").read_text().splitlines()
+        pid = int(lines[0])
+    except (OSError, IndexError, ValueError):
+        return None
+    same_cluster = len(lines) > 1 and Path(lines[1]).resolve() == cluster.resolve()
+    return pid if same_cluster and postmaster_alive(pid) else None
 
 
 def _signal_group(pid: int, signum: signal.Signals) -> None:

@@ -227,6 +227,7 @@ class ManagedProcess:
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
         self._pump: OutputPump | None = None
+        self._asked_at: float | None = None
 
     def start(self) -> None:
         self.process, self._pump = spawn(
@@ -251,9 +252,19 @@ class ManagedProcess:
         code = reap(self.process)
         return None if code is None else exit_description(code)
 
+    def ask_to_stop(self) -> None:
+        """SIGTERM without waiting; :meth:`stop` then waits for it, counting from now."""
+        if self.running:
+            assert self.process is not None
+            self.process.send_signal(signal.SIGTERM)
+            self._asked_at = time.monotonic()
+
     def stop(self, timeout_s: float = 15) -> None:
         if self.process is None:
             return
+        if self._asked_at is not None:
+            timeout_s = max(timeout_s - (time.monotonic() - self._asked_at), 0.0)
+            self._asked_at = None
         terminate(self.process, timeout_s)
         if self._pump is not None:
             self._pump.finish()

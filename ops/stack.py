@@ -410,7 +410,7 @@ def run_stack(*, port: int, data_dir: str, simulate: bool, orders_per_minute: fl
     data = Path(data_dir)
     # Before the port is checked: a killed `up`'s web may be what holds it.
     try:
-        stop_leftovers(data / "run")
+        stop_leftovers(data / "run", postgres_dir=data / "pg")
     except AnotherUp as exc:
         print(exc)
         return 1
@@ -533,14 +533,25 @@ def run_stack(*, port: int, data_dir: str, simulate: bool, orders_per_minute: fl
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not strand children
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         print("\nstopping…", flush=True)
+        left: list[str] = []
         started = {id(c) for c in supervisor.children}
         # Parts that were starting when the stop came were not handed to the supervisor yet.
         for part in (simulator, stack.web, stack.sender, stack.worker, shopify, stack.broker):
             if part is not None and id(part) not in started:
                 part.stop()
-        supervisor.stop_all(pause_before={"worker": 2.0})
+        # The parts between the web and the infrastructure stop together: each has its own
+        # deadline, which a hung database makes it wait out.
+        left = supervisor.stop_all(
+            pause_before={"worker": 2.0},
+            together=("alert-sender", "worker", "fake-shopify", "mail-catcher"),
+        )
         if stack.postgres is not None and id(stack.postgres) not in started:
             stack.postgres.stop()
-        up_pid.unlink(missing_ok=True)
-        print("stopped.", flush=True)
-    return 0
+            left += ["postgres"] if stack.postgres.pid is not None else []
+        if left:
+            # Their pid files stay: the next `up` on this data directory stops them first.
+            print(f"could not stop: {', '.join(left)}; the next `up` will.", flush=True)
+        else:
+            up_pid.unlink(missing_ok=True)
+            print("stopped.", flush=True)
+    return 1 if left else 0

@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class Child(Protocol):
@@ -36,6 +36,13 @@ class Child(Protocol):
 
     def recent_output(self, max_lines: int) -> str:
         """The end of what the current run logged, nothing from earlier runs."""
+
+
+@runtime_checkable
+class AskedToStop(Protocol):
+    """A child that can be told to stop without waiting for it (:meth:`Supervisor.stop_all`)."""
+
+    def ask_to_stop(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -146,18 +153,43 @@ class Supervisor:
         while not stop.wait(poll_s):
             self.check(stop)
 
-    def stop_all(self, pause_before: Mapping[str, float] | None = None) -> None:
-        """Stop in reverse start order; ``pause_before`` lets a consumer drain before it goes."""
+    def stop_all(
+        self,
+        pause_before: Mapping[str, float] | None = None,
+        together: Collection[str] = (),
+    ) -> list[str]:
+        """Stop in reverse start order; ``pause_before`` lets a consumer drain before it goes.
+        The children named in ``together`` are asked to stop at once when the first of them is
+        reached, so their shutdowns overlap: with the database hung each waits out its own
+        deadline, and one after the other they would add up. Returns the names of children
+        still running after their stop; their pid files stay, for the next `up` to find."""
+        still_running = []
+        group = [e for e in self._entries if e.child.name in together]
         for entry in reversed(self._entries):
             name = entry.child.name
-            pause = (pause_before or {}).get(name, 0.0)
-            if pause and entry.restart_at is None:
-                time.sleep(pause)
+            if entry in group[-1:]:  # the group's first to stop: pause for any, ask all
+                self._pause(group, pause_before)
+                for member in group:
+                    if isinstance(member.child, AskedToStop):
+                        member.child.ask_to_stop()
+            elif entry not in group:
+                self._pause([entry], pause_before)
             try:
                 entry.child.stop()
             except Exception as exc:
                 self._say(f"could not stop {name}: {exc}")
-            self._remove_pid_file(name)
+            if entry.child.pid is None:
+                self._remove_pid_file(name)
+            else:
+                still_running.append(name)
+        return still_running
+
+    @staticmethod
+    def _pause(entries: list[_Entry], pause_before: Mapping[str, float] | None) -> None:
+        running = [e for e in entries if e.restart_at is None]
+        pause = max(((pause_before or {}).get(e.child.name, 0.0) for e in running), default=0.0)
+        if pause:
+            time.sleep(pause)
 
     def _mark_up(self, entry: _Entry) -> None:
         entry.restart_at = None

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ops.embedded import free_port
+from ops.embedded import children_of, free_port
 from ops.leftovers import stop_leftovers
 from ops.processes import ManagedProcess, RotatingLog
 from ops.stack import DEMO_SHOP
@@ -136,7 +136,7 @@ def up() -> Iterator[Up]:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         # A test that failed after killing an `up` outright must not leave its parts running.
-        stop_leftovers(data_dir / "run", say=print)
+        stop_leftovers(data_dir / "run", say=print, postgres_dir=data_dir / "pg")
         for pid in _processes_mentioning(str(data_dir)):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -241,6 +241,8 @@ def test_up_restarts_each_killed_part_and_stops_cleanly(up: Up) -> None:
     os.kill(up.process.pid, signal.SIGKILL)
     up.process.wait()
     assert all(_alive(pid) for pid in orphans.values())
+    # Without our pid file, PostgreSQL's own postmaster.pid still names the server.
+    (up.data_dir / "run" / "postgres.pid").unlink()
     up.start_again()
     wait_until(
         lambda: up.output().count("Up in") == 2 and up.ready(),
@@ -252,9 +254,20 @@ def test_up_restarts_each_killed_part_and_stops_cleanly(up: Up) -> None:
     wait_until(applied, timeout_s=60, what="what was applied before, still there")
     seen.update(up.wait_pid(n) for n in PARTS)
 
+    # Stopped while its database hangs (paused): the stop neither waits on it for long nor
+    # leaves it running.
+    postmaster = up.wait_pid("postgres")
+    paused = [postmaster, *children_of(postmaster)]
+    for pid in paused:
+        os.kill(pid, signal.SIGSTOP)
+    time.sleep(3)
+    asked = time.monotonic()
     up.process.send_signal(signal.SIGTERM)
     assert up.process.wait(60) == 0, up.output()
+    print(f"stopped with its database paused in {time.monotonic() - asked:.1f} s")
+    assert time.monotonic() - asked < 40, up.output()
     assert "stopped." in up.output()
+    assert not [pid for pid in paused if _alive(pid)], "PostgreSQL left running"
     assert not list((up.data_dir / "run").glob("*.pid")), "pid files left behind"
     lingering = [pid for pid in seen if _alive(pid)]
     assert not lingering, f"processes left behind: {lingering}"
