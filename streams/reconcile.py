@@ -12,6 +12,7 @@ webhook that should have told us (``reconciliation_corrections``), and counted i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -122,9 +123,13 @@ async def reconcile_shop(
     return report
 
 
-async def run_reconciliation(shop: str, reconciliation_id: int | None = None) -> ReconcileReport:
-    """A pass over a connected shop, as the CLI and the worker run it; claims one unless the
-    caller did."""
+class PassRunning(RuntimeError):
+    """Another process is reconciling the shop."""
+
+
+async def run_reconciliation(shop: str) -> ReconcileReport:
+    """A pass over a connected shop, as the CLI and the worker run it. Raises
+    :class:`PassRunning` when another process is reconciling the shop."""
     from connectors.crypto import Keyring
     from connectors.db.pool import open_pool
     from connectors.settings import get_settings
@@ -132,33 +137,56 @@ async def run_reconciliation(shop: str, reconciliation_id: int | None = None) ->
 
     settings = get_settings()
     keyring = Keyring.parse(settings.stockpulse_encryption_keys)
-    pool = await open_pool(settings.database_url, max_size=3)
+    pool = await open_pool(settings.database_url, max_size=4)
     try:
-        async with httpx.AsyncClient(timeout=60) as http:
-            client = await admin_client(
-                pool, keyring, http, shop, settings.shopify_admin_url, settings.shopify_api_version
-            )
-            if reconciliation_id is None:
-                async with pool.connection() as conn, conn.transaction():
-                    reconciliation_id = await reconciliations.claim(conn, shop)
-                if reconciliation_id is None:
-                    raise RuntimeError(f"a reconciliation of {shop} is running already")
-            return await reconcile_shop(pool, client, http, shop, reconciliation_id)
+        # Held for the whole pass: while this session lives the pass counts as running, and
+        # once it is gone (the process killed) the next pass or the worker finds it abandoned.
+        async with pool.connection() as holder:
+            async with holder.transaction():  # the lock outlives it; an open transaction would
+                if not await reconciliations.take_pass_lock(holder, shop):
+                    raise PassRunning(f"a reconciliation of {shop} is running already")
+            try:
+                async with httpx.AsyncClient(timeout=60) as http:
+                    client = await admin_client(
+                        pool,
+                        keyring,
+                        http,
+                        shop,
+                        settings.shopify_admin_url,
+                        settings.shopify_api_version,
+                    )
+                    async with holder.transaction():
+                        await reconciliations.abandon_orphans(
+                            holder, "its process stopped during the pass", shop=shop
+                        )
+                        reconciliation_id = await reconciliations.claim(holder, shop)
+                    assert reconciliation_id is not None  # every earlier pass was ended above
+                    return await reconcile_shop(pool, client, http, shop, reconciliation_id)
+            finally:
+                async with holder.transaction():
+                    await reconciliations.release_pass_lock(holder, shop)
     finally:
         await pool.close()
 
 
+# The worker's child says "another process has this shop" so, not as a failure.
+EXIT_BUSY = 75  # EX_TEMPFAIL
+
+
 def main() -> None:
-    """``python -m streams.reconcile --shop S --id N``: how the worker runs a pass it claimed,
-    in a child process of its own."""
+    """``python -m streams.reconcile --shop S``: how the worker runs a pass, in a child
+    process of its own."""
     import argparse
-    import asyncio
+    import sys
 
     parser = argparse.ArgumentParser(prog="python -m streams.reconcile")
     parser.add_argument("--shop", required=True)
-    parser.add_argument("--id", type=int, required=True)
     args = parser.parse_args()
-    report = asyncio.run(run_reconciliation(args.shop, args.id))
+    try:
+        report = asyncio.run(run_reconciliation(args.shop))
+    except PassRunning as exc:
+        print(exc, flush=True)
+        sys.exit(EXIT_BUSY)
     print(
         f"reconciled {args.shop}: {report.levels} stock levels and {report.orders} orders"
         f" checked, {len(report.corrections)} corrected",

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import faust
 
 from connectors.db import reconciliations
+from streams.reconcile import EXIT_BUSY
 
 if TYPE_CHECKING:
     from streams.context import WorkerContext
@@ -33,25 +34,19 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
     interval = timedelta(seconds=settings.reconcile_interval_s)
     running: list[asyncio.Task[None]] = []
 
-    async def run_one(shop: str, reconciliation_id: int) -> None:
+    async def run_one(shop: str) -> None:
         try:
-            child = await asyncio.create_subprocess_exec(
-                *COMMAND, "--shop", shop, "--id", str(reconciliation_id)
-            )
+            child = await asyncio.create_subprocess_exec(*COMMAND, "--shop", shop)
             code = await child.wait()
-            if code != 0:
+            if code == EXIT_BUSY:
+                log.info("%s is being reconciled by another process", shop)
+            elif code != 0:
                 log.error("the reconciliation of %s ended with exit code %s", shop, code)
                 # The child marks its own failures; this covers one that died before it could.
                 async with ctx.connection() as conn, conn.transaction():
-                    await reconciliations.finish(conn, reconciliation_id, error=f"exit code {code}")
+                    await reconciliations.abandon_orphans(conn, f"exit code {code}", shop=shop)
         finally:
             running.clear()
-
-    @app.task
-    async def abandon_interrupted() -> None:
-        async with ctx.connection() as conn, conn.transaction():
-            if await reconciliations.abandon_running(conn, "the worker stopped during the pass"):
-                log.warning("marked reconciliations a stopped worker left running as failed")
 
     @app.timer(interval=settings.reconcile_check_s)
     async def start_due_reconciliation() -> None:
@@ -59,11 +54,16 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
             return
         try:
             async with ctx.connection() as conn, conn.transaction():
+                # A pass whose process died (this worker's child, or a `stockpulse reconcile`
+                # killed) would otherwise stand "running" and keep its shop from the next.
+                if await reconciliations.abandon_orphans(
+                    conn, "its process stopped during the pass"
+                ):
+                    log.warning("marked reconciliations whose process stopped as failed")
                 due = await reconciliations.due(conn, interval)
-                claimed = await reconciliations.claim(conn, due[0]) if due else None
         except Exception:
             log.exception("looking for shops due a reconciliation failed; will retry")
             return
-        if due and claimed is not None:
-            log.info("reconciling %s with Shopify (pass %s)", due[0], claimed)
-            running.append(asyncio.create_task(run_one(due[0], claimed)))
+        if due:
+            log.info("reconciling %s with Shopify", due[0])
+            running.append(asyncio.create_task(run_one(due[0])))

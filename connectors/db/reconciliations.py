@@ -30,7 +30,8 @@ class Correction:
 
 async def claim(conn: DictConnection, shop: str) -> int | None:
     """Begin a pass for ``shop``: its id, or None when one is running already. Orders are
-    compared from a little before the last successful pass began."""
+    compared from a little before the last successful pass began. Claim only while holding
+    the shop's pass lock (:func:`take_pass_lock`), and hold it until the pass ends."""
     cur = await conn.execute(
         "SELECT coalesce("
         "  (SELECT max(started_at) FROM reconciliations WHERE shop = %(shop)s"
@@ -70,14 +71,46 @@ async def finish(
     )
 
 
-async def abandon_running(conn: DictConnection, reason: str) -> int:
-    """Passes whose process is gone (the worker stopped) end as failed."""
+# A pass's process holds its shop's pass lock (a session-level advisory lock) from before it
+# claims the pass until it ends: a pass marked running whose lock is free has lost its process
+# (killed, or its machine gone), whose session ended and so released the lock.
+_LOCK_KEY = "hashtext('stockpulse.reconciliation'), hashtext(%s)"
+
+
+async def take_pass_lock(conn: DictConnection, shop: str) -> bool:
+    """The shop's pass lock for this session (re-entrant): False when another session has it."""
+    cur = await conn.execute(f"SELECT pg_try_advisory_lock({_LOCK_KEY}) AS locked", (shop,))
+    row = await cur.fetchone()
+    return bool(row and row["locked"])
+
+
+async def release_pass_lock(conn: DictConnection, shop: str) -> None:
+    await conn.execute(f"SELECT pg_advisory_unlock({_LOCK_KEY})", (shop,))
+
+
+async def abandon_orphans(conn: DictConnection, reason: str, shop: str | None = None) -> int:
+    """End as failed the passes marked running (of ``shop``, or of every shop) whose process
+    is gone; a pass whose process still runs, in this worker or any other, is left alone. The
+    pass lock is re-entrant: a process holding it finds every running pass of its shop gone."""
     cur = await conn.execute(
-        "UPDATE reconciliations SET status = 'failed', finished_at = now(), error = %s"
-        " WHERE status = 'running'",
-        (reason,),
+        "SELECT id, shop FROM reconciliations WHERE status = 'running'"
+        " AND (%s::text IS NULL OR shop = %s) ORDER BY id",
+        (shop, shop),
     )
-    return cur.rowcount
+    abandoned = 0
+    for row in await cur.fetchall():
+        if not await take_pass_lock(conn, row["shop"]):
+            continue  # its process holds the lock: it is running
+        try:
+            done = await conn.execute(
+                "UPDATE reconciliations SET status = 'failed', finished_at = now(), error = %s"
+                " WHERE id = %s AND status = 'running'",
+                (reason, row["id"]),
+            )
+            abandoned += done.rowcount
+        finally:
+            await release_pass_lock(conn, row["shop"])
+    return abandoned
 
 
 async def due(conn: DictConnection, interval: timedelta) -> list[str]:

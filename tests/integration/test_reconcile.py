@@ -6,11 +6,16 @@ than Shopify's export is left alone; a second pass finds nothing."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import sys
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import psycopg
+from psycopg.rows import dict_row
 
+from connectors.db import reconciliations
 from ops.fake_shopify import (
     FakeShopify,
     FakeStore,
@@ -23,7 +28,16 @@ from ops.fake_shopify import (
 )
 from ops.shopify_payloads import Product, Variant, order_payload, product_payload
 from ops.stack import Stack
-from tests.integration.store_support import levels, post_signed, run, shopify_levels, units
+from streams.reconcile import EXIT_BUSY
+from tests.integration.store_support import (
+    cli,
+    finished,
+    levels,
+    post_signed,
+    run,
+    shopify_levels,
+    units,
+)
 from tests.support import Ids, auth, grant, query, scalar
 
 CLIENT_ID, CLIENT_SECRET = "reconcile-app", "reconcile-app-secret"
@@ -220,6 +234,44 @@ async def test_reconciliation_fixes_drift_records_it_and_leaves_newer_data_alone
     assert " 0 corrected" in again, again
     assert units_but(stack, store.domain, ghost.variant_id) == shopify_units(store)
     assert live_variants(stack, store.domain) == {v["id"] for v in store.variants}
+
+    # A pass whose process was killed (its session gone) keeps no shop from the next one: the
+    # worker's child ends it as failed and runs its own. While another process reconciles the
+    # shop, the child leaves it to that one.
+    async with await psycopg.AsyncConnection.connect(
+        stack.database_url, row_factory=dict_row, autocommit=True
+    ) as killed:
+        assert await reconciliations.take_pass_lock(killed, store.domain)
+        orphan = await reconciliations.claim(killed, store.domain)
+    out = await finished(await _worker_child(stack, store.domain))
+    assert " 0 corrected" in out, out
+    ((status, error),) = query(
+        stack, "SELECT status, error FROM reconciliations WHERE id = %s", orphan
+    )
+    assert status == "failed" and "stopped during the pass" in error, (status, error)
+    async with await psycopg.AsyncConnection.connect(
+        stack.database_url, row_factory=dict_row, autocommit=True
+    ) as live:
+        assert await reconciliations.take_pass_lock(live, store.domain)
+        busy = await _worker_child(stack, store.domain)
+        assert await asyncio.wait_for(busy.wait(), 120) == EXIT_BUSY
+        manual = await cli(stack, "reconcile", "--shop", store.domain)
+        refused, _ = await asyncio.wait_for(manual.communicate(), 120)
+        assert manual.returncode == 1 and b"running already" in refused, refused
+
+
+async def _worker_child(stack: Stack, shop: str) -> asyncio.subprocess.Process:
+    """A pass as the worker starts one."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "streams.reconcile",
+        "--shop",
+        shop,
+        env={**os.environ, **stack.env()},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
 
 
 async def deliver_product_update(stack: Stack, store: FakeStore, product_id: int) -> None:

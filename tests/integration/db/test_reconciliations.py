@@ -97,3 +97,34 @@ def test_differences_name_what_changed_and_the_webhook_that_was_missed() -> None
     assert missing.old is None and "orders/create" in missing.reason
     stale = found[("stock_level", "inventory item 500 at location 9")]
     assert (stale.old, stale.new) == ("7", "4") and "inventory_levels/update" in stale.reason
+
+
+async def test_a_pass_counts_as_running_while_its_process_lives_and_no_longer(
+    conn: DictConnection, shop: str, database_url: str
+) -> None:
+    """A pass's process holds its shop's pass lock; one killed releases it with its session.
+    The sweep ends the killed one's pass as failed, and leaves a live one's alone, even when
+    it runs in another process than the sweeper's (a `stockpulse reconcile` beside a worker)."""
+    from psycopg import AsyncConnection
+    from psycopg.rows import dict_row
+
+    await _connect(conn, shop)
+    process = await AsyncConnection.connect(database_url, row_factory=dict_row, autocommit=True)
+    assert await reconciliations.take_pass_lock(process, shop)
+    live = await reconciliations.claim(process, shop)
+    assert live is not None
+    assert not await reconciliations.take_pass_lock(conn, shop)  # another session has it
+    assert await reconciliations.abandon_orphans(conn, "gone", shop=shop) == 0
+    assert (await reconciliations.get(conn, live) or {})["status"] == "running"
+
+    await process.close()  # as a SIGKILL ends it: PostgreSQL releases the lock
+    assert await reconciliations.abandon_orphans(conn, "gone", shop=shop) == 1
+    row = await reconciliations.get(conn, live)
+    assert row is not None and row["status"] == "failed" and row["error"] == "gone"
+    # The lock the sweep took to look is released again; the next pass can be claimed.
+    assert await reconciliations.claim(conn, shop) is not None
+    other = await AsyncConnection.connect(database_url, row_factory=dict_row, autocommit=True)
+    try:
+        assert await reconciliations.take_pass_lock(other, shop)
+    finally:
+        await other.close()
