@@ -52,6 +52,7 @@ from connectors.mail import (
     TemporaryMailError,
     one_line,
 )
+from connectors.outages import log_failure
 from connectors.settings import Settings, get_settings
 from models.alerts import SEVERITY, TITLES, Rule, digest_day_due, headline
 
@@ -139,7 +140,7 @@ class AlertSender:
                 try:
                     pause = await self.run_once()
                 except Exception:
-                    log.exception("alert sending round failed; will retry")
+                    log_failure(log, "alert sending round failed; will retry")
                     pause = 2.0
                 with contextlib.suppress(TimeoutError):
                     stop_wait = asyncio.create_task(stop.wait())

@@ -20,6 +20,7 @@ from connectors.db import alerts as db
 from connectors.db import backfills, shop_settings
 from connectors.db.pool import DictConnection
 from connectors.kafka.topics import AlertMessage, ForecastUpdate, dumps, shop_key
+from connectors.outages import log_failure
 from connectors.settings import Settings
 from models.alerts import (
     DIGEST_ONLY,
@@ -189,4 +190,4 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
                 await publish(ctx, left)
                 log.info("published %d alert(s) left unpublished", len(left))
         except Exception:
-            log.exception("republishing alerts failed; will retry")
+            log_failure(log, "republishing alerts failed; will retry")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import faust
 
 from connectors.db import backfills
+from connectors.outages import log_failure
 
 if TYPE_CHECKING:
     from streams.context import WorkerContext
@@ -53,7 +54,7 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
             async with ctx.connection() as conn, conn.transaction():
                 shop = await backfills.take_pending(conn)
         except Exception:
-            log.exception("looking for requested backfills failed; will retry")
+            log_failure(log, "looking for requested backfills failed; will retry")
             return
         if shop is not None:
             log.warning("starting the backfill of %s", shop)

@@ -19,6 +19,7 @@ import psycopg
 from connectors.db import forecasts as db
 from connectors.db import plans, queries
 from connectors.kafka.topics import dumps
+from connectors.outages import log_failure
 from streams import alerting
 from streams.context import WorkerContext, send_all
 
@@ -70,7 +71,7 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
                     published_for[shop] = state
                     log.info("republished %d forecasts of %s", count, shop)
         except Exception:
-            log.exception("refreshing forecasts failed; will retry")
+            log_failure(log, "refreshing forecasts failed; will retry")
 
 
 async def _publish_shop_forecasts(
@@ -134,5 +135,5 @@ async def _pay_forecasts_owed(ctx: WorkerContext) -> None:
             log.info("%s is no longer installed; its forecasts are not owed", shop)
         except Exception:
             owed.setdefault(shop, set()).update(ids)
-            log.exception("refreshing forecasts of %s failed; will retry", shop)
+            log_failure(log, "refreshing forecasts of %s failed; will retry", shop)
             return

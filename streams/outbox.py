@@ -14,6 +14,7 @@ import faust
 
 from connectors.db import ledger
 from connectors.kafka.topics import dumps
+from connectors.outages import log_failure
 from streams.context import WorkerContext, send_all
 from streams.publish import build_updates
 
@@ -32,7 +33,7 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
         try:
             await _flush(ctx)
         except Exception:
-            log.exception("flushing the outbox failed; will retry")
+            log_failure(log, "flushing the outbox failed; will retry")
 
 
 async def _flush(ctx: WorkerContext) -> None:

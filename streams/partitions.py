@@ -12,6 +12,7 @@ import logging
 import faust
 
 from connectors.db.migrate import ensure_partitions
+from connectors.outages import log_failure
 from streams.context import WorkerContext
 
 log = logging.getLogger("stockpulse.worker")
@@ -25,4 +26,4 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
         try:
             await asyncio.to_thread(ensure_partitions, ctx.settings.database_url)
         except Exception:
-            log.exception("rolling partitions forward failed; will retry")
+            log_failure(log, "rolling partitions forward failed; will retry")

@@ -18,35 +18,14 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
-import psycopg
-from aiokafka.errors import KafkaError
-from psycopg_pool import PoolTimeout
+from connectors.outages import is_infrastructure, log_failure
 
-from connectors.kafka.producer import BrokerUnavailable
+__all__ = ["is_infrastructure", "isolating", "retrying"]
 
 log = logging.getLogger("stockpulse.worker")
 T = TypeVar("T")
 ATTEMPTS = 3
 RETRY_BACKOFF_MAX_S = 5.0
-
-INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
-    psycopg.OperationalError,  # connection lost, server shutting down, deadlock, …
-    psycopg.InterfaceError,
-    PoolTimeout,
-    KafkaError,
-    BrokerUnavailable,
-    ConnectionError,
-    TimeoutError,
-)
-
-
-def is_infrastructure(error: BaseException) -> bool:
-    """Whether ``error`` would go away with time rather than with a different message.
-
-    >>> is_infrastructure(psycopg.errors.AdminShutdown()), is_infrastructure(KeyError("id"))
-    (True, False)
-    """
-    return isinstance(error, INFRASTRUCTURE_ERRORS)
 
 
 async def isolating(
@@ -98,6 +77,6 @@ async def retrying(what: str, work: Callable[[], Awaitable[T]]) -> T:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("%s failed; retrying in %.1fs", what, delay)
+            log_failure(log, "%s failed; retrying in %.1fs", what, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_BACKOFF_MAX_S)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import faust
 
 from connectors.db import reconciliations
+from connectors.outages import log_failure
 from streams.reconcile import EXIT_BUSY
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
                     log.warning("marked reconciliations whose process stopped as failed")
                 due = await reconciliations.due(conn, interval)
         except Exception:
-            log.exception("looking for shops due a reconciliation failed; will retry")
+            log_failure(log, "looking for shops due a reconciliation failed; will retry")
             return
         if due:
             log.info("reconciling %s with Shopify", due[0])

@@ -22,6 +22,7 @@ import faust
 
 from connectors.db import forecasts as db
 from connectors.db.pool import DictConnection
+from connectors.outages import log_failure
 from streams.refit import EXIT_RUNNING_ELSEWHERE
 
 if TYPE_CHECKING:
@@ -127,7 +128,7 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
             async with ctx.connection() as conn:
                 await schedule.tick(conn)
         except Exception:
-            log.exception("scheduling the nightly refit failed; will retry")
+            log_failure(log, "scheduling the nightly refit failed; will retry")
 
     def stop_refit(sender: Any, *_: Any, signal: Any, **__: Any) -> Awaitable[None]:
         """A refit still running stops with the worker (it resumes on the next start)."""

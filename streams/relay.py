@@ -18,6 +18,7 @@ import faust
 from connectors.db import inbox
 from connectors.db.pool import DictConnection
 from connectors.kafka.topics import dumps, shop_key
+from connectors.outages import log_failure
 from streams.context import WorkerContext, send_all
 
 log = logging.getLogger("stockpulse.relay")
@@ -44,7 +45,7 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
                     conn, partial(send_all, ctx.topics.raw_webhooks), lost_before
                 )
         except Exception:
-            log.exception("relaying unfinished webhooks failed; will retry")
+            log_failure(log, "relaying unfinished webhooks failed; will retry")
 
     @app.timer(interval=PRUNE_S)
     async def prune_inbox() -> None:
@@ -52,7 +53,7 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
             async with ctx.connection() as conn:
                 await prune_finished(conn)
         except Exception:
-            log.exception("pruning the webhook inbox failed; will retry")
+            log_failure(log, "pruning the webhook inbox failed; will retry")
 
 
 async def republish_unfinished(

@@ -15,6 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from connectors.db import accounts
 from connectors.db.pool import DictConnection
+from connectors.outages import log_failure
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class FeedAccess:
             try:
                 await self.check()
             except Exception:  # a bug must not stop every later check: feeds would outlive
-                log.exception("re-checking open feeds failed; trying again next time")
+                log_failure(log, "re-checking open feeds failed; trying again next time")
 
     async def check(self) -> None:
         """End the grants that no longer stand. While the database cannot say, feeds stay

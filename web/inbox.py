@@ -20,6 +20,7 @@ from connectors.db import inbox
 from connectors.db.pool import DictConnection
 from connectors.kafka.producer import BrokerUnavailable, DurableProducer
 from connectors.kafka.topics import RAW_WEBHOOKS, dumps, shop_key
+from connectors.outages import log_failure
 
 log = logging.getLogger(__name__)
 
@@ -135,4 +136,4 @@ class FastPublisher:
                     dropped,
                 )
             except Exception:
-                log.exception("publishing committed webhooks failed; the relay will retry")
+                log_failure(log, "publishing committed webhooks failed; the relay will retry")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import psycopg
 import pytest
 
+from connectors.outages import log_failure
 from streams.poison import ATTEMPTS, isolating
 
 
@@ -64,3 +66,24 @@ async def test_infrastructure_errors_are_not_the_items_fault() -> None:
 
     with pytest.raises(psycopg.OperationalError):
         await isolating([1, 2, 3], database_away, never)
+
+
+def test_an_outage_is_logged_as_a_line_and_a_bug_with_its_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    log = logging.getLogger("test.outages")
+    with caplog.at_level(logging.WARNING, logger="test.outages"):
+        try:
+            raise psycopg.OperationalError("connection failed: 100% gone\nIs the server running?")
+        except psycopg.OperationalError:
+            log_failure(log, "flushing %s failed; will retry", "the outbox")
+        try:
+            raise KeyError("id")
+        except KeyError:
+            log_failure(log, "flushing %s failed; will retry", "the outbox")
+    outage, bug = caplog.records
+    assert outage.levelno == logging.WARNING and outage.exc_info is None
+    assert outage.getMessage() == (
+        "flushing the outbox failed; will retry (OperationalError: connection failed: 100% gone)"
+    )
+    assert bug.levelno == logging.ERROR and bug.exc_info is not None
