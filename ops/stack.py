@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shlex
 import signal
 import sys
 import threading
@@ -336,6 +337,28 @@ def demo_connected(database_url: str) -> bool:
         return row is not None
 
 
+CLI_ENV = "env"
+_CLI_VARIABLES = (
+    "DATABASE_URL",
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "STOCKPULSE_ENCRYPTION_KEYS",
+    "STOCKPULSE_SECRET_KEY",
+    "STOCKPULSE_BASE_URL",
+    "SMTP_URL",
+)
+
+
+def write_cli_env(run_dir: Path, env: Mapping[str, str]) -> Path:
+    """A shell file exporting what ``stockpulse`` commands need to act on the running stack
+    (its database, broker and keys), readable by its owner only: it holds the keys."""
+    path = (run_dir / CLI_ENV).resolve()
+    lines = [f"export {k}={shlex.quote(env[k])}" for k in _CLI_VARIABLES if k in env]
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
 def connect_demo_store(stack: Stack, admin_url: str, app: DemoApp) -> bool:
     """Connect the demo shop to its fake Shopify as ``stockpulse connect`` would, and ask the
     worker for its history unless a backfill of it was ever done; whether one was asked for.
@@ -496,6 +519,12 @@ def run_stack(*, port: int, data_dir: str, simulate: bool, orders_per_minute: fl
         )
         print(mail_line)
         print(f"  Webhooks:   POST {stack.base_url}/webhooks/shopify")
+        if app is not None:
+            print(
+                f"              the demo store's are signed with its own app's secret"
+                f" (client_secret in {data / 'demo-app.json'}); other shops' with"
+                " SHOPIFY_API_SECRET"
+            )
         print(f"  Feed:       ws://127.0.0.1:{port}/ws/shops/{DEMO_SHOP}")
         if demo_line:
             print(demo_line)
@@ -506,6 +535,8 @@ def run_stack(*, port: int, data_dir: str, simulate: bool, orders_per_minute: fl
                 f"  Encryption: generated a key for shop secrets in {stack.key_file.resolve()}"
                 " (set STOCKPULSE_ENCRYPTION_KEYS to use your own; keep the file)"
             )
+        cli_env = write_cli_env(data / "run", stack.env())
+        print(f"  Commands:   . {cli_env} && uv run stockpulse --help  (they act on this stack)")
         print(f"  Logs:       {data.resolve() / 'logs'}")
         print(f"  Pid files:  {data.resolve() / 'run'}")
         print(f"  Up in {time.monotonic() - t0:.1f}s. Crashed parts restart; Ctrl-C stops all.")
@@ -553,5 +584,6 @@ def run_stack(*, port: int, data_dir: str, simulate: bool, orders_per_minute: fl
             print(f"could not stop: {', '.join(left)}; the next `up` will.", flush=True)
         else:
             up_pid.unlink(missing_ok=True)
+            (data / "run" / CLI_ENV).unlink(missing_ok=True)
             print("stopped.", flush=True)
     return 1 if left else 0
