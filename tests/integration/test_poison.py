@@ -12,6 +12,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import httpx
 import psycopg
@@ -599,3 +600,30 @@ def test_an_operator_lists_and_replays_dead_letters_once_the_cause_is_gone(stack
     assert again.returncode == 0
     assert units_sold(stack, second, variant.variant_id) == 6
     assert "no dead letters" in cli("list", "--shop", second).stdout
+
+    # A product body sent as products/delete is set aside; its dead letter keeps only what the
+    # delete reads, yet replaying it still fails rather than deleting the product.
+    kept = make_variant("KEPT")
+    deliver_ok(stack, product_hook(second, kept))
+    wait_until(lambda: _variant_deleted(stack, second, kept) is False, what="the product")
+    as_delete = _signed("products/delete", second, product_hook(second, kept).body)
+    assert deliver(stack, as_delete).status_code == 200
+    letter = wait_until(
+        lambda: scalar(
+            stack, "SELECT id FROM dead_letters WHERE event_id = %s", as_delete.event_id
+        ),
+        what="the dead letter of the product body",
+    )
+    refused = cli("replay", str(letter))
+    assert refused.returncode == 1 and "still failing" in refused.stdout, refused
+    time.sleep(1.0)  # what a wrongly replayed delete would have needed to apply
+    assert _variant_deleted(stack, second, kept) is False
+
+
+def _variant_deleted(stack: Stack, shop: str, variant: Any) -> bool | None:
+    return scalar(
+        stack,
+        "SELECT deleted FROM variants WHERE shop = %s AND variant_id = %s",
+        shop,
+        variant.variant_id,
+    )
