@@ -11,6 +11,23 @@ from connectors.db.queries import removed_skus, sku_rows
 from connectors.kafka.topics import SkuRemoved, SkuUpdate, sku_key
 from models.inventory import cover
 
+# What a change says, least to most; a SKU touched several times says the most of them.
+_WEIGHT = {"stock": 0, "demand": 1, "removed": 2}
+
+
+def merged(first: dict, second: dict) -> dict:
+    """Two touches of one SKU as one (outbox rows flushed together may hold several; a
+    removal among them must not be lost behind a later stock change)."""
+    kind = max(first["type"], second["type"], key=lambda k: _WEIGHT.get(k, 0))
+    events = [*(first.get("event_ids") or []), *(second.get("event_ids") or [])]
+    times = [t for t in (first.get("received_at"), second.get("received_at")) if t is not None]
+    return {
+        **first,
+        "type": kind,
+        "event_ids": list(dict.fromkeys(events))[-50:],
+        "received_at": min(times) if times else None,
+    }
+
 
 async def build_updates(
     conn: DictConnection, touched: Iterable[dict]
@@ -22,7 +39,9 @@ async def build_updates(
     """
     by_shop: dict[str, dict[int, dict]] = defaultdict(dict)
     for t in touched:
-        by_shop[t["shop"]][t["variant_id"]] = t
+        wanted = by_shop[t["shop"]]
+        seen = wanted.get(t["variant_id"])
+        wanted[t["variant_id"]] = t if seen is None else merged(seen, t)
     now = datetime.now(UTC).isoformat()
     out: list[tuple[bytes, SkuUpdate | SkuRemoved]] = []
     for shop, wanted in by_shop.items():
