@@ -142,25 +142,36 @@ async def run_reconciliation(shop: str) -> ReconcileReport:
         # Held for the whole pass: while this session lives the pass counts as running, and
         # once it is gone (the process killed) the next pass or the worker finds it abandoned.
         async with pool.connection() as holder:
-            async with holder.transaction():  # the lock outlives it; an open transaction would
+            # In a transaction of its own, which the lock outlives: left open, it would hold
+            # back vacuum for the whole pass.
+            async with holder.transaction():
                 if not await reconciliations.take_pass_lock(holder, shop):
                     raise PassRunning(f"a reconciliation of {shop} is running already")
             try:
-                async with httpx.AsyncClient(timeout=60) as http:
-                    client = await admin_client(
-                        pool,
-                        keyring,
-                        http,
-                        shop,
-                        settings.shopify_admin_url,
-                        settings.shopify_api_version,
+                async with holder.transaction():
+                    await reconciliations.abandon_orphans(
+                        holder, "its process stopped during the pass", shop=shop
                     )
-                    async with holder.transaction():
-                        await reconciliations.abandon_orphans(
-                            holder, "its process stopped during the pass", shop=shop
+                    reconciliation_id = await reconciliations.claim(holder, shop)
+                assert reconciliation_id is not None  # every earlier pass was ended above
+                async with httpx.AsyncClient(timeout=60) as http:
+                    try:
+                        client = await admin_client(
+                            pool,
+                            keyring,
+                            http,
+                            shop,
+                            settings.shopify_admin_url,
+                            settings.shopify_api_version,
                         )
-                        reconciliation_id = await reconciliations.claim(holder, shop)
-                    assert reconciliation_id is not None  # every earlier pass was ended above
+                    except BaseException as exc:
+                        # Recorded like any failed pass (a key dropped from the keyring, the
+                        # shop disconnected): the shop then waits its interval, not 30 s.
+                        async with pool.connection() as conn, conn.transaction():
+                            await reconciliations.finish(
+                                conn, reconciliation_id, error=f"{type(exc).__name__}: {exc}"
+                            )
+                        raise
                     return await reconcile_shop(pool, client, http, shop, reconciliation_id)
             finally:
                 async with holder.transaction():

@@ -51,8 +51,6 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
 
     @app.timer(interval=settings.reconcile_check_s)
     async def start_due_reconciliation() -> None:
-        if running or settings.reconcile_interval_s <= 0:
-            return
         try:
             async with ctx.connection() as conn, conn.transaction():
                 # A pass whose process died (this worker's child, or a `stockpulse reconcile`
@@ -61,6 +59,8 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
                     conn, "its process stopped during the pass"
                 ):
                     log.warning("marked reconciliations whose process stopped as failed")
+                if running or settings.reconcile_interval_s <= 0:
+                    return
                 due = await reconciliations.due(conn, interval)
         except Exception:
             log_failure(log, "looking for shops due a reconciliation failed; will retry")

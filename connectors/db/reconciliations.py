@@ -90,8 +90,9 @@ async def release_pass_lock(conn: DictConnection, shop: str) -> None:
 
 async def abandon_orphans(conn: DictConnection, reason: str, shop: str | None = None) -> int:
     """End as failed the passes marked running (of ``shop``, or of every shop) whose process
-    is gone; a pass whose process still runs, in this worker or any other, is left alone. The
-    pass lock is re-entrant: a process holding it finds every running pass of its shop gone."""
+    is gone; a pass whose process still runs, in this worker or any other, is left alone. Run
+    it in a transaction. A process holding the shop's pass lock finds every running pass of
+    its shop gone (the locks are re-entrant)."""
     cur = await conn.execute(
         "SELECT id, shop FROM reconciliations WHERE status = 'running'"
         " AND (%s::text IS NULL OR shop = %s) ORDER BY id",
@@ -99,17 +100,20 @@ async def abandon_orphans(conn: DictConnection, reason: str, shop: str | None = 
     )
     abandoned = 0
     for row in await cur.fetchall():
-        if not await take_pass_lock(conn, row["shop"]):
+        # A transaction's lock: it conflicts with another session's pass lock, and ends with
+        # the transaction, whatever happens in it (a session lock could stay on a pooled
+        # connection after a failed statement).
+        locked = await conn.execute(
+            f"SELECT pg_try_advisory_xact_lock({_LOCK_KEY}) AS locked", (row["shop"],)
+        )
+        if not ((await locked.fetchone()) or {}).get("locked"):
             continue  # its process holds the lock: it is running
-        try:
-            done = await conn.execute(
-                "UPDATE reconciliations SET status = 'failed', finished_at = now(), error = %s"
-                " WHERE id = %s AND status = 'running'",
-                (reason, row["id"]),
-            )
-            abandoned += done.rowcount
-        finally:
-            await release_pass_lock(conn, row["shop"])
+        done = await conn.execute(
+            "UPDATE reconciliations SET status = 'failed', finished_at = now(), error = %s"
+            " WHERE id = %s AND status = 'running'",
+            (reason, row["id"]),
+        )
+        abandoned += done.rowcount
     return abandoned
 
 

@@ -114,11 +114,13 @@ async def test_a_pass_counts_as_running_while_its_process_lives_and_no_longer(
     live = await reconciliations.claim(process, shop)
     assert live is not None
     assert not await reconciliations.take_pass_lock(conn, shop)  # another session has it
-    assert await reconciliations.abandon_orphans(conn, "gone", shop=shop) == 0
+    async with conn.transaction():
+        assert await reconciliations.abandon_orphans(conn, "gone", shop=shop) == 0
     assert (await reconciliations.get(conn, live) or {})["status"] == "running"
 
     await process.close()  # as a SIGKILL ends it: PostgreSQL releases the lock
-    assert await reconciliations.abandon_orphans(conn, "gone", shop=shop) == 1
+    async with conn.transaction():
+        assert await reconciliations.abandon_orphans(conn, "gone", shop=shop) == 1
     row = await reconciliations.get(conn, live)
     assert row is not None and row["status"] == "failed" and row["error"] == "gone"
     # The lock the sweep took to look is released again; the next pass can be claimed.
