@@ -233,7 +233,10 @@ class LocalPostgres:
         long, and never reports one stopped while it runs (its next start would find the data
         directory locked). A server someone paused (SIGSTOP) is resumed first: paused, it can
         only be killed."""
-        pid = self._pid if self._pid is not None else self.postmaster_pid()
+        pid = self._pid
+        if pid is None:  # not started here: the server postmaster.pid names, if it is ours
+            named = self.postmaster_pid()
+            pid = named if named is not None and serves_cluster(named, self.data_dir) else None
         if pid is not None and postmaster_alive(pid):
             resume_with_children(pid)
         for mode, wait_s in (("fast", self.FAST_STOP_S), ("immediate", self.IMMEDIATE_STOP_S)):
@@ -321,6 +324,18 @@ def postmaster_alive(pid: int) -> bool:
             pass
         return False
     return comm == "postgres"
+
+
+def serves_cluster(pid: int, cluster: Path) -> bool:
+    """Whether ``pid`` is a live postgres process of ``cluster``: a postmaster works in its
+    data directory. ``postmaster.pid`` outlives a killed server, and after a reboot its pid
+    may be another cluster's server, which must not be stopped for ours."""
+    if not postmaster_alive(pid):
+        return False
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd")).resolve() == cluster.resolve()
+    except OSError:
+        return False
 
 
 def children_of(pid: int) -> list[int]:

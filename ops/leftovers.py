@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ops.embedded import kill_with_children, postmaster_alive, resume_with_children
+from ops.embedded import kill_with_children, resume_with_children, serves_cluster
 
 UP = "up"
 # Stopped in this order, the database last: each part may still be talking to the ones after.
@@ -131,12 +131,10 @@ def _stop_postmaster(pid: int) -> None:
 def _postmaster_of(cluster: Path) -> int | None:
     """The live server ``cluster/postmaster.pid`` names, if it serves that cluster."""
     try:
-        lines = (cluster / "postmaster.pid").read_text().splitlines()
-        pid = int(lines[0])
+        pid = int((cluster / "postmaster.pid").read_text().split()[0])
     except (OSError, IndexError, ValueError):
         return None
-    same_cluster = len(lines) > 1 and Path(lines[1]).resolve() == cluster.resolve()
-    return pid if same_cluster and postmaster_alive(pid) else None
+    return pid if serves_cluster(pid, cluster) else None
 
 
 def _signal_group(pid: int, signum: signal.Signals) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ops.embedded import serves_cluster
 from ops.leftovers import AnotherUp, stop_leftovers, write_up_pid
 
 
@@ -61,3 +62,22 @@ def test_an_up_still_running_on_the_data_directory_is_left_alone(tmp_path: Path)
     assert write_up_pid(tmp_path).read_text() == f"{os.getpid()}\n"
     (tmp_path / "worker.pid").unlink()
     assert stop_leftovers(tmp_path, lambda _: None) == []
+
+
+def test_a_postmaster_pid_file_naming_anything_but_our_server_stops_nothing(
+    tmp_path: Path,
+) -> None:
+    """PostgreSQL's own postmaster.pid outlives a killed server; the pid it names may be any
+    process by now (here: a sleeper working in the cluster's directory, and a dead pid)."""
+    cluster = tmp_path / "pg"
+    cluster.mkdir()
+    stranger = subprocess.Popen(["sleep", "60"], cwd=cluster)
+    try:
+        for named in (stranger.pid, 2**22 + 7):
+            (cluster / "postmaster.pid").write_text(f"{named}\n{cluster}\n")
+            assert not serves_cluster(named, cluster)
+            assert stop_leftovers(tmp_path / "run", lambda _: None, postgres_dir=cluster) == []
+        assert stranger.poll() is None
+    finally:
+        stranger.kill()
+        stranger.wait()
