@@ -354,6 +354,7 @@ def write_cli_env(run_dir: Path, env: Mapping[str, str]) -> Path:
     path = (run_dir / CLI_ENV).resolve()
     lines = [f"export {k}={shlex.quote(env[k])}" for k in _CLI_VARIABLES if k in env]
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a file left by an earlier `up` keeps its mode otherwise
     with os.fdopen(fd, "w") as f:
         f.write("\n".join(lines) + "\n")
     return path

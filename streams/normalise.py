@@ -244,6 +244,8 @@ def normalise(env: WebhookEnvelope) -> list[tuple[bytes, SkuEvent]]:
     elif isinstance(payload, ProductDeleted):
         events.add(f"product:{payload.id}", "product_delete", {"product_id": payload.id})
     elif isinstance(payload, AppUninstalled):
+        if payload.myshopify_domain != env.shop:
+            raise MalformedWebhook("app/uninstalled names another shop than its envelope")
         events.add("shop", "app_uninstalled", {})
     elif isinstance(payload, ShopRedact):
         if payload.shop_domain != env.shop:

@@ -42,6 +42,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from connectors.db import forecasts as db
 from connectors.db.pool import DictConnection, open_pool
 from connectors.db.shops import active_shops
+from connectors.outages import log_failure
 from connectors.settings import get_settings
 from models.accuracy import ACCURACY_AFTER_DAYS, mase, seasonal_naive_scale
 from models.combined import HORIZON, LOW_HISTORY_DAYS
@@ -426,7 +427,7 @@ async def run_refit(
                         except Exception as exc:
                             # One shop's failure must not cost the shops after it their
                             # forecasts; the caller sees it in the report and the exit code.
-                            log.exception("the nightly refit of %s failed", shop)
+                            log_failure(log, "the nightly refit of %s failed", shop)
                             reports.append(RunReport(shop, run_day, f"failed: {exc!r}"))
                             await conn.rollback()
             finally:

@@ -26,6 +26,7 @@ from connectors.crypto import Keyring
 from connectors.db.pool import open_pool
 from connectors.kafka.admin import ensure_topics
 from connectors.kafka.producer import DurableProducer
+from connectors.outages import log_failure
 from connectors.settings import Settings, get_settings
 from web.accounts import AccountsController
 from web.alerts import AlertsController
@@ -197,5 +198,5 @@ async def _after(first: asyncio.Task, then: object) -> None:
     try:
         await first
     except Exception:
-        log.exception("could not create Kafka topics; the feed will retry on its own")
+        log_failure(log, "could not create Kafka topics; the feed will retry on its own")
     await then  # type: ignore[misc]

@@ -216,3 +216,10 @@ def test_one_line_refunded_in_two_parts_counts_both() -> None:
 def test_one_line_both_restocked_and_kept_in_one_refund_is_refused() -> None:
     with pytest.raises(MalformedWebhook, match="both restocks and keeps"):
         normalise(_refund_of_one_line((1, "return"), (2, "no_restock")))
+
+
+def test_an_uninstall_naming_another_shop_than_its_envelope_is_malformed() -> None:
+    with pytest.raises(MalformedWebhook, match="another shop"):
+        normalise(envelope("app/uninstalled", {"myshopify_domain": "other.myshopify.com"}))
+    ((_, event),) = normalise(envelope("app/uninstalled", {"myshopify_domain": "s.myshopify.com"}))
+    assert event.kind == "app_uninstalled"
