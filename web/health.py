@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from litestar import Controller, Response, get
 from litestar.datastructures import State
@@ -13,10 +15,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from connectors.db import alerts, dead_letters, inbox, plans, reconciliations
 from connectors.kafka.admin import broker_reachable
 from web import metrics
+from web.shared_reads import SharedRead
 
 _BROKER_CHECK_TTL_S = 2.0
 _BROKER_CHECK_TIMEOUT_S = 2.0
 _PIPELINE_CHECK_TTL_S = 1.0
+# How long a probe or scrape waits for the database: under common probe timeouts (1-5 s).
+PROBE_WAIT_S = 2.0
+T = TypeVar("T")
 
 
 class HealthController(Controller):
@@ -49,14 +55,15 @@ class HealthController(Controller):
 
     @get("/metrics", media_type=CONTENT_TYPE_LATEST)
     async def metrics_text(self, state: State) -> Response:
-        pipeline = await _pipeline(state)
+        # Side by side: with the database hung each waits out its own PROBE_WAIT_S.
+        pipeline, _, _ = await asyncio.gather(
+            _pipeline(state), _reconciliation(state), _alert_delivery(state)
+        )
         if pipeline is not None:
             metrics.oldest_unapplied.set(pipeline.backlog.oldest_s)
             for stage in ("ingress", "normalise", "apply", "backfill"):
                 metrics.dead_letters.labels(stage=stage).set(pipeline.dead_letters.get(stage, 0))
             metrics.plan_failures.set(pipeline.plan_failures)
-        await _reconciliation(state)
-        await _alert_delivery(state)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -74,28 +81,45 @@ async def _pipeline(state: State) -> _Pipeline | None:
     cached: _Pipeline | None = state.get("pipeline_check")
     if cached is not None and time.monotonic() - cached.read_at < _PIPELINE_CHECK_TTL_S:
         return cached
+
+    async def read() -> _Pipeline:
+        async with state.pool.connection() as conn:
+            behind = await inbox.backlog(conn)
+            open_letters = await dead_letters.open_counts(conn)
+            unplanned = await plans.failure_count(conn)
+            await conn.commit()
+        return _Pipeline(behind, open_letters, unplanned, time.monotonic())
+
     try:
-        async with asyncio.timeout(2):
-            async with state.pool.connection() as conn:
-                behind = await inbox.backlog(conn)
-                open_letters = await dead_letters.open_counts(conn)
-                unplanned = await plans.failure_count(conn)
-                await conn.commit()
+        state.pipeline_check = await _shared(state, "pipeline_read", read)()
     except Exception:
         return None
-    state.pipeline_check = _Pipeline(behind, open_letters, unplanned, time.monotonic())
     return state.pipeline_check
+
+
+def _shared(state: State, name: str, read: Callable[[], Awaitable[T]]) -> SharedRead[T]:
+    """The app's one shared run of ``read`` (see :mod:`web.shared_reads`): probes answer
+    within PROBE_WAIT_S even while the database hangs, and do not pile reads up on it."""
+    shared: SharedRead[T] | None = state.get(name)
+    if shared is None:
+        shared = SharedRead(read, PROBE_WAIT_S)
+        setattr(state, name, shared)
+    return shared
 
 
 async def _reconciliation(state: State) -> None:
     """Corrections reconciliation made (how often webhooks were missed) and how long ago the
     shop longest without a successful pass had one."""
+
+    async def read() -> tuple[dict[str, int], float | None]:
+        async with state.pool.connection() as conn:
+            counts = await reconciliations.correction_counts(conn)
+            age = await reconciliations.oldest_pass_age(conn)
+            await conn.commit()
+        return counts, age
+
     try:
-        async with asyncio.timeout(2):
-            async with state.pool.connection() as conn:
-                counts = await reconciliations.correction_counts(conn)
-                age = await reconciliations.oldest_pass_age(conn)
-                await conn.commit()
+        counts, age = await _shared(state, "reconciliation_read", read)()
     except Exception:
         return  # the database is away: /readyz says so; the last values stay
     for kind in reconciliations.KINDS:
@@ -106,11 +130,15 @@ async def _reconciliation(state: State) -> None:
 async def _alert_delivery(state: State) -> None:
     """Alert emails by state and how long the oldest unsent one and the oldest delivery not
     yet in an email have waited: a stuck sender or a refusing mail server shows here."""
+
+    async def read() -> dict[str, Any]:
+        async with state.pool.connection() as conn:
+            counts = await alerts.delivery_counts(conn)
+            await conn.commit()
+        return counts
+
     try:
-        async with asyncio.timeout(2):
-            async with state.pool.connection() as conn:
-                counts = await alerts.delivery_counts(conn)
-                await conn.commit()
+        counts = await _shared(state, "alert_delivery_read", read)()
     except Exception:
         return  # the database is away: /readyz says so; the last values stay
     for email_state in ("pending", "retrying", "failed", "sent"):

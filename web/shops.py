@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TypeVar
 
 from psycopg_pool import AsyncConnectionPool
 
@@ -13,14 +12,11 @@ from connectors.crypto import Keyring
 from connectors.db import credentials
 from connectors.db.pool import DictConnection
 from connectors.db.shops import known_shops, shop_installed
+from web.shared_reads import SharedRead, quietly, within
 
-T = TypeVar("T")
 # How long a webhook waits for the directory's database reads. Shopify gives up after about
 # five seconds; a database that hangs (rather than refusing) must cost a 503, not a timeout.
 WAIT_S = 3.0
-# A reload still running after this long is given up on and another started: a connection to a
-# database that vanished without a reset may hang for as long as TCP lets it.
-ABANDON_S = 30.0
 
 
 class ShopDirectory:
@@ -47,8 +43,8 @@ class ShopDirectory:
         self._own_secrets: dict[str, bytes] = {}
         self._loaded_at = float("-inf")
         self._reloading = asyncio.Lock()
-        self._reload_task: asyncio.Task[None] | None = None
-        self._reload_began = 0.0
+        # One reload at a time, shared by every request waiting for it.
+        self._reload = SharedRead(self._read, WAIT_S)
 
     @property
     def app_secrets(self) -> list[bytes]:
@@ -62,14 +58,6 @@ class ShopDirectory:
         if time.monotonic() - self._loaded_at > self._refresh_s:
             await self._reload()
         return self._secrets_of(shop) if shop in self._shops else None
-
-    async def _reload(self) -> None:
-        """One reload at a time, shared by every request waiting for it."""
-        task = self._reload_task
-        if task is None or task.done() or time.monotonic() - self._reload_began > ABANDON_S:
-            task = self._reload_task = _quietly(asyncio.create_task(self._read()))
-            self._reload_began = time.monotonic()
-        await _within(WAIT_S, task)
 
     async def _read(self) -> None:
         async with self._pool.connection() as conn:
@@ -95,7 +83,7 @@ class ShopDirectory:
         secrets = await self.cached_secrets(shop)
         if secrets is not None:
             return secrets
-        installed = await _within(WAIT_S, _quietly(asyncio.create_task(self._installed(shop))))
+        installed = await within(WAIT_S, quietly(asyncio.create_task(self._installed(shop))))
         if not installed:
             return None
         await self._reload()  # a shop connected a moment ago may have its own secret
@@ -107,16 +95,3 @@ class ShopDirectory:
 
     async def is_installed(self, shop: str) -> bool:
         return await self.lookup_secrets(shop) is not None
-
-
-async def _within(seconds: float, task: asyncio.Task[T]) -> T:
-    """``task``'s result, or TimeoutError after ``seconds``, leaving it running: cancelling a
-    query on a database that hangs may itself wait for that database."""
-    return await asyncio.wait_for(asyncio.shield(task), seconds)
-
-
-def _quietly(task: asyncio.Task[T]) -> asyncio.Task[T]:
-    """A task whose failure its waiters report, and that is not logged again when nobody
-    waits for it any more."""
-    task.add_done_callback(lambda t: t.cancelled() or t.exception())
-    return task
