@@ -248,6 +248,16 @@ def sku_of(stack: Stack, shop: str, variant_id: int) -> str | None:
     )
 
 
+def variant_deleted(stack: Stack, shop: str, variant: Variant) -> bool | None:
+    """Whether the shop deleted the variant (None: never heard of)."""
+    return scalar(
+        stack,
+        "SELECT deleted FROM variants WHERE shop = %s AND variant_id = %s",
+        shop,
+        variant.variant_id,
+    )
+
+
 def stock_of(stack: Stack, shop: str, variant: Variant) -> int | None:
     return scalar(
         stack,

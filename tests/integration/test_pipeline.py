@@ -36,6 +36,7 @@ from tests.support import (
     stock_hook,
     stock_of,
     units_sold,
+    variant_deleted,
     wait_until,
 )
 
@@ -97,15 +98,6 @@ def _product_update(shop: str, variant, updated_at: datetime):
     return signed_webhook("products/update", shop, product_payload(product, updated_at), SECRET)
 
 
-def _deleted(stack: Stack, shop: str, variant) -> bool:
-    return scalar(
-        stack,
-        "SELECT deleted FROM variants WHERE shop = %s AND variant_id = %s",
-        shop,
-        variant.variant_id,
-    )
-
-
 async def test_a_deleted_product_stays_deleted_and_leaves_open_dashboards(stack: Stack) -> None:
     """products/delete is final (Shopify never reuses a product id): a create that Shopify
     delivered after the delete, an update sent before it but delivered after, and a late order
@@ -119,7 +111,7 @@ async def test_a_deleted_product_stays_deleted_and_leaves_open_dashboards(stack:
     deliver_ok(stack, product_hook(shop, variant, updated_at=created))
     deliver_ok(stack, stock_hook(shop, variant, 8, created))
     wait_until(lambda: stock_of(stack, shop, variant) == 8, what="the product's stock")
-    wait_until(lambda: _deleted(stack, shop, overtaken) is True, what="the overtaken create")
+    wait_until(lambda: variant_deleted(stack, shop, overtaken) is True, what="the overtaken create")
 
     async with FeedClient(stack, shop) as feed:
         delete = signed_webhook("products/delete", shop, {"id": variant.product_id}, SECRET)
@@ -160,7 +152,8 @@ async def test_a_deleted_product_stays_deleted_and_leaves_open_dashboards(stack:
     after = feed.messages[feed.messages.index(removed) + 1 :]
     about_it = [m for m in after if m.get("variant_id") == variant.variant_id]
     assert about_it == [], about_it
-    assert _deleted(stack, shop, variant) is True and _deleted(stack, shop, overtaken) is True
+    assert variant_deleted(stack, shop, variant) is True
+    assert variant_deleted(stack, shop, overtaken) is True
     listed = sku_api(stack, shop)
     assert marker.variant_id in listed
     assert variant.variant_id not in listed and overtaken.variant_id not in listed

@@ -12,7 +12,6 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 import httpx
 import psycopg
@@ -38,6 +37,7 @@ from tests.support import (
     stock_hook,
     stock_of,
     units_sold,
+    variant_deleted,
     wait_until,
 )
 
@@ -605,7 +605,7 @@ def test_an_operator_lists_and_replays_dead_letters_once_the_cause_is_gone(stack
     # delete reads, yet replaying it still fails rather than deleting the product.
     kept = make_variant("KEPT")
     deliver_ok(stack, product_hook(second, kept))
-    wait_until(lambda: _variant_deleted(stack, second, kept) is False, what="the product")
+    wait_until(lambda: variant_deleted(stack, second, kept) is False, what="the product")
     as_delete = _signed("products/delete", second, product_hook(second, kept).body)
     assert deliver(stack, as_delete).status_code == 200
     letter = wait_until(
@@ -617,13 +617,5 @@ def test_an_operator_lists_and_replays_dead_letters_once_the_cause_is_gone(stack
     refused = cli("replay", str(letter))
     assert refused.returncode == 1 and "still failing" in refused.stdout, refused
     time.sleep(1.0)  # what a wrongly replayed delete would have needed to apply
-    assert _variant_deleted(stack, second, kept) is False
+    assert variant_deleted(stack, second, kept) is False
 
-
-def _variant_deleted(stack: Stack, shop: str, variant: Any) -> bool | None:
-    return scalar(
-        stack,
-        "SELECT deleted FROM variants WHERE shop = %s AND variant_id = %s",
-        shop,
-        variant.variant_id,
-    )
