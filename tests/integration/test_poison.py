@@ -618,4 +618,3 @@ def test_an_operator_lists_and_replays_dead_letters_once_the_cause_is_gone(stack
     assert refused.returncode == 1 and "still failing" in refused.stdout, refused
     time.sleep(1.0)  # what a wrongly replayed delete would have needed to apply
     assert variant_deleted(stack, second, kept) is False
-
