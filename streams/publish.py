@@ -6,19 +6,17 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+from connectors.db.ledger import CHANGE_WEIGHT
 from connectors.db.pool import DictConnection
 from connectors.db.queries import removed_skus, sku_rows
 from connectors.kafka.topics import SkuRemoved, SkuUpdate, sku_key
 from models.inventory import cover
 
-# What a change says, least to most; a SKU touched several times says the most of them.
-_WEIGHT = {"stock": 0, "demand": 1, "removed": 2}
-
 
 def merged(first: dict, second: dict) -> dict:
     """Two touches of one SKU as one (outbox rows flushed together may hold several; a
     removal among them must not be lost behind a later stock change)."""
-    kind = max(first["type"], second["type"], key=lambda k: _WEIGHT.get(k, 0))
+    kind = max(first["type"], second["type"], key=lambda k: CHANGE_WEIGHT.get(k, 0))
     events = [*(first.get("event_ids") or []), *(second.get("event_ids") or [])]
     times = [t for t in (first.get("received_at"), second.get("received_at")) if t is not None]
     return {

@@ -38,6 +38,11 @@ class Touched:
     received_at: datetime | None = None
 
 
+# What a change says, least to most; a SKU changed several ways says the most of them: its
+# removal, else a demand change (which matters more to readers than a stock one), else stock.
+CHANGE_WEIGHT = {"stock": 0, "demand": 1, "removed": 2}
+
+
 class ChangeSet:
     def __init__(self) -> None:
         self._by_sku: dict[tuple[str, int], Touched] = {}
@@ -47,8 +52,7 @@ class ChangeSet:
         touched = self._by_sku.get(key)
         if touched is None:
             touched = self._by_sku[key] = Touched(shop, variant_id, type_)
-        elif type_ == "removed" or (type_ == "demand" and touched.type != "removed"):
-            # Removal says the most; a demand change matters more to readers than a stock one.
+        elif CHANGE_WEIGHT[type_] > CHANGE_WEIGHT[touched.type]:
             touched.type = type_
         if event.event_id not in touched.event_ids:
             touched.event_ids.append(event.event_id)
