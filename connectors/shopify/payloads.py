@@ -286,6 +286,8 @@ def _reason(error: ValidationError) -> str:
 def parse_payload(topic: str, body: bytes | str | dict[str, Any]) -> ShopifyPayload:
     """Validate a payload of a topic in :data:`MODELS` (raw JSON or an already parsed dict)."""
     model = MODELS[topic]
+    if not isinstance(body, dict):
+        _refuse_non_standard_numbers(body)
     try:
         if isinstance(body, dict):
             # JSON mode keeps strings for timestamps and decimals acceptable under strict.
@@ -295,6 +297,32 @@ def parse_payload(topic: str, body: bytes | str | dict[str, Any]) -> ShopifyPayl
         if any(e["type"] == "json_invalid" for e in exc.errors(include_url=False)):
             raise NotJson(_reason(exc)) from None
         raise PayloadRejected(_reason(exc)) from None
+
+
+def _refuse_non_standard_numbers(body: bytes | str) -> None:
+    """``NaN`` and ``Infinity`` are not JSON (RFC 8259), though Python and pydantic read them.
+    Only a body with those letters in it is parsed twice, strictly; a title that merely says
+    "NaN" passes.
+
+    >>> _refuse_non_standard_numbers(b'{"title": "NaN bread", "n": 1}')
+    >>> _refuse_non_standard_numbers(b'{"quantity": NaN}')
+    Traceback (most recent call last):
+    ...
+    connectors.shopify.payloads.NotJson: NaN is not a JSON value
+    """
+    raw = body.encode() if isinstance(body, str) else body
+    if b"NaN" not in raw and b"Infinity" not in raw:
+        return
+    import json
+
+    def refuse(token: str) -> None:
+        raise NotJson(f"{token} is not a JSON value")
+
+    try:
+        json.loads(raw, parse_constant=refuse)
+    except ValueError as exc:  # NotJson included; syntax errors are the model's to report
+        if isinstance(exc, NotJson):
+            raise
 
 
 def _json_bytes(obj: dict[str, Any]) -> bytes:

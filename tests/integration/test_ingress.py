@@ -77,6 +77,8 @@ def test_bad_input_is_refused_with_a_clear_error_and_nothing_is_produced(stack: 
     expect(400, order, body=too_deep, headers=_resigned(order, too_deep))
     huge_number = b'{"id": ' + b"9" * 5000 + b"}"
     expect(400, order, body=huge_number, headers=_resigned(order, huge_number))
+    not_json_numbers = order.body.replace(b'"quantity":1', b'"quantity":NaN')
+    expect(400, order, body=not_json_numbers, headers=_resigned(order, not_json_numbers))
     no_topic = {k: v for k, v in order.headers.items() if k != "X-Shopify-Topic"}
     expect(400, order, headers=no_topic)
 
