@@ -71,6 +71,12 @@ class Settings(BaseSettings):
     http_header_timeout_seconds: float = Field(
         default=10.0, gt=0, description="A request whose headers take longer is dropped."
     )
+    request_timeout_seconds: float = Field(
+        default=20.0,
+        gt=0,
+        description="A page or API request not answered within this gets 503 (a database that"
+        " does not answer); webhooks and probes have their own limits.",
+    )
     broker_forgets_on_restart: bool = Field(
         default=False,
         description="The broker's log does not outlive it (the embedded, in-memory one): a"

@@ -35,6 +35,7 @@ from web.charts import ChartsController
 from web.connect_form import ConnectFormController
 from web.connection import ConnectionController
 from web.dashboard import ApiController, DashboardController, shop_feed
+from web.deadline import database_unavailable, request_deadline
 from web.feed_access import FeedAccess
 from web.health import HealthController
 from web.hub import Hub
@@ -143,8 +144,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         request_max_body_size=settings.webhook_max_body_bytes,
         before_send=[add_security_headers],
+        middleware=[request_deadline(settings.request_timeout_seconds)],
         exception_handlers={
             LoginRequired: login_redirect,
+            psycopg.OperationalError: database_unavailable,  # the pool's timeout included
             psycopg.DataError: unusable_input,
             RecursionError: unusable_input,
         },

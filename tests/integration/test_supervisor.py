@@ -39,6 +39,7 @@ UNAFFECTED = {
 }
 
 DEMO_TOKEN = "demo-token-for-the-supervisor-tests"
+REQUEST_TIMEOUT_S = 3
 
 
 def _alive(pid: int) -> bool:
@@ -116,6 +117,7 @@ def up() -> Iterator[Up]:
         "SHOPIFY_API_SECRET": SECRET,
         "NIGHTLY_AT": "off",
         "STOCKPULSE_DEMO_API_TOKEN": DEMO_TOKEN,
+        "REQUEST_TIMEOUT_SECONDS": str(REQUEST_TIMEOUT_S),
         "KAFKA_TOPIC_PARTITIONS": "4",
         "STOCKPULSE_KAFKA_SESSION_TIMEOUT": "10",
         "PYTHONUNBUFFERED": "1",
@@ -254,10 +256,34 @@ def test_up_restarts_each_killed_part_and_stops_cleanly(up: Up) -> None:
     wait_until(applied, timeout_s=60, what="what was applied before, still there")
     seen.update(up.wait_pid(n) for n in PARTS)
 
-    # Stopped while its database hangs (paused): the stop neither waits on it for long nor
-    # leaves it running.
+    # While its database hangs (paused), a request is told to retry after the deadline
+    # rather than waiting for the database, and is answered again once it resumes.
     postmaster = up.wait_pid("postgres")
     paused = [postmaster, *children_of(postmaster)]
+
+    def ask_for_skus() -> tuple[httpx.Response, float]:
+        sent = time.monotonic()
+        response = httpx.get(
+            f"{up.base_url}/api/v1/shops/{DEMO_SHOP}/skus",
+            headers={"Authorization": f"Bearer {DEMO_TOKEN}"},
+            timeout=30,
+        )
+        return response, time.monotonic() - sent
+
+    for pid in paused:
+        os.kill(pid, signal.SIGSTOP)
+    for _ in range(2):
+        response, took = ask_for_skus()
+        print(f"with its database paused: {response.status_code} in {took:.2f} s")
+        assert response.status_code == 503, response.text
+        assert response.headers["retry-after"] and response.json()["message"]
+        assert took < REQUEST_TIMEOUT_S + 1.5
+    for pid in paused:
+        os.kill(pid, signal.SIGCONT)
+    wait_until(lambda: ask_for_skus()[0].status_code == 200, timeout_s=30, what="resumed")
+
+    # Stopped while its database hangs: the stop neither waits on it for long nor leaves it
+    # running.
     for pid in paused:
         os.kill(pid, signal.SIGSTOP)
     time.sleep(3)
