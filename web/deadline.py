@@ -8,8 +8,9 @@ caller is told to retry (503, ``Retry-After``); the handler is cancelled in the 
 psycopg cancels its query or drops the connection (at most 10 s more), without holding the
 answer back. A response that has started (a download) is left to finish.
 
-The webhook ingress and the probes have deadlines of their own and are not wrapped. A database
-that refuses connections or drops one (:func:`database_unavailable`) gets the same answer at once.
+The webhook ingress, the probes and connecting a store have limits of their own and are not
+wrapped. A database that refuses connections or drops one (:func:`database_unavailable`) gets
+the same answer at once.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 
-UNWRAPPED = ("/webhooks/", "/healthz", "/readyz", "/metrics", "/static/")
+# Connecting a store spends a single-use code at Shopify and then stores what it gave: cut
+# between the two, the merchant would have to install again. Those calls have httpx's limits.
+UNWRAPPED = ("/webhooks/", "/healthz", "/readyz", "/metrics", "/static/", "/shopify/", "/connect")
 RETRY_AFTER_S = 5
 _abandoned: set[asyncio.Task[None]] = set()  # referenced until their cancellation completes
 
