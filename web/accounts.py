@@ -84,13 +84,14 @@ class AccountsController(Controller):
         data: Annotated[dict[str, str], FormBody],
     ) -> Response[Any]:
         _check_form_csrf(request, data)
-        email = data.get("email", "").strip()
+        email = _typed_email(data)
         password = data.get("password", "")
         target = safe_next(data.get("next"))
         invitation = data.get("invitation", "")
         async with state.pool.connection() as conn:
             user = await accounts.user_by_email(conn, email)
             keys = LoginKeys(email, _address(request), user["id"] if user else None)
+            await accounts.take_turn(conn, [keys.account, keys.by_address])
             known = user is not None and _known_browser(request, state, user)
             limited = await _limited(conn, keys, known)
             # Checked even without an account: the time taken does not tell who has one.
@@ -215,9 +216,10 @@ class AccountsController(Controller):
         data: Annotated[dict[str, str], FormBody],
     ) -> Response[Any]:
         _check_form_csrf(request, data)
-        email = data.get("email", "").strip()
+        email = _typed_email(data)
         keys = [f"reset:{email.lower()}", f"ip:{_address(request)}"]
         async with state.pool.connection() as conn:
+            await accounts.take_turn(conn, keys)
             limited = await _over(
                 conn, [(keys[0], RESETS_PER_ACCOUNT), (keys[1], FAILURES_PER_ADDRESS)]
             )
@@ -428,6 +430,15 @@ async def _over(conn: Any, limits: list[tuple[str, int]]) -> bool:
     return False
 
 
+MAX_EMAIL_LENGTH = 254  # RFC 5321's limit for a path, so for any address an account can have
+
+
+def _typed_email(data: dict[str, str]) -> str:
+    """The email typed into a form, cut past any length an account can have: it also names
+    rate limits, and an index row of a megabyte fails (a 500, before)."""
+    return data.get("email", "").strip()[: MAX_EMAIL_LENGTH + 1]
+
+
 def _address(request: Request[Any, Any, Any]) -> str:
     return request.client.host if request.client else "unknown"
 
@@ -441,7 +452,7 @@ def unprintable(text: str) -> bool:
 
 def _email_problem(email: str) -> str | None:
     if (
-        len(email) > 254
+        len(email) > MAX_EMAIL_LENGTH
         or email.count("@") != 1
         or any(char.isspace() for char in email)
         or unprintable(email)

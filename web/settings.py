@@ -35,7 +35,8 @@ class SettingsIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     lead_time_days: int | None = Field(default=None, ge=1, le=365)
-    service_level: float | None = Field(default=None, ge=0.5, lt=1)
+    # The column keeps four decimals: 0.99999 would be stored as 1, which no policy can meet.
+    service_level: float | None = Field(default=None, ge=0.5, le=0.9999)
     target_cover_days: int | None = Field(default=None, ge=1, le=730)
     low_stock_threshold: int | None = Field(default=None, ge=0, le=1_000_000)
 
@@ -85,7 +86,7 @@ _LABELS = {
 def _plain(error: Any) -> str:
     bounds = {
         "lead_time_days": "between 1 and 365",
-        "service_level": "from 50 up to, not including, 100",
+        "service_level": "from 50 to 99.99",
         "target_cover_days": "between 1 and 730",
         "low_stock_threshold": "0 or more",
     }

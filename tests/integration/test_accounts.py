@@ -4,8 +4,11 @@ other's, viewers read, owners change, read-only tokens only read."""
 
 from __future__ import annotations
 
+import random
 import re
+import string
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -283,6 +286,26 @@ def test_failed_logins_are_limited_without_locking_the_owner_out(stack: Stack) -
     other, _ = sign_up(stack)
     assert "sp_known" in other.cookies
     assert log_in(other, csrf_of(other.get("/login").text), PASSWORD).status_code == 429
+
+    # Guesses sent all at once are counted as they come: five are checked, not eleven.
+    _, target = sign_up(stack)
+    racer, token = browser_at("127.0.0.14")
+    wrong = {"email": target, "password": "Wrong-Pass-123", "csrf_token": token}
+    with ThreadPoolExecutor(30) as parallel:
+        answers = list(parallel.map(lambda _: racer.post("/login", data=wrong), range(30)))
+    codes = [answer.status_code for answer in answers]
+    assert sorted(codes) == [401] * 5 + [429] * 25, codes
+
+
+def test_an_email_longer_than_any_address_is_refused_not_a_500(stack: Stack) -> None:
+    client = httpx.Client(base_url=stack.base_url, timeout=10)
+    token = csrf_of(client.get("/login").text)
+    # Random, so PostgreSQL cannot compress it into an index row.
+    huge = "".join(random.choices(string.ascii_letters, k=3000)) + "@example.com"
+    login = client.post("/login", data={"email": huge, "password": PASSWORD, "csrf_token": token})
+    assert login.status_code == 401, login.text
+    forgot = client.post("/password/forgot", data={"email": huge, "csrf_token": token})
+    assert forgot.status_code == 200 and "If an account uses that address" in forgot.text
 
 
 def test_a_password_reset_mails_a_single_use_link_that_ends_old_sessions(stack: Stack) -> None:

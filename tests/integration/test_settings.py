@@ -72,6 +72,7 @@ def test_bad_settings_get_a_clear_error_and_nothing_is_saved(stack: Stack) -> No
     for body in (
         {"low_stock_threshold": -1},
         {"service_level": 1.2},
+        {"service_level": 0.99999},  # four decimals kept: it would be stored as 1
         {"lead_time_days": 0},
         {"lead_time_days": "ten"},
         {"timezone": "Mars/Olympus"},  # from Shopify, never edited here
