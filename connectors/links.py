@@ -21,6 +21,8 @@ import json
 UNSUBSCRIBE = "unsubscribe"
 # Not a link: the cookie of a browser that signed in to an account (web.accounts).
 KNOWN_BROWSER = "known-browser"
+# The key to the local mailbox of `stockpulse up` (web.mailbox), which `up` prints.
+MAILBOX = "mailbox"
 _MAX_TOKEN = 2048
 
 
@@ -39,6 +41,15 @@ def _mac(secret: str, purpose: str, body: str) -> bytes:
 def sign(secret: str, purpose: str, values: list[str]) -> str:
     body = _b64(json.dumps(values, separators=(",", ":")).encode())
     return f"{body}.{_b64(_mac(secret, purpose, body))}"
+
+
+def mailbox_key(secret: str) -> str:
+    """The key that opens the local mailbox: every mail the machine caught, whoever it was for.
+
+    >>> verify("k", MAILBOX, mailbox_key("k")), verify("other", MAILBOX, mailbox_key("k"))
+    (['all mail'], None)
+    """
+    return sign(secret, MAILBOX, ["all mail"])
 
 
 def verify(secret: str, purpose: str, token: str) -> list[str] | None:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import httpx
 
+from connectors import links
 from connectors.crypto import generate_key
 from connectors.db.migrate import migrate
 from connectors.db.shops import install_shop
@@ -484,7 +485,8 @@ def run_stack(*, port: int, data_dir: str, simulate: bool, orders_per_minute: fl
             stack.extra_env["SMTP_URL"] = smtp_url
             stack.extra_env["STOCKPULSE_MAIL_CATCHER_DIR"] = str(mail_dir)
             mail_line = (
-                f"  Mail:       caught on this machine, read it at {stack.base_url}/mailbox"
+                "  Mail:       caught on this machine, read it at"
+                f" {stack.base_url}/mailbox?key={links.mailbox_key(stack.secret_key())}"
                 " (set SMTP_URL to send for real)"
             )
         # Without the simulator the demo shop is an ordinary installed shop (webhooks signed

@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -185,14 +186,21 @@ def _stock(up: Up) -> dict[int, int]:
 
 def _alerts_reached_the_demo_mailbox(up: Up) -> None:
     """Stock of the bursts fell below the demo's low-stock line of 5: alert emails went to
-    STOCKPULSE_DEMO_ALERT_TO through the embedded catcher, and the demo login reads them on
-    the Mailbox page."""
+    STOCKPULSE_DEMO_ALERT_TO through the embedded catcher, and the link `up` printed opens
+    them on the Mailbox page; the demo login alone does not."""
     login = json.loads((up.data_dir / "demo-login.json").read_text())
+    printed = up.output.read_text(errors="replace")
+    opening = re.search(r"/mailbox\?key=(\S+)", printed)
+    assert opening, printed[-2000:]
     with httpx.Client(base_url=up.url, timeout=10) as client:
         form = client.get("/login").text
         token = form.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
         answer = client.post("/login", data={**login, "csrf_token": token})
         assert answer.status_code == 303, answer.text
+        assert client.get("/mailbox").status_code == 403
+        assert client.get("/mailbox", params={"key": "forged.key"}).status_code == 403
+        opened = client.get("/mailbox", params={"key": opening.group(1)})
+        assert opened.status_code == 303 and opened.headers["cache-control"] == "no-store"
         deadline = time.monotonic() + 60
         page = ""
         while time.monotonic() < deadline:
