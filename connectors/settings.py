@@ -93,6 +93,12 @@ class Settings(BaseSettings):
     websocket_backlog: int = Field(
         default=256, description="Messages kept per socket before the oldest are dropped."
     )
+    websocket_feeds_per_account: int = Field(
+        default=20,
+        gt=0,
+        description="Feeds one account may hold open at once, per web process; the next is"
+        " closed with 4429.",
+    )
     websocket_recheck_seconds: float = Field(
         default=10.0,
         gt=0,

@@ -184,8 +184,22 @@ async def shop_feed(socket: WebSocket, shop_domain: FromPath[str]) -> None:
         return
     caller, _ = allowed
     via, secret = credential_of(socket) or ("", "")
-    await socket.accept()  # before the grant is watched: a failed accept leaves nothing behind
-    grant = state.feed_access.watch(FeedGrant(via, digest(secret), caller.user_id, shop_domain))
+    # Counted before the accept, with no await between the count and the watch, so parallel
+    # handshakes cannot pass the limit together.
+    grant = state.feed_access.watch(
+        FeedGrant(via, digest(secret), caller.user_id, shop_domain),
+        most_per_user=state.settings.websocket_feeds_per_account,
+    )
+    try:
+        await socket.accept()
+    except BaseException:
+        if grant is not None:
+            state.feed_access.forget(grant)
+        raise
+    if grant is None:
+        # One login held 20,000 feeds open and the process ran out of files for everyone.
+        await socket.close(code=4429, reason="too many open feeds for this account")
+        return
     subscriber = state.hub.subscribe(shop_domain)
     # Clients send nothing we need; reading still tells us at once when they go away.
     closed = asyncio.create_task(_wait_closed(socket))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 
 from psycopg_pool import AsyncConnectionPool
@@ -37,13 +38,23 @@ class FeedAccess:
         self._pool = pool
         self._every_s = every_s
         self._open: set[FeedGrant] = set()
+        self._per_user: Counter[int] = Counter()
 
-    def watch(self, grant: FeedGrant) -> FeedGrant:
+    def watch(self, grant: FeedGrant, most_per_user: int | None = None) -> FeedGrant | None:
+        """Watch ``grant``; None, and nothing watched, when its user already has
+        ``most_per_user`` feeds open in this process."""
+        if most_per_user is not None and self._per_user[grant.user_id] >= most_per_user:
+            return None
         self._open.add(grant)
+        self._per_user[grant.user_id] += 1
         return grant
 
     def forget(self, grant: FeedGrant) -> None:
-        self._open.discard(grant)
+        if grant in self._open:
+            self._open.discard(grant)
+            self._per_user[grant.user_id] -= 1
+            if not self._per_user[grant.user_id]:
+                del self._per_user[grant.user_id]
 
     async def run(self) -> None:
         while True:

@@ -13,9 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 import websockets.sync.client as ws
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from connectors.db.accounts import digest
+from connectors.settings import Settings
 from ops.stack import Stack
 from tests.mailbox import MAILBOX
 from tests.support import (
@@ -180,6 +181,40 @@ def test_two_accounts_never_see_each_others_shops(stack: Stack) -> None:
         additional_headers={"Cookie": f"sp_session={alice.cookies['sp_session']}"},
     ) as feed:
         assert '"hello"' in str(feed.recv(timeout=10))
+
+
+def test_one_account_holds_a_bounded_number_of_feeds_that_read_no_big_messages(
+    stack: Stack,
+) -> None:
+    owner, email = sign_up(stack)
+    shop = new_shop(stack)
+    grant(stack, shop, user_id=user_id(stack, email))
+
+    def open_feed() -> ws.ClientConnection:
+        return ws.connect(
+            f"ws://127.0.0.1:{stack.web_port}/ws/shops/{shop}",
+            additional_headers={"Cookie": f"sp_session={owner.cookies['sp_session']}"},
+        )
+
+    allowed = Settings().websocket_feeds_per_account
+    feeds = [open_feed() for _ in range(allowed)]
+    try:
+        assert all('"hello"' in str(feed.recv(timeout=10)) for feed in feeds)
+        with open_feed() as one_too_many, pytest.raises(ConnectionClosed) as refused:
+            one_too_many.recv(timeout=10)
+        assert refused.value.rcvd is not None and refused.value.rcvd.code == 4429
+        # A closed feed frees its place.
+        feeds.pop().close()
+        with open_feed() as again:
+            assert '"hello"' in str(again.recv(timeout=10))
+            # The feed reads nothing from its client: a large message closes it (1009).
+            again.send("x" * 100_000)
+            with pytest.raises(ConnectionClosed) as too_big:
+                again.recv(timeout=10)
+            assert too_big.value.rcvd is not None and too_big.value.rcvd.code == 1009
+    finally:
+        for feed in feeds:
+            feed.close()
 
 
 def test_viewers_read_owners_change_and_session_writes_need_the_csrf_token(stack: Stack) -> None:
