@@ -8,11 +8,13 @@ import logging
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
 from litestar import Litestar
 from litestar.exceptions import HTTPException
+from litestar.file_system import BaseLocalFileSystem
 from litestar.logging.config import LoggingConfig
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
@@ -20,7 +22,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
-from litestar.types import Logger, Scope
+from litestar.types import FileInfo, Logger, PathType, Scope
 
 from connectors.crypto import Keyring
 from connectors.db.pool import open_pool
@@ -131,7 +133,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             UnsubscribeController,
             MailboxController,
             shop_feed,
-            create_static_files_router(path="/static", directories=[HERE / "static"]),
+            create_static_files_router(
+                path="/static", directories=[HERE / "static"], file_system=_StaticFiles()
+            ),
         ],
         lifespan=[lifespan],
         template_config=TemplateConfig(
@@ -174,6 +178,19 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         debug=False,
     )
+
+
+class _StaticFiles(BaseLocalFileSystem):
+    """The static directory, where a name no file can have is simply not found: Litestar
+    answered 500 to /static/%00 and to a 300-character name."""
+
+    async def info(self, path: PathType, **kwargs: Any) -> FileInfo:
+        try:
+            return await super().info(path, **kwargs)
+        except (ValueError, OSError) as exc:  # embedded NUL; name too long
+            if isinstance(exc, PermissionError):
+                raise
+            raise FileNotFoundError(str(path)) from None
 
 
 def _log_exception(logger: Logger, scope: Scope, traceback: list[str]) -> None:

@@ -176,6 +176,9 @@ def test_pages_files_and_api_carry_security_headers(stack: Stack) -> None:
         assert response.status_code == (404 if path == "/no/such/page" else 200), path
         for name, value in SECURITY_HEADERS.items():
             assert response.headers.get_list(name) == [value], (path, name)
+    # Names no file can have are not found, not a 500.
+    for path in ("/static/%00", "/static/a%00b.css", "/static/" + "x" * 300):
+        assert httpx.get(stack.base_url + path, timeout=5).status_code == 404, path
 
 
 def test_the_dashboard_breaks_no_content_security_policy_rule(stack: Stack) -> None:
