@@ -76,8 +76,13 @@ def normalise_address(text: str) -> str:
 
 def normalise_recipients(items: Iterable[str]) -> list[str]:
     """The recipients as stored, in the order given, each once. ValueError naming every bad
-    address, or too many."""
+    address, or too many.
+
+    "Once" ignores case: the local part may be case-sensitive by the RFC, but no mail provider
+    we know of treats it so, and Bob@ and bob@ got every alert twice (an outside tester).
+    """
     found: list[str] = []
+    seen: set[str] = set()
     problems: list[str] = []
     for item in items:
         if not item.strip():
@@ -87,7 +92,8 @@ def normalise_recipients(items: Iterable[str]) -> list[str]:
         except ValueError as exc:
             problems.append(str(exc))
             continue
-        if address not in found:
+        if address.lower() not in seen:
+            seen.add(address.lower())
             found.append(address)
     if problems:
         raise ValueError("; ".join(problems[:3]) + ("; …" if len(problems) > 3 else ""))
