@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -45,6 +46,12 @@ def test_stock_and_demand_cells_change_without_reload(stack: Stack, browser: Bro
 
     deliver_ok(stack, stock_hook(shop, variant, 17, datetime.now(UTC)))
     expect(row.locator('[data-field="stock"]')).to_have_text("17", timeout=5000)
+    # Renamed in Shopify: the title and SKU follow with the next update, still live.
+    renamed = dataclasses.replace(variant, sku="MUG-NAVY")
+    deliver_ok(stack, product_hook(shop, renamed))
+    deliver_ok(stack, stock_hook(shop, variant, 16, datetime.now(UTC)))
+    expect(row.locator('[data-field="sku"]')).to_have_text("MUG-NAVY", timeout=5000)
+    expect(row.locator('[data-field="title"]')).to_contain_text("Product MUG-NAVY")
 
     order, _ = order_hook(shop, [(Ids.next(), variant, 4)])
     deliver_ok(stack, order)

@@ -24,7 +24,9 @@
     // A capped table (a large shop) shows its most urgent SKUs only: another SKU's update
     // belongs to the reorder plan, not to a reload of this table.
     if (!row) { if (rows.dataset.limited !== "true") refresh(); return; }
-    window.stockpulseShowFigures(row.querySelectorAll("td[data-field]"), message, format, (cell, value) => {
+    // The title is the link in its cell: [data-field], not td[data-field], or a rename would
+    // wait for a reload.
+    window.stockpulseShowFigures(row.querySelectorAll("[data-field]"), message, format, (cell, value) => {
       if (cell.dataset.field !== "days_of_cover") return;
       cell.classList.toggle("low", value !== null && value < lowCover);
       // A forecast message's days of cover is the forecast's; an update says its basis.
