@@ -63,6 +63,7 @@ SIZE_FLOOR = 0.5  # units: the size a slow SKU's days are measured in is at leas
 INTERVAL = (0.10, 0.90)
 ONE_SIDED = 0.80  # the upper quantile of a band whose lower bound is zero
 SPREAD_FLOOR = 0.25  # units: keeps the spread of a SKU forecast at zero above zero
+WHOLE_UNIT_SLACK = 1e-9  # a bound of 3 computed as 2.9999999 is 3
 FALLBACK_QUANTILES = (-1.2816, 1.2816, 0.8416)  # normal, until a shop has errors to pool
 K = TypeVar("K", bound=Hashable)
 
@@ -330,13 +331,23 @@ def with_interval(
     """The published forecast: ``mean`` with its 80 % interval, zero on closed days. A SKU
     without a spread of its own yet gets a Poisson-like one (spread 1). The band never ends
     below the forecast: a SKU that sells on under a fifth of its days would otherwise get
-    [0, 0] around a forecast above zero. ``season``: as in :func:`daily_sd`."""
+    [0, 0] around a forecast above zero. ``season``: as in :func:`daily_sd`.
+
+    The lower bound is a whole number of units, rounded down: units sell whole, so a bound of
+    2.6 said "at least 3" and missed every day that sold 2. The 80 % interval score improved on
+    all 20 data sets tried, real and synthetic (docs/benchmarks.md).
+
+    >>> calibration = IntervalCalibration(low=-1.0, high=1.0, high_from_zero=0.8)
+    >>> band = with_interval(np.array([9.0, 0.3]), 1.0, calibration)
+    >>> band.lower.tolist(), band.upper.round(2).tolist()
+    ([5.0, 0.0], [12.04, 0.89])
+    """
     mean = np.maximum(np.asarray(mean, dtype=float), 0)
     sd = daily_sd(mean, sku_spread, season)
     lower = _lower(mean, sku_spread, calibration.low, season)
     high = np.where(lower <= 0, calibration.high_from_zero, calibration.high)
     upper = np.maximum(mean + high * sd, mean)
-    lower = np.clip(lower, 0, mean)
+    lower = np.floor(np.clip(lower, 0, mean) + WHOLE_UNIT_SLACK)
     if closed is not None:
         mean, lower, upper = (np.where(closed, 0.0, a) for a in (mean, lower, upper))
     return Forecast(mean, lower, upper)
