@@ -70,16 +70,21 @@ class Mailbox:
         with self._lock:
             return [m for m in self.messages if address in str(m["To"])]
 
-    def wait_for(self, to: str, timeout_s: float = 15) -> EmailMessage:
-        """The newest message to ``to``, waiting for one to arrive."""
+    def wait_for(self, to: str, timeout_s: float = 15, subject: str = "") -> EmailMessage:
+        """The newest message to ``to`` (in any case, as mail servers read it) whose subject
+        holds ``subject``, waiting for one to arrive."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             with self._lock:
-                found = [m for m in self.messages if to in str(m["To"])]
+                found = [
+                    m
+                    for m in self.messages
+                    if to.lower() in str(m["To"]).lower() and subject in str(m["Subject"])
+                ]
             if found:
                 return found[-1]
             time.sleep(0.05)
-        raise AssertionError(f"no mail to {to} in {timeout_s}s")
+        raise AssertionError(f"no mail to {to} about {subject!r} in {timeout_s}s")
 
 
 MAILBOX = Mailbox()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import time
 import uuid
 from collections import defaultdict
@@ -30,6 +31,7 @@ from ops.shopify_payloads import (
     signed_webhook,
 )
 from ops.stack import Stack
+from tests.mailbox import MAILBOX
 
 SECRET = "test-webhook-secret"
 T = TypeVar("T")
@@ -47,7 +49,9 @@ def signed_up_tester(stack: Stack) -> tuple[int, str, str]:
         token = accounts.new_secret()
         with psycopg.connect(stack.database_url, autocommit=True) as conn:
             row = conn.execute(
-                "INSERT INTO users (email, password_hash) VALUES (%s, %s) RETURNING id",
+                # As the operator makes accounts: its address counts as confirmed.
+                "INSERT INTO users (email, password_hash, email_verified_at)"
+                " VALUES (%s, %s, now()) RETURNING id",
                 (email, hash_password(TEST_PASSWORD)),
             ).fetchone()
             assert row is not None
@@ -93,6 +97,29 @@ def signed_in_client(stack: Stack) -> httpx.Client:
     )
     assert answer.status_code == 303, answer.text
     return client
+
+
+VERIFY_SUBJECT = "Confirm your email address"
+
+
+def verification_link(stack: Stack, email: str) -> str:
+    """The path of the newest verification link mailed to ``email``."""
+    mail = MAILBOX.wait_for(email, subject=VERIFY_SUBJECT)
+    text = mail.get_body(preferencelist=("plain",)).get_content()
+    html = mail.get_body(preferencelist=("html",)).get_content()
+    link = re.search(r"(http\S+/email/verify\?token=[A-Za-z0-9_=&%-]+)", text)
+    assert link and link.group(1).replace("&", "&amp;") in html, text
+    return link.group(1).removeprefix(stack.base_url)
+
+
+def verify_email(stack: Stack, email: str, client: httpx.Client | None = None) -> httpx.Response:
+    """Confirm ``email`` as its owner does: open the link mailed to it, press the button.
+    The answer to the press (a redirect when it worked)."""
+    browser = client or httpx.Client(base_url=stack.base_url, timeout=30)
+    page = browser.get(verification_link(stack, email))
+    assert page.status_code == 200, page.text
+    fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', page.text))
+    return browser.post("/email/verify", data=fields)
 
 
 def browser_login(page: Any, stack: Stack, next_path: str = "/") -> None:

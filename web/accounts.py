@@ -1,4 +1,9 @@
-"""Sign-up, login, logout, password reset, and the list of the caller's shops."""
+"""Sign-up, login, logout, password reset, and the list of the caller's shops.
+
+Sign-up does not sign in: it mails a link that confirms the address (``web/verification.py``)
+and answers "check your email" whether or not the address has an account, so the page tells
+nobody who has one. Logging in needs no confirmed address; what is given to an address (an
+invitation, being added to a shop) waits for it."""
 
 from __future__ import annotations
 
@@ -20,8 +25,9 @@ from litestar.params import Body, FromQuery
 from litestar.response import Redirect, Template
 
 from connectors import links
-from connectors.db import accounts, invitations
+from connectors.db import accounts, invitations, verifications
 from connectors.passwords import hash_password, needs_rehash, verify_password, weakness
+from web import verify_mail
 from web.auth import (
     FORM_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -67,9 +73,12 @@ class AccountsController(Controller):
         request: Request[Any, Any, Any],
         next: FromQuery[str | None] = None,
         reset: FromQuery[bool] = False,
+        verified: FromQuery[bool] = False,
         invitation: FromQuery[str] = "",
     ) -> Response[Any]:
         notice = "Your password is changed; log in with it." if reset else None
+        if verified:
+            notice = "Your email address is confirmed; log in."
         if invitation:
             notice = "Log in to accept the invitation."
         return _form_page(
@@ -156,7 +165,6 @@ class AccountsController(Controller):
         email = data.get("email", "").strip()
         password = data.get("password", "")
         invitation = data.get("invitation", "")
-        target = "/"
         problem = _email_problem(email) or weakness(password, email)
         if problem is None and invitation:
             async with state.pool.connection() as conn:
@@ -167,17 +175,6 @@ class AccountsController(Controller):
                     f"This invitation is for {invited}: sign up with that address,"
                     " or ask the shop's owner to invite this one."
                 )
-        if problem is None:
-            async with state.pool.connection() as conn:
-                password_hash = hash_password(password)
-                try:
-                    user_id = await accounts.create_user(conn, email, password_hash)
-                except accounts.EmailTaken:
-                    problem = "An account with this email exists already: log in instead."
-                else:
-                    token = await accounts.open_session(conn, user_id, SESSION_LIFETIME)
-                    target = await _accept(conn, invitation, user_id) or target
-                await conn.commit()
         if problem is not None:
             return _form_page(
                 request,
@@ -187,8 +184,25 @@ class AccountsController(Controller):
                 email=email,
                 invitation=invitation,
             )
-        user = {"id": user_id, "password_hash": password_hash}
-        return _signed_in(Redirect(target, status_code=303), token, state, user)
+        # Hashed whether or not the account is made: the time taken does not tell either.
+        password_hash = hash_password(password)
+        token = existing = None
+        async with state.pool.connection() as conn:
+            if await verify_mail.may_mail(conn, email):
+                try:
+                    user_id = await accounts.create_user(conn, email, password_hash)
+                except accounts.EmailTaken:
+                    existing = await accounts.user_by_email(conn, email)
+                else:
+                    token = await verifications.create(conn, user_id)
+            await conn.commit()
+        if token is not None:
+            await verify_mail.send_link(state, email, token, invitation)
+        elif existing is not None:
+            await verify_mail.send_signup_attempt(state, existing["email"])
+        # The same answer whether the account was made, existed already or the address had
+        # its fill of mail: no session (that would tell), nothing about the account.
+        return _form_page(request, "signup_sent.html", email=email, invitation=invitation)
 
     @post("/logout")
     async def logout(self, request: Request[Any, Any, Any], state: State) -> Response[Any]:
@@ -276,6 +290,12 @@ class AccountsController(Controller):
             user_id = await accounts.take_password_reset(conn, token)
             if user_id is not None:
                 await accounts.set_password(conn, user_id, hash_password(password))
+                # The link came to the address: that proves it as a verification link would.
+                if await verifications.mark_verified(conn, user_id):
+                    # Made while the address was only a claim, perhaps by someone who signed
+                    # up with it first: they must not outlive its owner's taking it back (the
+                    # new password has ended their sessions already).
+                    await accounts.revoke_all_api_tokens(conn, user_id)
             await conn.commit()
         if user_id is None:
             return _form_page(

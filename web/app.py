@@ -55,6 +55,7 @@ from web.shopify_oauth import ShopifyOAuthController
 from web.shops import ShopDirectory
 from web.tokens import TokensController
 from web.unsubscribe import UnsubscribeController
+from web.verification import VerificationController
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[
             shopify_webhooks,
             AccountsController,
+            VerificationController,
             DashboardController,
             ApiController,
             ChartsController,

@@ -1,9 +1,11 @@
 """A shop's members: everybody in the shop reads the list, owners invite and remove.
 
-Inviting an address that has an account makes it a member at once. Otherwise an invitation
-is stored (``connectors/db/invitations.py``) and its link mailed; whoever opens the link
-signs up or logs in (``web/accounts.py`` carries the token through) or, signed in already,
-confirms, and becomes a member. A shop always keeps an owner: removing or demoting the last
+Inviting an address whose account has confirmed it makes that account a member at once.
+Otherwise (no account, or one that only claims the address: anyone could have signed up with
+it first) an invitation is stored (``connectors/db/invitations.py``) and its link mailed;
+whoever opens the link signs up or logs in (``web/accounts.py`` carries the token through)
+or, signed in already, confirms, and becomes a member once the account's address is
+confirmed. A shop always keeps an owner: removing or demoting the last
 one is refused (409).
 """
 
@@ -71,9 +73,9 @@ class MembersController(Controller):
         shop_domain: FromPath[str],
         data: JSONBody[MemberIn],
     ) -> dict[str, Any]:
-        """Give an address a role in the shop (owners only): an account gets it at once
-        (``status: added``), any other address an invitation by email (``status: invited``,
-        ``mailed`` false when the mail server refused it)."""
+        """Give an address a role in the shop (owners only): an account that has confirmed the
+        address gets it at once (``status: added``), any other address an invitation by email
+        (``status: invited``, ``mailed`` false when the mail server refused it)."""
         caller, shop, _ = await require_shop(request, shop_domain, owner=True)
         return await _invite(state, caller, shop, data.email, data.role)
 
@@ -205,7 +207,8 @@ class MembersPages(Controller):
         caller = await require_caller(request)
         async with state.pool.connection() as conn:
             taken = await invitations.accept(conn, token, caller.user_id)
-            # Not taken: spent or expired, or live but for another address (the page says).
+            # Not taken: spent or expired, or live but for another address or for this one
+            # not confirmed yet (the page says which).
             found = None if taken else await invitations.find(conn, token)
             await conn.commit()
         if taken is None:
@@ -226,7 +229,7 @@ async def _invite(
     domain = shop["domain"]
     async with state.pool.connection() as conn:
         user = await accounts.user_by_email(conn, email)
-        if user is not None:
+        if user is not None and user["email_verified_at"] is not None:
             if role != "owner":
                 try:
                     await accounts.ensure_another_owner(conn, domain, user["id"])

@@ -46,14 +46,20 @@ class Caller:
     via: str  # "session" or "token"
     read_only: bool = False
     csrf_token: str | None = None
+    email_verified: bool = False
 
 
-async def create_user(conn: DictConnection, email: str, password_hash: str) -> int:
+async def create_user(
+    conn: DictConnection, email: str, password_hash: str, *, verified: bool = False
+) -> int:
+    """A new account; ``verified`` only for one the operator makes (they vouch for the
+    address), never for a sign-up, whose address is a claim until its link is opened."""
     try:
         async with conn.transaction():
             cur = await conn.execute(
-                "INSERT INTO users (email, password_hash) VALUES (%s, %s) RETURNING id",
-                (email.strip(), password_hash),
+                "INSERT INTO users (email, password_hash, email_verified_at)"
+                " VALUES (%s, %s, CASE WHEN %s THEN now() END) RETURNING id",
+                (email.strip(), password_hash, verified),
             )
             row = await cur.fetchone()
     except psycopg.errors.UniqueViolation:
@@ -64,7 +70,8 @@ async def create_user(conn: DictConnection, email: str, password_hash: str) -> i
 
 async def user_by_email(conn: DictConnection, email: str) -> dict[str, Any] | None:
     cur = await conn.execute(
-        "SELECT id, email, password_hash FROM users WHERE lower(email) = lower(%s)",
+        "SELECT id, email, password_hash, email_verified_at FROM users"
+        " WHERE lower(email) = lower(%s)",
         (email.strip(),),
     )
     return await cur.fetchone()
@@ -94,14 +101,21 @@ async def open_session(conn: DictConnection, user_id: int, lifetime: timedelta) 
 
 async def session_caller(conn: DictConnection, token: str) -> Caller | None:
     cur = await conn.execute(
-        "SELECT u.id, u.email, s.csrf_token FROM user_sessions s JOIN users u ON u.id = s.user_id"
+        "SELECT u.id, u.email, s.csrf_token, u.email_verified_at IS NOT NULL AS verified"
+        " FROM user_sessions s JOIN users u ON u.id = s.user_id"
         " WHERE s.token_hash = %s AND s.expires_at > now()",
         (digest(token),),
     )
     row = await cur.fetchone()
     if row is None:
         return None
-    return Caller(row["id"], row["email"], "session", csrf_token=row["csrf_token"])
+    return Caller(
+        row["id"],
+        row["email"],
+        "session",
+        csrf_token=row["csrf_token"],
+        email_verified=row["verified"],
+    )
 
 
 async def close_session(conn: DictConnection, token: str) -> None:
@@ -131,13 +145,20 @@ async def create_api_token(
 async def token_caller(conn: DictConnection, token: str) -> Caller | None:
     cur = await conn.execute(
         "UPDATE api_tokens t SET last_used_at = now() FROM users u"
-        " WHERE t.token_hash = %s AND u.id = t.user_id RETURNING u.id, u.email, t.read_only",
+        " WHERE t.token_hash = %s AND u.id = t.user_id"
+        " RETURNING u.id, u.email, t.read_only, u.email_verified_at IS NOT NULL AS verified",
         (digest(token),),
     )
     row = await cur.fetchone()
     if row is None:
         return None
-    return Caller(row["id"], row["email"], "token", read_only=row["read_only"])
+    return Caller(
+        row["id"],
+        row["email"],
+        "token",
+        read_only=row["read_only"],
+        email_verified=row["verified"],
+    )
 
 
 async def api_tokens(conn: DictConnection, user_id: int) -> list[dict[str, Any]]:
@@ -156,6 +177,10 @@ async def revoke_api_token(conn: DictConnection, user_id: int, token_id: int) ->
         "DELETE FROM api_tokens WHERE id = %s AND user_id = %s RETURNING id", (token_id, user_id)
     )
     return await cur.fetchone() is not None
+
+
+async def revoke_all_api_tokens(conn: DictConnection, user_id: int) -> None:
+    await conn.execute("DELETE FROM api_tokens WHERE user_id = %s", (user_id,))
 
 
 async def add_member(conn: DictConnection, shop: str, user_id: int, role: str) -> None:

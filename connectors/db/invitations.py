@@ -1,4 +1,4 @@
-"""Invitations to a shop for people without an account yet: a random single-use token mailed
+"""Invitations to a shop for people without a verified account yet: a random single-use token mailed
 as a link (only its SHA-256 stored), valid for a week, spent when an account accepts it."""
 
 from __future__ import annotations
@@ -64,14 +64,15 @@ async def for_another(conn: DictConnection, token: str, email: str) -> str | Non
 async def accept(conn: DictConnection, token: str, user_id: int) -> dict[str, Any] | None:
     """Spend a live invitation for ``user_id`` and make them a member; the shop and role, or
     None when the token is unknown, used or expired, or the account is not the invited
-    address's: a forwarded or leaked link must not make any account that opens it a member
-    (an owner, even)."""
+    address's, proved: a forwarded or leaked link must not make any account that opens it a
+    member (an owner, even), and an account only claims its address until it is verified."""
     cur = await conn.execute(
         "UPDATE shop_invitations i SET accepted_at = now(), accepted_by = u.id"
         " FROM shops s, users u"
         " WHERE i.token_hash = %s AND i.accepted_at IS NULL AND i.expires_at > now()"
         " AND s.domain = i.shop AND s.uninstalled_at IS NULL"
-        " AND u.id = %s AND lower(u.email) = lower(i.email) RETURNING i.shop, i.role",
+        " AND u.id = %s AND lower(u.email) = lower(i.email) AND u.email_verified_at IS NOT NULL"
+        " RETURNING i.shop, i.role",
         (digest(token), user_id),
     )
     row = await cur.fetchone()

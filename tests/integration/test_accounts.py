@@ -27,6 +27,8 @@ from tests.support import (
     new_shop,
     product_hook,
     scalar,
+    verification_link,
+    verify_email,
 )
 
 PASSWORD = "Correct-Horse-42"
@@ -38,8 +40,11 @@ def csrf_of(page: str) -> str:
     return found.group(1)
 
 
-def sign_up(stack: Stack, email: str | None = None) -> tuple[httpx.Client, str]:
-    """A browser-like client signed up (and so signed in) as a new account."""
+def sign_up(
+    stack: Stack, email: str | None = None, *, verify: bool = True
+) -> tuple[httpx.Client, str]:
+    """A browser-like client of a new account: signed up, its address confirmed from the mail
+    (unless not ``verify``), then logged in."""
     email = email or f"u{uuid.uuid4().hex[:10]}@example.com"
     client = httpx.Client(base_url=stack.base_url, timeout=10)
     form = client.get("/signup")
@@ -47,8 +52,20 @@ def sign_up(stack: Stack, email: str | None = None) -> tuple[httpx.Client, str]:
         "/signup",
         data={"email": email, "password": PASSWORD, "csrf_token": csrf_of(form.text)},
     )
-    assert answer.status_code == 303, answer.text
+    assert answer.status_code == 200 and "Check your email" in answer.text, answer.text
+    if verify:
+        assert verify_email(stack, email, client).status_code == 303
+    log_in(client, email)
     return client, email
+
+
+def log_in(client: httpx.Client, email: str, password: str = PASSWORD) -> httpx.Response:
+    form = client.get("/login")
+    answer = client.post(
+        "/login", data={"email": email, "password": password, "csrf_token": csrf_of(form.text)}
+    )
+    assert answer.status_code == 303, answer.text
+    return answer
 
 
 def user_id(stack: Stack, email: str) -> int:
@@ -71,13 +88,20 @@ def test_sign_up_log_out_and_log_in_with_a_rotated_http_only_session(stack: Stac
     made = client.post(
         "/signup", data={"email": email, "password": PASSWORD, "csrf_token": csrf_of(form.text)}
     )
-    assert made.status_code == 303 and made.headers["location"] == "/"
-    cookie = made.headers["set-cookie"]
-    assert "HttpOnly" in cookie and "SameSite=lax" in cookie.replace("Lax", "lax")
-    first_session = client.cookies["sp_session"]
+    # Signing up does not sign in (that would tell whether the address had an account).
+    assert made.status_code == 200 and "Check your email" in made.text
+    assert "sp_session" not in client.cookies
     stored = scalar(stack, "SELECT password_hash FROM users WHERE email = %s", email)
     assert stored.startswith("$argon2id$") and PASSWORD not in stored
-    assert "Your shops" in client.get("/").text
+    confirmed = verify_email(stack, email, client)
+    assert confirmed.status_code == 303 and confirmed.headers["location"] == "/login?verified=true"
+    signed_in = log_in(client, email)
+    assert signed_in.headers["location"] == "/"
+    cookie = signed_in.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie.replace("Lax", "lax")
+    first_session = client.cookies["sp_session"]
+    home = client.get("/").text
+    assert "Your shops" in home and "Send the link again" not in home
 
     # Logging out needs the session's CSRF token: a link on another site cannot do it.
     assert client.post("/logout").status_code == 403
@@ -401,3 +425,121 @@ def test_the_openapi_schema_describes_the_json_api_and_its_bearer_tokens(stack: 
     assert "/api/v1/shops/{shop_domain}/settings" in paths
     assert not any(p.startswith(("/login", "/signup", "/shops/")) for p in paths)
     assert schema["components"]["securitySchemes"]["BearerToken"]["scheme"] == "bearer"
+
+
+def test_sign_up_answers_the_same_whether_or_not_the_address_has_an_account(
+    stack: Stack,
+) -> None:
+    """An outside test found "An account with this email exists already" on sign-up: anyone
+    could learn who has an account, which the password-reset page is careful not to tell."""
+    _, taken = sign_up(stack)
+    free = f"u{uuid.uuid4().hex[:10]}@example.com"
+    client = httpx.Client(base_url=stack.base_url, timeout=10)
+    csrf = csrf_of(client.get("/signup").text)
+    other_password = "Other-Horse-93"
+    answers = {
+        address: client.post(
+            "/signup", data={"email": address, "password": other_password, "csrf_token": csrf}
+        )
+        for address in (taken.upper(), free)
+    }
+    for answer in answers.values():
+        assert answer.status_code == 200 and "sp_session" not in answer.cookies
+    same, new = (answers[a].text.replace(a, "ADDRESS") for a in (taken.upper(), free))
+    assert same == new
+    assert dict(answers[taken.upper()].cookies) == dict(answers[free].cookies)
+
+    # The owner of the taken address is told, with the way in; their account is unchanged.
+    note = MAILBOX.wait_for(taken, subject="Someone tried to sign up")
+    text = note.get_body(preferencelist=("plain",)).get_content()
+    assert f"{stack.base_url}/login" in text and f"{stack.base_url}/password/forgot" in text
+    assert scalar(stack, "SELECT count(*) FROM users WHERE lower(email) = lower(%s)", taken) == 1
+    log_in(httpx.Client(base_url=stack.base_url, timeout=10), taken)
+    assert verification_link(stack, free)  # the new address gets its confirmation link
+
+
+def test_a_verification_link_works_once_and_only_until_it_expires(stack: Stack) -> None:
+    client, email = sign_up(stack, verify=False)  # logging in needs no confirmed address
+    verified_at = "SELECT email_verified_at FROM users WHERE lower(email) = lower(%s)"
+    home = client.get("/")
+    assert home.status_code == 200 and "Send the link again" in home.text
+    path = verification_link(stack, email)
+    anonymous = httpx.Client(base_url=stack.base_url, timeout=10)
+    page = anonymous.get(path)
+    # Opening the link (a mail scanner does) changes nothing; the button does.
+    assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
+    assert anonymous.get(path).status_code == 200
+    assert scalar(stack, verified_at, email) is None
+    token = path.split("token=")[1]
+    forged = anonymous.post("/email/verify", data={"token": token, "csrf_token": "x"})
+    assert forged.status_code == 403 and scalar(stack, verified_at, email) is None
+    done = anonymous.post("/email/verify", data={"token": token, "csrf_token": csrf_of(page.text)})
+    assert done.status_code == 303 and done.headers["location"] == "/login?verified=true"
+    assert scalar(stack, verified_at, email) is not None
+    assert "Send the link again" not in client.get("/").text
+    again = anonymous.get(path)
+    assert again.status_code == 400 and "expired or was used" in again.text
+    spent = anonymous.post("/email/verify", data={"token": token, "csrf_token": csrf_of(page.text)})
+    assert spent.status_code == 400
+
+    # A link asked for again from the notice, left past its day, is refused.
+    late, late_email = sign_up(stack, verify=False)
+    csrf = csrf_of(late.get("/").text)
+    assert late.post("/email/verify/resend").status_code == 403  # CSRF
+    resent = late.post("/email/verify/resend", data={"csrf_token": csrf})
+    assert resent.status_code == 200 and f"on its way to {late_email}" in resent.text
+    late_path = verification_link(stack, late_email)
+    scalar(
+        stack,
+        "UPDATE email_verifications SET expires_at = now() - interval '1 second'"
+        " WHERE token_hash = %s RETURNING 1",
+        digest(late_path.split("token=")[1]),
+    )
+    expired = anonymous.get(late_path)
+    assert expired.status_code == 400 and "expired or was used" in expired.text
+    form = anonymous.post(
+        "/email/verify",
+        data={"token": late_path.split("token=")[1], "csrf_token": csrf_of(page.text)},
+    )
+    assert form.status_code == 400 and scalar(stack, verified_at, late_email) is None
+    # Mail to one address is limited as password resets are: 5 in 15 minutes.
+    statuses = [
+        late.post("/email/verify/resend", data={"csrf_token": csrf}).status_code for _ in range(4)
+    ]
+    assert statuses == [200, 200, 200, 429]
+
+
+def test_a_password_reset_by_link_confirms_the_address_and_ends_a_squatters_access(
+    stack: Stack,
+) -> None:
+    """Someone signs up with another person's address first (they cannot confirm it), and
+    makes an API token. When the address's owner takes the account back with a reset link,
+    the address is confirmed, and the squatter's sessions and tokens stop working."""
+    squatter, email = sign_up(stack, verify=False)
+    csrf = csrf_of(squatter.get("/account/tokens").text)
+    made = squatter.post("/api/v1/tokens", json={"name": "kept"}, headers={"X-CSRF-Token": csrf})
+    assert made.status_code == 201, made.text
+    bearer = {"Authorization": f"Bearer {made.json()['token']}"}
+    assert httpx.get(f"{stack.base_url}/api/v1/tokens", headers=bearer).status_code == 200
+
+    owner = httpx.Client(base_url=stack.base_url, timeout=10)
+    form = owner.get("/password/forgot")
+    owner.post("/password/forgot", data={"email": email, "csrf_token": csrf_of(form.text)})
+    text = MAILBOX.wait_for(email, subject="Choose a new").get_body(("plain",)).get_content()
+    link = re.search(r"(http\S+/password/reset\?token=\S+)", text)
+    assert link
+    page = owner.get(link.group(1).removeprefix(stack.base_url))
+    done = owner.post(
+        "/password/reset",
+        data={
+            "token": link.group(1).split("token=")[1],
+            "password": "Owners-Horse-51",
+            "csrf_token": csrf_of(page.text),
+        },
+    )
+    assert done.status_code == 303
+    assert scalar(stack, "SELECT email_verified_at IS NOT NULL FROM users WHERE email = %s", email)
+    assert squatter.get("/").status_code == 303
+    assert httpx.get(f"{stack.base_url}/api/v1/tokens", headers=bearer).status_code == 401
+    log_in(owner, email, "Owners-Horse-51")
+    assert "Send the link again" not in owner.get("/").text

@@ -14,7 +14,7 @@ import websockets
 from connectors.db.accounts import digest
 from ops.stack import Stack
 from tests.mailbox import MAILBOX
-from tests.support import grant, new_shop, scalar
+from tests.support import grant, new_shop, scalar, verify_email
 
 PASSWORD = "Correct-Horse-42"
 
@@ -29,24 +29,40 @@ def new_email() -> str:
     return f"u{uuid.uuid4().hex[:10]}@example.com"
 
 
-def sign_up(stack: Stack, email: str | None = None) -> httpx.Client:
-    """A browser-like client signed up (so signed in) as a new account."""
-    return signed_up(stack, email)[0]
+def sign_up(stack: Stack, email: str | None = None, *, verify: bool = True) -> httpx.Client:
+    """A browser-like client of a new account: signed up, its address confirmed from the mail
+    (unless not ``verify``), then logged in."""
+    email = email or new_email()
+    client = signed_up(stack, email)
+    if verify:
+        assert verify_email(stack, email, client).status_code == 303
+    log_in(client, email)
+    return client
 
 
-def signed_up(
-    stack: Stack, email: str | None = None, invitation: str = ""
-) -> tuple[httpx.Client, str]:
-    """A client signed up as a new account, perhaps accepting an invitation on the way, and
-    where the sign-up sent it."""
+def signed_up(stack: Stack, email: str, invitation: str = "") -> httpx.Client:
+    """A client that has signed up as a new account (perhaps through an invitation's link):
+    not signed in, its confirmation link mailed."""
     client = httpx.Client(base_url=stack.base_url, timeout=10)
     form = client.get("/signup", params={"invitation": invitation} if invitation else None)
-    data = {"email": email or new_email(), "password": PASSWORD, "csrf_token": csrf_of(form.text)}
+    data = {"email": email, "password": PASSWORD, "csrf_token": csrf_of(form.text)}
     if invitation:
         data["invitation"] = invitation
     answer = client.post("/signup", data=data)
+    assert answer.status_code == 200 and "Check your email" in answer.text, answer.text
+    assert "sp_session" not in client.cookies
+    return client
+
+
+def log_in(client: httpx.Client, email: str, invitation: str = "") -> httpx.Response:
+    """Log in through the form (carrying ``invitation``); where it sent the client."""
+    form = client.get("/login", params={"invitation": invitation} if invitation else None)
+    data = {"email": email, "password": PASSWORD, "csrf_token": csrf_of(form.text)}
+    if invitation:
+        data["invitation"] = invitation
+    answer = client.post("/login", data=data)
     assert answer.status_code == 303, answer.text
-    return client, answer.headers["location"]
+    return answer
 
 
 def user_id(stack: Stack, email: str) -> int:
@@ -80,8 +96,7 @@ def owned_shop(stack: Stack) -> tuple[httpx.Client, str, str]:
 
 
 def invitation_link(stack: Stack, email: str) -> str:
-    mail = MAILBOX.wait_for(email)
-    assert "invite" in mail["Subject"].lower()
+    mail = MAILBOX.wait_for(email, subject="You are invited")
     text = mail.get_body(preferencelist=("plain",)).get_content()
     html = mail.get_body(preferencelist=("html",)).get_content()
     link = re.search(r"(http\S+/invitations/[A-Za-z0-9_-]+)", text)
@@ -221,8 +236,14 @@ def test_inviting_a_new_address_mails_a_single_use_link_that_signing_up_accepts(
     )
     assert refused.status_code == 400 and f"This invitation is for {invitee}" in refused.text
     assert scalar(stack, "SELECT count(*) FROM users WHERE lower(email) = lower(%s)", other) == 0
-    joined, landed = signed_up(stack, invitee, invitation=token)
-    assert landed == f"/shops/{shop}"
+    # Signing up through the link makes the account and mails a confirmation link that
+    # leads back to the invitation; logging in there accepts it.
+    joined = signed_up(stack, invitee, invitation=token)
+    assert role(stack, shop, invitee) is None
+    confirmed = verify_email(stack, invitee, joined)
+    assert confirmed.status_code == 303 and confirmed.headers["location"] == path
+    assert "log in</a> as" in joined.get(path).text
+    assert log_in(joined, invitee, invitation=token).headers["location"] == f"/shops/{shop}"
     assert role(stack, shop, invitee) == "viewer"
     assert joined.get(f"/shops/{shop}").status_code == 200
 
@@ -505,3 +526,76 @@ def test_nul_control_characters_and_absurd_numbers_get_a_4xx_never_a_500(stack: 
         stack, "SELECT count(*) FROM api_tokens WHERE name LIKE %s OR name LIKE %s", "a%b", "line%"
     )
     assert httpx.get(f"{stack.base_url}/healthz", timeout=5).status_code == 200
+
+
+def test_a_leaked_invitation_link_makes_nobody_a_member_without_the_mailbox(
+    stack: Stack,
+) -> None:
+    """An outside test took an invitation over: whoever held the link signed up with the
+    invited address (any password) and was a member at once."""
+    owner, _, shop = owned_shop(stack)
+    csrf = {"X-CSRF-Token": csrf_of(owner.get(f"/shops/{shop}/members").text)}
+    invitee = new_email()
+    sent = owner.post(
+        f"/api/v1/shops/{shop}/members", json={"email": invitee, "role": "owner"}, headers=csrf
+    )
+    assert sent.json()["status"] == "invited"
+    path = invitation_link(stack, invitee)
+    token = path.rsplit("/", 1)[1]
+
+    holder = signed_up(stack, invitee, invitation=token)  # no session, no membership
+    assert role(stack, shop, invitee) is None
+    # Logging in through the link with the password they chose lands on the invitation,
+    # which asks for the address to be confirmed first, and accepting is refused.
+    landed = log_in(holder, invitee, invitation=token).headers["location"]
+    assert landed == path
+    shown = holder.get(path)
+    assert "Confirm your email address first" in shown.text and "Accept as" not in shown.text
+    refused = holder.post(path, data={"csrf_token": csrf_of(shown.text)})
+    assert refused.status_code == 403 and role(stack, shop, invitee) is None
+    assert holder.get(f"/shops/{shop}").status_code == 404
+    # The invitation stays for the address's owner.
+    listed = owner.get(f"/api/v1/shops/{shop}/members").json()["invitations"]
+    assert [i["email"] for i in listed] == [invitee]
+
+
+def test_an_account_made_first_with_someone_elses_address_is_only_invited(
+    stack: Stack,
+) -> None:
+    """An outside test signed up as heidi@ before an owner added Heidi: "added", and the
+    squatter owned the shop at once. Now an unconfirmed account is invited like a stranger,
+    and only whoever receives Heidi's mail can take the account and the invitation."""
+    owner, _, shop = owned_shop(stack)
+    heidi = new_email()
+    squatter = sign_up(stack, heidi, verify=False)
+    csrf = {"X-CSRF-Token": csrf_of(owner.get(f"/shops/{shop}/members").text)}
+    answer = owner.post(
+        f"/api/v1/shops/{shop}/members",
+        json={"email": heidi.title(), "role": "owner"},
+        headers=csrf,
+    )
+    assert answer.status_code == 200 and answer.json()["status"] == "invited", answer.text
+    assert role(stack, shop, heidi) is None
+    assert squatter.get(f"/shops/{shop}").status_code == 404
+    path = invitation_link(stack, heidi)
+    page = squatter.get(path)
+    refused = squatter.post(path, data={"csrf_token": csrf_of(page.text)})
+    assert refused.status_code == 403 and role(stack, shop, heidi) is None
+
+    # Heidi, who receives the mail, takes the account back with a reset link (confirming the
+    # address), then accepts by logging in through the invitation.
+    heidis = httpx.Client(base_url=stack.base_url, timeout=10)
+    form = heidis.get("/password/forgot")
+    heidis.post("/password/forgot", data={"email": heidi, "csrf_token": csrf_of(form.text)})
+    text = MAILBOX.wait_for(heidi, subject="Choose a new").get_body(("plain",)).get_content()
+    link = re.search(r"http\S+/password/reset\?token=(\S+)", text)
+    assert link
+    form = heidis.get(f"/password/reset?token={link.group(1)}")
+    heidis.post(
+        "/password/reset",
+        data={"token": link.group(1), "password": PASSWORD, "csrf_token": csrf_of(form.text)},
+    )
+    assert squatter.get("/").status_code == 303  # the squatter's session ended
+    token = path.rsplit("/", 1)[1]
+    assert log_in(heidis, heidi, invitation=token).headers["location"] == f"/shops/{shop}"
+    assert role(stack, shop, heidi) == "owner"
