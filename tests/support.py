@@ -41,6 +41,16 @@ TEST_PASSWORD = "Test-Pass-9f3!"  # meets the strength rules
 _test_users: dict[str, tuple[int, str, str]] = {}  # database → user id, email, API token
 
 
+def from_own_address(stack: Stack) -> httpx.Client:
+    """A browser-like client connecting from a loopback address of its own, as people's
+    browsers come from theirs: per-address limits (sign-up mails, failed logins) count each
+    test's browser apart, not the whole suite as one client."""
+    address = f"127.{random.randint(1, 254)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
+    return httpx.Client(
+        base_url=stack.base_url, timeout=10, transport=httpx.HTTPTransport(local_address=address)
+    )
+
+
 def signed_up_tester(stack: Stack) -> tuple[int, str, str]:
     """The account the tests act as on ``stack`` (made once): its id, email and API token."""
     known = _test_users.get(stack.database_url)

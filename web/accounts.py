@@ -188,7 +188,7 @@ class AccountsController(Controller):
         password_hash = hash_password(password)
         token = existing = None
         async with state.pool.connection() as conn:
-            if await verify_mail.may_mail(conn, email):
+            if await verify_mail.may_mail(conn, email, client=_address(request)):
                 try:
                     user_id = await accounts.create_user(conn, email, password_hash)
                 except accounts.EmailTaken:

@@ -11,6 +11,7 @@ one is refused (409).
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, post
@@ -46,6 +47,15 @@ class MemberIn(BaseModel):
 
 class LastOwnerConflict(ClientException):
     status_code = 409
+
+
+class TooManyInvitations(ClientException):
+    status_code = 429
+
+
+INVITES_PER_ADDRESS = 3  # from one shop, in INVITE_WINDOW
+INVITES_PER_SHOP = 30
+INVITE_WINDOW = timedelta(hours=1)
 
 
 class MembersController(Controller):
@@ -141,8 +151,10 @@ class MembersPages(Controller):
             )
         try:
             outcome = await _invite(state, caller, shop, sent.email, sent.role)
-        except LastOwnerConflict as exc:
-            return await _page(state, shop, caller, role, error=exc.detail, status_code=409)
+        except (LastOwnerConflict, TooManyInvitations) as exc:
+            return await _page(
+                state, shop, caller, role, error=exc.detail, status_code=exc.status_code
+            )
         if outcome["status"] == "added":
             notice = f"{outcome['email']} is now {_a(sent.role)} of this shop."
         elif outcome["mailed"]:
@@ -170,8 +182,10 @@ class MembersPages(Controller):
         caller, shop, role = await require_shop(request, shop_domain, owner=True)
         try:
             await _remove(state, shop_domain, user_id)
-        except LastOwnerConflict as exc:
-            return await _page(state, shop, caller, role, error=exc.detail, status_code=409)
+        except (LastOwnerConflict, TooManyInvitations) as exc:
+            return await _page(
+                state, shop, caller, role, error=exc.detail, status_code=exc.status_code
+            )
         return Redirect(f"/shops/{shop_domain}/members?done=removed", status_code=303)
 
     @post("/shops/{shop_domain:str}/invitations/{invitation_id:int}/cancel")
@@ -240,6 +254,18 @@ async def _invite(
             await accounts.add_member(conn, domain, user["id"], role)
             await conn.commit()
             return {"shop": domain, "email": user["email"], "role": role, "status": "added"}
+        # Each invitation mails an address that never asked for it: an outside tester sent
+        # one address 18 in seconds.
+        limits = [
+            (f"invite:{domain}:{email.lower()}", INVITES_PER_ADDRESS),
+            (f"invite:{domain}", INVITES_PER_SHOP),
+        ]
+        if not await accounts.count_if_allowed(conn, limits, INVITE_WINDOW):
+            raise TooManyInvitations(
+                detail="Too many invitations from this shop, or to this address, in the last"
+                " hour: try again later.",
+                headers={"Retry-After": str(int(INVITE_WINDOW.total_seconds()))},
+            )
         invitation_id, token = await invitations.create(conn, domain, email, role, caller.user_id)
         await conn.commit()
     link = f"{state.settings.stockpulse_base_url.rstrip('/')}/invitations/{token}"

@@ -14,6 +14,9 @@ from litestar.datastructures import State
 from connectors.db import accounts, verifications
 
 MAILS_PER_ADDRESS = 5
+# Sign-ups from one client: without it, one client could have us mail thousands of
+# addresses, five each.
+MAILS_PER_CLIENT = 20
 WINDOW = timedelta(minutes=15)
 
 
@@ -21,12 +24,13 @@ def _key(email: str) -> str:
     return f"verify:{email.strip().lower()}"
 
 
-async def may_mail(conn: Any, email: str) -> bool:
-    """Whether ``email`` may get one more of these mails now; counts it when so."""
-    if await accounts.recent_login_failures(conn, _key(email), WINDOW) >= MAILS_PER_ADDRESS:
-        return False
-    await accounts.record_login_failure(conn, [_key(email)])
-    return True
+async def may_mail(conn: Any, email: str, client: str | None = None) -> bool:
+    """Whether ``email`` may get one more of these mails now, asked for by ``client`` (the
+    caller's network address; None for a signed-in account's own address); counts it when so."""
+    limits = [(_key(email), MAILS_PER_ADDRESS)]
+    if client is not None:
+        limits.append((f"signup-from:{client}", MAILS_PER_CLIENT))
+    return await accounts.count_if_allowed(conn, limits, WINDOW)
 
 
 async def send_link(state: State, email: str, token: str, invitation: str = "") -> bool:

@@ -274,6 +274,20 @@ async def take_turn(conn: DictConnection, keys: list[str]) -> None:
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
 
 
+async def count_if_allowed(
+    conn: DictConnection, limits: list[tuple[str, int]], window: timedelta
+) -> bool:
+    """Count one more event under each key, unless a key has had its allowed number within
+    ``window``: then count nothing and answer False. The rows are login_failures' (a key is
+    a counter), and parallel callers take turns (:func:`take_turn`)."""
+    await take_turn(conn, [key for key, _ in limits])
+    for key, allowed in limits:
+        if await recent_login_failures(conn, key, window) >= allowed:
+            return False
+    await record_login_failure(conn, [key for key, _ in limits])
+    return True
+
+
 async def record_login_failure(conn: DictConnection, keys: list[str]) -> None:
     await conn.cursor().executemany(
         "INSERT INTO login_failures (key) VALUES (%s)", [(key,) for key in keys]

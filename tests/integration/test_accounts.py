@@ -22,6 +22,7 @@ from tests.mailbox import MAILBOX
 from tests.support import (
     auth,
     deliver_ok,
+    from_own_address,
     grant,
     make_variant,
     new_shop,
@@ -46,7 +47,7 @@ def sign_up(
     """A browser-like client of a new account: signed up, its address confirmed from the mail
     (unless not ``verify``), then logged in."""
     email = email or f"u{uuid.uuid4().hex[:10]}@example.com"
-    client = httpx.Client(base_url=stack.base_url, timeout=10)
+    client = from_own_address(stack)
     form = client.get("/signup")
     answer = client.post(
         "/signup",
@@ -77,7 +78,7 @@ def session_csrf(client: httpx.Client, shop: str) -> str:
 
 
 def test_sign_up_log_out_and_log_in_with_a_rotated_http_only_session(stack: Stack) -> None:
-    client = httpx.Client(base_url=stack.base_url, timeout=10)
+    client = from_own_address(stack)
     form = client.get("/signup")
     email = f"u{uuid.uuid4().hex[:10]}@example.com"
     weak = client.post(
@@ -434,7 +435,7 @@ def test_sign_up_answers_the_same_whether_or_not_the_address_has_an_account(
     could learn who has an account, which the password-reset page is careful not to tell."""
     _, taken = sign_up(stack)
     free = f"u{uuid.uuid4().hex[:10]}@example.com"
-    client = httpx.Client(base_url=stack.base_url, timeout=10)
+    client = from_own_address(stack)
     csrf = csrf_of(client.get("/signup").text)
     other_password = "Other-Horse-93"
     answers = {

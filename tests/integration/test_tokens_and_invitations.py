@@ -14,7 +14,7 @@ import websockets
 from connectors.db.accounts import digest
 from ops.stack import Stack
 from tests.mailbox import MAILBOX
-from tests.support import grant, new_shop, scalar, verify_email
+from tests.support import from_own_address, grant, new_shop, scalar, verify_email
 
 PASSWORD = "Correct-Horse-42"
 
@@ -43,7 +43,7 @@ def sign_up(stack: Stack, email: str | None = None, *, verify: bool = True) -> h
 def signed_up(stack: Stack, email: str, invitation: str = "") -> httpx.Client:
     """A client that has signed up as a new account (perhaps through an invitation's link):
     not signed in, its confirmation link mailed."""
-    client = httpx.Client(base_url=stack.base_url, timeout=10)
+    client = from_own_address(stack)
     form = client.get("/signup", params={"invitation": invitation} if invitation else None)
     data = {"email": email, "password": PASSWORD, "csrf_token": csrf_of(form.text)}
     if invitation:
@@ -216,7 +216,7 @@ def test_inviting_a_new_address_mails_a_single_use_link_that_signing_up_accepts(
     assert row == ["viewer", str(user_id(stack, owner_email)), "7 days"]
     assert role(stack, shop, invitee) is None
 
-    anonymous = httpx.Client(base_url=stack.base_url, timeout=10)
+    anonymous = from_own_address(stack)
     landing = anonymous.get(path)
     assert landing.status_code == 200
     assert f"/signup?invitation={token}" in landing.text
@@ -473,7 +473,7 @@ async def test_an_open_feed_ends_with_its_session_its_token_or_its_membership(
 def test_nul_control_characters_and_absurd_numbers_get_a_4xx_never_a_500(stack: Stack) -> None:
     """Values no column or mail header can hold, sent to every form and JSON route that takes
     text from a person (a black-box run got a 500 from each), are refused and change nothing."""
-    anonymous = httpx.Client(base_url=stack.base_url, timeout=10)
+    anonymous = from_own_address(stack)
     for path in ("/login", "/signup", "/password/forgot"):
         form = anonymous.get(path)
         data = {"csrf_token": csrf_of(form.text), "email": "a\x00b@example.com"}
@@ -599,3 +599,34 @@ def test_an_account_made_first_with_someone_elses_address_is_only_invited(
     token = path.rsplit("/", 1)[1]
     assert log_in(heidis, heidi, invitation=token).headers["location"] == f"/shops/{shop}"
     assert role(stack, shop, heidi) == "owner"
+
+
+def test_invitations_and_sign_up_mails_are_limited(stack: Stack) -> None:
+    """Both mail addresses that never asked for it: an outside tester had one address sent 18
+    invitations in seconds."""
+    owner, _, shop = owned_shop(stack)
+    csrf = {"X-CSRF-Token": csrf_of(owner.get(f"/shops/{shop}/members").text)}
+    victim = new_email()
+
+    def invite() -> httpx.Response:
+        return owner.post(
+            f"/api/v1/shops/{shop}/members", json={"email": victim, "role": "viewer"}, headers=csrf
+        )
+
+    assert [invite().status_code for _ in range(3)] == [200, 200, 200]
+    refused = invite()
+    assert refused.status_code == 429 and refused.headers["retry-after"], refused.text
+    assert scalar(stack, "SELECT count(*) FROM shop_invitations WHERE email = %s", victim) == 1
+
+    # One client signs up twenty addresses; the next gets the same page and no account, no mail.
+    client = from_own_address(stack)
+    csrf_token = csrf_of(client.get("/signup").text)
+    addresses = [new_email() for _ in range(21)]
+    for address in addresses:
+        answer = client.post(
+            "/signup", data={"email": address, "password": PASSWORD, "csrf_token": csrf_token}
+        )
+        assert answer.status_code == 200 and "Check your email" in answer.text
+    made = scalar(stack, "SELECT count(*) FROM users WHERE email = ANY(%s)", addresses)
+    assert made == 20
+    assert scalar(stack, "SELECT count(*) FROM users WHERE email = %s", addresses[-1]) == 0
