@@ -26,6 +26,7 @@ from litestar.response import Redirect, Template
 
 from connectors import links
 from connectors.db import accounts, invitations, verifications
+from connectors.mail.message import check_address
 from connectors.passwords import hash_password, needs_rehash, verify_password, weakness
 from web import verify_mail
 from web.auth import (
@@ -471,12 +472,13 @@ def unprintable(text: str) -> bool:
 
 
 def _email_problem(email: str) -> str | None:
-    if (
-        len(email) > MAX_EMAIL_LENGTH
-        or email.count("@") != 1
-        or any(char.isspace() for char in email)
-        or unprintable(email)
-    ):
+    """Why ``email`` cannot be an account's address; the same rules as mail is sent by
+    (``check_address``), so an account's address is never one no mail can reach."""
+    if len(email) > MAX_EMAIL_LENGTH or unprintable(email):
+        return "Enter a valid email address."
+    try:
+        check_address("email", email)
+    except ValueError:
         return "Enter a valid email address."
     local, domain = email.split("@")
     if not local or "." not in domain or domain.startswith(".") or domain.endswith("."):

@@ -85,6 +85,16 @@ def test_sign_up_log_out_and_log_in_with_a_rotated_http_only_session(stack: Stac
         "/signup", data={"email": email, "password": "short", "csrf_token": csrf_of(form.text)}
     )
     assert weak.status_code == 400 and "at least 12 characters" in weak.text
+    # An address no mail could be sent to is refused here, as alert recipients are.
+    scripted = client.post(
+        "/signup",
+        data={
+            "email": "<script>alert(1)</script>@example.com",
+            "password": PASSWORD,
+            "csrf_token": csrf_of(form.text),
+        },
+    )
+    assert scripted.status_code == 400 and "valid email address" in scripted.text
     assert scalar(stack, "SELECT count(*) FROM users WHERE email = %s", email) == 0
     made = client.post(
         "/signup", data={"email": email, "password": PASSWORD, "csrf_token": csrf_of(form.text)}
