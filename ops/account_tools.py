@@ -53,12 +53,26 @@ def create_user(database_url: str, email: str, password: str) -> int:
     )
 
 
-def assign(database_url: str, shop: str, email: str, role: str) -> None:
+def assign(
+    database_url: str, shop: str, email: str, role: str, *, unconfirmed_ok: bool = False
+) -> None:
+    """Make the account of ``email`` a member of ``shop``. An account that has not confirmed
+    its address is refused unless ``unconfirmed_ok``: anyone may have signed up with the
+    address before its owner (LookupError either way, saying why)."""
+
     async def work(conn: DictConnection) -> None:
         cur = await conn.execute("SELECT 1 FROM shops WHERE domain = %s", (shop,))
         if await cur.fetchone() is None:
             raise LookupError(f"{shop} is not installed")
-        await accounts.add_member(conn, shop, await _user_id(conn, email), role)
+        user = await accounts.user_by_email(conn, email)
+        if user is None:
+            raise LookupError(f"no account uses {email}")
+        if user["email_verified_at"] is None and not unconfirmed_ok:
+            raise LookupError(
+                f"the account of {email} has not confirmed its address (anyone could have"
+                " signed up with it): ask them to confirm it, or pass --unconfirmed-ok"
+            )
+        await accounts.add_member(conn, shop, int(user["id"]), role)
 
     _run(database_url, work)
 

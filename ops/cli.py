@@ -140,12 +140,19 @@ def shops_add(domain: str, name: str | None, timezone: str) -> None:
 @click.option("--shop", required=True)
 @click.option("--email", required=True, help="The account that gets the shop.")
 @click.option("--role", type=click.Choice(["owner", "viewer"]), default="owner", show_default=True)
-def shops_assign(shop: str, email: str, role: str) -> None:
+@click.option(
+    "--unconfirmed-ok",
+    is_flag=True,
+    help="Also an account that has not confirmed its address (you know who made it).",
+)
+def shops_assign(shop: str, email: str, role: str, unconfirmed_ok: bool) -> None:
     """Give an account a shop (one connected from the command line has no owner yet)."""
     from ops.account_tools import assign
 
     try:
-        assign(get_settings().database_url, shop.lower(), email, role)
+        assign(
+            get_settings().database_url, shop.lower(), email, role, unconfirmed_ok=unconfirmed_ok
+        )
     except LookupError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{email} is now {role} of {shop}")

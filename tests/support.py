@@ -122,14 +122,16 @@ def verification_link(stack: Stack, email: str) -> str:
     return link.group(1).removeprefix(stack.base_url)
 
 
-def verify_email(stack: Stack, email: str, client: httpx.Client | None = None) -> httpx.Response:
-    """Confirm ``email`` as its owner does: open the link mailed to it, press the button.
-    The answer to the press (a redirect when it worked)."""
+def verify_email(
+    stack: Stack, email: str, password: str, client: httpx.Client | None = None
+) -> httpx.Response:
+    """Confirm ``email`` as its owner does: open the link mailed to it, enter the account's
+    password, press the button. The answer to the press (a redirect when it worked)."""
     browser = client or httpx.Client(base_url=stack.base_url, timeout=30)
     page = browser.get(verification_link(stack, email))
     assert page.status_code == 200, page.text
     fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', page.text))
-    return browser.post("/email/verify", data=fields)
+    return browser.post("/email/verify", data={**fields, "password": password})
 
 
 def browser_login(page: Any, stack: Stack, next_path: str = "/") -> None:

@@ -100,16 +100,8 @@ class AccountsController(Controller):
         invitation = data.get("invitation", "")
         async with state.pool.connection() as conn:
             user = await accounts.user_by_email(conn, email)
-            keys = LoginKeys(email, _address(request), user["id"] if user else None)
-            await accounts.take_turn(conn, [keys.account, keys.by_address])
-            known = user is not None and _known_browser(request, state, user)
-            limited = await _limited(conn, keys, known)
-            # Checked even without an account: the time taken does not tell who has one.
-            ok = not limited and verify_password(user["password_hash"] if user else None, password)
-            if not ok and not limited:
-                await accounts.record_login_failure(conn, keys.all())
+            limited, ok = await password_check(conn, request, state, user, password, email)
             if ok and user is not None:
-                await accounts.clear_login_failures(conn, keys.account_and_address)
                 if needs_rehash(user["password_hash"]):
                     user["password_hash"] = hash_password(password)
                     await accounts.set_password(conn, user["id"], user["password_hash"])
@@ -120,7 +112,6 @@ class AccountsController(Controller):
                 target = await _accept(conn, invitation, user["id"]) or target
             await conn.commit()
         if limited:
-            log.warning("login rate limit reached for %s", " / ".join(keys.all()))
             return _form_page(
                 request,
                 "login.html",
@@ -292,11 +283,11 @@ class AccountsController(Controller):
             if user_id is not None:
                 await accounts.set_password(conn, user_id, hash_password(password))
                 # The link came to the address: that proves it as a verification link would.
-                if await verifications.mark_verified(conn, user_id):
-                    # Made while the address was only a claim, perhaps by someone who signed
-                    # up with it first: they must not outlive its owner's taking it back (the
-                    # new password has ended their sessions already).
-                    await accounts.revoke_all_api_tokens(conn, user_id)
+                await verifications.mark_verified(conn, user_id)
+                # A reset locks out whoever knew the old password: its sessions end (above),
+                # and so do the API tokens they could have made, perhaps as someone who signed
+                # up with the address first.
+                await accounts.revoke_all_api_tokens(conn, user_id)
             await conn.commit()
         if user_id is None:
             return _form_page(
@@ -431,6 +422,34 @@ class LoginKeys:
 
     def all(self) -> list[str]:
         return [self.account_and_address, self.by_address, self.account]
+
+
+async def password_check(
+    conn: Any,
+    request: Request[Any, Any, Any],
+    state: State,
+    user: dict[str, Any] | None,
+    password: str,
+    email: str = "",
+) -> tuple[bool, bool]:
+    """(rate limited, password right) for an attempt on ``user`` (None: no account has
+    ``email``), counted as a login attempt is: the failure limits apply to every form that
+    takes an account's password."""
+    keys = LoginKeys(
+        user["email"] if user else email, _address(request), user["id"] if user else None
+    )
+    await accounts.take_turn(conn, [keys.account, keys.by_address])
+    known = user is not None and _known_browser(request, state, user)
+    limited = await _limited(conn, keys, known)
+    # Checked even without an account: the time taken does not tell who has one.
+    ok = not limited and verify_password(user["password_hash"] if user else None, password)
+    if limited:
+        log.warning("login rate limit reached for %s", " / ".join(keys.all()))
+    elif not ok:
+        await accounts.record_login_failure(conn, keys.all())
+    else:
+        await accounts.clear_login_failures(conn, keys.account_and_address)
+    return limited, ok and user is not None
 
 
 async def _limited(conn: Any, keys: LoginKeys, known_browser: bool) -> bool:

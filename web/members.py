@@ -182,10 +182,8 @@ class MembersPages(Controller):
         caller, shop, role = await require_shop(request, shop_domain, owner=True)
         try:
             await _remove(state, shop_domain, user_id)
-        except (LastOwnerConflict, TooManyInvitations) as exc:
-            return await _page(
-                state, shop, caller, role, error=exc.detail, status_code=exc.status_code
-            )
+        except LastOwnerConflict as exc:
+            return await _page(state, shop, caller, role, error=exc.detail, status_code=409)
         return Redirect(f"/shops/{shop_domain}/members?done=removed", status_code=303)
 
     @post("/shops/{shop_domain:str}/invitations/{invitation_id:int}/cancel")

@@ -14,7 +14,7 @@ from litestar.response import Redirect, Template
 
 from connectors.db import verifications
 from web import verify_mail
-from web.accounts import FormBody, _check_form_csrf, _form_page
+from web.accounts import FormBody, _check_form_csrf, _form_page, password_check
 from web.auth import caller_of, require_caller
 
 _SPENT = "That link has expired or was used already. Log in and ask for a new one."
@@ -32,7 +32,7 @@ class VerificationController(Controller):
         invitation: FromQuery[str] = "",
     ) -> Response[Any]:
         async with state.pool.connection() as conn:
-            valid = bool(token) and await verifications.is_valid(conn, token)
+            valid = bool(token) and await verifications.holder(conn, token) is not None
         if not valid:
             return _form_page(request, "verify_done.html", status=400, error=_SPENT)
         return _form_page(
@@ -51,10 +51,32 @@ class VerificationController(Controller):
         data: Annotated[dict[str, str], FormBody],
     ) -> Response[Any]:
         _check_form_csrf(request, data)
+        token = data.get("token", "")
         invitation = data.get("invitation", "")
+        # The account's password as well as the mailbox: the owner of an address clicking a
+        # link they did not expect would otherwise vouch for an account someone else made with
+        # it (and a confirmed account is added to a shop by its address).
         async with state.pool.connection() as conn:
-            user_id = await verifications.take(conn, data.get("token", ""))
+            user = await verifications.holder(conn, token) if token else None
+            if user is None:
+                return _form_page(request, "verify_done.html", status=400, error=_SPENT)
+            limited, ok = await password_check(conn, request, state, user, data.get("password", ""))
+            user_id = await verifications.take(conn, token) if ok else None
             await conn.commit()
+        if not ok:
+            return _form_page(
+                request,
+                "verify.html",
+                status=429 if limited else 401,
+                token=token,
+                invitation=invitation,
+                error=(
+                    "Too many failed attempts. Wait 15 minutes, or reset your password."
+                    if limited
+                    else "That is not this account's password."
+                ),
+                headers={"Cache-Control": "no-store"},
+            )
         if user_id is None:
             return _form_page(request, "verify_done.html", status=400, error=_SPENT)
         # An invitation is accepted on its own page, signed in with the account's password:

@@ -4,6 +4,7 @@ expiring links that prove it (made, stored hashed and spent as password resets a
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from connectors.db.accounts import digest, new_secret
 from connectors.db.pool import DictConnection
@@ -26,13 +27,15 @@ async def create(conn: DictConnection, user_id: int) -> str:
     return token
 
 
-async def is_valid(conn: DictConnection, token: str) -> bool:
+async def holder(conn: DictConnection, token: str) -> dict[str, Any] | None:
+    """The account a live token is for (id, email, password_hash), without spending it."""
     cur = await conn.execute(
-        "SELECT 1 FROM email_verifications WHERE token_hash = %s AND used_at IS NULL"
-        " AND expires_at > now()",
+        "SELECT u.id, u.email, u.password_hash FROM email_verifications v"
+        " JOIN users u ON u.id = v.user_id"
+        " WHERE v.token_hash = %s AND v.used_at IS NULL AND v.expires_at > now()",
         (digest(token),),
     )
-    return await cur.fetchone() is not None
+    return await cur.fetchone()
 
 
 async def take(conn: DictConnection, token: str) -> int | None:

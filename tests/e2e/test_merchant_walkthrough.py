@@ -26,6 +26,7 @@ from tests.support import (
     scalar,
     sku_api,
     stock_hook,
+    verification_link,
     wait_until,
 )
 
@@ -66,6 +67,17 @@ def test_a_merchants_morning(stack: Stack, browser: Browser) -> None:
     page.fill("input[name=password]", "onlylowercaseletters")  # long, but one kind only
     page.click("button[type=submit]")
     expect(page.locator(".error")).to_contain_text("mix at least three")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.locator("h1")).to_have_text("Check your email")
+    photograph(page, "signup-sent")
+    # The link mailed to the address, confirmed with the account's password; then log in.
+    page.goto(f"{stack.base_url}{verification_link(stack, email)}")
+    expect(page.locator("h1")).to_have_text("Confirm your email address")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(f"{stack.base_url}/login?verified=true")
     page.fill("input[name=email]", email)
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")

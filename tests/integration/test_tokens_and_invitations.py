@@ -9,9 +9,11 @@ import re
 import uuid
 
 import httpx
+import pytest
 import websockets
 
 from connectors.db.accounts import digest
+from ops.account_tools import assign
 from ops.stack import Stack
 from tests.mailbox import MAILBOX
 from tests.support import from_own_address, grant, new_shop, scalar, verify_email
@@ -35,7 +37,7 @@ def sign_up(stack: Stack, email: str | None = None, *, verify: bool = True) -> h
     email = email or new_email()
     client = signed_up(stack, email)
     if verify:
-        assert verify_email(stack, email, client).status_code == 303
+        assert verify_email(stack, email, PASSWORD, client).status_code == 303
     log_in(client, email)
     return client
 
@@ -240,7 +242,7 @@ def test_inviting_a_new_address_mails_a_single_use_link_that_signing_up_accepts(
     # leads back to the invitation; logging in there accepts it.
     joined = signed_up(stack, invitee, invitation=token)
     assert role(stack, shop, invitee) is None
-    confirmed = verify_email(stack, invitee, joined)
+    confirmed = verify_email(stack, invitee, PASSWORD, joined)
     assert confirmed.status_code == 303 and confirmed.headers["location"] == path
     assert "log in</a> as" in joined.get(path).text
     assert log_in(joined, invitee, invitation=token).headers["location"] == f"/shops/{shop}"
@@ -630,3 +632,20 @@ def test_invitations_and_sign_up_mails_are_limited(stack: Stack) -> None:
     made = scalar(stack, "SELECT count(*) FROM users WHERE email = ANY(%s)", addresses)
     assert made == 20
     assert scalar(stack, "SELECT count(*) FROM users WHERE email = %s", addresses[-1]) == 0
+
+
+def test_the_operator_assigns_a_shop_to_a_confirmed_account_only(stack: Stack) -> None:
+    """`stockpulse shops assign` named an account by its address: whoever signed up with it
+    first got the shop."""
+    shop = new_shop(stack)
+    squatter = new_email()
+    sign_up(stack, squatter, verify=False)
+    with pytest.raises(LookupError, match="has not confirmed its address"):
+        assign(stack.database_url, shop, squatter, "owner")
+    assert role(stack, shop, squatter) is None
+    assign(stack.database_url, shop, squatter, "viewer", unconfirmed_ok=True)
+    assert role(stack, shop, squatter) == "viewer"
+    confirmed = new_email()
+    sign_up(stack, confirmed)
+    assign(stack.database_url, shop, confirmed, "owner")
+    assert role(stack, shop, confirmed) == "owner"
