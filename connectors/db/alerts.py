@@ -101,15 +101,15 @@ async def recipients(conn: DictConnection, shop: str) -> list[Recipient]:
 async def set_recipients(conn: DictConnection, shop: str, emails: Sequence[str]) -> None:
     """Make the shop's recipients exactly ``emails`` (already validated and normalised). One
     already listed keeps its state: listing again someone who unsubscribed does not resubscribe
-    them behind their back (see :func:`resubscribe`)."""
+    them behind their back (see :func:`resubscribe`). "Already listed" ignores case, as one
+    mailbox is one recipient (migration 0037)."""
     await conn.execute(
-        "DELETE FROM alert_recipients WHERE shop = %s AND NOT (email = ANY(%s))",
-        (shop, list(emails)),
+        "DELETE FROM alert_recipients WHERE shop = %s AND NOT (lower(email) = ANY(%s))",
+        (shop, [email.lower() for email in emails]),
     )
     async with conn.cursor() as cur:
         await cur.executemany(
-            "INSERT INTO alert_recipients (shop, email) VALUES (%s, %s)"
-            " ON CONFLICT (shop, email) DO NOTHING",
+            "INSERT INTO alert_recipients (shop, email) VALUES (%s, %s) ON CONFLICT DO NOTHING",
             [(shop, email) for email in emails],
         )
 
@@ -117,7 +117,7 @@ async def set_recipients(conn: DictConnection, shop: str, emails: Sequence[str])
 async def resubscribe(conn: DictConnection, shop: str, email: str) -> bool:
     cur = await conn.execute(
         "UPDATE alert_recipients SET active = true, unsubscribed_at = NULL"
-        " WHERE shop = %s AND email = %s",
+        " WHERE shop = %s AND lower(email) = lower(%s)",
         (shop, email),
     )
     return cur.rowcount > 0
@@ -127,7 +127,7 @@ async def unsubscribe(conn: DictConnection, shop: str, email: str) -> bool:
     """Turn a recipient off (the one-click link of their emails); whether one was on."""
     cur = await conn.execute(
         "UPDATE alert_recipients SET active = false, unsubscribed_at = now()"
-        " WHERE shop = %s AND email = %s AND active",
+        " WHERE shop = %s AND lower(email) = lower(%s) AND active",
         (shop, email),
     )
     return cur.rowcount > 0

@@ -302,6 +302,16 @@ def test_the_test_email_arrives_and_its_one_click_link_unsubscribes(stack: Stack
     read = httpx.get(api_url(stack, shop), headers=auth(stack), timeout=10).json()
     state = {r["email"]: r for r in read["recipients"]}
     assert not state[recipient]["active"] and state[recipient]["unsubscribed_at"]
+    # Listed again in capitals, they are the same mailbox, still unsubscribed.
+    shouted = recipient.upper()
+    again_listed = httpx.put(
+        api_url(stack, shop), json={"recipients": [shouted, refused]}, headers=auth(stack)
+    )
+    assert again_listed.status_code == 200, again_listed.text
+    rows = query(
+        stack, "SELECT email, active FROM alert_recipients WHERE lower(email) = lower(%s)", shouted
+    )
+    assert rows == [(recipient, False)], rows
 
     # The page says so, and an owner can bring them back.
     page = browser.get(f"/shops/{shop}/settings").text
