@@ -64,7 +64,13 @@ class RequestDeadline:
             await send(message)
 
         handler = asyncio.ensure_future(self.app(scope, receive, send_unless_given_up))
-        done, _ = await asyncio.wait({handler}, timeout=self.seconds)
+        try:
+            done, _ = await asyncio.wait({handler}, timeout=self.seconds)
+        except BaseException:  # this request cancelled (the server stopping): its handler too
+            handler.cancel()
+            _abandoned.add(handler)
+            handler.add_done_callback(_forget)
+            raise
         if handler in done or started:
             await handler
             return
@@ -83,6 +89,8 @@ def _forget(task: asyncio.Task[None]) -> None:
 
 
 MESSAGE = "The database is not answering. Try again in a few seconds."
+# A deadline can also pass on a slow mail server (a page that sends mail waits for it).
+LATE = "The server could not answer in time. Try again in a few seconds."
 
 
 def _wants_html(path: str, accept: str) -> bool:
@@ -101,10 +109,10 @@ def database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Res
 async def _unavailable(scope: Scope, send: Send) -> None:
     accept = dict(scope.get("headers", [])).get(b"accept", b"").decode("latin-1")
     if _wants_html(scope.get("path", ""), accept):
-        body = MESSAGE.encode()
+        body = LATE.encode()
         content_type = b"text/plain; charset=utf-8"
     else:
-        body = json.dumps({"status": 503, "message": MESSAGE}).encode()
+        body = json.dumps({"status": 503, "message": LATE}).encode()
         content_type = b"application/json"
     await send(
         {

@@ -320,6 +320,8 @@ def _refuse_non_standard_numbers(body: bytes | str) -> None:
 
     try:
         json.loads(raw, parse_constant=refuse)
+    except RecursionError:
+        raise NotJson("nested too deeply") from None
     except ValueError as exc:  # NotJson included; syntax errors are the model's to report
         if isinstance(exc, NotJson):
             raise

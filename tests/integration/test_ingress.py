@@ -79,6 +79,8 @@ def test_bad_input_is_refused_with_a_clear_error_and_nothing_is_produced(stack: 
     expect(400, order, body=huge_number, headers=_resigned(order, huge_number))
     not_json_numbers = order.body.replace(b'"quantity":1', b'"quantity":NaN')
     expect(400, order, body=not_json_numbers, headers=_resigned(order, not_json_numbers))
+    deep_with_nan_text = b'{"title": "NaN", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    expect(400, order, body=deep_with_nan_text, headers=_resigned(order, deep_with_nan_text))
     no_topic = {k: v for k, v in order.headers.items() if k != "X-Shopify-Topic"}
     expect(400, order, headers=no_topic)
 
