@@ -134,6 +134,28 @@ def verify_email(
     return browser.post("/email/verify", data={**fields, "password": password})
 
 
+def reset_password_by_mail(stack: Stack, email: str, password: str) -> httpx.Client:
+    """Take an account back as the owner of its address does: ask for a reset, follow the
+    mailed link, choose ``password``. The browser that did it (not signed in)."""
+    browser = httpx.Client(base_url=stack.base_url, timeout=10)
+    form = browser.get("/password/forgot").text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form)
+    assert csrf, form[:2000]
+    browser.post("/password/forgot", data={"email": email, "csrf_token": csrf.group(1)})
+    text = MAILBOX.wait_for(email, subject="Choose a new").get_body(("plain",)).get_content()
+    link = re.search(r"http\S+/password/reset\?token=(\S+)", text)
+    assert link, text
+    page = browser.get(f"/password/reset?token={link.group(1)}").text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert csrf, page[:2000]
+    done = browser.post(
+        "/password/reset",
+        data={"token": link.group(1), "password": password, "csrf_token": csrf.group(1)},
+    )
+    assert done.status_code == 303, done.text
+    return browser
+
+
 def browser_login(page: Any, stack: Stack, next_path: str = "/") -> None:
     """Sign a Playwright page in as the tests' account through the login form."""
     page.goto(f"{stack.base_url}/login?next={next_path}")

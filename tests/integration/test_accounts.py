@@ -27,6 +27,7 @@ from tests.support import (
     make_variant,
     new_shop,
     product_hook,
+    reset_password_by_mail,
     scalar,
     verification_link,
     verify_email,
@@ -548,22 +549,7 @@ def test_a_password_reset_by_link_confirms_the_address_and_ends_a_squatters_acce
     bearer = {"Authorization": f"Bearer {made.json()['token']}"}
     assert httpx.get(f"{stack.base_url}/api/v1/tokens", headers=bearer).status_code == 200
 
-    owner = httpx.Client(base_url=stack.base_url, timeout=10)
-    form = owner.get("/password/forgot")
-    owner.post("/password/forgot", data={"email": email, "csrf_token": csrf_of(form.text)})
-    text = MAILBOX.wait_for(email, subject="Choose a new").get_body(("plain",)).get_content()
-    link = re.search(r"(http\S+/password/reset\?token=\S+)", text)
-    assert link
-    page = owner.get(link.group(1).removeprefix(stack.base_url))
-    done = owner.post(
-        "/password/reset",
-        data={
-            "token": link.group(1).split("token=")[1],
-            "password": "Owners-Horse-51",
-            "csrf_token": csrf_of(page.text),
-        },
-    )
-    assert done.status_code == 303
+    owner = reset_password_by_mail(stack, email, "Owners-Horse-51")
     assert scalar(stack, "SELECT email_verified_at IS NOT NULL FROM users WHERE email = %s", email)
     assert squatter.get("/").status_code == 303
     assert httpx.get(f"{stack.base_url}/api/v1/tokens", headers=bearer).status_code == 401

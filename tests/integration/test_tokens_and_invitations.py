@@ -16,7 +16,14 @@ from connectors.db.accounts import digest
 from ops.account_tools import assign
 from ops.stack import Stack
 from tests.mailbox import MAILBOX
-from tests.support import from_own_address, grant, new_shop, scalar, verify_email
+from tests.support import (
+    from_own_address,
+    grant,
+    new_shop,
+    reset_password_by_mail,
+    scalar,
+    verify_email,
+)
 
 PASSWORD = "Correct-Horse-42"
 
@@ -586,17 +593,7 @@ def test_an_account_made_first_with_someone_elses_address_is_only_invited(
 
     # Heidi, who receives the mail, takes the account back with a reset link (confirming the
     # address), then accepts by logging in through the invitation.
-    heidis = httpx.Client(base_url=stack.base_url, timeout=10)
-    form = heidis.get("/password/forgot")
-    heidis.post("/password/forgot", data={"email": heidi, "csrf_token": csrf_of(form.text)})
-    text = MAILBOX.wait_for(heidi, subject="Choose a new").get_body(("plain",)).get_content()
-    link = re.search(r"http\S+/password/reset\?token=(\S+)", text)
-    assert link
-    form = heidis.get(f"/password/reset?token={link.group(1)}")
-    heidis.post(
-        "/password/reset",
-        data={"token": link.group(1), "password": PASSWORD, "csrf_token": csrf_of(form.text)},
-    )
+    heidis = reset_password_by_mail(stack, heidi, PASSWORD)
     assert squatter.get("/").status_code == 303  # the squatter's session ended
     token = path.rsplit("/", 1)[1]
     assert log_in(heidis, heidi, invitation=token).headers["location"] == f"/shops/{shop}"
