@@ -69,7 +69,7 @@ def web(host: str, port: int, workers: int) -> None:
     _warn_development_secret()
     _keyring()  # refuse to start without a key, before uvicorn's workers try
     uvicorn.run(
-        "web.app:create_app",
+        "web.app:create_served_app",
         factory=True,
         host=host,
         port=port,

@@ -22,7 +22,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
-from litestar.types import FileInfo, Logger, PathType, Scope
+from litestar.types import ASGIApp, FileInfo, Logger, PathType, Scope
 
 from connectors.crypto import Keyring
 from connectors.db.pool import open_pool
@@ -39,6 +39,7 @@ from web.connection import ConnectionController
 from web.dashboard import ApiController, DashboardController, shop_feed
 from web.deadline import database_unavailable, request_deadline
 from web.feed_access import FeedAccess
+from web.head import HeadAsGet
 from web.health import HealthController
 from web.hub import Hub
 from web.inbox import FastPublisher, InboxWriter
@@ -59,6 +60,11 @@ from web.verification import VerificationController
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
+
+
+def create_served_app() -> ASGIApp:
+    """What ``stockpulse web`` serves: the app, with HEAD answered as GET."""
+    return HeadAsGet(create_app())
 
 
 def create_app(settings: Settings | None = None) -> Litestar:

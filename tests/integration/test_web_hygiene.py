@@ -221,3 +221,20 @@ def test_oversized_request_headers_are_refused_and_the_server_keeps_serving(stac
     response = httpx.get(f"{stack.base_url}/healthz", headers={"X-Padding": padding})
     assert response.status_code == 400
     assert httpx.get(f"{stack.base_url}/healthz").status_code == 200
+
+
+def test_head_is_answered_as_get_without_a_body(stack: Stack) -> None:
+    """Uptime monitors probe with HEAD; it was a 405 on every page."""
+    shop = new_shop(stack)
+    for path, headers in (
+        ("/healthz", {}),
+        ("/login", {}),
+        ("/static/style.css", {}),
+        (f"/api/v1/shops/{shop}/skus", auth(stack)),
+    ):
+        got = httpx.get(stack.base_url + path, headers=headers, timeout=5)
+        head = httpx.head(stack.base_url + path, headers=headers, timeout=5)
+        assert head.status_code == got.status_code == 200, (path, head.status_code)
+        assert head.content == b""
+        assert head.headers.get("content-type") == got.headers.get("content-type"), path
+    assert httpx.head(f"{stack.base_url}/no/such/page", timeout=5).status_code == 404
