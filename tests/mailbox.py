@@ -73,6 +73,12 @@ class Mailbox:
     def wait_for(self, to: str, timeout_s: float = 15, subject: str = "") -> EmailMessage:
         """The newest message to ``to`` (in any case, as mail servers read it) whose subject
         holds ``subject``, waiting for one to arrive."""
+        return self.wait_for_all(to, 1, timeout_s, subject)[-1]
+
+    def wait_for_all(
+        self, to: str, count: int, timeout_s: float = 15, subject: str = ""
+    ) -> list[EmailMessage]:
+        """Every such message, oldest first, once there are at least ``count``."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             with self._lock:
@@ -81,10 +87,10 @@ class Mailbox:
                     for m in self.messages
                     if to.lower() in str(m["To"]).lower() and subject in str(m["Subject"])
                 ]
-            if found:
-                return found[-1]
+            if len(found) >= count:
+                return found
             time.sleep(0.05)
-        raise AssertionError(f"no mail to {to} about {subject!r} in {timeout_s}s")
+        raise AssertionError(f"fewer than {count} mails to {to} about {subject!r} in {timeout_s}s")
 
 
 MAILBOX = Mailbox()

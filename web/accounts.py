@@ -102,6 +102,10 @@ class AccountsController(Controller):
             user = await accounts.user_by_email(conn, email)
             limited, ok = await password_check(conn, request, state, user, password, email)
             if ok and user is not None:
+                # A reset committed meanwhile changed the password this one was checked against.
+                await accounts.lock_account(conn, user["id"])
+                ok = await accounts.password_hash_of(conn, user["id"]) == user["password_hash"]
+            if ok and user is not None:
                 if needs_rehash(user["password_hash"]):
                     user["password_hash"] = hash_password(password)
                     await accounts.set_password(conn, user["id"], user["password_hash"])
@@ -281,7 +285,9 @@ class AccountsController(Controller):
         async with state.pool.connection() as conn:
             user_id = await accounts.take_password_reset(conn, token)
             if user_id is not None:
+                await accounts.lock_account(conn, user_id)
                 await accounts.set_password(conn, user_id, hash_password(password))
+                await accounts.forget_password_resets(conn, user_id)
                 # The link came to the address: that proves it as a verification link would.
                 await verifications.mark_verified(conn, user_id)
                 # A reset locks out whoever knew the old password: its sessions end (above),

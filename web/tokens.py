@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field, field_validator
 from connectors.db import accounts
 from connectors.db.accounts import Caller
 from web.accounts import unprintable
-from web.auth import require_caller
+from web.auth import SESSION_COOKIE, LoginRequired, require_caller
 
 FormBody = Body(media_type=RequestEncodingType.URL_ENCODED)
 NAME_MAX = 100
@@ -57,10 +57,7 @@ class TokensController(Controller):
         """A new API token of the signed-in user, shown once. Made from a session only."""
         caller = _from_session(await require_caller(request))
         async with state.pool.connection() as conn:
-            token = await accounts.create_api_token(
-                conn, caller.user_id, data.name.strip(), read_only=data.read_only
-            )
-            await conn.commit()
+            token = await _made_in_session(conn, request, caller, data.name.strip(), data.read_only)
         return {"name": data.name.strip(), "read_only": data.read_only, "token": token}
 
     @delete("/api/v1/tokens/{token_id:int}")
@@ -97,8 +94,7 @@ class TokensController(Controller):
                 status_code=400,
             )
         async with state.pool.connection() as conn:
-            token = await accounts.create_api_token(conn, caller.user_id, name, read_only=read_only)
-            await conn.commit()
+            token = await _made_in_session(conn, request, caller, name, read_only)
         # The only answer that ever holds the secret: no cache, no redirect to a page without it.
         return await _page(
             state, caller, created={"name": name, "read_only": read_only, "token": token}
@@ -159,3 +155,19 @@ async def _page(
         status_code=status_code,
         headers={"Cache-Control": "no-store"},
     )
+
+
+async def _made_in_session(
+    conn: Any, request: Request[Any, Any, Any], caller: Caller, name: str, read_only: bool
+) -> str:
+    """A new token of the caller, made only while its session still stands: a password reset
+    committed since the request began has ended the session, and a token made after it would
+    outlive the reset (LoginRequired then)."""
+    await accounts.lock_account(conn, caller.user_id)
+    if not await accounts.session_alive(
+        conn, caller.user_id, request.cookies.get(SESSION_COOKIE, "")
+    ):
+        raise LoginRequired
+    token = await accounts.create_api_token(conn, caller.user_id, name, read_only=read_only)
+    await conn.commit()
+    return token

@@ -77,6 +77,37 @@ async def user_by_email(conn: DictConnection, email: str) -> dict[str, Any] | No
     return await cur.fetchone()
 
 
+async def lock_account(conn: DictConnection, user_id: int) -> None:
+    """Wait for any other transaction changing who may act as the user to commit: a reset
+    (new password, sessions and tokens gone) against a login or a new token that began under
+    the old password. Without it, an outside tester kept sessions and tokens made during a
+    reset by racing it."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('stockpulse.account'), hashtext(%s))",
+        (str(user_id),),
+    )
+
+
+async def password_hash_of(conn: DictConnection, user_id: int) -> str | None:
+    cur = await conn.execute("SELECT password_hash FROM users WHERE id = %s", (user_id,))
+    row = await cur.fetchone()
+    return str(row["password_hash"]) if row else None
+
+
+async def session_alive(conn: DictConnection, user_id: int, token: str) -> bool:
+    cur = await conn.execute(
+        "SELECT 1 FROM user_sessions WHERE token_hash = %s AND user_id = %s AND expires_at > now()",
+        (digest(token), user_id),
+    )
+    return await cur.fetchone() is not None
+
+
+async def forget_password_resets(conn: DictConnection, user_id: int) -> None:
+    """Every reset link of the user stops working: after a reset, an older link (a forwarded
+    or leaked mail) must not set the password again."""
+    await conn.execute("DELETE FROM password_resets WHERE user_id = %s", (user_id,))
+
+
 async def set_password(conn: DictConnection, user_id: int, password_hash: str) -> None:
     """A new password ends every session of the user (a reset must lock out whoever knew the
     old one)."""

@@ -11,11 +11,13 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import psycopg
 import pytest
 import websockets.sync.client as ws
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from connectors.db.accounts import digest
+from connectors.passwords import hash_password
 from connectors.settings import Settings
 from ops.stack import Stack
 from tests.mailbox import MAILBOX
@@ -31,6 +33,7 @@ from tests.support import (
     scalar,
     verification_link,
     verify_email,
+    wait_until,
 )
 
 PASSWORD = "Correct-Horse-42"
@@ -555,3 +558,72 @@ def test_a_password_reset_by_link_confirms_the_address_and_ends_a_squatters_acce
     assert httpx.get(f"{stack.base_url}/api/v1/tokens", headers=bearer).status_code == 401
     log_in(owner, email, "Owners-Horse-51")
     assert "Send the link again" not in owner.get("/").text
+
+
+def test_a_login_or_a_token_racing_a_password_reset_does_not_outlive_it(stack: Stack) -> None:
+    """An outside tester raced a reset with logins and token requests under the old password:
+    some sessions and tokens outlived it. A reset holds the account until it commits."""
+    client, email = sign_up(stack)
+    uid = user_id(stack, email)
+    csrf = csrf_of(client.get("/account/tokens").text)
+    other = from_own_address(stack)
+    login_csrf = csrf_of(other.get("/login").text)
+    with psycopg.connect(stack.database_url) as reset:  # a reset, until it commits
+        reset.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('stockpulse.account'), hashtext(%s))",
+            (str(uid),),
+        )
+        with ThreadPoolExecutor(2) as racing:
+            login = racing.submit(
+                other.post,
+                "/login",
+                data={"email": email, "password": PASSWORD, "csrf_token": login_csrf},
+            )
+            token = racing.submit(
+                client.post,
+                "/api/v1/tokens",
+                json={"name": "raced"},
+                headers={"X-CSRF-Token": csrf},
+            )
+            wait_until(
+                lambda: (
+                    scalar(
+                        stack,
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+                    )
+                    >= 2
+                ),
+                what="the login and the token request waiting for the reset",
+            )
+            reset.execute(
+                "UPDATE users SET password_hash = %s WHERE id = %s",
+                (hash_password("Another-Horse-77"), uid),
+            )
+            reset.execute("DELETE FROM user_sessions WHERE user_id = %s", (uid,))
+            reset.commit()
+            assert login.result().status_code == 401
+            assert token.result().status_code == 401
+    assert scalar(stack, "SELECT count(*) FROM api_tokens WHERE user_id = %s", uid) == 0
+    assert scalar(stack, "SELECT count(*) FROM user_sessions WHERE user_id = %s", uid) == 0
+
+
+def test_a_reset_cancels_the_accounts_other_reset_links(stack: Stack) -> None:
+    _, email = sign_up(stack)
+    client = from_own_address(stack)
+    form = csrf_of(client.get("/password/forgot").text)
+    for _ in range(2):
+        client.post("/password/forgot", data={"email": email, "csrf_token": form})
+    links = [
+        re.search(r"/password/reset\?token=(\S+)", m.get_body(("plain",)).get_content())
+        for m in MAILBOX.wait_for_all(email, count=2, subject="Choose a new")
+    ]
+    older, newer = (link.group(1) for link in links if link)
+    page = csrf_of(client.get(f"/password/reset?token={newer}").text)
+    used = client.post(
+        "/password/reset", data={"token": newer, "password": PASSWORD + "x", "csrf_token": page}
+    )
+    assert used.status_code == 303
+    stale = client.post(
+        "/password/reset", data={"token": older, "password": "Stale-Horse-88", "csrf_token": page}
+    )
+    assert stale.status_code == 400 and "expired or was used" in stale.text
