@@ -14,7 +14,7 @@ from litestar.response import Redirect, Template
 
 from connectors.db import verifications
 from web import verify_mail
-from web.accounts import FormBody, _check_form_csrf, _form_page, password_check
+from web.accounts import LOGIN_WINDOW, FormBody, _check_form_csrf, _form_page, password_check
 from web.auth import caller_of, require_caller
 
 _SPENT = "That link has expired or was used already. Log in and ask for a new one."
@@ -75,7 +75,10 @@ class VerificationController(Controller):
                     if limited
                     else "That is not this account's password."
                 ),
-                headers={"Cache-Control": "no-store"},
+                headers={
+                    "Cache-Control": "no-store",
+                    **({"Retry-After": str(int(LOGIN_WINDOW.total_seconds()))} if limited else {}),
+                },
             )
         if user_id is None:
             return _form_page(request, "verify_done.html", status=400, error=_SPENT)

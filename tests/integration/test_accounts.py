@@ -99,6 +99,16 @@ def test_sign_up_log_out_and_log_in_with_a_rotated_http_only_session(stack: Stac
         },
     )
     assert scripted.status_code == 400 and "valid email address" in scripted.text
+    # A lookalike (the Kelvin sign lowercases to k) would claim the plain address's account.
+    kelvin = client.post(
+        "/signup",
+        data={
+            "email": "\u212aate@example.com",
+            "password": PASSWORD,
+            "csrf_token": csrf_of(form.text),
+        },
+    )
+    assert kelvin.status_code == 400 and "plain letters" in kelvin.text
     assert scalar(stack, "SELECT count(*) FROM users WHERE email = %s", email) == 0
     made = client.post(
         "/signup", data={"email": email, "password": PASSWORD, "csrf_token": csrf_of(form.text)}
@@ -394,7 +404,7 @@ def test_a_password_reset_mails_a_single_use_link_that_ends_old_sessions(stack: 
     )
     assert unknown.text.count("link to choose a new password") == 1
 
-    mail = MAILBOX.wait_for(email)
+    mail = MAILBOX.wait_for(email, subject="Choose a new")
     assert mail["Subject"] == "Choose a new Stockpulse password"
     text = mail.get_body(preferencelist=("plain",)).get_content()
     html = mail.get_body(preferencelist=("html",)).get_content()
