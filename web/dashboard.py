@@ -6,6 +6,7 @@ import asyncio
 import json
 from typing import Any
 
+import psycopg
 from litestar import Controller, Request, WebSocket, get, websocket
 from litestar.datastructures import State
 from litestar.exceptions import WebSocketDisconnect
@@ -175,7 +176,16 @@ async def shop_feed(socket: WebSocket, shop_domain: FromPath[str]) -> None:
     if not same_origin(socket, state.settings.stockpulse_base_url):
         await socket.close(code=4403, reason="cross-site request")
         return
-    allowed = await shop_for_socket(socket, shop_domain)
+    try:
+        # Pages and the API have their deadline (web/deadline.py); a handshake has this one,
+        # or it waited as long as a paused database did.
+        async with asyncio.timeout(state.settings.request_timeout_seconds):
+            allowed = await shop_for_socket(socket, shop_domain)
+    except (TimeoutError, psycopg.OperationalError):
+        # Accepted to be closed with a reason: a refused handshake reads as 403.
+        await socket.accept()
+        await socket.close(code=1013, reason="the database is not answering; try again")
+        return
     if allowed is None:
         signed_in = socket.scope.get("caller") is not None
         await socket.close(

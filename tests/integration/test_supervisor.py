@@ -18,6 +18,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect as ws_connect
 
 from ops.embedded import children_of, free_port
 from ops.leftovers import stop_leftovers
@@ -278,6 +280,19 @@ def test_up_restarts_each_killed_part_and_stops_cleanly(up: Up) -> None:
         assert response.status_code == 503, response.text
         assert response.headers["retry-after"] and response.json()["message"]
         assert took < REQUEST_TIMEOUT_S + 1.5
+    # A feed's handshake too: closed with "try again later" (1013) rather than left waiting.
+    sent = time.monotonic()
+    with (
+        ws_connect(
+            f"ws://127.0.0.1:{up.port}/ws/shops/{DEMO_SHOP}",
+            additional_headers={"Authorization": f"Bearer {DEMO_TOKEN}"},
+            open_timeout=30,
+        ) as feed,
+        pytest.raises(ConnectionClosed) as closed,
+    ):
+        feed.recv(timeout=30)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+    assert time.monotonic() - sent < REQUEST_TIMEOUT_S + 1.5
     for pid in paused:
         os.kill(pid, signal.SIGCONT)
     wait_until(lambda: ask_for_skus()[0].status_code == 200, timeout_s=30, what="resumed")
