@@ -228,21 +228,22 @@ class AccountsController(Controller):
     ) -> Response[Any]:
         _check_form_csrf(request, data)
         email = _typed_email(data)
-        keys = [f"reset:{email.lower()}", f"ip:{_address(request)}"]
         async with state.pool.connection() as conn:
-            await accounts.take_turn(conn, keys)
-            limited = await _over(
-                conn, [(keys[0], RESETS_PER_ACCOUNT), (keys[1], FAILURES_PER_ADDRESS)]
+            # Resets count like failed logins: asking for many is how one floods a mailbox.
+            allowed = await accounts.count_if_allowed(
+                conn,
+                [
+                    (f"reset:{email.lower()}", RESETS_PER_ACCOUNT),
+                    (f"ip:{_address(request)}", FAILURES_PER_ADDRESS),
+                ],
+                LOGIN_WINDOW,
             )
-            user = None if limited else await accounts.user_by_email(conn, email)
+            user = await accounts.user_by_email(conn, email) if allowed else None
             token = (
                 await accounts.create_password_reset(conn, user["id"], RESET_LIFETIME)
                 if user
                 else None
             )
-            if not limited:
-                # Resets count like failed logins: asking for many is how one floods a mailbox.
-                await accounts.record_login_failure(conn, keys)
             await conn.commit()
         # The same answer whether or not the account exists, as fast: the mail goes after it
         # (waiting for the mail server made an account's answer 9 ms slower, which told).
