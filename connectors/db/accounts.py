@@ -95,11 +95,8 @@ async def password_hash_of(conn: DictConnection, user_id: int) -> str | None:
 
 
 async def session_alive(conn: DictConnection, user_id: int, token: str) -> bool:
-    cur = await conn.execute(
-        "SELECT 1 FROM user_sessions WHERE token_hash = %s AND user_id = %s AND expires_at > now()",
-        (digest(token), user_id),
-    )
-    return await cur.fetchone() is not None
+    caller = await session_caller(conn, token)
+    return caller is not None and caller.user_id == user_id
 
 
 async def forget_password_resets(conn: DictConnection, user_id: int) -> None:
