@@ -193,13 +193,20 @@ class AccountsController(Controller):
                 else:
                     token = await verifications.create(conn, user_id)
             await conn.commit()
-        if token is not None:
-            await verify_mail.send_link(state, email, token, invitation)
-        elif existing is not None:
-            await verify_mail.send_signup_attempt(state, existing["email"])
         # The same answer whether the account was made, existed already or the address had
-        # its fill of mail: no session (that would tell), nothing about the account.
-        return _form_page(request, "signup_sent.html", email=email, invitation=invitation)
+        # its fill of mail: no session (that would tell), nothing about the account. The mail
+        # goes after the answer, as the reset mail does: a slow mail server neither holds the
+        # page past the request deadline nor times who has an account.
+        answer = _form_page(request, "signup_sent.html", email=email, invitation=invitation)
+        if token is not None:
+            answer.background = BackgroundTask(
+                verify_mail.send_link, state, email, token, invitation
+            )
+        elif existing is not None:
+            answer.background = BackgroundTask(
+                verify_mail.send_signup_attempt, state, existing["email"]
+            )
+        return answer
 
     @post("/logout")
     async def logout(self, request: Request[Any, Any, Any], state: State) -> Response[Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import re
 import string
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -472,6 +473,26 @@ def test_sign_up_answers_the_same_whether_or_not_the_address_has_an_account(
     assert scalar(stack, "SELECT count(*) FROM users WHERE lower(email) = lower(%s)", taken) == 1
     log_in(httpx.Client(base_url=stack.base_url, timeout=10), taken)
     assert verification_link(stack, free)  # the new address gets its confirmation link
+
+
+def test_sign_up_answers_before_a_slow_mail_server_has_taken_the_mail(stack: Stack) -> None:
+    """Sign-up waited for the mail server: a slow one held the page (past the request
+    deadline, a 503 after the account was made) and timed who had an account."""
+    email = f"u{uuid.uuid4().hex[:10]}@example.com"
+    client = from_own_address(stack)
+    csrf = csrf_of(client.get("/signup").text)
+    MAILBOX.on_mail = lambda: time.sleep(3)
+    try:
+        started = time.monotonic()
+        answer = client.post(
+            "/signup", data={"email": email, "password": PASSWORD, "csrf_token": csrf}
+        )
+        took = time.monotonic() - started
+        assert answer.status_code == 200 and "Check your email" in answer.text
+        assert took < 2, f"sign-up took {took:.1f} s with the mail server taking 3 s"
+        assert verification_link(stack, email)  # the mail still goes, after the answer
+    finally:
+        MAILBOX.on_mail = None
 
 
 def test_a_verification_link_works_once_and_only_until_it_expires(stack: Stack) -> None:
