@@ -39,7 +39,7 @@ from web.connection import ConnectionController
 from web.dashboard import ApiController, DashboardController, shop_feed
 from web.deadline import database_unavailable, request_deadline
 from web.feed_access import FeedAccess
-from web.head import HeadAsGet
+from web.head import HeadAsGet, allow_every_method
 from web.health import HealthController
 from web.hub import Hub
 from web.inbox import FastPublisher, InboxWriter
@@ -155,7 +155,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ),
         ),
         request_max_body_size=settings.webhook_max_body_bytes,
-        before_send=[add_security_headers],
+        before_send=[add_security_headers, allow_every_method],
         middleware=[request_deadline(settings.request_timeout_seconds)],
         exception_handlers={
             LoginRequired: login_redirect,

@@ -1,8 +1,10 @@
-"""HEAD answered as GET without its body (RFC 9110 §9.3.2): uptime monitors probe with HEAD,
-and Litestar routes a GET handler for GET only (405 before)."""
+"""The methods a path answers: HEAD as GET without its body (RFC 9110 §9.3.2: uptime monitors
+probe with HEAD, and Litestar routes a GET handler for GET only, 405 before), and OPTIONS
+naming all of them."""
 
 from __future__ import annotations
 
+from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -24,3 +26,31 @@ class HeadAsGet:
 
         # The headers stay GET's, Content-Length included, as HEAD's must.
         await self.app({**scope, "method": "GET"}, receive, without_body)  # type: ignore[arg-type]
+
+
+async def allow_every_method(message: Message, scope: Scope) -> None:
+    """A Litestar ``before_send`` hook: OPTIONS's ``Allow`` names every method of its path.
+
+    Litestar's own OPTIONS handler is made with the first handler registered on a path and
+    names only that one's methods (``GET`` and ``POST`` of /login answered ``Allow: OPTIONS,
+    POST``)."""
+    if (
+        message["type"] != "http.response.start"
+        or scope.get("method") != "OPTIONS"
+        or message["status"] != 204
+    ):
+        return
+    template = scope.get("path_template")
+    methods = {
+        method
+        for route in scope["app"].routes
+        if isinstance(route, HTTPRoute) and route.path_format == template
+        for method in route.methods
+    }
+    if "GET" in methods:
+        methods.add("HEAD")
+    if not methods:
+        return
+    headers = [(n, v) for n, v in message.get("headers", ()) if n.lower() != b"allow"]
+    headers.append((b"allow", ", ".join(sorted(methods)).encode()))
+    message["headers"] = headers

@@ -238,3 +238,17 @@ def test_head_is_answered_as_get_without_a_body(stack: Stack) -> None:
         assert head.content == b""
         assert head.headers.get("content-type") == got.headers.get("content-type"), path
     assert httpx.head(f"{stack.base_url}/no/such/page", timeout=5).status_code == 404
+
+
+def test_options_names_every_method_of_its_path(stack: Stack) -> None:
+    """Litestar's OPTIONS named only the first handler's methods: /login answered
+    ``Allow: OPTIONS, POST``, /api/v1/…/settings ``GET, OPTIONS`` without its PUT."""
+    shop = new_shop(stack)
+    for path, methods in (
+        ("/login", "GET, HEAD, OPTIONS, POST"),
+        (f"/api/v1/shops/{shop}/settings", "GET, HEAD, OPTIONS, PUT"),
+        (f"/api/v1/shops/{shop}/settings/products/1", "DELETE, OPTIONS, PUT"),
+        ("/healthz", "GET, HEAD, OPTIONS"),
+    ):
+        answer = httpx.options(stack.base_url + path, timeout=5)
+        assert answer.status_code == 204 and answer.headers["allow"] == methods, (path, answer)
