@@ -122,6 +122,16 @@ def verification_link(stack: Stack, email: str) -> str:
     return link.group(1).removeprefix(stack.base_url)
 
 
+def invitation_link(stack: Stack, email: str) -> str:
+    """The path of the newest invitation link mailed to ``email``."""
+    mail = MAILBOX.wait_for(email, subject="You are invited")
+    text = mail.get_body(preferencelist=("plain",)).get_content()
+    html = mail.get_body(preferencelist=("html",)).get_content()
+    link = re.search(r"(http\S+/invitations/[A-Za-z0-9_-]+)", text)
+    assert link and link.group(1) in html
+    return link.group(1).removeprefix(stack.base_url)
+
+
 def verify_email(
     stack: Stack, email: str, password: str, client: httpx.Client | None = None
 ) -> httpx.Response:

@@ -83,9 +83,10 @@ class MembersController(Controller):
         shop_domain: FromPath[str],
         data: JSONBody[MemberIn],
     ) -> dict[str, Any]:
-        """Give an address a role in the shop (owners only): an account that has confirmed the
-        address gets it at once (``status: added``), any other address an invitation by email
-        (``status: invited``, ``mailed`` false when the mail server refused it)."""
+        """Give an address a role in the shop (owners only): a member's role changes at once
+        (``status: changed``); any other address gets an invitation by email that its
+        confirmed account accepts (``status: invited``, ``mailed`` false when the mail server
+        refused it)."""
         caller, shop, _ = await require_shop(request, shop_domain, owner=True)
         return await _invite(state, caller, shop, data.email, data.role)
 
@@ -155,7 +156,7 @@ class MembersPages(Controller):
             return await _page(
                 state, shop, caller, role, error=exc.detail, status_code=exc.status_code
             )
-        if outcome["status"] == "added":
+        if outcome["status"] == "changed":
             notice = f"{outcome['email']} is now {_a(sent.role)} of this shop."
         elif outcome["mailed"]:
             notice = f"Invitation sent to {sent.email}; the link works for 7 days."
@@ -241,7 +242,10 @@ async def _invite(
     domain = shop["domain"]
     async with state.pool.connection() as conn:
         user = await accounts.user_by_email(conn, email)
-        if user is not None and user["email_verified_at"] is not None:
+        # A member's role changes at once. Anyone else, with an account or not, is invited and
+        # joins by accepting: adding an account outright gave it a shop it never asked for,
+        # and "added" against "invited" told the owner who has an account.
+        if user is not None and await accounts.role_of(conn, user["id"], domain) is not None:
             if role != "owner":
                 try:
                     await accounts.ensure_another_owner(conn, domain, user["id"])
@@ -251,7 +255,7 @@ async def _invite(
                     ) from None
             await accounts.add_member(conn, domain, user["id"], role)
             await conn.commit()
-            return {"shop": domain, "email": user["email"], "role": role, "status": "added"}
+            return {"shop": domain, "email": user["email"], "role": role, "status": "changed"}
         # Each invitation mails an address that never asked for it: an outside tester sent
         # one address 18 in seconds.
         limits = [

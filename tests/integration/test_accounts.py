@@ -27,6 +27,7 @@ from tests.support import (
     deliver_ok,
     from_own_address,
     grant,
+    invitation_link,
     make_variant,
     new_shop,
     product_hook,
@@ -267,10 +268,13 @@ def test_viewers_read_owners_change_and_session_writes_need_the_csrf_token(stack
 
     assert owner.post(f"/api/v1/shops/{shop}/members", json=invite).status_code == 403
     token = session_csrf(owner, shop)
-    added = owner.post(
+    invited = owner.post(
         f"/api/v1/shops/{shop}/members", json=invite, headers={"X-CSRF-Token": token}
     )
-    assert added.status_code == 200, added.text
+    assert invited.status_code == 200, invited.text
+    path = invitation_link(stack, viewer_email)
+    accepted = viewer.post(path, data={"csrf_token": csrf_of(viewer.get(path).text)})
+    assert accepted.status_code == 303, accepted.text
 
     assert viewer.get(f"/shops/{shop}").status_code == 200
     assert viewer.get(f"/api/v1/shops/{shop}/skus").status_code == 200

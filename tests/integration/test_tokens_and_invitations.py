@@ -15,10 +15,10 @@ import websockets
 from connectors.db.accounts import digest
 from ops.account_tools import assign
 from ops.stack import Stack
-from tests.mailbox import MAILBOX
 from tests.support import (
     from_own_address,
     grant,
+    invitation_link,
     new_shop,
     reset_password_by_mail,
     scalar,
@@ -102,15 +102,6 @@ def owned_shop(stack: Stack) -> tuple[httpx.Client, str, str]:
         user_id(stack, email),
     )
     return client, email, shop
-
-
-def invitation_link(stack: Stack, email: str) -> str:
-    mail = MAILBOX.wait_for(email, subject="You are invited")
-    text = mail.get_body(preferencelist=("plain",)).get_content()
-    html = mail.get_body(preferencelist=("html",)).get_content()
-    link = re.search(r"(http\S+/invitations/[A-Za-z0-9_-]+)", text)
-    assert link and link.group(1) in html
-    return link.group(1).removeprefix(stack.base_url)
 
 
 def test_a_token_made_on_the_page_works_on_the_api_until_revoked(stack: Stack) -> None:
@@ -337,23 +328,43 @@ def test_an_invitation_is_accepted_through_login_or_by_a_signed_in_account(
     assert owner.get(f"/api/v1/shops/{shop}/members").json()["invitations"] == []
 
 
-def test_inviting_an_existing_account_adds_it_at_once(stack: Stack) -> None:
+def test_an_existing_account_is_invited_and_a_members_role_changes_at_once(
+    stack: Stack,
+) -> None:
+    """An existing account was added outright: it got a shop it never asked for, and
+    "added" against "invited" told the owner which addresses have an account."""
     owner, _, shop = owned_shop(stack)
     member_email = new_email()
     member = sign_up(stack, member_email)
     page = owner.get(f"/shops/{shop}/members")
-    added = owner.post(
-        f"/shops/{shop}/members",
-        data={"email": member_email.upper(), "role": "viewer", "csrf_token": csrf_of(page.text)},
-    )
-    assert added.status_code == 200 and "is now a viewer" in added.text
-    assert role(stack, shop, member_email) == "viewer"
+    csrf = csrf_of(page.text)
+    answers = [
+        owner.post(
+            f"/api/v1/shops/{shop}/members",
+            json={"email": email, "role": "viewer"},
+            headers={"X-CSRF-Token": csrf},
+        ).json()
+        for email in (member_email.upper(), new_email())
+    ]
+    assert [(a["status"], a["mailed"]) for a in answers] == [("invited", True)] * 2, answers
+    assert role(stack, shop, member_email) is None
+    assert member.get(f"/shops/{shop}/members").status_code == 404
+    path = invitation_link(stack, member_email)
+    landing = member.get(path)
+    accepted = member.post(path, data={"csrf_token": csrf_of(landing.text)})
+    assert accepted.status_code == 303 and role(stack, shop, member_email) == "viewer"
     assert member.get(f"/shops/{shop}/members").status_code == 200
-    assert scalar(stack, "SELECT count(*) FROM shop_invitations WHERE shop = %s", shop) == 0
+
+    promoted = owner.post(
+        f"/shops/{shop}/members",
+        data={"email": member_email, "role": "owner", "csrf_token": csrf},
+    )
+    assert promoted.status_code == 200 and "is now an owner" in promoted.text
+    assert role(stack, shop, member_email) == "owner"
     bad = owner.post(
         f"/api/v1/shops/{shop}/members",
         json={"email": "not an address", "role": "viewer"},
-        headers={"X-CSRF-Token": csrf_of(page.text)},
+        headers={"X-CSRF-Token": csrf},
     )
     assert bad.status_code == 400
 
