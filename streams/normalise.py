@@ -13,10 +13,10 @@ payloads of the same whole second; Shopify keeps it on every retry for exactly t
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from connectors.kafka.topics import SkuEvent, SkuEventKind, WebhookEnvelope, sku_key
 from connectors.shopify.payloads import (
@@ -29,15 +29,12 @@ from connectors.shopify.payloads import (
     Refund,
     ShopifyPayload,
     ShopRedact,
-    Timestamp,
 )
+from connectors.shopify.webhooks import CLOCK_SKEW, trigger_time
 
 # Restocked refund lines give the units back to the shelf, so they stop counting as demand.
 # "no_restock" refunds (damaged goods, goodwill) leave the sale counted.
 RESTOCK_TYPES = frozenset({"return", "cancel", "legacy_restock"})
-
-# Shopify's clock and ours may disagree a little; a time further ahead than this is not real.
-CLOCK_SKEW = timedelta(minutes=5)
 
 
 class MalformedWebhook(ValueError):
@@ -59,32 +56,16 @@ def bounded(ts: datetime, anchor: datetime) -> datetime:
     return anchor.replace(microsecond=0) if ts > anchor + CLOCK_SKEW else ts
 
 
-# Shopify retries for up to 4 hours; a trigger time much older than the receipt is not one.
-TRIGGER_WINDOW = timedelta(hours=48)
-_TRIGGER = TypeAdapter(Timestamp)
-
-
 def triggered(env: WebhookEnvelope) -> datetime | None:
-    """When Shopify triggered the event (``X-Shopify-Triggered-At``, sub-second, the same on
-    every retry); None when the header is absent, unreadable, or outside what a delivery of
-    this receipt could carry.
+    """When Shopify triggered the event, by :func:`connectors.shopify.webhooks.trigger_time`.
 
     >>> from connectors.kafka.topics import WebhookEnvelope
     >>> env = WebhookEnvelope(topic="t", shop="s", event_id="e", webhook_id="w", payload={},
     ...     received_at="2026-01-01T00:00:05+00:00", triggered_at="2026-01-01T00:00:01.25Z")
     >>> triggered(env).isoformat()
     '2026-01-01T00:00:01.250000+00:00'
-    >>> triggered(env.model_copy(update={"triggered_at": "2026-01-02T00:00:00Z"})) is None
-    True
     """
-    if not env.triggered_at:
-        return None
-    try:
-        at = _TRIGGER.validate_python(env.triggered_at)
-    except ValidationError:
-        return None
-    received = datetime.fromisoformat(env.received_at)
-    return at if received - TRIGGER_WINDOW <= at <= received + CLOCK_SKEW else None
+    return trigger_time(env.triggered_at, datetime.fromisoformat(env.received_at))
 
 
 def _clock(env: WebhookEnvelope) -> tuple[datetime, str | None]:
@@ -246,7 +227,10 @@ def normalise(env: WebhookEnvelope) -> list[tuple[bytes, SkuEvent]]:
     elif isinstance(payload, AppUninstalled):
         if payload.myshopify_domain != env.shop:
             raise MalformedWebhook("app/uninstalled names another shop than its envelope")
-        events.add("shop", "app_uninstalled", {})
+        # Its moment orders it against a reinstall: a retry of an uninstall from before the
+        # merchant installed again must not disconnect the shop.
+        anchor, _ = _clock(env)
+        events.add("shop", "app_uninstalled", {"at": anchor.isoformat()})
     elif isinstance(payload, ShopRedact):
         if payload.shop_domain != env.shop:
             raise MalformedWebhook("shop/redact names another shop than its envelope")

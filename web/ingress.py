@@ -26,6 +26,7 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from litestar import asgi
@@ -63,20 +64,23 @@ async def _verified_secrets(body: bytes, headers: Mapping[str, str], state: Any)
     """None when the body verifies for the shop it names; otherwise the refusal."""
     signature = headers.get(webhooks.HMAC_HEADER)
     shop = (headers.get(webhooks.SHOP_HEADER) or "").strip().lower()
+    # An uninstalled shop's data stays until its shop/redact, 48 hours later: the privacy
+    # topics still verify for it; nothing else does.
+    held = (headers.get(webhooks.TOPIC_HEADER) or "").strip() in webhooks.PRIVACY_TOPICS
     directory = state.shops
     if not shop:  # refused as incomplete once the signature checks out
         ok = webhooks.verify(body, signature, directory.app_secrets)
         return None if ok else _refuse(401, "invalid HMAC signature", verified=False)
-    secrets = await directory.cached_secrets(shop)
+    secrets = await directory.cached_secrets(shop, held)
     if secrets is None and not webhooks.verify(body, signature, directory.app_secrets):
         # Unknown to the cache and not signed by this deployment's app: perhaps a shop
         # connected a moment ago with an app of its own. The cache is reloaded for that at
         # most once a second, so unsigned floods cost no more than that.
-        secrets = await directory.recent_secrets(shop)
+        secrets = await directory.recent_secrets(shop, held=held)
         if secrets is None:
             return _refuse(401, "invalid HMAC signature", verified=False)
     elif secrets is None:
-        secrets = await directory.lookup_secrets(shop)
+        secrets = await directory.lookup_secrets(shop, held)
         if secrets is None:
             return _refuse(404, "unknown shop")
     if not webhooks.verify(body, signature, secrets):
@@ -177,6 +181,11 @@ async def accept_webhook(body: bytes, headers: Mapping[str, str], state: Any) ->
         return _unavailable(f"could not commit to the inbox: {exc!r}")
     if row is None:
         return Outcome(200, "duplicate", "duplicate")
+    if parsed.topic == "app/uninstalled":
+        received = datetime.now(UTC)
+        state.shops.note_uninstall(
+            parsed.shop, webhooks.trigger_time(parsed.triggered_at, received) or received
+        )
     state.publisher.offer(row)
     return Outcome(200, "accepted", "accepted")
 

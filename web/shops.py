@@ -1,19 +1,25 @@
-"""Which shops are installed and which app secrets their webhooks verify with, cached so the
-ingress does not query per request."""
+"""Which shops are installed (and which uninstalled ones are still held, for their privacy
+webhooks), and which app secrets their webhooks verify with, cached so the ingress does not
+query per request."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime
 
 from psycopg_pool import AsyncConnectionPool
 
 from connectors.crypto import Keyring
 from connectors.db import credentials
 from connectors.db.pool import DictConnection
-from connectors.db.shops import known_shops, shop_installed
+from connectors.db.shops import held_shops, shop_held
 from web.shared_reads import SharedRead, quietly, within
 
+# How long an uninstall this process accepted refuses its shop's webhooks before the database
+# says so: the worker applies it within seconds; one it ignores (older than a reinstall) stops
+# refusing when its moment is found older than the install, or after this.
+UNINSTALL_MARK_S = 60.0
 # How long a webhook waits for the directory's database reads. Shopify gives up after about
 # five seconds; a database that hangs (rather than refusing) must cost a 503, not a timeout.
 WAIT_S = 3.0
@@ -21,6 +27,9 @@ WAIT_S = 3.0
 
 class ShopDirectory:
     """Installed shops; the whole set is reloaded every ``refresh_s`` so uninstalls take effect.
+
+    Each lookup says whether an uninstalled shop whose data is still held counts (``held``):
+    Shopify sends shop/redact 48 hours after the uninstall, and it must verify and apply then.
 
     A webhook must verify with the secret of the app its shop is connected through: a shop
     connected with an app of its own (a merchant's Dev Dashboard app, or an older custom app's
@@ -39,7 +48,8 @@ class ShopDirectory:
         self._refresh_s = refresh_s
         self._app_secrets = app_secrets
         self._keyring = keyring
-        self._shops: set[str] = set()
+        self._shops: dict[str, datetime | None] = {}  # held shops: installed when (or None)
+        self._uninstalled_here: dict[str, tuple[datetime, float]] = {}
         self._own_secrets: dict[str, bytes] = {}
         self._loaded_at = float("-inf")
         self._reloading = asyncio.Lock()
@@ -50,48 +60,71 @@ class ShopDirectory:
     def app_secrets(self) -> list[bytes]:
         return self._app_secrets
 
-    async def cached_secrets(self, shop: str) -> list[bytes] | None:
-        """The secrets ``shop``'s webhooks verify with, from the cache (None: not known).
+    async def cached_secrets(self, shop: str, held: bool = False) -> list[bytes] | None:
+        """The secrets ``shop``'s webhooks verify with, from the cache (None: not known, or
+        uninstalled and not ``held``).
 
         Never reads one shop from the database: an unsigned request must not cost a query.
         """
         if time.monotonic() - self._loaded_at > self._refresh_s:
             await self._reload()
-        return self._secrets_of(shop) if shop in self._shops else None
+        return self._secrets_of(shop, held)
 
     async def _read(self) -> None:
         async with self._pool.connection() as conn:
-            self._shops = await known_shops(conn)
+            self._shops = await held_shops(conn)
             self._own_secrets = await credentials.own_app_secrets(conn, self._keyring)
         self._loaded_at = time.monotonic()
 
-    async def recent_secrets(self, shop: str, min_age_s: float = 1.0) -> list[bytes] | None:
+    async def recent_secrets(
+        self, shop: str, min_age_s: float = 1.0, held: bool = False
+    ) -> list[bytes] | None:
         """Like :meth:`cached_secrets`, reloading the cache first when it is older than
         ``min_age_s``: at most one query a second, whatever asks."""
         async with self._reloading:
             if time.monotonic() - self._loaded_at > min_age_s:
                 await self._reload()
-        return self._secrets_of(shop) if shop in self._shops else None
+        return self._secrets_of(shop, held)
 
-    def _secrets_of(self, shop: str) -> list[bytes]:
+    def note_uninstall(self, shop: str, moment: datetime) -> None:
+        """``shop``'s uninstall, triggered at ``moment``, is accepted: its webhooks are refused
+        from now on, not once the worker has applied it and the cache been reloaded (they were
+        accepted, and applied, for up to three seconds)."""
+        self._uninstalled_here[shop] = (moment, time.monotonic())
+
+    def _installed(self, shop: str) -> bool:
+        mark = self._uninstalled_here.get(shop)
+        installed_at = self._shops.get(shop)
+        if mark is not None and (
+            installed_at is None
+            or installed_at > mark[0]
+            or time.monotonic() - mark[1] > UNINSTALL_MARK_S
+        ):
+            del self._uninstalled_here[shop]  # applied, undone by a reinstall, or expired
+            mark = None
+        return installed_at is not None and mark is None
+
+    def _secrets_of(self, shop: str, held: bool) -> list[bytes] | None:
+        if shop not in self._shops or not (held or self._installed(shop)):
+            return None
         own = self._own_secrets.get(shop)
         return [own] if own is not None else self._app_secrets
 
-    async def lookup_secrets(self, shop: str) -> list[bytes] | None:
+    async def lookup_secrets(self, shop: str, held: bool = False) -> list[bytes] | None:
         """Like :meth:`cached_secrets` but asks the database on a miss, so a shop installed a
         moment ago is served at once. Callers check a signature first."""
-        secrets = await self.cached_secrets(shop)
+        secrets = await self.cached_secrets(shop, held)
         if secrets is not None:
             return secrets
-        installed = await within(WAIT_S, quietly(asyncio.create_task(self._installed(shop))))
-        if not installed:
+        installed = await within(WAIT_S, quietly(asyncio.create_task(self._held(shop))))
+        if installed is None or not (installed or held):
             return None
         await self._reload()  # a shop connected a moment ago may have its own secret
-        return self._secrets_of(shop) if shop in self._shops else None
+        return self._secrets_of(shop, held)
 
-    async def _installed(self, shop: str) -> bool:
+    async def _held(self, shop: str) -> bool | None:
         async with self._pool.connection() as conn:
-            return await shop_installed(conn, shop)
+            return await shop_held(conn, shop)
 
     async def is_installed(self, shop: str) -> bool:
         return await self.lookup_secrets(shop) is not None

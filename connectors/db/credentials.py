@@ -9,7 +9,6 @@ from typing import Literal
 
 from connectors.crypto import CannotOpen, Keyring
 from connectors.db.pool import DictConnection
-from connectors.db.shops import ACTIVE_SHOPS
 
 Mode = Literal["client_credentials", "authorization_code", "static"]
 _SEALED = ("client_secret", "access_token", "refresh_token")
@@ -92,12 +91,12 @@ async def load(conn: DictConnection, keyring: Keyring, shop: str) -> Credentials
 
 
 async def own_app_secrets(conn: DictConnection, keyring: Keyring) -> dict[str, bytes]:
-    """The app secret of every installed shop connected through an app of its own: its
-    webhooks verify with that secret only. Shops missing here use this deployment's app."""
+    """The app secret of every shop connected through an app of its own, installed or not
+    (an uninstalled shop's shop/redact is signed with it): its webhooks verify with that
+    secret only. Shops missing here use this deployment's app."""
     cur = await conn.execute(
-        f"SELECT c.shop, c.client_secret FROM shop_credentials c JOIN {ACTIVE_SHOPS} s"
-        " ON s.domain = c.shop WHERE c.mode IN ('client_credentials', 'static')"
-        " AND c.client_secret IS NOT NULL"
+        "SELECT c.shop, c.client_secret FROM shop_credentials c"
+        " WHERE c.mode IN ('client_credentials', 'static') AND c.client_secret IS NOT NULL"
     )
     return {
         r["shop"]: keyring.open(bytes(r["client_secret"]), _context(r["shop"], "client_secret"))

@@ -116,11 +116,19 @@ _STATEMENTS: dict[str, tuple[str, str]] = {
     ),
     # The merchant removed the app: its tokens are useless and must go; the data stays until
     # Shopify's shop/redact (48 hours later) asks for it, and a reinstall picks it up again.
+    # A shop on an app of its own keeps that app's secret, which shop/redact is signed with.
+    # An uninstall from before the shop's latest install (a late retry) changes nothing.
     "app_uninstalled": (
         "stock",
-        "WITH a AS (DELETE FROM shop_credentials WHERE shop = %(shop)s)"
-        " UPDATE shops SET uninstalled_at = now() WHERE domain = %(shop)s"
-        " RETURNING NULL::bigint",
+        "WITH gone AS (UPDATE shops SET uninstalled_at = coalesce(%(at)s, now())"
+        "  WHERE domain = %(shop)s AND uninstalled_at IS NULL"
+        "  AND installed_at <= coalesce(%(at)s, now()) RETURNING domain),"
+        " a AS (DELETE FROM shop_credentials c USING gone"
+        "  WHERE c.shop = gone.domain AND c.mode = 'authorization_code'),"
+        " b AS (UPDATE shop_credentials c SET access_token = NULL, access_expires_at = NULL,"
+        "  refresh_token = NULL, refresh_expires_at = NULL, updated_at = now() FROM gone"
+        "  WHERE c.shop = gone.domain AND c.mode <> 'authorization_code')"
+        " SELECT NULL::bigint FROM gone",
     ),
     # Tables without a foreign key to shops (time series, outbox) are cleared explicitly.
     "shop_redact": (
@@ -138,6 +146,7 @@ _STATEMENTS: dict[str, tuple[str, str]] = {
 _DEFAULTS: dict[str, dict[str, object]] = {
     "sale_line": {"version": None, "ordered_quantity": None, "triggered_at": None},
     "stock": {"triggered_at": None},
+    "app_uninstalled": {"at": None},
     # listed_since: from a catalogue export, which may bring back a variant an older export
     # found gone (migration 0035).
     "variant": {"triggered_at": None, "listed_since": None},
@@ -198,10 +207,46 @@ async def apply_events(
     Raises on any event the database refuses; the caller isolates it (see streams.poison).
     """
     changes = ChangeSet()
-    await _apply_all(conn, events, changes)
+    await _apply_all(conn, await _not_after_uninstall(conn, events), changes)
     outbox_ids = await _record_outbox(conn, changes)
     await inbox.mark_applied(conn, _notes(events))
     return changes, outbox_ids
+
+
+# What an uninstalled shop still takes: its uninstall again (a no-op) and its erasure.
+_TAKEN_WHEN_UNINSTALLED = frozenset({"app_uninstalled", "shop_redact"})
+
+
+async def _not_after_uninstall(
+    conn: DictConnection, events: Sequence[SkuEvent]
+) -> Sequence[SkuEvent]:
+    """``events`` without those an uninstalled shop sent after its uninstall: they were accepted
+    while the web app's list of shops still had it (up to KNOWN_SHOPS_REFRESH_SECONDS), and
+    nothing syncs after an uninstall. An event of before it, delivered late, still counts."""
+    shops = sorted({e.shop for e in events if e.kind not in _TAKEN_WHEN_UNINSTALLED})
+    if not shops:
+        return events
+    cur = await conn.execute(
+        "SELECT domain, uninstalled_at FROM shops"
+        " WHERE domain = ANY(%s) AND uninstalled_at IS NOT NULL",
+        (shops,),
+    )
+    gone = {r["domain"]: r["uninstalled_at"] for r in await cur.fetchall()}
+    if not gone:
+        return events
+    kept = [
+        e
+        for e in events
+        if e.kind in _TAKEN_WHEN_UNINSTALLED or e.shop not in gone or _moment(e) <= gone[e.shop]
+    ]
+    if len(kept) < len(events):
+        log.info("left out %d event(s) sent after their shop's uninstall", len(events) - len(kept))
+    return kept
+
+
+def _moment(event: SkuEvent) -> datetime:
+    """When Shopify triggered the event, where known; else when it was received."""
+    return datetime.fromisoformat(event.data.get("triggered_at") or event.received_at)
 
 
 async def levels_unchanged_since(

@@ -7,6 +7,7 @@ means "the shops we serve" selects from :data:`ACTIVE_SHOPS`, so that rule is wr
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -26,13 +27,23 @@ async def active_shops(conn: DictConnection) -> list[str]:
     return [r["domain"] for r in await cur.fetchall()]
 
 
-async def known_shops(conn: DictConnection) -> set[str]:
-    return set(await active_shops(conn))
+async def held_shops(conn: DictConnection) -> dict[str, datetime | None]:
+    """Every shop whose data is held, with when it was installed (None: uninstalled; it stays
+    until its shop/redact, which must still verify and apply)."""
+    cur = await conn.execute(
+        "SELECT domain, CASE WHEN uninstalled_at IS NULL THEN installed_at END AS installed_at"
+        " FROM shops"
+    )
+    return {r["domain"]: r["installed_at"] for r in await cur.fetchall()}
 
 
-async def shop_installed(conn: DictConnection, shop: str) -> bool:
-    cur = await conn.execute(f"SELECT 1 FROM {ACTIVE_SHOPS} s WHERE domain = %s", (shop,))
-    return await cur.fetchone() is not None
+async def shop_held(conn: DictConnection, shop: str) -> bool | None:
+    """Whether ``shop`` is installed; None when no data of it is held."""
+    cur = await conn.execute(
+        "SELECT uninstalled_at IS NULL AS installed FROM shops WHERE domain = %s", (shop,)
+    )
+    row = await cur.fetchone()
+    return None if row is None else bool(row["installed"])
 
 
 async def get_shop(conn: DictConnection, shop: str) -> dict[str, Any] | None:
@@ -43,10 +54,13 @@ async def get_shop(conn: DictConnection, shop: str) -> dict[str, Any] | None:
     return await cur.fetchone()
 
 
+# A reinstall is a new install: an uninstall of before it (a late retry) must not undo it.
 _INSTALL = (
     "INSERT INTO shops (domain, name, timezone) VALUES (%s, %s, %s)"
     " ON CONFLICT (domain) DO UPDATE SET name = coalesce(excluded.name, shops.name),"
-    " timezone = excluded.timezone, uninstalled_at = NULL"
+    " timezone = excluded.timezone, uninstalled_at = NULL,"
+    " installed_at = CASE WHEN shops.uninstalled_at IS NULL THEN shops.installed_at"
+    " ELSE now() END"
 )
 
 

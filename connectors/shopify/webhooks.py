@@ -11,7 +11,12 @@ import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from connectors.shopify.payloads import Timestamp
 
 TOPIC_HEADER = "x-shopify-topic"
 HMAC_HEADER = "x-shopify-hmac-sha256"
@@ -22,9 +27,35 @@ TRIGGERED_AT_HEADER = "x-shopify-triggered-at"
 API_VERSION_HEADER = "x-shopify-api-version"
 
 MAX_HEADER_CHARS = 255
+# Shopify retries for up to 4 hours; a trigger time much older than the receipt is not one.
+TRIGGER_WINDOW = timedelta(hours=48)
+# A time this far past the receipt is the sender's clock running ahead, not the future.
+CLOCK_SKEW = timedelta(minutes=5)
+_TRIGGER = TypeAdapter(Timestamp)
 
 PRIVACY_TOPICS = frozenset({"customers/data_request", "customers/redact", "shop/redact"})
 CUSTOMER_PRIVACY_TOPICS = frozenset({"customers/data_request", "customers/redact"})
+
+
+def trigger_time(header: str | None, received: datetime) -> datetime | None:
+    """When Shopify triggered the event (``X-Shopify-Triggered-At``, sub-second, the same on
+    every retry); None when the header is absent, unreadable, or outside what a delivery
+    ``received`` then could carry.
+
+    >>> from datetime import UTC
+    >>> at = datetime(2026, 1, 1, 0, 0, 5, tzinfo=UTC)
+    >>> trigger_time("2026-01-01T00:00:01.25Z", at).isoformat()
+    '2026-01-01T00:00:01.250000+00:00'
+    >>> trigger_time("2026-01-02T00:00:00Z", at) is None
+    True
+    """
+    if not header:
+        return None
+    try:
+        moment = _TRIGGER.validate_python(header)
+    except ValidationError:
+        return None
+    return moment if received - TRIGGER_WINDOW <= moment <= received + CLOCK_SKEW else None
 
 
 def sign(body: bytes, secret: bytes) -> str:

@@ -77,7 +77,8 @@ async def test_a_store_connects_with_client_credentials_and_its_webhooks_use_its
 
     hook = product_hook(store.domain, make_variant())  # signed with the deployment's secret
     assert (await asyncio.to_thread(deliver, stack, hook)).status_code == 401
-    own = {**hook.headers, "X-Shopify-Hmac-Sha256": sign(hook.body, CLIENT_SECRET.encode())}
+    own_secret = CLIENT_SECRET.encode()
+    own = {**hook.headers, "X-Shopify-Hmac-Sha256": sign(hook.body, own_secret)}
     response = await asyncio.to_thread(deliver, stack, hook, headers=own)
     assert response.status_code == 200
     await asyncio.to_thread(
@@ -91,6 +92,11 @@ async def test_a_store_connects_with_client_credentials_and_its_webhooks_use_its
         "app/uninstalled", store.domain, {"id": 1, "myshopify_domain": store.domain}, CLIENT_SECRET
     )
     assert (await asyncio.to_thread(deliver, stack, uninstalled)).status_code == 200
+    # Refused at once, not accepted (and applied) until the worker had applied the uninstall:
+    # as for any shop not served, a body this deployment's app did not sign is a 401.
+    after = product_hook(store.domain, make_variant("AFTER-UNINSTALL"))
+    signed_after = {**after.headers, "X-Shopify-Hmac-Sha256": sign(after.body, own_secret)}
+    assert (await asyncio.to_thread(deliver, stack, after, headers=signed_after)).status_code == 401
     await asyncio.to_thread(
         wait_until,
         lambda: scalar(
@@ -99,8 +105,28 @@ async def test_a_store_connects_with_client_credentials_and_its_webhooks_use_its
         20,
         "the shop marked uninstalled",
     )
-    assert scalar(stack, "SELECT count(*) FROM shop_credentials WHERE shop = %s", store.domain) == 0
+    # The tokens are gone; the app's secret stays, for the privacy webhooks still to come.
+    left = "SELECT count(*) FROM shop_credentials WHERE shop = %s AND client_secret IS NOT NULL"
+    assert scalar(stack, left, store.domain) == 1
+    tokens = "SELECT count(*) FROM shop_credentials WHERE shop = %s AND access_token IS NOT NULL"
+    assert scalar(stack, tokens, store.domain) == 0
     assert scalar(stack, "SELECT count(*) FROM variants WHERE shop = %s", store.domain) == 1
+    assert (await asyncio.to_thread(deliver, stack, after, headers=signed_after)).status_code == 401
+
+    # Shopify erases the shop 48 hours after the uninstall, signed with the shop's own app.
+    privacy = {"shop_id": 1, "shop_domain": store.domain}
+    for topic in ("customers/data_request", "customers/redact", "shop/redact"):
+        hook = signed_webhook(topic, store.domain, privacy, CLIENT_SECRET)
+        answer = await asyncio.to_thread(deliver, stack, hook)
+        assert answer.status_code == 200, (topic, answer.text)
+    await asyncio.to_thread(
+        wait_until,
+        lambda: not scalar(stack, "SELECT count(*) FROM shops WHERE domain = %s", store.domain),
+        20,
+        "the uninstalled shop erased",
+    )
+    assert scalar(stack, "SELECT count(*) FROM variants WHERE shop = %s", store.domain) == 0
+    assert scalar(stack, "SELECT count(*) FROM shop_credentials WHERE shop = %s", store.domain) == 0
 
 
 async def test_a_token_is_renewed_before_it_expires_and_renewals_do_not_race(

@@ -11,6 +11,7 @@ import pytest
 
 from connectors.db import inbox, ledger
 from connectors.db.pool import DictConnection
+from connectors.db.shops import install_shop
 from connectors.kafka.topics import SkuEvent
 
 _ids = itertools.count(int(datetime.now(UTC).timestamp() * 1000) * 1000)
@@ -343,3 +344,41 @@ async def test_a_variant_an_export_found_gone_comes_back_only_for_a_newer_export
         conn, [variant(shop, v, described, listed_since=(NOW + timedelta(hours=1)).isoformat())]
     )
     assert await deleted(conn, shop, v)
+
+
+async def test_an_uninstall_stops_what_came_after_it_and_a_late_one_never_undoes_a_reinstall(
+    conn: DictConnection, shop: str, database_url: str
+) -> None:
+    """Webhooks accepted for a few seconds after an uninstall were applied; a retry of an
+    uninstall from before a reinstall disconnected the reinstalled shop."""
+    item, uninstalled_at = next(_ids), datetime.now(UTC)
+
+    def uninstall(at: datetime) -> SkuEvent:
+        return _event(shop, "app_uninstalled", at=at.isoformat())
+
+    def stock_sent(available: int, received: datetime, triggered: datetime | None) -> SkuEvent:
+        event = stock(shop, item, available, received)
+        return event.model_copy(
+            update={
+                "received_at": received.isoformat(),
+                "data": {**event.data, "triggered_at": triggered and triggered.isoformat()},
+            }
+        )
+
+    await apply(conn, [uninstall(uninstalled_at)])
+    # Triggered before the uninstall, delivered after it: the shop's own past, kept.
+    before = uninstalled_at - timedelta(milliseconds=500)
+    await apply(conn, [stock_sent(5, uninstalled_at + timedelta(seconds=2), before)])
+    assert await level(conn, shop, item) == 5
+    # Sent after it: left out, whether its trigger time is known or only its receipt.
+    await apply(conn, [stock_sent(6, uninstalled_at + timedelta(seconds=2), None)])
+    after = uninstalled_at + timedelta(seconds=1)
+    await apply(conn, [stock_sent(7, after + timedelta(seconds=2), after)])
+    assert await level(conn, shop, item) == 5
+
+    install_shop(database_url, shop)  # the merchant installs again
+    await apply(conn, [uninstall(uninstalled_at)])  # Shopify's retry of the first uninstall
+    cur = await conn.execute("SELECT uninstalled_at FROM shops WHERE domain = %s", (shop,))
+    assert (await cur.fetchone()) == {"uninstalled_at": None}
+    await apply(conn, [stock_sent(8, uninstalled_at + timedelta(seconds=4), None)])
+    assert await level(conn, shop, item) == 8
