@@ -29,24 +29,27 @@ class HeadAsGet:
 
 
 async def allow_every_method(message: Message, scope: Scope) -> None:
-    """A Litestar ``before_send`` hook: OPTIONS's ``Allow`` names every method of its path.
+    """A Litestar ``before_send`` hook: the ``Allow`` of OPTIONS and of a 405 names every
+    method of its path.
 
     Litestar's own OPTIONS handler is made with the first handler registered on a path and
     names only that one's methods (``GET`` and ``POST`` of /login answered ``Allow: OPTIONS,
-    POST``)."""
-    if (
-        message["type"] != "http.response.start"
-        or scope.get("method") != "OPTIONS"
-        or message["status"] != 204
+    POST``). Litestar's 405 names them all (routing found the whole route) but leaves out the
+    HEAD that :class:`HeadAsGet` answers."""
+    if message["type"] != "http.response.start" or not (
+        message["status"] == 405 or (scope.get("method") == "OPTIONS" and message["status"] == 204)
     ):
         return
-    template = scope.get("path_template")
-    methods = {
-        method
-        for route in scope["app"].routes
-        if isinstance(route, HTTPRoute) and route.path_format == template
-        for method in route.methods
-    }
+    given = next((v for n, v in message.get("headers", ()) if n.lower() == b"allow"), None)
+    methods = {m.strip() for m in given.decode().split(",") if m.strip()} if given else set()
+    if message["status"] != 405:  # OPTIONS: its route's handler knows the first handler's only
+        template = scope.get("path_template")
+        methods = {
+            method
+            for route in scope["app"].routes
+            if isinstance(route, HTTPRoute) and route.path_format == template
+            for method in route.methods
+        }
     if "GET" in methods:
         methods.add("HEAD")
     if not methods:

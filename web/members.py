@@ -1,12 +1,11 @@
 """A shop's members: everybody in the shop reads the list, owners invite and remove.
 
-Inviting an address whose account has confirmed it makes that account a member at once.
-Otherwise (no account, or one that only claims the address: anyone could have signed up with
-it first) an invitation is stored (``connectors/db/invitations.py``) and its link mailed;
-whoever opens the link signs up or logs in (``web/accounts.py`` carries the token through)
-or, signed in already, confirms, and becomes a member once the account's address is
-confirmed. A shop always keeps an owner: removing or demoting the last
-one is refused (409).
+Inviting a member again changes their role at once. Any other address, whether or not an
+account has it, gets an invitation (``connectors/db/invitations.py``) with its link mailed:
+nobody joins a shop without accepting, and the owner is not told who has an account. Whoever
+opens the link signs up or logs in (``web/accounts.py`` carries the token through) or, signed
+in already, confirms, and becomes a member once the account's address is confirmed. A shop
+always keeps an owner: removing or demoting the last one is refused (409).
 """
 
 from __future__ import annotations
@@ -241,21 +240,23 @@ async def _invite(
 ) -> dict[str, Any]:
     domain = shop["domain"]
     async with state.pool.connection() as conn:
-        user = await accounts.user_by_email(conn, email)
         # A member's role changes at once. Anyone else, with an account or not, is invited and
         # joins by accepting: adding an account outright gave it a shop it never asked for,
         # and "added" against "invited" told the owner who has an account.
-        if user is not None and await accounts.role_of(conn, user["id"], domain) is not None:
+        member = await accounts.member_by_email(conn, domain, email)
+        if member is not None:
             if role != "owner":
                 try:
-                    await accounts.ensure_another_owner(conn, domain, user["id"])
+                    await accounts.ensure_another_owner(conn, domain, member["user_id"])
                 except accounts.LastOwner:
                     raise LastOwnerConflict(
                         detail="That is the shop's only owner: make someone else an owner first."
                     ) from None
-            await accounts.add_member(conn, domain, user["id"], role)
-            await conn.commit()
-            return {"shop": domain, "email": user["email"], "role": role, "status": "changed"}
+            # Only an update: removed a moment ago by another owner, they are invited instead.
+            if await accounts.change_role(conn, domain, member["user_id"], role):
+                await invitations.withdraw_pending(conn, domain, email)
+                await conn.commit()
+                return {"shop": domain, "email": member["email"], "role": role, "status": "changed"}
         # Each invitation mails an address that never asked for it: an outside tester sent
         # one address 18 in seconds.
         limits = [

@@ -273,6 +273,29 @@ async def ensure_another_owner(conn: DictConnection, shop: str, user_id: int) ->
         raise LastOwner(shop)
 
 
+async def member_by_email(conn: DictConnection, shop: str, email: str) -> dict[str, Any] | None:
+    """The member of ``shop`` with that address (``user_id``, ``email``, ``role``), else None.
+    One query whether or not an account has the address: its time tells nothing."""
+    cur = await conn.execute(
+        "SELECT u.id AS user_id, u.email, m.role FROM users u"
+        " JOIN shop_members m ON m.user_id = u.id AND m.shop = %s"
+        " WHERE lower(u.email) = lower(%s)",
+        (shop, email.strip()),
+    )
+    return await cur.fetchone()
+
+
+async def change_role(conn: DictConnection, shop: str, user_id: int, role: str) -> bool:
+    """Whether ``user_id`` was a member of ``shop`` (and now has ``role``): never adds one."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}")
+    cur = await conn.execute(
+        "UPDATE shop_members SET role = %s WHERE shop = %s AND user_id = %s RETURNING user_id",
+        (role, shop, user_id),
+    )
+    return await cur.fetchone() is not None
+
+
 async def remove_member(conn: DictConnection, shop: str, user_id: int) -> bool:
     """Whether the user was a member; LastOwner (nothing removed) for the only owner."""
     await ensure_another_owner(conn, shop, user_id)

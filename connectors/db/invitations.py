@@ -1,5 +1,5 @@
-"""Invitations to a shop for people without a verified account yet: a random single-use token mailed
-as a link (only its SHA-256 stored), valid for a week, spent when an account accepts it."""
+"""Invitations to a shop: a random single-use token mailed as a link (only its SHA-256 stored),
+valid for a week, spent when an account that has confirmed the invited address accepts it."""
 
 from __future__ import annotations
 
@@ -19,11 +19,7 @@ async def create(
     again replaces its pending invitation: one live link per person and shop."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}")
-    await conn.execute(
-        "DELETE FROM shop_invitations WHERE shop = %s AND lower(email) = lower(%s)"
-        " AND accepted_at IS NULL",
-        (shop, email.strip()),
-    )
+    await withdraw_pending(conn, shop, email)
     token = new_secret()
     cur = await conn.execute(
         "INSERT INTO shop_invitations (token_hash, shop, email, role, invited_by, expires_at)"
@@ -33,6 +29,16 @@ async def create(
     row = await cur.fetchone()
     assert row is not None
     return int(row["id"]), token
+
+
+async def withdraw_pending(conn: DictConnection, shop: str, email: str) -> None:
+    """Drop the address's pending invitation to the shop: a newer invitation replaces it, and
+    a member's role changed since must not be undone by accepting it."""
+    await conn.execute(
+        "DELETE FROM shop_invitations WHERE shop = %s AND lower(email) = lower(%s)"
+        " AND accepted_at IS NULL",
+        (shop, email.strip()),
+    )
 
 
 async def find(conn: DictConnection, token: str) -> dict[str, Any] | None:

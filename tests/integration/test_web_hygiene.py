@@ -252,3 +252,6 @@ def test_options_names_every_method_of_its_path(stack: Stack) -> None:
     ):
         answer = httpx.options(stack.base_url + path, timeout=5)
         assert answer.status_code == 204 and answer.headers["allow"] == methods, (path, answer)
+    refused = httpx.patch(f"{stack.base_url}/login", timeout=5)
+    assert refused.status_code == 405 and refused.headers["allow"] == "GET, HEAD, OPTIONS, POST"
+    assert httpx.options(f"{stack.base_url}/no/such/page", timeout=5).status_code == 404
