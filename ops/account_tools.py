@@ -61,7 +61,9 @@ def assign(
     address before its owner (LookupError either way, saying why)."""
 
     async def work(conn: DictConnection) -> None:
-        cur = await conn.execute("SELECT 1 FROM shops WHERE domain = %s", (shop,))
+        cur = await conn.execute(
+            "SELECT 1 FROM shops WHERE domain = %s AND uninstalled_at IS NULL", (shop,)
+        )
         if await cur.fetchone() is None:
             raise LookupError(f"{shop} is not installed")
         user = await accounts.user_by_email(conn, email)

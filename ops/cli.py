@@ -23,7 +23,31 @@ def _logging(level: str) -> None:
     )
 
 
-@click.group()
+class _Commands(click.Group):
+    """Failures an operator can fix are told in a line, not a traceback (one means a bug)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        import psycopg
+
+        from connectors.crypto import CannotOpen
+        from connectors.shopify.oauth import GrantRefused
+
+        try:
+            return super().invoke(ctx)
+        except psycopg.OperationalError as exc:
+            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            raise click.ClickException(
+                f"cannot reach the database (DATABASE_URL): {reason}"
+            ) from None
+        except (LookupError, GrantRefused) as exc:
+            raise click.ClickException(str(exc)) from None
+        except CannotOpen as exc:
+            raise click.ClickException(
+                f"{exc}: STOCKPULSE_ENCRYPTION_KEYS does not hold the key it was sealed with"
+            ) from None
+
+
+@click.group(cls=_Commands)
 def main() -> None:
     """Stockpulse: real-time inventory forecasting and alerting for Shopify stores."""
 
@@ -124,11 +148,42 @@ def shops() -> None:
     """Manage installed shops."""
 
 
+def _shop_domain(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A store's domain as webhooks name it (lower case), or a usage error."""
+    from connectors.db.shops import SHOP_DOMAIN
+
+    if value is None:
+        return None
+    domain = value.strip().lower()
+    if not SHOP_DOMAIN.match(domain):
+        raise click.BadParameter(f"{value!r} is not a STORE.myshopify.com domain")
+    return domain
+
+
+def _time_zone(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if value is None:
+        return None
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise click.BadParameter(
+            f"{value!r} is not a time zone name such as Europe/Berlin or America/New_York"
+        ) from None
+    return value
+
+
 @shops.command("add")
-@click.argument("domain")
+@click.argument("domain", callback=_shop_domain)
 @click.option("--name", default=None)
-@click.option("--timezone", default="UTC", show_default=True)
-def shops_add(domain: str, name: str | None, timezone: str) -> None:
+@click.option(
+    "--timezone",
+    default=None,
+    callback=_time_zone,
+    help="IANA name; a new shop without one gets UTC, a shop added again keeps its own.",
+)
+def shops_add(domain: str, name: str | None, timezone: str | None) -> None:
     """Install a shop by hand (the Shopify OAuth flow does this for real shops)."""
     from connectors.db.shops import install_shop
 
@@ -137,7 +192,7 @@ def shops_add(domain: str, name: str | None, timezone: str) -> None:
 
 
 @shops.command("assign")
-@click.option("--shop", required=True)
+@click.option("--shop", required=True, callback=_shop_domain)
 @click.option("--email", required=True, help="The account that gets the shop.")
 @click.option("--role", type=click.Choice(["owner", "viewer"]), default="owner", show_default=True)
 @click.option(
@@ -150,9 +205,7 @@ def shops_assign(shop: str, email: str, role: str, unconfirmed_ok: bool) -> None
     from ops.account_tools import assign
 
     try:
-        assign(
-            get_settings().database_url, shop.lower(), email, role, unconfirmed_ok=unconfirmed_ok
-        )
+        assign(get_settings().database_url, shop, email, role, unconfirmed_ok=unconfirmed_ok)
     except LookupError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{email} is now {role} of {shop}")
@@ -341,15 +394,16 @@ def connect(
 
 
 @main.command("reconcile")
-@click.option("--shop", required=True)
+@click.option("--shop", required=True, callback=_shop_domain)
 def reconcile_command(shop: str) -> None:
     """Compare a connected store with Shopify now (stock levels, and orders updated since the
     last pass) and correct what webhooks left wrong; the worker does this hourly."""
     from streams.reconcile import run_reconciliation
 
     _keyring()
+    _installed(shop)
     try:
-        report = asyncio.run(run_reconciliation(shop.lower()))
+        report = asyncio.run(run_reconciliation(shop))
     except (LookupError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(
@@ -363,8 +417,14 @@ def reconcile_command(shop: str) -> None:
 
 
 @main.command("backfill")
-@click.option("--shop", required=True)
-@click.option("--months", default=24, show_default=True, help="Order history to read.")
+@click.option("--shop", required=True, callback=_shop_domain)
+@click.option(
+    "--months",
+    default=24,
+    show_default=True,
+    type=click.IntRange(1, 240),
+    help="Order history to read.",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option(
     "--refit/--no-refit",
@@ -375,7 +435,8 @@ def reconcile_command(shop: str) -> None:
 def backfill_command(shop: str, months: int, progress: bool, refit: bool) -> None:
     """Read a connected store's order history (GraphQL bulk export) into Stockpulse; resumable,
     never counting an order twice; then refit its forecasts."""
-    _backfill(shop.lower(), months, progress, refit)
+    _installed(shop)
+    _backfill(shop, months, progress, refit)
 
 
 def _backfill(shop: str, months: int, progress: bool, refit: bool) -> None:
@@ -401,6 +462,20 @@ def _backfill(shop: str, months: int, progress: bool, refit: bool) -> None:
         sys.exit(code)
 
 
+def _installed(shop: str) -> None:
+    """A usage error unless ``shop`` is installed."""
+    import psycopg
+
+    with psycopg.connect(get_settings().database_url) as conn:
+        found = conn.execute(
+            "SELECT uninstalled_at IS NULL FROM shops WHERE domain = %s", (shop,)
+        ).fetchone()
+    if found is None or not found[0]:
+        raise click.ClickException(
+            f"{shop} is {'not known' if found is None else 'uninstalled'}: connect it first"
+        )
+
+
 def _keyring() -> Any:
     from connectors.crypto import Keyring
 
@@ -421,7 +496,7 @@ def dead_letters_group() -> None:
 @dead_letters_group.command("list")
 @click.option("--shop", default=None, help="Only this shop.")
 @click.option("--all", "include_replayed", is_flag=True, help="Include replayed ones.")
-@click.option("--limit", default=50, show_default=True)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000))
 def dead_letters_list(shop: str | None, include_replayed: bool, limit: int) -> None:
     """Newest first: id, stage, shop, topic or kind, when, and why."""
     from rich.console import Console
@@ -447,7 +522,8 @@ def dead_letters_list(shop: str | None, include_replayed: bool, limit: int) -> N
             r["error"],
             r["replayed_at"].strftime("%Y-%m-%d %H:%M") if r["replayed_at"] else "",
         )
-    Console().print(table if rows else "no dead letters")
+    # Piped or redirected, rich would cut every row to 80 columns: shops and reasons unread.
+    Console(width=None if sys.stdout.isatty() else 400).print(table if rows else "no dead letters")
 
 
 @dead_letters_group.command("replay")
@@ -471,9 +547,12 @@ def dead_letters_replay(ids: tuple[int, ...], every: bool, shop: str | None) -> 
             return await replay(conn, sorted(wanted))
 
     results = asyncio.run(run())
+    missing = sorted(set(ids) - {r.id for r in results})
     for r in results:
         click.echo(f"{r.id}: {'replayed' if r.ok else 'still failing'}: {r.detail}")
-    if any(not r.ok for r in results):
+    if missing:
+        click.echo(f"no open dead letter {', '.join(map(str, missing))}", err=True)
+    if missing or any(not r.ok for r in results):
         sys.exit(1)
 
 
@@ -566,8 +645,20 @@ def bench_ingest(
 
 
 @main.command()
-@click.option("--shop", "shops", multiple=True, help="Only these shops (default: all installed).")
-@click.option("--processes", default=0, show_default=True, help="Fitting processes; 0: one/core.")
+@click.option(
+    "--shop",
+    "shops",
+    multiple=True,
+    callback=lambda ctx, param, value: tuple(_shop_domain(ctx, param, v) for v in value),
+    help="Only these shops (default: all installed).",
+)
+@click.option(
+    "--processes",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 64),
+    help="Fitting processes; 0: one/core.",
+)
 @click.option(
     "--day",
     type=click.DateTime(formats=["%Y-%m-%d"]),
@@ -579,6 +670,8 @@ def nightly(shops: tuple[str, ...], processes: int, day: Any, progress: bool) ->
     from streams.refit import refit_and_report
 
     _logging("warning")
+    for shop in shops:
+        _installed(shop)
     sys.exit(refit_and_report(shops, processes, day.date() if day else None, progress))
 
 

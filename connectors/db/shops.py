@@ -55,31 +55,34 @@ async def get_shop(conn: DictConnection, shop: str) -> dict[str, Any] | None:
 
 
 # A reinstall is a new install: an uninstall of before it (a late retry) must not undo it.
+# Without a time zone (a shop added by hand again), the one it has stays.
 _INSTALL = (
-    "INSERT INTO shops (domain, name, timezone) VALUES (%s, %s, %s)"
+    "INSERT INTO shops (domain, name, timezone)"
+    " VALUES (%(domain)s, %(name)s, coalesce(%(timezone)s, 'UTC'))"
     " ON CONFLICT (domain) DO UPDATE SET name = coalesce(excluded.name, shops.name),"
-    " timezone = excluded.timezone, uninstalled_at = NULL,"
+    " timezone = coalesce(%(timezone)s, shops.timezone), uninstalled_at = NULL,"
     " installed_at = CASE WHEN shops.uninstalled_at IS NULL THEN shops.installed_at"
     " ELSE now() END"
 )
 
 
 def install_shop(
-    database_url: str, domain: str, *, name: str | None = None, timezone: str = "UTC"
+    database_url: str, domain: str, *, name: str | None = None, timezone: str | None = None
 ) -> None:
     """Install (or reinstall) a shop by hand; the Shopify OAuth flow does this for real shops.
+    A new shop without ``timezone`` gets UTC.
 
     Synchronous: its callers (the CLI, the stack runner, benchmarks and test fixtures) run
     before or beside any event loop, as migrations do."""
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(_INSTALL, (domain, name, timezone))
+        conn.execute(_INSTALL, {"domain": domain, "name": name, "timezone": timezone})
 
 
 async def install(
     conn: DictConnection, domain: str, *, name: str | None, timezone: str, currency: str | None
 ) -> None:
     """Install (or reinstall) a shop with the time zone and currency Shopify reports."""
-    await conn.execute(_INSTALL, (domain, name, timezone))
+    await conn.execute(_INSTALL, {"domain": domain, "name": name, "timezone": timezone})
     await conn.execute("UPDATE shops SET currency = %s WHERE domain = %s", (currency, domain))
 
 

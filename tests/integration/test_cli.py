@@ -1,0 +1,65 @@
+"""The operator's command line against the running stack: input it cannot use is a usage
+error or a one-line reason, never a traceback (an outside test found nine of those)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+
+import psycopg
+import pytest
+
+from ops.embedded import free_port
+from ops.stack import Stack
+from tests.support import scalar
+
+
+def run(stack: Stack, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ops.cli", *args],
+        env={**os.environ, **stack.env(), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def refused(answer: subprocess.CompletedProcess[str], code: int, says: str) -> None:
+    out = answer.stdout + answer.stderr
+    assert answer.returncode == code and says in out, out
+    assert "Traceback" not in out, out
+
+
+def test_a_shop_added_by_hand_has_a_real_domain_and_time_zone(stack: Stack) -> None:
+    """`shops add x --timezone Mars/Base` stopped the nightly refits of every shop."""
+    refused(run(stack, "shops", "add", "bad_domain"), 2, "not a STORE.myshopify.com domain")
+    name = f"t{uuid.uuid4().hex[:12]}.myshopify.com"
+    refused(run(stack, "shops", "add", name, "--timezone", "Mars/Base"), 2, "not a time zone")
+    assert scalar(stack, "SELECT count(*) FROM shops WHERE domain = %s", name) == 0
+    # Webhooks name a shop in lower case: so does the shop added.
+    added = run(stack, "shops", "add", name.upper(), "--timezone", "Europe/Berlin")
+    assert added.returncode == 0, added.stderr
+    assert run(stack, "shops", "add", name).returncode == 0  # added again: its zone stays
+    assert scalar(stack, "SELECT timezone FROM shops WHERE domain = %s", name) == "Europe/Berlin"
+    # The database refuses the name too, whoever writes it.
+    with (
+        psycopg.connect(stack.database_url, autocommit=True) as conn,
+        pytest.raises(psycopg.errors.InvalidParameterValue, match="unknown time zone"),
+    ):
+        conn.execute("UPDATE shops SET timezone = 'Mars/Base' WHERE domain = %s", (name,))
+
+
+def test_bad_input_and_an_unreachable_database_are_told_in_a_line(stack: Stack) -> None:
+    nobody = f"nope{uuid.uuid4().hex[:8]}.myshopify.com"
+    refused(run(stack, "reconcile", "--shop", nobody), 1, "not known")
+    refused(run(stack, "reconcile", "--shop", "not_a_domain"), 2, "STORE.myshopify.com")
+    refused(run(stack, "backfill", "--shop", nobody), 1, "not known")
+    refused(run(stack, "backfill", "--shop", nobody, "--months", "-1"), 2, "-1")
+    refused(run(stack, "nightly", "--shop", nobody, "--no-progress"), 1, nobody)
+    refused(run(stack, "nightly", "--processes", "-3"), 2, "-3")
+    refused(run(stack, "dead-letters", "list", "--limit", "-1"), 2, "-1")
+    refused(run(stack, "dead-letters", "replay", "999999999"), 1, "no open dead letter 999999999")
+    closed = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
+    refused(run(stack, "dead-letters", "list", DATABASE_URL=closed), 1, "cannot reach the database")
