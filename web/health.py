@@ -37,9 +37,10 @@ class HealthController(Controller):
         checks = {
             "database": pipeline is not None,
             "kafka": await _broker_ok(state),
-            "pipeline": pipeline is not None and not stalled,
+            # Read from the database: without it, unknown (null), not "stalled".
+            "pipeline": None if pipeline is None else not stalled,
         }
-        ready = all(checks.values())
+        ready = all(value is True for value in checks.values())
         body: dict = {"ready": ready, "checks": checks}
         if pipeline is not None:
             body["oldest_unapplied_webhook_seconds"] = round(pipeline.backlog.oldest_s, 1)

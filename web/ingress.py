@@ -8,7 +8,10 @@ The answers, in the order they are decided:
 
 * 401: the body does not verify with the secret of the app the named shop is connected through
   (or, for a shop we do not know, with this deployment's app secret);
-* 404: correctly signed, for a shop that is not installed;
+* 404: correctly signed, for a shop that is not installed. Shopify's privacy topics still
+  verify for an uninstalled shop whose data is held (shop/redact comes 48 hours after the
+  uninstall), and are answered 200 for a shop of which nothing is held;
+* 503: the shop's own app secret is sealed under a key this process lacks;
 * 400: missing Shopify headers, or a body that is not JSON at all;
 * 200 ``dead_lettered``: signed JSON that is not a usable payload of its topic (wrong types,
   absurd ranges, missing ids). Retrying would not help, so Shopify must not; the body is kept in
@@ -78,10 +81,18 @@ async def _verified_secrets(body: bytes, headers: Mapping[str, str], state: Any)
         # most once a second, so unsigned floods cost no more than that.
         secrets = await directory.recent_secrets(shop, held=held)
         if secrets is None:
+            # An uninstalled shop on an app of its own: signed right, it is told so.
+            kept = None if held else await directory.cached_secrets(shop, held=True)
+            if kept is not None and webhooks.verify(body, signature, kept):
+                return _refuse(404, "shop not installed")
             return _refuse(401, "invalid HMAC signature", verified=False)
     elif secrets is None:
         secrets = await directory.lookup_secrets(shop, held)
         if secrets is None:
+            if held:
+                # Shopify's privacy requests must get a 200; of a shop never installed here
+                # (or erased already) nothing is held, which is the answer.
+                return Outcome(200, "no data of this shop is held", "ignored")
             return _refuse(404, "unknown shop")
     if not webhooks.verify(body, signature, secrets):
         return _refuse(401, "invalid HMAC signature", verified=False)
@@ -181,7 +192,7 @@ async def accept_webhook(body: bytes, headers: Mapping[str, str], state: Any) ->
         return _unavailable(f"could not commit to the inbox: {exc!r}")
     if row is None:
         return Outcome(200, "duplicate", "duplicate")
-    if parsed.topic == "app/uninstalled":
+    if parsed.topic in ("app/uninstalled", "shop/redact"):
         received = datetime.now(UTC)
         state.shops.note_uninstall(
             parsed.shop, webhooks.trigger_time(parsed.triggered_at, received) or received

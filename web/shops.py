@@ -17,12 +17,18 @@ from connectors.db.shops import held_shops, shop_held
 from web.shared_reads import SharedRead, quietly, within
 
 # How long an uninstall this process accepted refuses its shop's webhooks before the database
-# says so: the worker applies it within seconds; one it ignores (older than a reinstall) stops
-# refusing when its moment is found older than the install, or after this.
-UNINSTALL_MARK_S = 60.0
+# says so: the worker applies it within seconds, or once it is running again; one it ignores
+# (older than a reinstall) stops refusing when its moment is found older than the install.
+# A webhook accepted after this is still left out by the worker.
+UNINSTALL_MARK_S = 900.0
 # How long a webhook waits for the directory's database reads. Shopify gives up after about
 # five seconds; a database that hangs (rather than refusing) must cost a 503, not a timeout.
 WAIT_S = 3.0
+
+
+class SecretUnavailable(Exception):
+    """The shop's own app secret is sealed under a key this process lacks: its webhooks get
+    503, and Shopify retries them once the process has the key."""
 
 
 class ShopDirectory:
@@ -50,7 +56,7 @@ class ShopDirectory:
         self._keyring = keyring
         self._shops: dict[str, datetime | None] = {}  # held shops: installed when (or None)
         self._uninstalled_here: dict[str, tuple[datetime, float]] = {}
-        self._own_secrets: dict[str, bytes] = {}
+        self._own_secrets: dict[str, bytes | None] = {}
         self._loaded_at = float("-inf")
         self._reloading = asyncio.Lock()
         # One reload at a time, shared by every request waiting for it.
@@ -87,9 +93,9 @@ class ShopDirectory:
         return self._secrets_of(shop, held)
 
     def note_uninstall(self, shop: str, moment: datetime) -> None:
-        """``shop``'s uninstall, triggered at ``moment``, is accepted: its webhooks are refused
-        from now on, not once the worker has applied it and the cache been reloaded (they were
-        accepted, and applied, for up to three seconds)."""
+        """``shop``'s uninstall (or erasure), triggered at ``moment``, is accepted: its webhooks
+        are refused from now on, not once the worker has applied it and the cache been
+        reloaded (they were accepted, and applied, for up to three seconds)."""
         self._uninstalled_here[shop] = (moment, time.monotonic())
 
     def _installed(self, shop: str) -> bool:
@@ -107,8 +113,12 @@ class ShopDirectory:
     def _secrets_of(self, shop: str, held: bool) -> list[bytes] | None:
         if shop not in self._shops or not (held or self._installed(shop)):
             return None
-        own = self._own_secrets.get(shop)
-        return [own] if own is not None else self._app_secrets
+        if shop not in self._own_secrets:
+            return self._app_secrets
+        own = self._own_secrets[shop]
+        if own is None:
+            raise SecretUnavailable(shop)
+        return [own]
 
     async def lookup_secrets(self, shop: str, held: bool = False) -> list[bytes] | None:
         """Like :meth:`cached_secrets` but asks the database on a miss, so a shop installed a

@@ -3,12 +3,15 @@ verify with."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
 from connectors.crypto import CannotOpen, Keyring
 from connectors.db.pool import DictConnection
+
+log = logging.getLogger(__name__)
 
 Mode = Literal["client_credentials", "authorization_code", "static"]
 _SEALED = ("client_secret", "access_token", "refresh_token")
@@ -90,18 +93,28 @@ async def load(conn: DictConnection, keyring: Keyring, shop: str) -> Credentials
     )
 
 
-async def own_app_secrets(conn: DictConnection, keyring: Keyring) -> dict[str, bytes]:
+async def own_app_secrets(conn: DictConnection, keyring: Keyring) -> dict[str, bytes | None]:
     """The app secret of every shop connected through an app of its own, installed or not
     (an uninstalled shop's shop/redact is signed with it): its webhooks verify with that
-    secret only. Shops missing here use this deployment's app."""
+    secret only. Shops missing here use this deployment's app. None: sealed under a key this
+    process lacks (rotated by another, say); that shop's webhooks wait, the others do not."""
     cur = await conn.execute(
         "SELECT c.shop, c.client_secret FROM shop_credentials c"
         " WHERE c.mode IN ('client_credentials', 'static') AND c.client_secret IS NOT NULL"
     )
-    return {
-        r["shop"]: keyring.open(bytes(r["client_secret"]), _context(r["shop"], "client_secret"))
-        for r in await cur.fetchall()
-    }
+    secrets: dict[str, bytes | None] = {}
+    for r in await cur.fetchall():
+        try:
+            secrets[r["shop"]] = keyring.open(
+                bytes(r["client_secret"]), _context(r["shop"], "client_secret")
+            )
+        except CannotOpen:
+            log.error(
+                "cannot open the app secret of %s: STOCKPULSE_ENCRYPTION_KEYS lacks its key",
+                r["shop"],
+            )
+            secrets[r["shop"]] = None
+    return secrets
 
 
 async def rotate(conn: DictConnection, keyring: Keyring) -> int:

@@ -137,7 +137,11 @@ _STATEMENTS: dict[str, tuple[str, str]] = {
         " b AS (DELETE FROM stock_history WHERE shop = %(shop)s),"
         " c AS (DELETE FROM update_outbox WHERE shop = %(shop)s),"
         " d AS (DELETE FROM dead_letters WHERE shop = %(shop)s),"
-        " e AS (DELETE FROM webhook_inbox WHERE shop = %(shop)s)"
+        " e AS (DELETE FROM webhook_inbox WHERE shop = %(shop)s),"
+        " f AS (DELETE FROM oauth_states WHERE shop = %(shop)s),"
+        # The invitation limits' counters name the shop and the invited addresses.
+        " g AS (DELETE FROM login_failures WHERE key = 'invite:' || %(shop)s"
+        "  OR starts_with(key, 'invite:' || %(shop)s || ':'))"
         " DELETE FROM shops WHERE domain = %(shop)s RETURNING NULL::bigint",
     ),
 }
@@ -207,7 +211,12 @@ async def apply_events(
     Raises on any event the database refuses; the caller isolates it (see streams.poison).
     """
     changes = ChangeSet()
-    await _apply_all(conn, await _not_after_uninstall(conn, events), changes)
+    # An uninstall first: what its shop sent after it, in the same batch, must see it.
+    uninstalls = [e for e in events if e.kind == "app_uninstalled"]
+    others = [e for e in events if e.kind != "app_uninstalled"]
+    if uninstalls:
+        await _apply_all(conn, uninstalls, changes)
+    await _apply_all(conn, await _not_after_uninstall(conn, others), changes)
     outbox_ids = await _record_outbox(conn, changes)
     await inbox.mark_applied(conn, _notes(events))
     return changes, outbox_ids

@@ -158,6 +158,15 @@ def test_shop_redact_erases_the_shop(stack: Stack) -> None:
     )
     for table in ("variants", "order_lines", "daily_demand", "demand_ledger"):
         assert scalar(stack, f"SELECT count(*) FROM {table} WHERE shop = %s", shop) == 0, table
+    # Shopify retries a privacy request until it gets a 200: of an erased shop, or one never
+    # installed here, nothing is held, and that is the answer. Other topics stay refused.
+    never = f"never{Ids.next()}.myshopify.com"
+    for domain in (shop, never):
+        body = {"shop_id": 1, "shop_domain": domain}
+        for topic in ("shop/redact", "customers/redact", "customers/data_request"):
+            answer = deliver(stack, signed_webhook(topic, domain, body, SECRET))
+            assert answer.status_code == 200, (domain, topic, answer.text)
+        assert deliver(stack, product_hook(domain, make_variant())).status_code == 404
 
 
 def test_health_and_metrics(stack: Stack) -> None:

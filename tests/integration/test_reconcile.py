@@ -403,6 +403,18 @@ async def test_shop_redact_leaves_no_row_of_a_connected_backfilled_reconciled_sh
     ):
         assert held.get(table), f"the shop had no {table} rows to erase"
 
+    # An install begun and never finished, and the invitation limits' counters (which name
+    # the shop and the invited addresses): an outside test found them left behind.
+    scalar(
+        stack,
+        "INSERT INTO oauth_states (state, shop) VALUES (%s, %s) RETURNING 1",
+        f"state-{Ids.next()}",
+        store.domain,
+    )
+    invite_keys = [f"invite:{store.domain}", f"invite:{store.domain}:viewer@example.com"]
+    for key in invite_keys:
+        scalar(stack, "INSERT INTO login_failures (key) VALUES (%s) RETURNING 1", key)
+
     redact = {"shop_id": 1, "shop_domain": store.domain}
     async with httpx.AsyncClient(timeout=10) as http:
         answer = await post_signed(http, stack, store.domain, "shop/redact", redact, CLIENT_SECRET)
@@ -417,3 +429,6 @@ async def test_shop_redact_leaves_no_row_of_a_connected_backfilled_reconciled_sh
         if (n := scalar(stack, f"SELECT count(*) FROM {table} WHERE {column} = %s", store.domain))
     }
     assert left == {}, f"rows of the erased shop remain: {left}"
+    assert (
+        scalar(stack, "SELECT count(*) FROM login_failures WHERE key = ANY(%s)", invite_keys) == 0
+    )

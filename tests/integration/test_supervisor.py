@@ -274,6 +274,14 @@ def test_up_restarts_each_killed_part_and_stops_cleanly(up: Up) -> None:
 
     for pid in paused:
         os.kill(pid, signal.SIGSTOP)
+    # The pipeline's state is read from the database: unknown, not "stalled" (a read of just
+    # before the pause may still answer for a moment).
+    ready = wait_until(
+        lambda: (r := httpx.get(f"{up.base_url}/readyz", timeout=10)).status_code == 503 and r,
+        timeout_s=15,
+        what="/readyz to see the database paused",
+    )
+    assert ready.json()["checks"] == {"database": False, "kafka": True, "pipeline": None}
     for _ in range(2):
         response, took = ask_for_skus()
         print(f"with its database paused: {response.status_code} in {took:.2f} s")

@@ -365,7 +365,11 @@ async def test_an_uninstall_stops_what_came_after_it_and_a_late_one_never_undoes
             }
         )
 
-    await apply(conn, [uninstall(uninstalled_at)])
+    # In one batch with the uninstall, behind it: left out all the same (the worker had
+    # applied it when the uninstall came in a batch of its own only).
+    sent_after = uninstalled_at + timedelta(milliseconds=900)
+    await apply(conn, [stock_sent(4, sent_after, sent_after), uninstall(uninstalled_at)])
+    assert await level(conn, shop, item) is None
     # Triggered before the uninstall, delivered after it: the shop's own past, kept.
     before = uninstalled_at - timedelta(milliseconds=500)
     await apply(conn, [stock_sent(5, uninstalled_at + timedelta(seconds=2), before)])
