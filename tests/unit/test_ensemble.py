@@ -7,7 +7,6 @@ from collections.abc import Callable
 from datetime import date, timedelta
 
 import numpy as np
-import pytest
 
 from models.accuracy import rmsse
 from models.ensemble import (
@@ -25,7 +24,7 @@ from models.ensemble import (
     standardised_errors,
     with_interval,
 )
-from models.members import fit_shop, prepare_shop, shop_member
+from models.members import fit_shop, prepare_shop
 from models.shop_calendar import closed_days, future_closed
 
 
@@ -252,19 +251,3 @@ def test_every_member_fits_a_small_shop_and_the_blend_is_published_whole() -> No
 def test_rmsse_scales_by_one_step_naive_from_the_first_sale() -> None:
     assert rmsse([3, 3], [3, 3], [0, 0, 1, 2]) == 0.0
     assert rmsse([2, 6], [4, 4], [0, 0, 0, 2, 4, 6]) == 1.0
-
-
-def test_a_launch_does_not_lift_the_shop_share_of_the_skus_that_sold_before_it() -> None:
-    """A black-box fashion shop: a collection launched a month before lifted every older SKU's
-    top-down forecast by the launch (this member's bias +57 %, up to +140 % on basics)."""
-    rng = np.random.default_rng(5)
-    days = 400
-    basics = [rng.poisson(4.0, days).astype(float) for _ in range(5)]
-    launch = np.r_[np.zeros(days - 30), rng.poisson(40.0, 30)].astype(float)
-    units = [*basics, launch[-30:]]  # a SKU's array starts on its first day
-    sellable = [np.ones(y.size, dtype=bool) for y in units]
-    open_days = np.ones(days, dtype=bool)
-    forecast = shop_member(units, sellable, open_days, 28)
-    for i in range(5):
-        assert forecast[i].mean() == pytest.approx(basics[i][-56:].mean(), rel=0.15)
-    assert forecast[5].mean() == pytest.approx(40.0, rel=0.25)  # the launch keeps its own level
