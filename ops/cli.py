@@ -670,8 +670,6 @@ def nightly(shops: tuple[str, ...], processes: int, day: Any, progress: bool) ->
     from streams.refit import refit_and_report
 
     _logging("warning")
-    for shop in shops:
-        _installed(shop)
     sys.exit(refit_and_report(shops, processes, day.date() if day else None, progress))
 
 

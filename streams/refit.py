@@ -427,7 +427,10 @@ async def run_refit(
                         except Exception as exc:
                             # One shop's failure must not cost the shops after it their
                             # forecasts; the caller sees it in the report and the exit code.
-                            log_failure(log, "the nightly refit of %s failed", shop)
+                            if isinstance(exc, LookupError):  # named, and not installed
+                                log.error("the nightly refit of %s failed: not installed", shop)
+                            else:
+                                log_failure(log, "the nightly refit of %s failed", shop)
                             reports.append(RunReport(shop, run_day, f"failed: {exc!r}"))
                             await conn.rollback()
             finally:
