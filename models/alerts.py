@@ -241,7 +241,8 @@ def headline(rule: Rule, figures: dict[str, object]) -> str:
         return (
             f"{f['stock']} units on hand cover more than {f['overstock_days']:g} days of demand."
             if cover is not None
-            else f"{f['stock']} units on hand and no demand forecast to use them."
+            else f"{f['stock']} units on hand outlast the forecast: the demand it expects"
+            " does not use them up."
         )
     return f"{f['stock']} units on hand and no sale in {f['dead_stock_days']}+ days."
 

@@ -721,12 +721,15 @@ def forecast_evaluate(
     )
 
     console = Console()
+    notes: list[str] = []
     try:
-        series = read_demand_csv(input_path)
+        series = read_demand_csv(input_path, notes)
         expected = read_demand_csv(truth_path) if truth_path else None
         check_backtestable(series, horizon, folds)
     except InputError as exc:
         raise click.ClickException(str(exc)) from None
+    for note in notes:
+        console.print(f"{input_path}: {note}")
     too_short = skipped(series, horizon, folds)
     started = time.perf_counter()
     truth = [expected.get(sku) for sku in series] if expected is not None else None

@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -92,11 +92,21 @@ def _text(path: Path) -> str:
         raise InputError(f"{path}: not a text file (neither UTF-8 nor Windows-1252)") from None
 
 
-def read_demand_csv(path: Path) -> dict[str, Series]:
+# Beyond any shop's sales of one SKU in a day; squaring it for RMSSE would overflow a float.
+MAX_DAILY_UNITS = 1e12
+
+
+def read_demand_csv(path: Path, notes: list[str] | None = None) -> dict[str, Series]:
     """One daily series per SKU, from its first sale to the file's last day, zero-filled (an
     order export has no row for a day that sold nothing). A SKU that never sold has nothing
-    to forecast or to scale errors by, and is left out."""
+    to forecast or to scale errors by, and is left out. Rows of one SKU and day are added up,
+    and a day whose net is below zero (returns) counts as none sold; ``notes`` gets a line
+    saying so when that happened."""
     units: dict[str, dict[date, float]] = defaultdict(lambda: defaultdict(float))
+    seen: set[tuple[str, date]] = set()
+    repeated = 0
+    # A sale cannot be dated after today: one mistyped year would stretch every series to it.
+    latest = datetime.now(UTC).date() + timedelta(days=1)
     reader = csv.DictReader(io.StringIO(_text(path), newline=""))
     # Column names as a spreadsheet may spell them: "SKU", " Date".
     reader.fieldnames = [name.strip().lower() for name in reader.fieldnames or ()]
@@ -112,10 +122,26 @@ def read_demand_csv(path: Path) -> dict[str, Series]:
         # float() reads "nan" and "inf": one of them would poison every fit of the SKU.
         if not math.isfinite(quantity):
             raise InputError(f"{path}, line {line}: quantity {row['quantity']!r} is not a number")
-        units[row["sku"].strip()][day] += quantity
+        if abs(quantity) > MAX_DAILY_UNITS:
+            raise InputError(
+                f"{path}, line {line}: quantity {row['quantity']!r} is beyond any day's sales"
+            )
+        if day > latest:
+            raise InputError(
+                f"{path}, line {line}: {day} is in the future; sales cannot be (a mistyped year?)"
+            )
+        sku = row["sku"].strip()
+        repeated += (sku, day) in seen
+        seen.add((sku, day))
+        units[sku][day] += quantity
     series: dict[str, Series] = {}
     if not units:
         return series
+    negative = sum(q < 0 for by_day in units.values() for q in by_day.values())
+    if notes is not None and repeated:
+        notes.append(f"{repeated:,} row(s) repeated a SKU and day already read: added up")
+    if notes is not None and negative:
+        notes.append(f"{negative:,} day(s) of a SKU netted below zero (returns): counted as 0")
     last = max(max(by_day) for by_day in units.values())
     for sku, by_day in units.items():
         sold = [day for day, quantity in by_day.items() if quantity > 0]
@@ -126,7 +152,7 @@ def read_demand_csv(path: Path) -> dict[str, Series]:
         y = np.zeros(length)
         for day, quantity in by_day.items():
             if day >= first:
-                y[(day - first).days] = quantity
+                y[(day - first).days] = max(quantity, 0.0)
         series[sku] = Series(y, None, first)
     if not series:
         raise InputError(f"{path}: no SKU sold anything, so there is nothing to forecast")
@@ -454,7 +480,14 @@ def print_table(results: dict[str, dict[str, float | None]], console: Console) -
 def write_json(
     results: dict[str, dict[str, float | None]], path: Path, meta: dict[str, object]
 ) -> None:
-    path.write_text(json.dumps({"meta": meta, "methods": results}, indent=2) + "\n")
+    # JSON has no NaN (a bias over days that sold nothing has no value): null instead.
+    def finite(value: object) -> object:
+        return None if isinstance(value, float) and not math.isfinite(value) else value
+
+    methods = {name: {k: finite(v) for k, v in row.items()} for name, row in results.items()}
+    path.write_text(
+        json.dumps({"meta": meta, "methods": methods}, indent=2, allow_nan=False) + "\n"
+    )
 
 
 def check_backtestable(series: dict[str, Series], horizon: int, folds: int) -> None:

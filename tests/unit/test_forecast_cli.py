@@ -10,7 +10,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from ops.cli import main
-from ops.evaluate import METHODS, TRUTH, read_demand_csv
+from ops.evaluate import METHODS, TRUTH, read_demand_csv, write_json
 
 
 def test_a_synthetic_shop_is_evaluated_against_its_own_expected_demand(tmp_path: Path) -> None:
@@ -59,6 +59,10 @@ def test_a_csv_it_cannot_backtest_gets_a_clear_error_not_a_traceback(tmp_path: P
         "sku,date,quantity\n" + "".join(f"A,{d},0\n" for d in days),
         "no SKU sold anything",
     )
+    # From an outside test: 1e160 overflowed RMSSE's squares (a traceback), and one row dated
+    # 2031 stretched every series to it (every method scored -100 %, exit 0).
+    cases["huge"] = ("sku,date,quantity\nA,2024-01-01,1e160\n", "line 2: quantity '1e160'")
+    cases["future"] = ("sku,date,quantity\nA,2024-01-01,1\nA,2031-01-01,5\n", "line 3: 2031")
     for name, (text, message) in cases.items():
         path = tmp_path / f"{name}.csv"
         path.write_text(text)
@@ -125,3 +129,25 @@ def test_a_spreadsheets_csv_reads_like_a_plain_one(tmp_path: Path) -> None:
         assert list(found) == ["Käse-Gouda"]
         assert found["Käse-Gouda"].start == expected["Käse-Gouda"].start
         assert found["Käse-Gouda"].y.tolist() == expected["Käse-Gouda"].y.tolist()
+
+
+def test_returns_and_repeated_rows_are_said_and_counted_sensibly(tmp_path: Path) -> None:
+    """Negative days went into the fits as negative demand, and repeated rows were summed,
+    without a word."""
+    rows = "".join(f"A,2024-01-{d:02d},2\n" for d in range(1, 29))
+    path = tmp_path / "returns.csv"
+    path.write_text("sku,date,quantity\n" + rows + "A,2024-01-05,-7\nA,2024-01-06,1\n")
+    notes: list[str] = []
+    found = read_demand_csv(path, notes)["A"].y
+    assert found[4] == 0 and found[5] == 3
+    assert notes == [
+        "2 row(s) repeated a SKU and day already read: added up",
+        "1 day(s) of a SKU netted below zero (returns): counted as 0",
+    ]
+
+
+def test_the_json_holds_null_where_a_figure_has_no_value(tmp_path: Path) -> None:
+    """Bias over days that sold nothing has no value: the file said NaN, which is not JSON."""
+    path = tmp_path / "out.json"
+    write_json({"combined": {"mase": 0.5, "bias": float("nan")}}, path, {"input": "x.csv"})
+    assert json.loads(path.read_text())["methods"]["combined"] == {"mase": 0.5, "bias": None}
