@@ -35,11 +35,21 @@ class _Commands(click.Group):
         try:
             return super().invoke(ctx)
         except psycopg.OperationalError as exc:
+            # Only a connection that failed (SQLSTATE class 08, or none at all): a deadlock or
+            # a cancelled statement is not "cannot reach".
+            if exc.sqlstate is not None and not exc.sqlstate.startswith("08"):
+                raise
             reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
             raise click.ClickException(
                 f"cannot reach the database (DATABASE_URL): {reason}"
             ) from None
+        except psycopg.errors.InvalidParameterValue as exc:  # a zone PostgreSQL does not know
+            raise click.ClickException(str(exc).strip().splitlines()[0]) from None
         except (LookupError, GrantRefused) as exc:
+            # What this code raises for "no such shop, account or token"; a KeyError or
+            # IndexError is a bug, and keeps its traceback.
+            if isinstance(exc, KeyError | IndexError):
+                raise
             raise click.ClickException(str(exc)) from None
         except CannotOpen as exc:
             raise click.ClickException(

@@ -105,8 +105,9 @@ def read_demand_csv(path: Path, notes: list[str] | None = None) -> dict[str, Ser
     units: dict[str, dict[date, float]] = defaultdict(lambda: defaultdict(float))
     seen: set[tuple[str, date]] = set()
     repeated = 0
-    # A sale cannot be dated after today: one mistyped year would stretch every series to it.
-    latest = datetime.now(UTC).date() + timedelta(days=1)
+    # One mistyped year would stretch every series to it. A synthetic shop may end in the
+    # coming months (`forecast synthetic --end`), so only a date beyond a year is refused.
+    latest = datetime.now(UTC).date() + timedelta(days=366)
     reader = csv.DictReader(io.StringIO(_text(path), newline=""))
     # Column names as a spreadsheet may spell them: "SKU", " Date".
     reader.fieldnames = [name.strip().lower() for name in reader.fieldnames or ()]
@@ -128,7 +129,7 @@ def read_demand_csv(path: Path, notes: list[str] | None = None) -> dict[str, Ser
             )
         if day > latest:
             raise InputError(
-                f"{path}, line {line}: {day} is in the future; sales cannot be (a mistyped year?)"
+                f"{path}, line {line}: {day} is more than a year ahead (a mistyped year?)"
             )
         sku = row["sku"].strip()
         repeated += (sku, day) in seen

@@ -333,7 +333,9 @@ def demo_connected(database_url: str) -> bool:
 
     with psycopg.connect(database_url) as conn:
         row = conn.execute(
-            "SELECT 1 FROM shop_credentials WHERE shop = %s", (DEMO_SHOP,)
+            "SELECT 1 FROM shop_credentials c JOIN shops s ON s.domain = c.shop"
+            " WHERE c.shop = %s AND s.uninstalled_at IS NULL",
+            (DEMO_SHOP,),
         ).fetchone()
         return row is not None
 

@@ -123,7 +123,7 @@ def _orders(env: WebhookEnvelope, order: Order, events: _Events) -> None:
         events.add(str(li.variant_id), "sale_line", data)
 
 
-def _refund(refund: Refund, events: _Events) -> None:
+def _refund(env: WebhookEnvelope, refund: Refund, events: _Events) -> None:
     # One line item can appear in several refund lines of one refund (units restocked at two
     # locations). Refund lines are stored one per (refund, line item), so they are added up
     # here; storing each would keep only the first.
@@ -149,6 +149,7 @@ def _refund(refund: Refund, events: _Events) -> None:
             )
         else:
             merged[rli.line_item_id] = (rli.quantity, restocked, variant_id)
+    _, trigger = _clock(env)
     for line_item_id, (quantity, restocked, variant_id) in merged.items():
         data = {
             "refund_id": refund.id,
@@ -156,6 +157,9 @@ def _refund(refund: Refund, events: _Events) -> None:
             "quantity": quantity,
             "restocked": restocked,
             "created_at": refund.created_at.isoformat() if refund.created_at else None,
+            # Not read by the write path: it tells an uninstalled shop's worker whether the
+            # refund was made before the uninstall (ledger._not_after_uninstall).
+            "triggered_at": trigger,
         }
         # Without the variant the line's owner is unknown; the line item key still keeps every
         # refund of that line together, and the recount is correct wherever it runs.
@@ -217,13 +221,18 @@ def normalise(env: WebhookEnvelope) -> list[tuple[bytes, SkuEvent]]:
     if isinstance(payload, Order):
         _orders(env, payload, events)
     elif isinstance(payload, Refund):
-        _refund(payload, events)
+        _refund(env, payload, events)
     elif isinstance(payload, InventoryLevel):
         _inventory_level(env, payload, events)
     elif isinstance(payload, Product):
         _product(env, payload, events)
     elif isinstance(payload, ProductDeleted):
-        events.add(f"product:{payload.id}", "product_delete", {"product_id": payload.id})
+        _, trigger = _clock(env)
+        events.add(
+            f"product:{payload.id}",
+            "product_delete",
+            {"product_id": payload.id, "triggered_at": trigger},
+        )
     elif isinstance(payload, AppUninstalled):
         if payload.myshopify_domain != env.shop:
             raise MalformedWebhook("app/uninstalled names another shop than its envelope")

@@ -427,8 +427,8 @@ async def run_refit(
                         except Exception as exc:
                             # One shop's failure must not cost the shops after it their
                             # forecasts; the caller sees it in the report and the exit code.
-                            if isinstance(exc, LookupError):  # named, and not installed
-                                log.error("the nightly refit of %s failed: not installed", shop)
+                            if type(exc) is LookupError:  # db.shop_today: no such shop
+                                log.error("the nightly refit of %s failed: no such shop", shop)
                             else:
                                 log_failure(log, "the nightly refit of %s failed", shop)
                             reports.append(RunReport(shop, run_day, f"failed: {exc!r}"))

@@ -24,9 +24,11 @@ MODES = {
 
 async def connection_state(state: State, shop: str, timezone: str) -> dict[str, Any]:
     async with state.pool.connection() as conn:
+        # An uninstalled shop on an app of its own keeps that app's secret until it is erased
+        # (its shop/redact is signed with it): it is not connected all the same.
         cur = await conn.execute(
-            "SELECT mode, scopes, access_expires_at, updated_at FROM shop_credentials"
-            " WHERE shop = %s",
+            "SELECT c.mode, c.scopes, c.access_expires_at, c.updated_at FROM shop_credentials c"
+            " JOIN shops s ON s.domain = c.shop WHERE c.shop = %s AND s.uninstalled_at IS NULL",
             (shop,),
         )
         credentials = await cur.fetchone()

@@ -81,6 +81,10 @@ class ShopDirectory:
             self._shops = await held_shops(conn)
             self._own_secrets = await credentials.own_app_secrets(conn, self._keyring)
         self._loaded_at = time.monotonic()
+        # Marks the database has caught up with (uninstalled, erased, or installed again since)
+        # or that expired: kept, they would grow with every uninstall a process ever took.
+        for shop in list(self._uninstalled_here):
+            self._installed(shop)
 
     async def recent_secrets(
         self, shop: str, min_age_s: float = 1.0, held: bool = False
@@ -99,6 +103,8 @@ class ShopDirectory:
         self._uninstalled_here[shop] = (moment, time.monotonic())
 
     def _installed(self, shop: str) -> bool:
+        """Whether the cache holds ``shop`` installed and no uninstall of it is pending; drops
+        a mark that no longer says anything."""
         mark = self._uninstalled_here.get(shop)
         installed_at = self._shops.get(shop)
         if mark is not None and (

@@ -81,8 +81,11 @@ def install_shop(
 async def install(
     conn: DictConnection, domain: str, *, name: str | None, timezone: str, currency: str | None
 ) -> None:
-    """Install (or reinstall) a shop with the time zone and currency Shopify reports."""
+    """Install (or reinstall) a shop with the time zone and currency Shopify reports. A grant
+    Shopify just gave proves the app installed now: an uninstall triggered before it (still
+    unapplied, or retried by Shopify) must not undo it."""
     await conn.execute(_INSTALL, {"domain": domain, "name": name, "timezone": timezone})
+    await conn.execute("UPDATE shops SET installed_at = now() WHERE domain = %s", (domain,))
     await conn.execute("UPDATE shops SET currency = %s WHERE domain = %s", (currency, domain))
 
 

@@ -19,6 +19,8 @@ BEGIN
             PERFORM now() AT TIME ZONE shop.timezone;
         EXCEPTION WHEN invalid_parameter_value THEN
             UPDATE shops SET timezone = 'UTC' WHERE domain = shop.domain;
+            RAISE NOTICE 'shop %: time zone % is unknown to PostgreSQL, now UTC',
+                shop.domain, shop.timezone;
         END;
     END LOOP;
 END $$;

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from connectors.db import inbox, ledger
+from connectors.db import inbox, ledger, shops
 from connectors.db.pool import DictConnection
 from connectors.db.shops import install_shop
 from connectors.kafka.topics import SkuEvent
@@ -386,3 +386,17 @@ async def test_an_uninstall_stops_what_came_after_it_and_a_late_one_never_undoes
     assert (await cur.fetchone()) == {"uninstalled_at": None}
     await apply(conn, [stock_sent(8, uninstalled_at + timedelta(seconds=4), None)])
     assert await level(conn, shop, item) == 8
+
+
+async def test_an_uninstall_applied_after_a_reinstall_through_shopify_changes_nothing(
+    conn: DictConnection, shop: str
+) -> None:
+    """The worker was behind (or Shopify retried an uninstall that got a 503): the merchant
+    installed again through OAuth before the uninstall was applied, and it then disconnected
+    the shop they had just connected."""
+    uninstalled_at = datetime.now(UTC)
+    async with conn.transaction():
+        await shops.install(conn, shop, name=None, timezone="UTC", currency="EUR")
+    await apply(conn, [_event(shop, "app_uninstalled", at=uninstalled_at.isoformat())])
+    cur = await conn.execute("SELECT uninstalled_at FROM shops WHERE domain = %s", (shop,))
+    assert (await cur.fetchone()) == {"uninstalled_at": None}
