@@ -5,6 +5,7 @@ query per request."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from datetime import datetime
 
@@ -15,6 +16,8 @@ from connectors.db import credentials
 from connectors.db.pool import DictConnection
 from connectors.db.shops import held_shops, shop_held
 from web.shared_reads import SharedRead, quietly, within
+
+log = logging.getLogger(__name__)
 
 # How long an uninstall this process accepted refuses its shop's webhooks before the database
 # says so: the worker applies it within seconds, or once it is running again; one it ignores
@@ -79,7 +82,15 @@ class ShopDirectory:
     async def _read(self) -> None:
         async with self._pool.connection() as conn:
             self._shops = await held_shops(conn)
-            self._own_secrets = await credentials.own_app_secrets(conn, self._keyring)
+            secrets = await credentials.own_app_secrets(conn, self._keyring)
+        for shop in sorted(s for s, secret in secrets.items() if secret is None):
+            if self._own_secrets.get(shop, b"") is not None:  # said once, not every reload
+                log.error(
+                    "cannot open the app secret of %s: STOCKPULSE_ENCRYPTION_KEYS lacks its"
+                    " key; its webhooks get 503 until this process has it",
+                    shop,
+                )
+        self._own_secrets = secrets
         self._loaded_at = time.monotonic()
         # Marks the database has caught up with (uninstalled, erased, or installed again since)
         # or that expired: kept, they would grow with every uninstall a process ever took.

@@ -3,15 +3,12 @@ verify with."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
 from connectors.crypto import CannotOpen, Keyring
 from connectors.db.pool import DictConnection
-
-log = logging.getLogger(__name__)
 
 Mode = Literal["client_credentials", "authorization_code", "static"]
 _SEALED = ("client_secret", "access_token", "refresh_token")
@@ -109,10 +106,6 @@ async def own_app_secrets(conn: DictConnection, keyring: Keyring) -> dict[str, b
                 bytes(r["client_secret"]), _context(r["shop"], "client_secret")
             )
         except CannotOpen:
-            log.error(
-                "cannot open the app secret of %s: STOCKPULSE_ENCRYPTION_KEYS lacks its key",
-                r["shop"],
-            )
             secrets[r["shop"]] = None
     return secrets
 

@@ -71,3 +71,26 @@ async def test_rotation_keeps_old_rows_readable_and_reseals_them_under_the_newes
         assert await credentials.rotate(conn, both) == 0  # nothing left under the old key
     only_new = await credentials.load(conn, Keyring.parse(new_key), shop)
     assert only_new is not None and only_new.client_secret == SECRET
+
+
+async def test_a_secret_this_process_cannot_open_holds_up_its_shop_only(
+    conn: DictConnection, shop: str, database_url: str
+) -> None:
+    """A key rotated by another process: one unopenable secret failed the directory's whole
+    read, and every shop's webhooks got 503."""
+    from connectors.db.pool import open_pool
+    from connectors.db.shops import install_shop
+    from web.shops import SecretUnavailable, ShopDirectory
+
+    await credentials.save(conn, Keyring.parse(generate_key()), _creds(shop))
+    await conn.commit()
+    other = f"other-{shop}"
+    install_shop(database_url, other)
+    pool = await open_pool(database_url, max_size=2)
+    try:
+        directory = ShopDirectory(pool, 60.0, [b"app"], Keyring.parse(generate_key()))
+        with pytest.raises(SecretUnavailable):
+            await directory.cached_secrets(shop)
+        assert await directory.cached_secrets(other) == [b"app"]
+    finally:
+        await pool.close()
