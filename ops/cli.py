@@ -39,7 +39,8 @@ class _Commands(click.Group):
             # a cancelled statement is not "cannot reach".
             if exc.sqlstate is not None and not exc.sqlstate.startswith("08"):
                 raise
-            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            reason = lines[0] if lines else type(exc).__name__
             raise click.ClickException(
                 f"cannot reach the database (DATABASE_URL): {reason}"
             ) from None

@@ -74,7 +74,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        pool = await open_pool(settings.database_url, max_size=10)
+        # Not waiting for the database: with it down the app still answers, 503 (and a
+        # probe's "database": false) until it is back, rather than not listening for 30 s
+        # and then exiting with a traceback.
+        pool = await open_pool(settings.database_url, max_size=10, wait=False)
         producer = DurableProducer(settings.bootstrap_servers)
         hub = Hub(settings.websocket_backlog)
         feed_access = FeedAccess(pool, settings.websocket_recheck_seconds)

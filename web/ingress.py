@@ -197,10 +197,11 @@ async def accept_webhook(body: bytes, headers: Mapping[str, str], state: Any) ->
     if row is None:
         return Outcome(200, "duplicate", "duplicate")
     if parsed.topic in ("app/uninstalled", "shop/redact"):
+        # The earlier of Shopify's trigger and our receipt: a trigger stamped by a clock ahead
+        # of ours must not outrank a reinstall made just after (the mark then never cleared).
         received = datetime.now(UTC)
-        state.shops.note_uninstall(
-            parsed.shop, webhooks.trigger_time(parsed.triggered_at, received) or received
-        )
+        triggered = webhooks.trigger_time(parsed.triggered_at, received)
+        state.shops.note_uninstall(parsed.shop, min(triggered or received, received))
     state.publisher.offer(row)
     return Outcome(200, "accepted", "accepted")
 

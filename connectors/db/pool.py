@@ -13,8 +13,10 @@ DictConnection = AsyncConnection[dict[str, Any]]
 
 
 async def open_pool(
-    database_url: str, *, min_size: int = 1, max_size: int = 8
+    database_url: str, *, min_size: int = 1, max_size: int = 8, wait: bool = True
 ) -> AsyncConnectionPool[DictConnection]:
+    """A pool of dict-row connections; with ``wait``, once the first connection is made (30 s
+    at most), else at once, connecting in the background."""
     pool = AsyncConnectionPool[DictConnection](
         database_url,
         connection_class=DictConnection,
@@ -23,5 +25,5 @@ async def open_pool(
         kwargs={"row_factory": dict_row, "autocommit": False},
         open=False,
     )
-    await pool.open(wait=True, timeout=30)
+    await pool.open(wait=wait, timeout=30)
     return pool

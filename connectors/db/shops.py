@@ -54,15 +54,15 @@ async def get_shop(conn: DictConnection, shop: str) -> dict[str, Any] | None:
     return await cur.fetchone()
 
 
-# A reinstall is a new install: an uninstall of before it (a late retry) must not undo it.
-# Without a time zone (a shop added by hand again), the one it has stays.
+# An install (again) is an install now: an uninstall triggered before it, applied before or
+# after (the worker behind, or Shopify retrying one that failed), must not undo it. Without a
+# time zone (a shop added by hand again), the one it has stays.
 _INSTALL = (
     "INSERT INTO shops (domain, name, timezone)"
     " VALUES (%(domain)s, %(name)s, coalesce(%(timezone)s, 'UTC'))"
     " ON CONFLICT (domain) DO UPDATE SET name = coalesce(excluded.name, shops.name),"
     " timezone = coalesce(%(timezone)s, shops.timezone), uninstalled_at = NULL,"
-    " installed_at = CASE WHEN shops.uninstalled_at IS NULL THEN shops.installed_at"
-    " ELSE now() END"
+    " installed_at = now()"
 )
 
 
@@ -81,11 +81,8 @@ def install_shop(
 async def install(
     conn: DictConnection, domain: str, *, name: str | None, timezone: str, currency: str | None
 ) -> None:
-    """Install (or reinstall) a shop with the time zone and currency Shopify reports. A grant
-    Shopify just gave proves the app installed now: an uninstall triggered before it (still
-    unapplied, or retried by Shopify) must not undo it."""
+    """Install (or reinstall) a shop with the time zone and currency Shopify reports."""
     await conn.execute(_INSTALL, {"domain": domain, "name": name, "timezone": timezone})
-    await conn.execute("UPDATE shops SET installed_at = now() WHERE domain = %s", (domain,))
     await conn.execute("UPDATE shops SET currency = %s WHERE domain = %s", (currency, domain))
 
 

@@ -64,3 +64,37 @@ def test_bad_input_and_an_unreachable_database_are_told_in_a_line(stack: Stack) 
     refused(run(stack, "dead-letters", "replay", "999999999"), 1, "no open dead letter 999999999")
     closed = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
     refused(run(stack, "dead-letters", "list", DATABASE_URL=closed), 1, "cannot reach the database")
+
+
+def test_the_web_app_answers_while_its_database_is_down(stack: Stack) -> None:
+    """It did not listen for 30 s, then exited with a traceback (and ignored Ctrl-C)."""
+    import signal
+    import time
+
+    import httpx
+
+    port = free_port()
+    closed = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
+    web = subprocess.Popen(
+        [sys.executable, "-m", "ops.cli", "web", "--port", str(port)],
+        env={**os.environ, **stack.env(), "DATABASE_URL": closed},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and web.poll() is None, web.stdout
+                time.sleep(0.2)
+        assert health.status_code == 200
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10)
+        assert ready.status_code == 503 and ready.json()["checks"]["database"] is False
+    finally:
+        web.send_signal(signal.SIGINT)
+        out, _ = web.communicate(timeout=20)
+    assert "Traceback" not in out, out
