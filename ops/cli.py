@@ -475,15 +475,16 @@ def _backfill(shop: str, months: int, progress: bool, refit: bool) -> None:
 
 def _installed(shop: str) -> None:
     """A usage error unless ``shop`` is installed."""
-    import psycopg
+    from connectors.db.shops import shop_held
 
-    with psycopg.connect(get_settings().database_url) as conn:
-        found = conn.execute(
-            "SELECT uninstalled_at IS NULL FROM shops WHERE domain = %s", (shop,)
-        ).fetchone()
-    if found is None or not found[0]:
+    async def read() -> bool | None:
+        async with await _connect() as conn:
+            return await shop_held(conn, shop)
+
+    installed = asyncio.run(read())
+    if not installed:
         raise click.ClickException(
-            f"{shop} is {'not known' if found is None else 'uninstalled'}: connect it first"
+            f"{shop} is {'not known' if installed is None else 'uninstalled'}: connect it first"
         )
 
 
