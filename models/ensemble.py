@@ -6,7 +6,10 @@ Design (issue 13; the measurements are in docs/benchmarks.md):
 - **Members** (:mod:`models.members`) are fitted every night on all of a shop's SKUs. Which
   of them a SKU may blend depends on its demand class (Syntetos–Boylan, from ADI and CV² of
   its last year): smooth and erratic sellers blend ETS, Theta, Prophet and the shop's
-  top-down share; intermittent and lumpy ones Croston SBA, TSB, ETS and the shop share.
+  top-down share; intermittent and lumpy ones Croston SBA, TSB, ETS, Prophet and the shop
+  share. Prophet is there for the sparse sellers whose demand moves with a trend (a
+  collection selling out its season: fashion −5.6 % MASE), held below the most the SKU ever
+  sold on one day (:func:`models.members.prophet_member`).
 - **Weights** come from the members' own errors: the member forecasts of the nightly run
   made VALIDATION_DAYS before are stored, so once those days have sold, what each member
   forecast for them is set against what sold, without any refit. The weights are
@@ -52,9 +55,10 @@ VALIDATION_DAYS = 28
 VALIDATION_RUNS = 1
 MIN_SCORED_DAYS = 7  # fewer sellable days in a validation window: not scored
 SMOOTH_MEMBERS = ("ets", "theta", "prophet", "shop", "river")
-INTERMITTENT_MEMBERS = ("croston_sba", "tsb", "ets", "shop", "river")
+INTERMITTENT_MEMBERS = ("croston_sba", "tsb", "ets", "prophet", "shop", "river")
 MEMBERS = ("ets", "theta", "prophet", "shop", "river", "croston_sba", "tsb")
 ADI_CUT, CV2_CUT = 1.32, 0.49  # Syntetos & Boylan (2005)
+SPARSE_CLASSES = ("intermittent", "lumpy")
 CLASS_DAYS = 365
 # The pull towards the pooled weights grows with a SKU's own days, at a tenth of their weight:
 # two months of one SKU's noisy days move its weights, a week does not.
@@ -88,7 +92,7 @@ def demand_class(y: np.ndarray, sellable: np.ndarray) -> str:
 
 
 def allowed_members(demand: str) -> tuple[str, ...]:
-    return INTERMITTENT_MEMBERS if demand in ("intermittent", "lumpy") else SMOOTH_MEMBERS
+    return INTERMITTENT_MEMBERS if demand in SPARSE_CLASSES else SMOOTH_MEMBERS
 
 
 @dataclass(frozen=True)

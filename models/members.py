@@ -173,6 +173,27 @@ class ProphetJob:
     horizon: int
 
 
+def prophet_member(forecast: Forecast, units: np.ndarray, demand: str) -> np.ndarray:
+    """Prophet's forecast as the blend takes it: never below zero and, for a sparse seller
+    (intermittent or lumpy), never above the most the SKU sold on one day. On a series of
+    mostly empty days Prophet's trend can run away (up to 28 times a SKU's recent mean was
+    seen, docs/benchmarks.md), and a weight pooled over many SKUs would carry that into one
+    SKU's published forecast.
+
+    >>> f = Forecast(np.array([-1.0, 2.0, 9.0]), np.zeros(3), np.zeros(3))
+    >>> prophet_member(f, np.array([0.0, 3, 0, 1]), "lumpy").tolist()
+    [0.0, 2.0, 3.0]
+    >>> prophet_member(f, np.array([0.0, 3, 0, 1]), "smooth").tolist()
+    [0.0, 2.0, 9.0]
+    """
+    from models.ensemble import SPARSE_CLASSES
+
+    mean = np.maximum(forecast.mean, 0)
+    if demand in SPARSE_CLASSES:
+        mean = np.minimum(mean, float(np.max(units, initial=0.0)))
+    return mean
+
+
 def prophet_forecast(job: ProphetJob) -> Forecast:
     """One SKU's Prophet forecast (a top-level function: process pools pickle it)."""
     from models.prophet_forecaster import ProphetForecaster
@@ -228,7 +249,7 @@ def fit_shop(
     started = time.perf_counter()
     jobs = prophet_jobs(fit, units, country, horizon)
     for (i, _), forecast in zip(jobs, run_map(prophet_forecast, [j for _, j in jobs]), strict=True):
-        fit.members.mean["prophet"][i] = np.maximum(forecast.mean, 0)
+        fit.members.mean["prophet"][i] = prophet_member(forecast, units[i], fit.classes[i])
     fit.members.seconds["prophet"] = time.perf_counter() - started
     return fit
 

@@ -63,6 +63,7 @@ from models.members import (
     prepare_shop,
     prophet_forecast,
     prophet_jobs,
+    prophet_member,
 )
 from streams.forecasting import abc_ranking
 
@@ -230,7 +231,7 @@ async def _run_locked(
             finished, futures = await asyncio.wait(futures, return_when=asyncio.FIRST_COMPLETED)
             for f in finished:
                 i, forecast, cpu = f.result()
-                fit.members.mean["prophet"][i] = np.maximum(forecast.mean, 0)
+                fit.members.mean["prophet"][i] = prophet_member(forecast, units[i], fit.classes[i])
                 ready.append((i, cpu))
         while ready:
             i, cpu = ready.pop()

@@ -12,6 +12,7 @@ from models.accuracy import rmsse
 from models.ensemble import (
     INTERMITTENT_MEMBERS,
     SMOOTH_MEMBERS,
+    SPARSE_CLASSES,
     IntervalCalibration,
     PastErrors,
     Validation,
@@ -237,7 +238,11 @@ def test_every_member_fits_a_small_shop_and_the_blend_is_published_whole() -> No
     units = [rng.poisson(6, 200).astype(float), rng.poisson(0.3, 120).astype(float)]
     fit = fit_shop(units, [np.ones(u.size, bool) for u in units], last, 28, "US")
     assert set(fit.members.mean) >= {"ets", "theta", "croston_sba", "tsb", "shop", "river"}
-    assert np.isfinite(fit.members.mean["prophet"][0]).all()  # the smooth seller
+    prophet = fit.members.mean["prophet"]
+    assert np.isfinite(prophet[0]).all()  # the smooth seller
+    # The sparse seller blends Prophet too, held below the most it sold on one day.
+    assert fit.classes[1] in SPARSE_CLASSES and "prophet" in allowed_members(fit.classes[1])
+    assert np.isfinite(prophet[1]).all() and prophet[1].max() <= units[1].max()
     for i, demand in enumerate(fit.classes):
         weights = fit_weights({i: (allowed_members(demand), [])})[i]
         members = {m: fit.members.mean[m][i] for m in fit.members.mean}
