@@ -135,6 +135,11 @@ async def refit_shop(
     progress: Progress | None = None,
 ) -> RunReport:
     today, _, country = await db.shop_today(conn, shop)
+    if run_day is not None and run_day > today:
+        # A run dated ahead would become the shop's latest: its forecast would start days
+        # from now and the real nights until then would be weighted against days not sold yet.
+        log.error("the nightly refit of %s: %s is after the shop's today, %s", shop, run_day, today)
+        return RunReport(shop, run_day, f"failed: {run_day} is after the shop's today ({today})")
     run_day = run_day or today
     locked = await db.try_lock_nightly(conn, shop)
     await conn.commit()

@@ -299,6 +299,16 @@ def test_nightly_weights_come_from_the_member_forecasts_of_earlier_runs(stack: S
     # run: equal weights are left for a shop too young to have one.
     assert len(first) == len(ids)
     assert sum(len(set(w.values())) == 1 for (w,) in first) < len(first) / 2, first
+    # A day still to come is refused: its run would become the shop's latest, forecasting
+    # from days not sold yet.
+    ahead = today + timedelta(days=3)
+    run = nightly(stack, shop, "--day", ahead.isoformat())
+    output, _ = run.communicate(timeout=120)
+    assert run.returncode == 1 and f"{ahead} is after the shop's today" in output, output
+    assert (
+        query(stack, "SELECT 1 FROM forecast_runs WHERE shop = %s AND run_day = %s", shop, ahead)
+        == []
+    )
 
 
 def zone_where_it_is(hour: int) -> str:
