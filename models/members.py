@@ -36,6 +36,7 @@ SHARE_DAYS = 56  # a SKU's share of the shop: eight weeks, so every weekday coun
 TSB_ALPHA = 0.1  # TSB's smoothing of demand size and of demand probability: the usual 0.1
 MIN_FIT_DAYS = 2 * SEASON
 PROPHET_AFTER_DAYS = 30
+LEVEL_DAYS = 28  # a sparse seller's Prophet forecast is held to its best run of this many days
 
 
 @dataclass(frozen=True)
@@ -175,23 +176,30 @@ class ProphetJob:
 
 def prophet_member(forecast: Forecast, units: np.ndarray, demand: str) -> np.ndarray:
     """Prophet's forecast as the blend takes it: never below zero and, for a sparse seller
-    (intermittent or lumpy), never above the most the SKU sold on one day. On a series of
-    mostly empty days Prophet's trend can run away (up to 28 times a SKU's recent mean was
-    seen, docs/benchmarks.md), and a weight pooled over many SKUs would carry that into one
-    SKU's published forecast.
+    (intermittent or lumpy), its mean never above the SKU's best four weeks (the highest
+    mean of any LEVEL_DAYS days in a row), scaled down whole so that its weekdays and holidays
+    keep their shape. On a series of mostly empty days Prophet's trend can run away (up to 28
+    times a SKU's recent mean was seen, docs/benchmarks.md), and a weight pooled over many SKUs
+    would carry that into one SKU's published forecast. A bound on single days would not do:
+    a lumpy seller's best day is a wholesale order, tens of times its daily mean.
 
-    >>> f = Forecast(np.array([-1.0, 2.0, 9.0]), np.zeros(3), np.zeros(3))
-    >>> prophet_member(f, np.array([0.0, 3, 0, 1]), "lumpy").tolist()
-    [0.0, 2.0, 3.0]
-    >>> prophet_member(f, np.array([0.0, 3, 0, 1]), "smooth").tolist()
-    [0.0, 2.0, 9.0]
+    >>> f = Forecast(np.array([-1.0, 2.0, 10.0]), np.zeros(3), np.zeros(3))
+    >>> sold = np.r_[np.zeros(30), np.full(LEVEL_DAYS, 2.0), [40.0], np.zeros(30)]
+    >>> prophet_member(f, sold, "lumpy").round(2).tolist()  # best four weeks: 3.36 a day
+    [0.0, 1.68, 8.39]
+    >>> prophet_member(f, sold, "smooth").tolist()
+    [0.0, 2.0, 10.0]
     """
     from models.ensemble import SPARSE_CLASSES
 
-    mean = np.maximum(forecast.mean, 0)
-    if demand in SPARSE_CLASSES:
-        mean = np.minimum(mean, float(np.max(units, initial=0.0)))
-    return mean
+    mean = np.maximum(np.asarray(forecast.mean, dtype=float), 0)
+    if demand not in SPARSE_CLASSES:
+        return mean
+    units = np.asarray(units, dtype=float)
+    window = min(LEVEL_DAYS, units.size)
+    best = float(np.convolve(units, np.ones(window) / window, "valid").max()) if window else 0.0
+    level = float(mean.mean()) if mean.size else 0.0
+    return mean * (best / level) if level > best else mean
 
 
 def prophet_forecast(job: ProphetJob) -> Forecast:
@@ -231,6 +239,10 @@ class ShopFit:
     def has_season(self) -> bool:
         return bool(np.any(self.season != 1))
 
+    def put_prophet(self, i: int, forecast: Forecast, units: np.ndarray) -> None:
+        """SKU ``i``'s Prophet forecast, fitted on ``units``, as the blend takes it."""
+        self.members.mean["prophet"][i] = prophet_member(forecast, units, self.classes[i])
+
 
 def fit_shop(
     units: Sequence[np.ndarray],
@@ -249,7 +261,7 @@ def fit_shop(
     started = time.perf_counter()
     jobs = prophet_jobs(fit, units, country, horizon)
     for (i, _), forecast in zip(jobs, run_map(prophet_forecast, [j for _, j in jobs]), strict=True):
-        fit.members.mean["prophet"][i] = prophet_member(forecast, units[i], fit.classes[i])
+        fit.put_prophet(i, forecast, units[i])
     fit.members.seconds["prophet"] = time.perf_counter() - started
     return fit
 

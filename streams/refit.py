@@ -63,7 +63,6 @@ from models.members import (
     prepare_shop,
     prophet_forecast,
     prophet_jobs,
-    prophet_member,
 )
 from streams.forecasting import abc_ranking
 
@@ -227,7 +226,8 @@ async def _run_locked(
     futures = {
         asyncio.ensure_future(_prophet_row(loop, pool, i, job)) for i, job in by_prophet.items()
     }
-    # SKUs that blend no Prophet are ready now; the others as their fit comes back.
+    # SKUs without a Prophet fit (too few sellable days for one) are ready now; the others
+    # as their fit comes back.
     ready: list[tuple[int, float]] = [(i, 0.0) for i in sorted(eligible - set(by_prophet))]
     batch: list[dict[str, Any]] = []
     share = sum(fit.members.seconds.values()) / max(len(ids), 1)
@@ -236,7 +236,7 @@ async def _run_locked(
             finished, futures = await asyncio.wait(futures, return_when=asyncio.FIRST_COMPLETED)
             for f in finished:
                 i, forecast, cpu = f.result()
-                fit.members.mean["prophet"][i] = prophet_member(forecast, units[i], fit.classes[i])
+                fit.put_prophet(i, forecast, units[i])
                 ready.append((i, cpu))
         while ready:
             i, cpu = ready.pop()
@@ -334,7 +334,7 @@ async def _make_validation_run(
         *(loop.run_in_executor(pool, prophet_forecast, job) for _, job in jobs)
     )
     for (j, _), forecast in zip(jobs, forecasts, strict=True):
-        fit.members.mean["prophet"][j] = np.maximum(forecast.mean, 0)
+        fit.put_prophet(j, forecast, kept_units[j])
     members = {
         ids[i]: _stored_members(fit, j)
         for j, i in enumerate(rows)

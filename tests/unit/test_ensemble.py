@@ -25,7 +25,7 @@ from models.ensemble import (
     standardised_errors,
     with_interval,
 )
-from models.members import fit_shop, prepare_shop
+from models.members import LEVEL_DAYS, fit_shop, prepare_shop
 from models.shop_calendar import closed_days, future_closed
 
 
@@ -67,6 +67,26 @@ def test_weights_go_to_the_member_that_was_right_on_the_shops_skus() -> None:
     weights = fit_weights(skus | {"odd": (("ets", "shop"), different)})
     assert weights["odd"]["ets"] > weights["sku0"]["ets"]
     assert abs(sum(weights["odd"].values()) - 1) < 1e-9
+
+
+def test_a_member_without_a_record_takes_an_equal_share_and_the_others_keep_theirs() -> None:
+    """Runs stored before a member joined a class have no forecast of it: the new one takes
+    an equal share until it has a record, the others split the rest by theirs."""
+    rng = np.random.default_rng(3)
+    stored = {
+        f"sku{i}": (("ets", "shop", "prophet"), _validations(rng, 10.0, "shop", "ets"))
+        for i in range(10)
+    }
+    weights = fit_weights(stored)
+    assert all(abs(w["prophet"] - 1 / 3) < 1e-9 for w in weights.values()), weights
+    assert all(w["shop"] > 0.8 * 2 / 3 and w["ets"] < w["shop"] for w in weights.values())
+    # Once a stored run has it, it is weighed like the others.
+    with_it = {
+        k: (allowed, [Validation({**v.forecasts, "prophet": v.actual}, v.actual, v.scored)])
+        for k, (allowed, past) in stored.items()
+        for v in past[:1]
+    }
+    assert all(w["prophet"] > 0.8 for w in fit_weights(with_it).values())
 
 
 def test_a_member_that_could_not_fit_gives_its_weight_away() -> None:
@@ -240,9 +260,10 @@ def test_every_member_fits_a_small_shop_and_the_blend_is_published_whole() -> No
     assert set(fit.members.mean) >= {"ets", "theta", "croston_sba", "tsb", "shop", "river"}
     prophet = fit.members.mean["prophet"]
     assert np.isfinite(prophet[0]).all()  # the smooth seller
-    # The sparse seller blends Prophet too, held below the most it sold on one day.
+    # The sparse seller blends Prophet too, held to its best four weeks.
     assert fit.classes[1] in SPARSE_CLASSES and "prophet" in allowed_members(fit.classes[1])
-    assert np.isfinite(prophet[1]).all() and prophet[1].max() <= units[1].max()
+    best = np.convolve(units[1], np.ones(LEVEL_DAYS) / LEVEL_DAYS, "valid").max()
+    assert np.isfinite(prophet[1]).all() and prophet[1].mean() <= best + 1e-9
     for i, demand in enumerate(fit.classes):
         weights = fit_weights({i: (allowed_members(demand), [])})[i]
         members = {m: fit.members.mean[m][i] for m in fit.members.mean}
