@@ -41,7 +41,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from connectors.db import forecasts as db
 from connectors.db.pool import DictConnection, open_pool
-from connectors.db.shops import active_shops
+from connectors.db.shops import active_shops, shop_held
 from connectors.outages import log_failure
 from connectors.settings import get_settings
 from models.accuracy import ACCURACY_AFTER_DAYS, mase, seasonal_naive_scale
@@ -134,6 +134,10 @@ async def refit_shop(
     progress: Progress | None = None,
 ) -> RunReport:
     today, _, country = await db.shop_today(conn, shop)
+    if not await shop_held(conn, shop):
+        # Its data waits for Shopify's erasure request; nothing of it is shown any more.
+        log.error("the nightly refit of %s: the shop is uninstalled", shop)
+        return RunReport(shop, run_day or today, "failed: the shop is uninstalled")
     if run_day is not None and run_day > today:
         # A run dated ahead would become the shop's latest: its forecast would start days
         # from now and the real nights until then would be weighted against days not sold yet.

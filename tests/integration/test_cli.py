@@ -59,6 +59,12 @@ def test_bad_input_and_an_unreachable_database_are_told_in_a_line(stack: Stack) 
     refused(run(stack, "backfill", "--shop", nobody, "--months", "-1"), 2, "-1")
     # A shop named that is not installed fails alone (the others still run), in a line.
     refused(run(stack, "nightly", "--shop", nobody, "--no-progress"), 1, f"{nobody} : failed")
+    gone = f"t{uuid.uuid4().hex[:12]}.myshopify.com"
+    assert run(stack, "shops", "add", gone).returncode == 0
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        conn.execute("UPDATE shops SET uninstalled_at = now() WHERE domain = %s", (gone,))
+    refused(run(stack, "nightly", "--shop", gone, "--no-progress"), 1, "the shop is uninstalled")
+    assert scalar(stack, "SELECT count(*) FROM forecast_runs WHERE shop = %s", gone) == 0
     refused(run(stack, "nightly", "--processes", "-3"), 2, "-3")
     refused(run(stack, "dead-letters", "list", "--limit", "-1"), 2, "-1")
     refused(run(stack, "dead-letters", "replay", "999999999"), 1, "no open dead letter 999999999")
