@@ -172,16 +172,16 @@ def _shop_domain(ctx: click.Context, param: click.Parameter, value: str | None) 
 
 
 def _time_zone(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+    from zoneinfo import available_timezones
 
     if value is None:
         return None
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
+    # Only the zones the tz database names for places: files such as posixrules, right/UTC
+    # (leap seconds) and localtime (this machine's) open too, and mean something else.
+    if value not in available_timezones() - {"Factory", "localtime"}:
         raise click.BadParameter(
             f"{value!r} is not a time zone name such as Europe/Berlin or America/New_York"
-        ) from None
+        )
     return value
 
 
