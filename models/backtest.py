@@ -31,6 +31,7 @@ class Score:
     fit_seconds: float = 0.0
     series: int = 0
     scaled_squared_errors: list[float] = field(default_factory=list)
+    bounded: int = 0  # the points with an interval: a method may have none for a young series
 
     def add(
         self,
@@ -46,7 +47,9 @@ class Score:
         self.abs_error += float(error.sum())
         self.signed_error += float((mean - actual).sum())
         self.volume += float(actual.sum())
-        self.inside += int(((actual >= lower) & (actual <= upper)).sum())
+        has_interval = np.isfinite(lower) & np.isfinite(upper)
+        self.inside += int(((actual >= lower) & (actual <= upper) & has_interval).sum())
+        self.bounded += int(has_interval.sum())
         self.points += int(actual.size)
         self.scaled_errors.append(mase(actual.tolist(), mean.tolist(), history.tolist(), SEASON))
         try:
@@ -68,6 +71,7 @@ class Score:
             self.fit_seconds + other.fit_seconds,
             self.series + other.series,
             self.scaled_squared_errors + other.scaled_squared_errors,
+            self.bounded + other.bounded,
         )
 
     def summary(self) -> dict[str, float]:
@@ -78,8 +82,11 @@ class Score:
             "rmsse": float(np.mean(squared)) if squared else float("nan"),
             "wape": self.abs_error / self.volume if self.volume else float("nan"),
             "bias": self.signed_error / self.volume if self.volume else float("nan"),
-            "coverage": self.inside / self.points if self.points else float("nan"),
+            "coverage": self.inside / self.bounded if self.bounded else float("nan"),
             "fit_seconds_per_series": self.fit_seconds / self.series if self.series else 0.0,
+            # Series × folds scored: every method should have the same, or it is not the
+            # same test.
+            "scored": len(self.scaled_errors),
         }
 
 

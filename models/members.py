@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 import numpy as np
 
@@ -85,7 +86,6 @@ def fit_statistical(
     """Fit each statsforecast member on every filled series in one call (``n_jobs`` processes)
     and forecast ``horizon`` days; with ``intervals``, 80 % bounds too."""
     import pandas as pd
-    from statsforecast import StatsForecast
 
     n = len(series)
     usable = [i for i, y in enumerate(series) if y.size >= MIN_FIT_DAYS]
@@ -102,31 +102,54 @@ def fit_statistical(
         mean, lower, upper = (np.full((n, horizon), np.nan) for _ in range(3))
         started = time.perf_counter()
         if usable:
-            model = _model(name, horizon if intervals else 0)
-            # The intermittent methods need enough windows for their conformal intervals.
-            fitted_ids = usable
-            frame_used = frame
             if intervals and name in INTERMITTENT_METHODS:
-                fitted_ids = [i for i in usable if series[i].size > 3 * horizon]
-                frame_used = frame[frame["unique_id"].isin(fitted_ids)]
-            if fitted_ids:
+                # Their conformal intervals need three horizons of history. A shorter series
+                # still gets its forecast, as in the nightly run, only no interval: leaving it
+                # out had `forecast evaluate` blend young SKUs without them, and score these
+                # peers on the older SKUs only.
+                _forecast_into(mean, None, None, frame, usable, _model(name, 0), name, horizon)
+                long = [i for i in usable if series[i].size > 3 * horizon]
+                if long:
+                    part = frame[frame["unique_id"].isin(long)]
+                    model = _model(name, horizon)
+                    _forecast_into(mean, lower, upper, part, long, model, name, horizon)
+            else:
                 # Croston and TSB take milliseconds a shop: starting worker processes for
                 # them took a second a call.
                 jobs = 1 if name in INTERMITTENT_METHODS else n_jobs
-                result = StatsForecast(models=[model], freq=1, n_jobs=jobs).forecast(
-                    df=frame_used, h=horizon, level=[80] if intervals else None
-                )
-                rows = result["unique_id"].to_numpy().reshape(len(fitted_ids), horizon)[:, 0]
-                values = result[name].to_numpy().reshape(len(fitted_ids), horizon)
-                mean[rows] = values
-                if intervals:
-                    lower[rows] = result[f"{name}-lo-80"].to_numpy().reshape(-1, horizon)
-                    upper[rows] = result[f"{name}-hi-80"].to_numpy().reshape(-1, horizon)
+                model = _model(name, horizon if intervals else 0)
+                low, high = (lower, upper) if intervals else (None, None)
+                _forecast_into(mean, low, high, frame, usable, model, name, horizon, jobs)
         out.seconds[name] = time.perf_counter() - started
         out.mean[name] = np.maximum(mean, 0)
         out.lower[name] = np.maximum(lower, 0)
         out.upper[name] = np.maximum(upper, 0)
     return out
+
+
+def _forecast_into(
+    mean: np.ndarray,
+    lower: np.ndarray | None,
+    upper: np.ndarray | None,
+    frame: Any,
+    ids: Sequence[int],
+    model: object,
+    name: str,
+    horizon: int,
+    jobs: int = 1,
+) -> None:
+    """Fit ``model`` on the series ``ids`` of ``frame`` and write its forecasts (and 80 %
+    bounds, when given arrays for them) into their rows."""
+    from statsforecast import StatsForecast
+
+    result = StatsForecast(models=[model], freq=1, n_jobs=jobs).forecast(
+        df=frame, h=horizon, level=[80] if lower is not None else None
+    )
+    rows = result["unique_id"].to_numpy().reshape(len(ids), horizon)[:, 0]
+    mean[rows] = result[name].to_numpy().reshape(len(ids), horizon)
+    if lower is not None and upper is not None:
+        lower[rows] = result[f"{name}-lo-80"].to_numpy().reshape(-1, horizon)
+        upper[rows] = result[f"{name}-hi-80"].to_numpy().reshape(-1, horizon)
 
 
 def shop_total(units: Sequence[np.ndarray], days: int) -> np.ndarray:

@@ -462,6 +462,7 @@ def print_table(results: dict[str, dict[str, float | None]], console: Console) -
         "80% coverage",
         "fit s/series (all folds)",
         "series",
+        "series × folds",
     ):
         table.add_column(column, justify="right")
     for name, r in results.items():
@@ -474,6 +475,7 @@ def print_table(results: dict[str, dict[str, float | None]], console: Console) -
             "–" if r["coverage"] is None else f"{r['coverage']:.3f}",
             f"{r['fit_seconds_per_series']:.3f}",
             f"{r['series']:.0f}",
+            f"{r['scored']:.0f}",
         )
     console.print(table)
 

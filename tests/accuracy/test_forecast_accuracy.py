@@ -55,6 +55,8 @@ def test_combined_beats_every_peer_on_real_shop_data() -> None:
     _print("50 real series, 4 folds of 28 days:", results)
     combined = results["combined"]
     others = {name: r for name, r in results.items() if name != "combined"}
+    # The same test for every method: the same series and folds scored.
+    assert {r["scored"] for r in results.values()} == {200}
     best_mase = min(r["mase"] for r in others.values())
     best_rmsse = min(r["rmsse"] for r in others.values())
     assert combined["mase"] <= 0.95 * best_mase, "not 5 % below the best peer in MASE"
@@ -78,6 +80,7 @@ def test_combined_on_a_synthetic_shop() -> None:
     assert truth["rmsse"] < combined["rmsse"] and abs(truth["bias"]) < 0.02
     assert truth["coverage"] is None
     others = {n: r for n, r in results.items() if n != "combined"}
+    assert len({r["scored"] for r in results.values()}) == 1
     assert combined["rmsse"] < min(r["rmsse"] for r in others.values())
     assert combined["mase"] < min(r["mase"] for r in others.values())
     assert abs(combined["bias"]) <= 0.05
