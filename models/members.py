@@ -112,7 +112,8 @@ def fit_statistical(
                 if long:
                     part = frame[frame["unique_id"].isin(long)]
                     model = _model(name, horizon)
-                    _forecast_into(mean, lower, upper, part, long, model, name, horizon)
+                    same_mean = np.empty_like(mean)  # only the bounds are taken from this fit
+                    _forecast_into(same_mean, lower, upper, part, long, model, name, horizon)
             else:
                 # Croston and TSB take milliseconds a shop: starting worker processes for
                 # them took a second a call.
@@ -221,7 +222,9 @@ def prophet_member(forecast: Forecast, units: np.ndarray, demand: str) -> np.nda
     units = np.asarray(units, dtype=float)
     window = min(LEVEL_DAYS, units.size)
     best = float(np.convolve(units, np.ones(window) / window, "valid").max()) if window else 0.0
-    level = float(mean.mean()) if mean.size else 0.0
+    # The level of its first LEVEL_DAYS days: the same whether 28 or 90 days are forecast, so
+    # the validation run (28) and the nightly run (90) bound a SKU alike.
+    level = float(mean[:LEVEL_DAYS].mean()) if mean.size else 0.0
     return mean * (best / level) if level > best else mean
 
 

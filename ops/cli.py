@@ -172,13 +172,13 @@ def _shop_domain(ctx: click.Context, param: click.Parameter, value: str | None) 
 
 
 def _time_zone(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    from zoneinfo import available_timezones
+    from web.alert_settings import time_zones
 
     if value is None:
         return None
     # Only the zones the tz database names for places: files such as posixrules, right/UTC
     # (leap seconds) and localtime (this machine's) open too, and mean something else.
-    if value not in available_timezones() - {"Factory", "localtime"}:
+    if value not in time_zones():
         raise click.BadParameter(
             f"{value!r} is not a time zone name such as Europe/Berlin or America/New_York"
         )

@@ -137,11 +137,13 @@ async def refit_shop(
     if not await shop_held(conn, shop):
         # Its data waits for Shopify's erasure request; nothing of it is shown any more.
         log.error("the nightly refit of %s: the shop is uninstalled", shop)
+        await conn.rollback()
         return RunReport(shop, run_day or today, "failed: the shop is uninstalled")
     if run_day is not None and run_day > today:
         # A run dated ahead would become the shop's latest: its forecast would start days
         # from now and the real nights until then would be weighted against days not sold yet.
         log.error("the nightly refit of %s: %s is after the shop's today, %s", shop, run_day, today)
+        await conn.rollback()
         return RunReport(shop, run_day, f"failed: {run_day} is after the shop's today ({today})")
     run_day = run_day or today
     locked = await db.try_lock_nightly(conn, shop)

@@ -43,9 +43,10 @@ TEST_POLL_S = 0.2
 
 @cache
 def time_zones() -> tuple[str, ...]:
-    """The IANA names this machine knows: the only ones accepted, since the sender must be
-    able to load whatever is saved."""
-    return tuple(sorted(available_timezones()))
+    """The IANA place names this machine knows: the only ones accepted, since the sender must
+    be able to load whatever is saved. Factory (a placeholder zone) and localtime (this
+    machine's own zone, whatever it is) load too, and are no shop's zone."""
+    return tuple(sorted(available_timezones() - {"Factory", "localtime"}))
 
 
 def zone_or_utc(name: str | None) -> ZoneInfo:

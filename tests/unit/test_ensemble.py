@@ -25,7 +25,8 @@ from models.ensemble import (
     standardised_errors,
     with_interval,
 )
-from models.members import LEVEL_DAYS, fit_shop, prepare_shop
+from models.forecast import Forecast
+from models.members import LEVEL_DAYS, fit_shop, prepare_shop, prophet_member
 from models.shop_calendar import closed_days, future_closed
 
 
@@ -277,3 +278,15 @@ def test_every_member_fits_a_small_shop_and_the_blend_is_published_whole() -> No
 def test_rmsse_scales_by_one_step_naive_from_the_first_sale() -> None:
     assert rmsse([3, 3], [3, 3], [0, 0, 1, 2]) == 0.0
     assert rmsse([2, 6], [4, 4], [0, 0, 0, 2, 4, 6]) == 1.0
+
+
+def test_a_sparse_sellers_prophet_is_bounded_alike_whatever_the_days_forecast() -> None:
+    """The validation run forecasts 28 days, the nightly run 90: a rising trend's mean over
+    90 days is higher, and bounding by it cut the nightly forecast where the validation run's
+    record of the same days was left whole."""
+    sold = np.r_[np.zeros(60), np.ones(LEVEL_DAYS), np.zeros(30)]
+    rising = np.linspace(1.0, 5.0, 90)
+    bounded = prophet_member(Forecast(rising, rising, rising), sold, "intermittent")
+    first = prophet_member(Forecast(rising[:28], rising[:28], rising[:28]), sold, "intermittent")
+    assert np.allclose(bounded[:28], first)
+    assert abs(first.mean() - 1.0) < 1e-9  # held to its best 28 days: one a day
