@@ -59,21 +59,6 @@ class Score:
         except ValueError:  # never sold before the origin: no scale
             pass
 
-    def merge(self, other: Score) -> Score:
-        """The score over both sets of series (for backtests split across processes)."""
-        return Score(
-            self.abs_error + other.abs_error,
-            self.signed_error + other.signed_error,
-            self.volume + other.volume,
-            self.inside + other.inside,
-            self.points + other.points,
-            self.scaled_errors + other.scaled_errors,
-            self.fit_seconds + other.fit_seconds,
-            self.series + other.series,
-            self.scaled_squared_errors + other.scaled_squared_errors,
-            self.bounded + other.bounded,
-        )
-
     def summary(self) -> dict[str, float]:
         finite = [x for x in self.scaled_errors if math.isfinite(x)]
         squared = [x for x in self.scaled_squared_errors if math.isfinite(x)]
