@@ -37,6 +37,10 @@ SHARE_DAYS = 56  # a SKU's share of the shop: eight weeks, so every weekday coun
 TSB_ALPHA = 0.1  # TSB's smoothing of demand size and of demand probability: the usual 0.1
 MIN_FIT_DAYS = 2 * SEASON
 PROPHET_AFTER_DAYS = 30
+# ... and days with a sale: on a history of one or two sales Prophet's optimiser fails over
+# to its slow fallback, 8-12 s a fit against 0.05 s (docs/benchmarks.md), and a trend of two
+# points means nothing. Sparse sellers joined its blend, so a shop of dead SKUs would pay that.
+PROPHET_AFTER_SALES = 8
 LEVEL_DAYS = 28  # a sparse seller's Prophet forecast is held to its best run of this many days
 
 
@@ -374,5 +378,19 @@ def prophet_jobs(
             ),
         )
         for i, (ok, demand) in enumerate(zip(fit.sellable, fit.classes, strict=True))
-        if "prophet" in allowed_members(demand) and int(ok.sum()) >= PROPHET_AFTER_DAYS
+        if "prophet" in allowed_members(demand) and prophet_can_fit(units[i], ok)
     ]
+
+
+def prophet_can_fit(units: np.ndarray, sellable: np.ndarray) -> bool:
+    """Whether a SKU's history is enough for Prophet: PROPHET_AFTER_DAYS days it could sell
+    on and PROPHET_AFTER_SALES days it sold on.
+
+    >>> prophet_can_fit(np.r_[5.0, np.zeros(99)], np.ones(100, bool))
+    False
+    """
+    sellable = np.asarray(sellable, dtype=bool)
+    return (
+        int(sellable.sum()) >= PROPHET_AFTER_DAYS
+        and int(np.count_nonzero(np.asarray(units)[sellable])) >= PROPHET_AFTER_SALES
+    )

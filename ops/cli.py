@@ -733,6 +733,11 @@ def forecast_evaluate(
     )
 
     console = Console()
+    if json_path is not None and not os.access(json_path.parent.resolve(), os.W_OK):
+        # Found out before the backtest, not after minutes of fitting.
+        raise click.ClickException(
+            f"cannot write {json_path}: {json_path.parent} is not a writable directory"
+        )
     notes: list[str] = []
     try:
         series = read_demand_csv(input_path, notes)
@@ -748,9 +753,17 @@ def forecast_evaluate(
     results = evaluate(list(series.values()), horizon, folds, processes, truth=truth)
     elapsed = time.perf_counter() - started
     print_table(results, console)
+    left_out = int(next(iter(results.values()))["left_out"] or 0)
     console.print(
-        f"{len(series)} series ({too_short} too short for {folds} folds of {horizon} days), "
-        f"{elapsed:.1f} s"
+        f"{len(series)} series ({too_short} too short for {folds} "
+        f"{'fold' if folds == 1 else 'folds'} of {horizon} days), {elapsed:.1f} s"
+        + (
+            f"; {left_out} series × folds left out for every method: one of them could not "
+            "forecast it (Prophet needs 30 days in stock and 8 with a sale), or its history "
+            "gives MASE no scale"
+            if left_out
+            else ""
+        )
     )
     if json_path:
         meta = {
@@ -759,6 +772,7 @@ def forecast_evaluate(
             "folds": folds,
             "series": len(series),
             "too_short": too_short,
+            "left_out": left_out,
             "seconds": round(elapsed, 2),
             "truth": str(truth_path) if truth_path else None,
         }

@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from models.accuracy import seasonal_naive_scale
 from models.backtest import Score, long_enough, min_length
 from models.ensemble import (
     VALIDATION_RUNS,
@@ -35,6 +36,7 @@ from models.ensemble import (
     Validation,
 )
 from models.forecast import (
+    SEASON,
     Forecast,
     Forecaster,
     MovingAverage,
@@ -44,12 +46,12 @@ from models.forecast import (
 )
 from models.members import (
     FIT_DAYS,
-    PROPHET_AFTER_DAYS,
     MemberForecasts,
     ProphetJob,
     ShopFit,
     fit_shop,
     fit_statistical,
+    prophet_can_fit,
     prophet_forecast,
 )
 from models.online import RiverForecaster
@@ -203,6 +205,7 @@ def evaluate(
     for score in scores.values():
         score.series = len(scored)
     fitted: dict[int, _Origin] = {}
+    left_out: list[int] = []  # series by fold that not every method could be scored on
     with (
         ProcessPoolExecutor(jobs) as pool,
         Progress(disable=not progress, transient=True) as bar,
@@ -220,11 +223,23 @@ def evaluate(
                     scores[peer].fit_seconds += seconds
             if k >= VALIDATION_RUNS:
                 _score_fold(
-                    series, scored, fitted, origins, k, horizon, scores, pool, jobs, country, truth
+                    series,
+                    scored,
+                    fitted,
+                    origins,
+                    k,
+                    horizon,
+                    scores,
+                    pool,
+                    jobs,
+                    country,
+                    left_out,
+                    truth,
                 )
             bar.advance(task)
     results: dict[str, dict[str, float | None]] = {
-        name: {**score.summary(), "series": score.series} for name, score in scores.items()
+        name: {**score.summary(), "series": score.series, "left_out": len(left_out)}
+        for name, score in scores.items()
     }
     if TRUTH in results:
         results[TRUTH]["coverage"] = None
@@ -288,6 +303,7 @@ def _score_fold(
     pool: ProcessPoolExecutor,
     jobs: int,
     country: str | None,
+    left_out: list[int],
     truth: Sequence[Series | None] | None = None,
 ) -> None:
     origin = origins[k]
@@ -322,11 +338,25 @@ def _score_fold(
         ok = stock[start : start + horizon]
         if not ok.any():
             continue
-        for name, by_row in forecasts.items():
-            f = by_row.get(row)
-            if f is None or not np.all(np.isfinite(f.mean)):
-                continue
+        made = {
+            name: f
+            for name, by_row in forecasts.items()
+            if (f := by_row.get(row)) is not None and np.all(np.isfinite(f.mean))
+        }
+        # Every method on the same series and folds, or the comparison is of different tests:
+        # one a method could not forecast (Prophet without enough days or sales), or one
+        # without a MASE scale (its history repeats every week exactly), is left out for all.
+        if any(name not in made for name in forecasts if name != TRUTH) or not _has_scale(
+            cut.units[j]
+        ):
+            left_out.append(row)
+            continue
+        for name, f in made.items():
             scores[name].add(actual[ok], f.mean[ok], f.lower[ok], f.upper[ok], cut.units[j])
+
+
+def _has_scale(history: np.ndarray) -> bool:
+    return history.size > SEASON and seasonal_naive_scale(history.tolist(), SEASON) > 0
 
 
 def _truth(
@@ -441,7 +471,7 @@ def _prophet_alone(
     for row in scored:
         j = position[row]
         units, stock = cut.units[j], cut.in_stock[j]
-        if int(stock.sum()) < PROPHET_AFTER_DAYS:
+        if not prophet_can_fit(units, stock):
             continue
         first = cut.fit.last_day - timedelta(days=units.size - 1)
         jobs.append((row, ProphetJob(units, stock, first, country, horizon)))

@@ -441,9 +441,11 @@ async def run_refit(
                             # forecasts; the caller sees it in the report and the exit code.
                             if type(exc) is LookupError:  # db.shop_today: no such shop
                                 log.error("the nightly refit of %s failed: no such shop", shop)
+                                reason = "no such shop"
                             else:
                                 log_failure(log, "the nightly refit of %s failed", shop)
-                            reports.append(RunReport(shop, run_day, f"failed: {exc!r}"))
+                                reason = repr(exc)
+                            reports.append(RunReport(shop, run_day, f"failed: {reason}"))
                             await conn.rollback()
             finally:
                 # Stopped early (Ctrl-C, SIGTERM), queued fits are dropped rather than run:

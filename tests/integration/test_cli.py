@@ -59,7 +59,11 @@ def test_bad_input_and_an_unreachable_database_are_told_in_a_line(stack: Stack) 
     refused(run(stack, "backfill", "--shop", nobody), 1, "not known")
     refused(run(stack, "backfill", "--shop", nobody, "--months", "-1"), 2, "-1")
     # A shop named that is not installed fails alone (the others still run), in a line.
-    refused(run(stack, "nightly", "--shop", nobody, "--no-progress"), 1, f"{nobody} : failed")
+    refused(
+        run(stack, "nightly", "--shop", nobody, "--no-progress"),
+        1,
+        f"{nobody} : failed: no such shop",
+    )
     gone = f"t{uuid.uuid4().hex[:12]}.myshopify.com"
     assert run(stack, "shops", "add", gone).returncode == 0
     with psycopg.connect(stack.database_url, autocommit=True) as conn:

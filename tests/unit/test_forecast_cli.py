@@ -151,3 +151,34 @@ def test_the_json_holds_null_where_a_figure_has_no_value(tmp_path: Path) -> None
     path = tmp_path / "out.json"
     write_json({"combined": {"mase": 0.5, "bias": float("nan")}}, path, {"input": "x.csv"})
     assert json.loads(path.read_text())["methods"]["combined"] == {"mase": 0.5, "bias": None}
+
+
+def test_every_method_is_scored_on_the_same_series_and_folds(tmp_path: Path) -> None:
+    """Prophet cannot fit a SKU of one sale: it was left out of Prophet's score only, so
+    Prophet and the rest were measured on different days (found by an outside tester)."""
+    import datetime as dt
+
+    start = dt.date(2026, 1, 1)
+    days = [(start + dt.timedelta(days=d)).isoformat() for d in range(200)]
+    rows = ["sku,date,quantity"]
+    rows += [f"STEADY,{d},{3 + (i * i) % 5}" for i, d in enumerate(days)]
+    rows += [f"ONCE,{days[0]},5", f"ONCE,{days[-1]},0"]
+    data, report = tmp_path / "d.csv", tmp_path / "r.json"
+    data.write_text("\n".join(rows) + "\n")
+    runner = CliRunner()
+    refused = runner.invoke(
+        main, ["forecast", "evaluate", "--input", str(data), "--json", "/nonexistent/r.json"]
+    )
+    assert refused.exit_code == 1 and "not a writable directory" in refused.output
+    evaluated = runner.invoke(
+        main,
+        [
+            *("forecast", "evaluate", "--input", str(data), "--folds", "2"),
+            *("--processes", "2", "--json", str(report)),
+        ],
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+    result = json.loads(report.read_text())
+    assert result["meta"]["left_out"] == 2  # ONCE, in both folds
+    assert {r["scored"] for r in result["methods"].values()} == {2}
+    assert "left out for every method" in " ".join(evaluated.output.split())
