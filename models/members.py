@@ -204,12 +204,13 @@ class ProphetJob:
 
 def prophet_member(forecast: Forecast, units: np.ndarray, demand: str) -> np.ndarray:
     """Prophet's forecast as the blend takes it: never below zero and, for a sparse seller
-    (intermittent or lumpy), its mean never above the SKU's best four weeks (the highest
-    mean of any LEVEL_DAYS days in a row), scaled down whole so that its weekdays and holidays
-    keep their shape. On a series of mostly empty days Prophet's trend can run away (up to 28
-    times a SKU's recent mean was seen, docs/benchmarks.md), and a weight pooled over many SKUs
-    would carry that into one SKU's published forecast. A bound on single days would not do:
-    a lumpy seller's best day is a wholesale order, tens of times its daily mean.
+    (intermittent or lumpy), the mean of its first LEVEL_DAYS days never above the SKU's best
+    four weeks (the highest mean of any LEVEL_DAYS days in a row), scaled down whole so that
+    its weekdays and holidays keep their shape. On a series of mostly empty days Prophet's
+    trend can run away (up to 28 times a SKU's recent mean was seen, docs/benchmarks.md), and
+    a weight pooled over many SKUs would carry that into one SKU's published forecast. A bound
+    on single days would not do: a lumpy seller's best day is a wholesale order, tens of times
+    its daily mean.
 
     >>> f = Forecast(np.array([-1.0, 2.0, 10.0]), np.zeros(3), np.zeros(3))
     >>> sold = np.r_[np.zeros(30), np.full(LEVEL_DAYS, 2.0), [40.0], np.zeros(30)]

@@ -722,6 +722,7 @@ def forecast_evaluate(
 
     from rich.console import Console
 
+    from models.members import PROPHET_AFTER_DAYS, PROPHET_AFTER_SALES
     from ops.evaluate import (
         InputError,
         check_backtestable,
@@ -759,8 +760,8 @@ def forecast_evaluate(
         f"{'fold' if folds == 1 else 'folds'} of {horizon} days), {elapsed:.1f} s"
         + (
             f"; {left_out} series × folds left out for every method: one of them could not "
-            "forecast it (Prophet needs 30 days in stock and 8 with a sale), or its history "
-            "gives MASE no scale"
+            f"forecast it (Prophet needs {PROPHET_AFTER_DAYS} days in stock and "
+            f"{PROPHET_AFTER_SALES} with a sale), or its history gives MASE no scale"
             if left_out
             else ""
         )
