@@ -58,6 +58,7 @@ async def product_story(state: State, shop: str, variant_id: int) -> dict[str, A
             "upper": plan.upper,
             "method": plan.method,
             "members": [m.model_dump(mode="json") for m in plan.members],
+            "shares": blend_shares({m.model: m.weight for m in plan.members}),
             "season": plan.season,
             "confidence": plan.confidence,
         },
@@ -67,6 +68,21 @@ async def product_story(state: State, shop: str, variant_id: int) -> dict[str, A
         # The latest first, as the API's alerts list shows them.
         "alerts": [a.model_dump(mode="json") for a in alerts],
     }
+
+
+def blend_shares(weights: dict[str, float]) -> list[dict[str, Any]]:
+    """The blend's weights as whole percentages that add up to 100 (largest remainder), the
+    largest first; a member under half a percent is left out rather than shown at 0 %."""
+    total = sum(weights.values())
+    if total <= 0:
+        return []
+    exact = {m: 100 * w / total for m, w in weights.items()}
+    whole = {m: int(x) for m, x in exact.items()}
+    short = 100 - sum(whole.values())
+    for m in sorted(exact, key=lambda m: whole[m] - exact[m])[:short]:
+        whole[m] += 1
+    ranked = sorted(whole.items(), key=lambda mw: -exact[mw[0]])
+    return [{"model": m, "percent": pct} for m, pct in ranked if pct > 0]
 
 
 class ProductController(Controller):
