@@ -58,7 +58,6 @@ async def product_story(state: State, shop: str, variant_id: int) -> dict[str, A
             "upper": plan.upper,
             "method": plan.method,
             "members": [m.model_dump(mode="json") for m in plan.members],
-            "shares": blend_shares({m.model: m.weight for m in plan.members}),
             "season": plan.season,
             "confidence": plan.confidence,
         },
@@ -98,11 +97,16 @@ class ProductController(Controller):
         story = await product_story(state, shop_domain, variant_id)
         zone = shop_zone(shop.get("timezone"))
         alert_rows = [shown(AlertItem.model_validate(a), zone) for a in story["alerts"]]
+        forecast = story["forecast"]
         return Template(
             "product.html",
             context={
                 **story,
                 "alert_rows": alert_rows,
+                # The page's wording of the blend; the API gives the weights themselves.
+                "blend": blend_shares({m["model"]: m["weight"] for m in forecast["members"]})
+                if forecast
+                else [],
                 "alerts_shown": ALERTS_SHOWN,
                 # For product.js, which adds the feed's alerts to the history as they fire.
                 "rule_titles": dict(RULE_CHOICES),
