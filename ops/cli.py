@@ -8,11 +8,14 @@ import os
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from connectors.settings import get_settings
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 WS_MAX_MESSAGE_BYTES = 4096  # a feed reads nothing from its client but the close
 
@@ -172,17 +175,17 @@ def _shop_domain(ctx: click.Context, param: click.Parameter, value: str | None) 
 
 
 def _time_zone(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    from web.alert_settings import time_zones
+    from connectors.zones import place_zone
 
     if value is None:
         return None
-    # Only the zones the tz database names for places: files such as posixrules, right/UTC
-    # (leap seconds) and localtime (this machine's) open too, and mean something else.
-    if value not in time_zones():
+    known = place_zone(value)
+    if known is None:
         raise click.BadParameter(
-            f"{value!r} is not a time zone name such as Europe/Berlin or America/New_York"
+            f"{value.strip()[:60]!r} is not a time zone name such as Europe/Berlin"
+            " or America/New_York"
         )
-    return value
+    return known
 
 
 @shops.command("add")
@@ -511,7 +514,6 @@ def dead_letters_group() -> None:
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000))
 def dead_letters_list(shop: str | None, include_replayed: bool, limit: int) -> None:
     """Newest first: id, stage, shop, topic or kind, when, and why."""
-    from rich.console import Console
     from rich.table import Table
 
     from connectors.db import dead_letters
@@ -534,8 +536,7 @@ def dead_letters_list(shop: str | None, include_replayed: bool, limit: int) -> N
             r["error"],
             r["replayed_at"].strftime("%Y-%m-%d %H:%M") if r["replayed_at"] else "",
         )
-    # Piped or redirected, rich would cut every row to 80 columns: shops and reasons unread.
-    Console(width=None if sys.stdout.isatty() else 400).print(table if rows else "no dead letters")
+    _console().print(table if rows else "no dead letters")
 
 
 @dead_letters_group.command("replay")
@@ -685,6 +686,14 @@ def nightly(shops: tuple[str, ...], processes: int, day: Any, progress: bool) ->
     sys.exit(refit_and_report(shops, processes, day.date() if day else None, progress))
 
 
+def _console() -> Console:
+    """A console for a table: piped or redirected, rich would cut every row to 80 columns,
+    wrapping figures and cutting reasons; a terminal keeps its own width."""
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 400)
+
+
 @main.group()
 def forecast() -> None:
     """Forecast accuracy tools."""
@@ -720,8 +729,6 @@ def forecast_evaluate(
     """Backtest the combined forecast against its peers (statsforecast, Prophet, River, naive)."""
     import time
 
-    from rich.console import Console
-
     from models.members import PROPHET_AFTER_DAYS, PROPHET_AFTER_SALES
     from ops.evaluate import (
         InputError,
@@ -733,7 +740,7 @@ def forecast_evaluate(
         write_json,
     )
 
-    console = Console()
+    console = _console()
     if json_path is not None and not os.access(json_path.parent.resolve(), os.W_OK):
         # Found out before the backtest, not after minutes of fitting.
         raise click.ClickException(

@@ -146,9 +146,11 @@ def read_demand_csv(path: Path, notes: list[str] | None = None) -> dict[str, Ser
     if notes is not None and negative:
         notes.append(f"{negative:,} day(s) of a SKU netted below zero (returns): counted as 0")
     last = max(max(by_day) for by_day in units.values())
+    never_sold = 0
     for sku, by_day in units.items():
         sold = [day for day, quantity in by_day.items() if quantity > 0]
         if not sold:
+            never_sold += 1
             continue
         first = min(sold)
         length = (last - first).days + 1
@@ -159,6 +161,8 @@ def read_demand_csv(path: Path, notes: list[str] | None = None) -> dict[str, Ser
         series[sku] = Series(y, None, first)
     if not series:
         raise InputError(f"{path}: no SKU sold anything, so there is nothing to forecast")
+    if notes is not None and never_sold:
+        notes.append(f"{never_sold:,} SKU(s) never sold: nothing to forecast, left out")
     return series
 
 
@@ -498,16 +502,27 @@ def print_table(results: dict[str, dict[str, float | None]], console: Console) -
     for name, r in results.items():
         table.add_row(
             name,
-            f"{r['mase']:.3f}",
-            f"{r['rmsse']:.3f}",
-            f"{r['wape']:.3f}",
-            f"{r['bias']:+.3f}",
-            "–" if r["coverage"] is None else f"{r['coverage']:.3f}",
-            f"{r['fit_seconds_per_series']:.3f}",
-            f"{r['series']:.0f}",
-            f"{r['scored']:.0f}",
+            *(
+                _cell(r[key], spec)
+                for key, spec in (
+                    ("mase", ".3f"),
+                    ("rmsse", ".3f"),
+                    ("wape", ".3f"),
+                    ("bias", "+.3f"),
+                    ("coverage", ".3f"),
+                    ("fit_seconds_per_series", ".3f"),
+                    ("series", ".0f"),
+                    ("scored", ".0f"),
+                )
+            ),
         )
     console.print(table)
+
+
+def _cell(value: float | None, spec: str) -> str:
+    """A figure as the table shows it; a dash where there is none (a bias over days that sold
+    nothing, coverage of a method without intervals), as the JSON has null."""
+    return "–" if value is None or not math.isfinite(value) else format(value, spec)
 
 
 def write_json(

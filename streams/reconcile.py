@@ -25,11 +25,10 @@ from connectors.db import ledger, reconciliations, shops
 from connectors.db.pool import DictConnection
 from connectors.kafka.topics import SkuEvent
 from connectors.shopify.admin import AdminClient
+from connectors.shopify.shop_details import shop_details
 from streams import exports
 
 log = logging.getLogger("stockpulse.reconcile")
-
-SHOP_QUERY = "{ shop { name ianaTimezone currencyCode } }"
 
 
 @dataclass
@@ -81,14 +80,14 @@ async def reconcile_shop(
     apply = _recording(shop, reconciliation_id)
     prefix = f"reconcile:{reconciliation_id}:"
     try:
-        found = (await client.query(SHOP_QUERY))["shop"]
+        found = await shop_details(client)
         async with pool.connection() as conn, conn.transaction():
             await shops.sync_settings(
                 conn,
                 shop,
-                name=found["name"],
-                timezone=found["ianaTimezone"],
-                currency=found["currencyCode"],
+                name=found.name,
+                timezone=found.timezone,
+                currency=found.currency,
             )
         await exports.read_locations(pool, client, shop)
         catalogue = await exports.read_catalogue(

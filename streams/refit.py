@@ -32,7 +32,7 @@ import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -72,6 +72,7 @@ ACCURACY_WITHIN_DAYS = 35
 # EX_TEMPFAIL: another process holds a shop's run and will commit it. The schedule then looks
 # again in a while rather than start a child every minute.
 EXIT_RUNNING_ELSEWHERE = 75
+UNINSTALLED = "failed: the shop is uninstalled"
 
 
 def prophet_timed(job: ProphetJob) -> tuple[Forecast, float]:
@@ -136,13 +137,11 @@ async def refit_shop(
     today, _, country = await db.shop_today(conn, shop)
     if not await shop_held(conn, shop):
         # Its data waits for Shopify's erasure request; nothing of it is shown any more.
-        log.error("the nightly refit of %s: the shop is uninstalled", shop)
         await conn.rollback()
-        return RunReport(shop, run_day or today, "failed: the shop is uninstalled")
+        return RunReport(shop, run_day or today, UNINSTALLED)
     if run_day is not None and run_day > today:
         # A run dated ahead would become the shop's latest: its forecast would start days
         # from now and the real nights until then would be weighted against days not sold yet.
-        log.error("the nightly refit of %s: %s is after the shop's today, %s", shop, run_day, today)
         await conn.rollback()
         return RunReport(shop, run_day, f"failed: {run_day} is after the shop's today ({today})")
     run_day = run_day or today
@@ -440,7 +439,6 @@ async def run_refit(
                             # One shop's failure must not cost the shops after it their
                             # forecasts; the caller sees it in the report and the exit code.
                             if type(exc) is LookupError:  # db.shop_today: no such shop
-                                log.error("the nightly refit of %s failed: no such shop", shop)
                                 reason = "no such shop"
                             else:
                                 log_failure(log, "the nightly refit of %s failed", shop)
@@ -457,11 +455,17 @@ async def run_refit(
 
 
 def refit_and_report(
-    shops: Sequence[str], processes: int = 0, run_day: date | None = None, progress: bool = True
+    shops: Sequence[str],
+    processes: int = 0,
+    run_day: date | None = None,
+    progress: bool = True,
+    scheduled: bool = False,
 ) -> int:
     """Refit ``shops`` (all installed ones when empty), print a line per shop and return the
     exit code: 0, 1 when a shop failed (the schedule retries later), 130 when stopped, or
-    :data:`EXIT_RUNNING_ELSEWHERE`."""
+    :data:`EXIT_RUNNING_ELSEWHERE`. ``scheduled``: the shops were picked by the schedule, so
+    one uninstalled since was not asked for by anyone and is skipped, not failed (a failure
+    holds every shop's next scheduled run back for a quarter of an hour)."""
     settings = get_settings()
     # The worker stops a scheduled run with SIGTERM; treat it as Ctrl-C so the run unwinds.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -478,7 +482,19 @@ def refit_and_report(
     except KeyboardInterrupt:
         print("stopped; what was written is kept and the next run resumes from it", file=sys.stderr)
         return 130
+    if scheduled:
+        reports = [
+            replace(r, status="skipped: uninstalled since the schedule picked it")
+            if r.status == UNINSTALLED
+            else r
+            for r in reports
+        ]
     for r in reports:
+        if r.status != "committed":
+            # Refused, failed or nothing done: the reason is the line (a refusal is not an
+            # error to log with a traceback; an unexpected failure was logged with its own).
+            print(f"{r.shop} {r.run_day or ''}: {r.status}")
+            continue
         per_sku = r.cpu_seconds / r.fitted if r.fitted else 0.0
         members = ", ".join(f"{m} {s:.1f} s" for m, s in sorted(r.member_seconds.items()))
         print(
@@ -509,11 +525,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=0, help="fitting processes; 0: one/core")
     parser.add_argument("--day", type=date.fromisoformat, help="forecast from this local day")
     parser.add_argument("--no-progress", dest="progress", action="store_false")
+    parser.add_argument(
+        "--scheduled", action="store_true", help="shops picked by the schedule (the worker)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    return refit_and_report(args.shops, args.processes, args.day, args.progress)
+    return refit_and_report(args.shops, args.processes, args.day, args.progress, args.scheduled)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ REFIT_COMMAND = (
     "-m",
     "streams.refit",
     "--no-progress",
+    "--scheduled",
 )
 RETRY_AFTER_FAILURE_S = 15 * 60.0
 RETRY_AFTER_BUSY_S = 5 * 60.0  # after EXIT_RUNNING_ELSEWHERE: the other process will commit

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from email.utils import parseaddr
 from functools import cache
 from typing import Any, Literal, cast
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfo
 
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -26,6 +26,7 @@ from connectors.db.alerts import AlertSettings, Recipient
 from connectors.db.pool import DictConnection
 from connectors.mail.message import check_address
 from connectors.settings import Settings
+from connectors.zones import place_zone, time_zones, zone_or_utc
 from models.alerts import DIGEST_ONLY, TITLES, Rule, next_digest_at
 
 MAX_RECIPIENTS = 20
@@ -42,18 +43,8 @@ TEST_POLL_S = 0.2
 
 
 @cache
-def time_zones() -> tuple[str, ...]:
-    """The IANA place names this machine knows: the only ones accepted, since the sender must
-    be able to load whatever is saved. Factory (a placeholder zone) and localtime (this
-    machine's own zone, whatever it is) load too, and are no shop's zone."""
-    return tuple(sorted(available_timezones() - {"Factory", "localtime"}))
-
-
-def zone_or_utc(name: str | None) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
+def zone_choices() -> tuple[str, ...]:
+    return tuple(sorted(time_zones()))
 
 
 def normalise_address(text: str) -> str:
@@ -107,13 +98,13 @@ def check_time_zone(name: str | None) -> str | None:
     """None or blank: the shop's own. ValueError for a name that is not an IANA zone here."""
     if name is None or not name.strip():
         return None
-    name = name.strip()
-    if name not in time_zones():
+    known = place_zone(name)
+    if known is None:
         raise ValueError(
-            f"unknown time zone {name[:60]!r}: use an IANA name such as Europe/Berlin,"
+            f"unknown time zone {name.strip()[:60]!r}: use an IANA name such as Europe/Berlin,"
             " or leave it blank for the shop's own"
         )
-    return name
+    return known
 
 
 class AlertSettingsIn(BaseModel):
@@ -357,7 +348,7 @@ async def page_context(
             else ""
         ),
         "rules": RULE_CHOICES,
-        "zones": time_zones(),
+        "zones": zone_choices(),
         "max_recipients": MAX_RECIPIENTS,
     }
 

@@ -12,7 +12,7 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from litestar import Controller, Request, get
 from litestar.datastructures import MultiDict, State
@@ -33,6 +33,7 @@ from connectors.db import alerts as db
 from connectors.db.alerts import HistoryFilter
 from connectors.db.pool import DictConnection
 from connectors.kafka.topics import AlertRule
+from connectors.zones import zone_or_utc
 from models.alerts import TITLES, Rule, headline
 from web.auth import MAX_SHOPIFY_ID, require_shop
 from web.query_params import described_by
@@ -252,13 +253,6 @@ async def product_alerts(
 # -- what an alert is, on a page -----------------------------------------------------------
 
 
-def shop_zone(name: str | None) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
 def local_time(at: datetime, zone: ZoneInfo) -> str:
     return at.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
 
@@ -362,7 +356,7 @@ class AlertsController(Controller):
                 limit=PAGE_SIZE,
                 offset=(params.page - 1) * PAGE_SIZE,
             )
-        zone = shop_zone(shop.get("timezone"))
+        zone = zone_or_utc(shop.get("timezone"))
         rows = [shown(alert_item(row), zone) for row in found]
         context.update(
             params=params,

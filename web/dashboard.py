@@ -18,8 +18,9 @@ from connectors.db.accounts import digest
 from connectors.db.plan import plan_page
 from connectors.db.queries import SkuRow, sku_rows
 from connectors.kafka.topics import SkuFigures
+from connectors.zones import zone_or_utc
 from models.inventory import cover
-from web.alerts import RULE_CHOICES, banner, shop_zone
+from web.alerts import RULE_CHOICES, banner
 from web.auth import credential_of, require_shop, same_origin, shop_for_socket
 from web.feed_access import FeedGrant
 
@@ -66,7 +67,7 @@ class DashboardController(Controller):
             rows, total = await table_rows(conn, shop_domain)
             backfill = await backfills.state(conn, shop_domain)
             recent = await alerts.recent(conn, shop_domain, hours=BANNER_HOURS, limit=BANNERS)
-        zone = shop_zone(shop.get("timezone"))
+        zone = zone_or_utc(shop.get("timezone"))
         return Template(
             "dashboard.html",
             context={

@@ -16,7 +16,8 @@ from litestar.response import Template
 from connectors.db import plans, product, shop_settings
 from connectors.db.forecasts import shop_today
 from connectors.db.queries import sku_rows
-from web.alerts import RULE_CHOICES, AlertItem, product_alerts, shop_zone, shown
+from connectors.zones import zone_or_utc
+from web.alerts import RULE_CHOICES, AlertItem, product_alerts, shown
 from web.auth import known_id, require_shop
 from web.dashboard import figures
 
@@ -95,7 +96,7 @@ class ProductController(Controller):
     ) -> Template:
         caller, shop, role = await require_shop(request, shop_domain)
         story = await product_story(state, shop_domain, variant_id)
-        zone = shop_zone(shop.get("timezone"))
+        zone = zone_or_utc(shop.get("timezone"))
         alert_rows = [shown(AlertItem.model_validate(a), zone) for a in story["alerts"]]
         forecast = story["forecast"]
         return Template(

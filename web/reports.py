@@ -26,9 +26,10 @@ from connectors.db import reports
 from connectors.db.forecasts import shop_today
 from connectors.db.pool import DictConnection
 from connectors.db.shops import get_shop
+from connectors.zones import zone_or_utc
 
 # The Alerts page's own reading of an alert (headline, names), so the report tells its story.
-from web.alerts import AlertDelivery, alert_item, shop_zone
+from web.alerts import AlertDelivery, alert_item
 
 # The dashboard's own derivation of a SKU's figures (which days of cover to show), so a
 # report can never disagree with the page.
@@ -89,7 +90,7 @@ _ALERT_FIGURES = (
 
 async def _alert_rows(conn: DictConnection, shop: str) -> AsyncGenerator[dict[str, Any], None]:
     found = await get_shop(conn, shop)
-    zone = shop_zone(found["timezone"] if found else None)
+    zone = zone_or_utc(found["timezone"] if found else None)
     async with aclosing(reports.alerts(conn, shop)) as alerts:
         async for row in alerts:
             item = alert_item(row)

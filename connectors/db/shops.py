@@ -54,15 +54,21 @@ async def get_shop(conn: DictConnection, shop: str) -> dict[str, Any] | None:
     return await cur.fetchone()
 
 
+# The zone if this PostgreSQL's tz database knows it, else UTC: Python's (which checked it)
+# may be newer, and a shop refused for that could not connect at all.
+_ZONE_OR_UTC = (
+    "coalesce((SELECT name FROM pg_timezone_names WHERE name = %(timezone)s LIMIT 1), 'UTC')"
+)
+
 # An install (again) is an install now: an uninstall triggered before it, applied before or
 # after (the worker behind, or Shopify retrying one that failed), must not undo it. Without a
 # time zone (a shop added by hand again), the one it has stays.
 _INSTALL = (
     "INSERT INTO shops (domain, name, timezone)"
-    " VALUES (%(domain)s, %(name)s, coalesce(%(timezone)s, 'UTC'))"
+    f" VALUES (%(domain)s, %(name)s, {_ZONE_OR_UTC})"
     " ON CONFLICT (domain) DO UPDATE SET name = coalesce(excluded.name, shops.name),"
-    " timezone = coalesce(%(timezone)s, shops.timezone), uninstalled_at = NULL,"
-    " installed_at = now()"
+    f" timezone = CASE WHEN %(timezone)s::text IS NULL THEN shops.timezone ELSE {_ZONE_OR_UTC} END,"
+    " uninstalled_at = NULL, installed_at = now()"
 )
 
 
@@ -99,7 +105,7 @@ async def sync_settings(
     """Keep the shop's name, time zone and currency as Shopify reports them (never edited by
     hand); an uninstalled shop stays uninstalled."""
     await conn.execute(
-        "UPDATE shops SET name = coalesce(%s, name), timezone = %s, currency = %s"
-        " WHERE domain = %s",
-        (name, timezone, currency, domain),
+        "UPDATE shops SET name = coalesce(%(name)s, name),"
+        f" timezone = {_ZONE_OR_UTC}, currency = %(currency)s WHERE domain = %(domain)s",
+        {"name": name, "timezone": timezone, "currency": currency, "domain": domain},
     )

@@ -16,9 +16,9 @@ from connectors.db.pool import DictConnection
 from connectors.settings import Settings
 from connectors.shopify import subscriptions
 from connectors.shopify.admin import AdminClient
+from connectors.shopify.shop_details import shop_details
 from connectors.shopify.tokens import client_credentials_grant
 
-SHOP_QUERY = "{ shop { name ianaTimezone currencyCode } }"
 WEBHOOK_PATH = "/webhooks/shopify"
 
 
@@ -60,7 +60,7 @@ async def connect(
     client = AdminClient(
         http, AdminClient.endpoint_for(admin_url, creds.shop, settings.shopify_api_version), token
     )
-    shop = (await client.query(SHOP_QUERY))["shop"]
+    shop = await shop_details(client)
     await subscriptions.reconcile(
         client, f"{settings.stockpulse_base_url.rstrip('/')}{WEBHOOK_PATH}"
     )
@@ -68,9 +68,9 @@ async def connect(
         await shops.install(
             conn,
             creds.shop,
-            name=shop["name"],
-            timezone=shop["ianaTimezone"],
-            currency=shop["currencyCode"],
+            name=shop.name,
+            timezone=shop.timezone,
+            currency=shop.currency,
         )
         await credentials.save(conn, keyring, creds)
-    return Connected(creds.shop, shop["name"], shop["ianaTimezone"], shop["currencyCode"])
+    return Connected(creds.shop, shop.name, shop.timezone, shop.currency)

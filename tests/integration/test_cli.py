@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -39,8 +40,13 @@ def test_a_shop_added_by_hand_has_a_real_domain_and_time_zone(stack: Stack) -> N
     for zone in ("Mars/Base", "posixrules", "right/UTC", "localtime"):
         refused(run(stack, "shops", "add", name, "--timezone", zone), 2, "not a time zone")
     assert scalar(stack, "SELECT count(*) FROM shops WHERE domain = %s", name) == 0
-    # Webhooks name a shop in lower case: so does the shop added.
-    added = run(stack, "shops", "add", name.upper(), "--timezone", "Europe/Berlin")
+    # A pasted page of text is not echoed back whole.
+    long = run(stack, "shops", "add", name, "--timezone", "Europe/" + "x" * 5000)
+    refused(long, 2, "not a time zone")
+    assert len(long.stderr) < 600, long.stderr
+    # Webhooks name a shop in lower case: so does the shop added; a zone pasted with a blank
+    # around it is the zone, as on the settings page.
+    added = run(stack, "shops", "add", name.upper(), "--timezone", " Europe/Berlin ")
     assert added.returncode == 0, added.stderr
     assert run(stack, "shops", "add", name).returncode == 0  # added again: its zone stays
     assert scalar(stack, "SELECT timezone FROM shops WHERE domain = %s", name) == "Europe/Berlin"
@@ -50,6 +56,19 @@ def test_a_shop_added_by_hand_has_a_real_domain_and_time_zone(stack: Stack) -> N
         pytest.raises(psycopg.errors.InvalidParameterValue, match="unknown time zone"),
     ):
         conn.execute("UPDATE shops SET timezone = 'Mars/Base' WHERE domain = %s", (name,))
+
+
+def test_a_zone_this_database_does_not_know_installs_the_shop_on_utc(stack: Stack) -> None:
+    """Python's tz database may be newer than PostgreSQL's: a shop Shopify reports in a new
+    zone was refused by the database, so its merchant could not connect at all."""
+    from connectors.db.shops import install_shop
+
+    name = f"t{uuid.uuid4().hex[:12]}.myshopify.com"
+    install_shop(stack.database_url, name, timezone="America/Not_Yet_A_Zone")
+    assert scalar(stack, "SELECT timezone FROM shops WHERE domain = %s", name) == "UTC"
+    install_shop(stack.database_url, name, timezone="Asia/Tokyo")
+    install_shop(stack.database_url, name, timezone=None)  # by hand again: its zone stays
+    assert scalar(stack, "SELECT timezone FROM shops WHERE domain = %s", name) == "Asia/Tokyo"
 
 
 def test_bad_input_and_an_unreachable_database_are_told_in_a_line(stack: Stack) -> None:
@@ -68,8 +87,13 @@ def test_bad_input_and_an_unreachable_database_are_told_in_a_line(stack: Stack) 
     assert run(stack, "shops", "add", gone).returncode == 0
     with psycopg.connect(stack.database_url, autocommit=True) as conn:
         conn.execute("UPDATE shops SET uninstalled_at = now() WHERE domain = %s", (gone,))
-    refused(run(stack, "nightly", "--shop", gone, "--no-progress"), 1, "the shop is uninstalled")
+    uninstalled = run(stack, "nightly", "--shop", gone, "--no-progress")
+    refused(uninstalled, 1, "the shop is uninstalled")
+    # Said once, in a line: not also logged as an error, with the counts of a run not made.
+    said = (uninstalled.stdout + uninstalled.stderr).strip().splitlines()
+    assert said == [f"{gone} {datetime.now(UTC).date()}: failed: the shop is uninstalled"], said
     assert scalar(stack, "SELECT count(*) FROM forecast_runs WHERE shop = %s", gone) == 0
+
     refused(run(stack, "nightly", "--processes", "-3"), 2, "-3")
     refused(run(stack, "dead-letters", "list", "--limit", "-1"), 2, "-1")
     refused(run(stack, "dead-letters", "replay", "999999999"), 1, "no open dead letter 999999999")

@@ -23,7 +23,7 @@ from connectors.settings import Settings
 from models.synthetic import generate
 from ops.stack import Stack
 from streams.forecasting import LEARN_DAYS, ForecastKeeper
-from streams.refit_schedule import RefitSchedule
+from streams.refit_schedule import REFIT_COMMAND, RefitSchedule
 from tests.support import (
     FeedClient,
     Ids,
@@ -414,6 +414,22 @@ async def test_the_worker_schedule_refits_each_shop_after_its_local_refit_time(
             "SELECT status FROM forecast_runs WHERE shop = %s", (early,)
         ).fetchall()
     assert statuses == [("committed",)]
+
+    # A shop uninstalled between the schedule's pick and its run was asked for by no one: it
+    # is skipped, and the exit code does not hold the next scheduled runs back.
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE shops SET uninstalled_at = now() WHERE domain = %s", (due,))
+    scheduled = subprocess.run(
+        [*REFIT_COMMAND, "--shop", due, "--shop", early],  # as the schedule starts it
+        env={**os.environ, "DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert scheduled.returncode == 0, scheduled.stdout + scheduled.stderr
+    assert f"{due} {local_today}: skipped: uninstalled since the schedule picked it" in (
+        scheduled.stdout
+    )
 
 
 async def test_a_late_order_and_its_refund_rebuild_the_model_from_the_corrected_days(

@@ -146,6 +146,33 @@ def test_returns_and_repeated_rows_are_said_and_counted_sensibly(tmp_path: Path)
     ]
 
 
+def test_a_sku_that_never_sold_is_said_to_be_left_out(tmp_path: Path) -> None:
+    """It was dropped without a word, so a file's SKU count and the table's disagreed."""
+    rows = "".join(f"A,2024-01-{d:02d},2\nIDLE,2024-01-{d:02d},0\n" for d in range(1, 29))
+    path = tmp_path / "idle.csv"
+    path.write_text("sku,date,quantity\n" + rows)
+    notes: list[str] = []
+    assert set(read_demand_csv(path, notes)) == {"A"}
+    assert notes == ["1 SKU(s) never sold: nothing to forecast, left out"]
+
+
+def test_the_table_shows_a_dash_where_a_figure_has_no_value_and_keeps_its_width() -> None:
+    """It printed "nan" where the JSON says null, and piped into a file rich squeezed it to 80
+    columns, wrapping every figure."""
+    import io
+
+    from rich.console import Console
+
+    from ops.evaluate import print_table
+
+    row = {"mase": 0.5, "rmsse": 0.4, "wape": 0.3, "bias": float("nan"), "coverage": None}
+    row |= {"fit_seconds_per_series": 0.01, "series": 3.0, "scored": 6.0}
+    out = io.StringIO()
+    print_table({"croston_sba": row}, Console(file=out, width=160))
+    line = next(x for x in out.getvalue().splitlines() if "croston_sba" in x)
+    assert "nan" not in line and line.count("–") == 2 and "0.500" in line
+
+
 def test_the_json_holds_null_where_a_figure_has_no_value(tmp_path: Path) -> None:
     """Bias over days that sold nothing has no value: the file said NaN, which is not JSON."""
     path = tmp_path / "out.json"
