@@ -1,7 +1,8 @@
 """The combined forecast: every SKU's blend of fitted members, weighted by how each did on
 that SKU lately, with an interval calibrated on the shop's own recent errors. Pure functions.
 
-Design (issue 13; the measurements are in docs/benchmarks.md):
+Design (issue 13; the measurements are in docs/benchmarks.md,
+what was tried in docs/forecasting-experiments.md):
 
 - **Members** (:mod:`models.members`) are fitted every night on all of a shop's SKUs. Which
   of them a SKU may blend depends on its demand class (Syntetos–Boylan, from ADI and CV² of
@@ -51,7 +52,7 @@ from models.forecast import Forecast
 
 VALIDATION_DAYS = 28
 # The run made 28 days before only: an older one as well gave worse MASE on every data set
-# tried, the most where a shop changes course (docs/benchmarks.md).
+# tried, the most where a shop changes course (docs/forecasting-experiments.md).
 VALIDATION_RUNS = 1
 MIN_SCORED_DAYS = 7  # fewer sellable days in a validation window: not scored
 SMOOTH_MEMBERS = ("ets", "theta", "prophet", "shop", "river")
@@ -195,7 +196,7 @@ def _validated(allowed: Sequence[str], validations: Sequence[Validation]) -> tup
     otherwise have left every SKU of the pool at equal weights, for want of a validation with
     all of its members; now it takes an equal share and the others split the rest by their
     record. On an outside tester's 10-SKU shop of 120 days this moved MASE 1.012 -> 1.000
-    and bias +11.2 % -> +7.9 %; no other shop tried moved (docs/benchmarks.md)."""
+    and bias +11.2 % -> +7.9 %; no other shop tried moved (docs/forecasting-experiments.md)."""
     seen = {
         m
         for v in validations
@@ -279,7 +280,7 @@ def daily_sd(
     at their level, and a rush of three times is not three times as many independent sales
     but the same shop's demand scaled, errors and all. Scaling only the mean (the spread
     grows with its square root) left the December folds of the shops with a rush at 63-70 %
-    coverage (docs/benchmarks.md).
+    coverage (docs/forecasting-experiments.md).
 
     >>> daily_sd(np.array([4.0, 12.0]), 1.0).round(2).tolist()
     [2.06, 3.5]
@@ -364,10 +365,10 @@ def with_interval(
 
     The lower bound is a whole number of units, rounded down: units sell whole, so a bound of
     2.6 said "at least 3" and missed every day that sold 2. The 80 % interval score improved on
-    29 of 32 data sets tried, real and synthetic (docs/benchmarks.md). Which upper percentile
-    a day gets is still decided by its unrounded bound: deciding by the rounded one (a bound of
-    0.4, published as 0, taking the 80th) brought coverage nearer 80 % but made the score worse
-    than before on most sets.
+    29 of 32 data sets tried, real and synthetic (docs/forecasting-experiments.md). Which upper
+    percentile a day gets is still decided by its unrounded bound: deciding by the rounded one
+    (a bound of 0.4, published as 0, taking the 80th) brought coverage nearer 80 % but made the
+    score worse than before on most sets.
 
     >>> calibration = IntervalCalibration(low=-1.0, high=1.0, high_from_zero=0.8)
     >>> band = with_interval(np.array([9.0, 0.3]), 1.0, calibration)

@@ -38,8 +38,9 @@ TSB_ALPHA = 0.1  # TSB's smoothing of demand size and of demand probability: the
 MIN_FIT_DAYS = 2 * SEASON
 PROPHET_AFTER_DAYS = 30
 # ... and days with a sale: on a history of one or two sales Prophet's optimiser fails over
-# to its slow fallback, 8-12 s a fit against 0.05 s (docs/benchmarks.md), and a trend of two
-# points means nothing. Sparse sellers joined its blend, so a shop of dead SKUs would pay that.
+# to its slow fallback, 8-12 s a fit against 0.05 s (docs/forecasting-experiments.md), and a
+# trend of two points means nothing. Sparse sellers joined its blend, so a shop of dead SKUs
+# would pay that.
 PROPHET_AFTER_SALES = 8
 LEVEL_DAYS = 28  # a sparse seller's Prophet forecast is held to its best run of this many days
 
@@ -207,10 +208,10 @@ def prophet_member(forecast: Forecast, units: np.ndarray, demand: str) -> np.nda
     (intermittent or lumpy), the mean of its first LEVEL_DAYS days never above the SKU's best
     four weeks (the highest mean of any LEVEL_DAYS days in a row), scaled down whole so that
     its weekdays and holidays keep their shape. On a series of mostly empty days Prophet's
-    trend can run away (up to 28 times a SKU's recent mean was seen, docs/benchmarks.md), and
-    a weight pooled over many SKUs would carry that into one SKU's published forecast. A bound
-    on single days would not do: a lumpy seller's best day is a wholesale order, tens of times
-    its daily mean.
+    trend can run away (up to 28 times a SKU's recent mean was seen,
+    docs/forecasting-experiments.md), and a weight pooled over many SKUs would carry that into
+    one SKU's published forecast. A bound on single days would not do: a lumpy seller's best
+    day is a wholesale order, tens of times its daily mean.
 
     >>> f = Forecast(np.array([-1.0, 2.0, 10.0]), np.zeros(3), np.zeros(3))
     >>> sold = np.r_[np.zeros(30), np.full(LEVEL_DAYS, 2.0), [40.0], np.zeros(30)]

@@ -19,7 +19,7 @@ little of it. With two years behind it, a day's change counts only as far as bot
 it, so that one December's clearance sale is not taken for a rush every December; with one,
 it cannot be told apart. Outside the season a forecast is left as it is: there the weekly
 members follow the level and trend themselves, and correcting them by last year cost MASE on
-11 of 12 synthetic shops (docs/benchmarks.md).
+11 of 12 synthetic shops (docs/forecasting-experiments.md).
 """
 
 from __future__ import annotations
