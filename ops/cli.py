@@ -400,7 +400,8 @@ def connect(
     except Exception as exc:
         raise click.ClickException(f"not connected: {exc}") from None
     click.echo(
-        f"connected {done.shop} ({done.name}, {done.timezone}, {done.currency}, {creds.mode});"
+        f"connected {done.shop} ({done.name}, {done.timezone or 'its zone unknown here'},"
+        f" {done.currency}, {creds.mode});"
         " its webhooks verify with its app's secret"
     )
     if backfill:

@@ -34,7 +34,6 @@ from datetime import UTC, date, datetime, timedelta
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from psycopg import AsyncConnection
@@ -54,6 +53,7 @@ from connectors.mail import (
 )
 from connectors.outages import log_failure
 from connectors.settings import Settings, get_settings
+from connectors.zones import zone_or_utc
 from models.alerts import SEVERITY, TITLES, Rule, digest_day_due, headline
 
 log = logging.getLogger("stockpulse.alert_sender")
@@ -219,7 +219,7 @@ class AlertSender:
                 )
             now = self.clock()
             for shop in await db.waiting_digest_shops(conn):
-                day = digest_day_due(now, _zone(shop["time_zone"]), shop["digest_hour"])
+                day = digest_day_due(now, zone_or_utc(shop["time_zone"]), shop["digest_hour"])
                 if day is None:
                     continue
                 for recipient in await _digest_recipients(conn, shop["shop"]):
@@ -302,7 +302,7 @@ class AlertSender:
         message."""
         shop = await get_shop(conn, email.shop) or {"name": None, "timezone": "UTC"}
         shop_name = shop["name"] or email.shop
-        zone = _zone(shop["timezone"])
+        zone = zone_or_utc(shop["timezone"])
         alerts = await db.email_alerts(conn, email.id) if email.kind != "test" else []
         items = self._items(email.shop, alerts) if alerts else [self._sample(email.shop)]
         token = links.sign(
@@ -416,13 +416,6 @@ def _subject_text(email: db.Email, shop_name: str, items: list[_Item], count: in
         runs_out = f", runs out {f['stockout_date']}" if f.get("stockout_date") else ""
         return f"{what}: {item.title}: {f.get('stock')} left{runs_out}"
     return f"{len(items)} products need attention at {shop_name}"
-
-
-def _zone(name: str | None) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
 
 
 async def _db_now(conn: DictConnection) -> datetime:

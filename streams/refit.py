@@ -73,6 +73,7 @@ ACCURACY_WITHIN_DAYS = 35
 # again in a while rather than start a child every minute.
 EXIT_RUNNING_ELSEWHERE = 75
 UNINSTALLED = "failed: the shop is uninstalled"
+NO_SUCH_SHOP = "failed: no such shop"
 
 
 def prophet_timed(job: ProphetJob) -> tuple[Forecast, float]:
@@ -439,11 +440,11 @@ async def run_refit(
                             # One shop's failure must not cost the shops after it their
                             # forecasts; the caller sees it in the report and the exit code.
                             if type(exc) is LookupError:  # db.shop_today: no such shop
-                                reason = "no such shop"
+                                status = NO_SUCH_SHOP
                             else:
                                 log_failure(log, "the nightly refit of %s failed", shop)
-                                reason = repr(exc)
-                            reports.append(RunReport(shop, run_day, f"failed: {reason}"))
+                                status = f"failed: {exc!r}"
+                            reports.append(RunReport(shop, run_day, status))
                             await conn.rollback()
             finally:
                 # Stopped early (Ctrl-C, SIGTERM), queued fits are dropped rather than run:
@@ -464,8 +465,8 @@ def refit_and_report(
     """Refit ``shops`` (all installed ones when empty), print a line per shop and return the
     exit code: 0, 1 when a shop failed (the schedule retries later), 130 when stopped, or
     :data:`EXIT_RUNNING_ELSEWHERE`. ``scheduled``: the shops were picked by the schedule, so
-    one uninstalled since was not asked for by anyone and is skipped, not failed (a failure
-    holds every shop's next scheduled run back for a quarter of an hour)."""
+    one uninstalled (or erased) since was not asked for by anyone and is skipped, not failed
+    (a failure holds every shop's next scheduled run back for a quarter of an hour)."""
     settings = get_settings()
     # The worker stops a scheduled run with SIGTERM; treat it as Ctrl-C so the run unwinds.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -485,7 +486,7 @@ def refit_and_report(
     if scheduled:
         reports = [
             replace(r, status="skipped: uninstalled since the schedule picked it")
-            if r.status == UNINSTALLED
+            if r.status in (UNINSTALLED, NO_SUCH_SHOP)
             else r
             for r in reports
         ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from litestar import Controller, Request, get
 from litestar.datastructures import State
@@ -13,6 +12,7 @@ from litestar.params import FromPath
 from litestar.response import Template
 
 from connectors.db import backfills, inbox, reconciliations
+from connectors.zones import zone_or_utc
 from web.auth import require_shop
 
 MODES = {
@@ -37,7 +37,7 @@ async def connection_state(state: State, shop: str, timezone: str) -> dict[str, 
         latest = await reconciliations.latest(conn, shop)
         corrections = await reconciliations.corrections(conn, shop, limit=20)
         await conn.commit()
-    zone = ZoneInfo(timezone)
+    zone = zone_or_utc(timezone)
 
     def local(ts: datetime | None) -> str | None:
         """Shown in the shop's time zone; stored and sent in UTC."""

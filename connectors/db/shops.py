@@ -54,20 +54,19 @@ async def get_shop(conn: DictConnection, shop: str) -> dict[str, Any] | None:
     return await cur.fetchone()
 
 
-# The zone if this PostgreSQL's tz database knows it, else UTC: Python's (which checked it)
-# may be newer, and a shop refused for that could not connect at all.
-_ZONE_OR_UTC = (
-    "coalesce((SELECT name FROM pg_timezone_names WHERE name = %(timezone)s LIMIT 1), 'UTC')"
-)
+# The zone if this PostgreSQL's tz database knows it, else NULL: Python's (which checked it)
+# may be newer, and the database refuses a zone it does not know. A shop refused for that
+# could not connect at all; it keeps the zone it has instead (UTC when new).
+_KNOWN_ZONE = "(SELECT name FROM pg_timezone_names WHERE name = %(timezone)s LIMIT 1)"
 
 # An install (again) is an install now: an uninstall triggered before it, applied before or
 # after (the worker behind, or Shopify retrying one that failed), must not undo it. Without a
-# time zone (a shop added by hand again), the one it has stays.
+# time zone (a shop added by hand again, or one not known here), the one it has stays.
 _INSTALL = (
     "INSERT INTO shops (domain, name, timezone)"
-    f" VALUES (%(domain)s, %(name)s, {_ZONE_OR_UTC})"
+    f" VALUES (%(domain)s, %(name)s, coalesce({_KNOWN_ZONE}, 'UTC'))"
     " ON CONFLICT (domain) DO UPDATE SET name = coalesce(excluded.name, shops.name),"
-    f" timezone = CASE WHEN %(timezone)s::text IS NULL THEN shops.timezone ELSE {_ZONE_OR_UTC} END,"
+    f" timezone = coalesce({_KNOWN_ZONE}, shops.timezone),"
     " uninstalled_at = NULL, installed_at = now()"
 )
 
@@ -85,9 +84,15 @@ def install_shop(
 
 
 async def install(
-    conn: DictConnection, domain: str, *, name: str | None, timezone: str, currency: str | None
+    conn: DictConnection,
+    domain: str,
+    *,
+    name: str | None,
+    timezone: str | None,
+    currency: str | None,
 ) -> None:
-    """Install (or reinstall) a shop with the time zone and currency Shopify reports."""
+    """Install (or reinstall) a shop with the time zone and currency Shopify reports; a zone
+    not known here (None, or unknown to PostgreSQL) leaves the shop's own (UTC when new)."""
     await conn.execute(_INSTALL, {"domain": domain, "name": name, "timezone": timezone})
     await conn.execute("UPDATE shops SET currency = %s WHERE domain = %s", (currency, domain))
 
@@ -100,12 +105,18 @@ def has_orders(database_url: str, shop: str) -> bool:
 
 
 async def sync_settings(
-    conn: DictConnection, domain: str, *, name: str | None, timezone: str, currency: str | None
+    conn: DictConnection,
+    domain: str,
+    *,
+    name: str | None,
+    timezone: str | None,
+    currency: str | None,
 ) -> None:
     """Keep the shop's name, time zone and currency as Shopify reports them (never edited by
-    hand); an uninstalled shop stays uninstalled."""
+    hand); an uninstalled shop stays uninstalled, and a zone not known here changes nothing."""
     await conn.execute(
         "UPDATE shops SET name = coalesce(%(name)s, name),"
-        f" timezone = {_ZONE_OR_UTC}, currency = %(currency)s WHERE domain = %(domain)s",
+        f" timezone = coalesce({_KNOWN_ZONE}, timezone), currency = %(currency)s"
+        " WHERE domain = %(domain)s",
         {"name": name, "timezone": timezone, "currency": currency, "domain": domain},
     )

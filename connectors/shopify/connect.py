@@ -26,7 +26,7 @@ WEBHOOK_PATH = "/webhooks/shopify"
 class Connected:
     shop: str
     name: str
-    timezone: str
+    timezone: str | None  # None: Shopify's is not known here, the shop kept its own
     currency: str
 
 

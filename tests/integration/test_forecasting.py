@@ -415,21 +415,22 @@ async def test_the_worker_schedule_refits_each_shop_after_its_local_refit_time(
         ).fetchall()
     assert statuses == [("committed",)]
 
-    # A shop uninstalled between the schedule's pick and its run was asked for by no one: it
-    # is skipped, and the exit code does not hold the next scheduled runs back.
+    # A shop uninstalled (or its data erased) between the schedule's pick and its run was
+    # asked for by no one: it is skipped, and the exit code does not hold the next scheduled
+    # runs back.
+    gone = "erased.myshopify.com"
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("UPDATE shops SET uninstalled_at = now() WHERE domain = %s", (due,))
     scheduled = subprocess.run(
-        [*REFIT_COMMAND, "--shop", due, "--shop", early],  # as the schedule starts it
+        [*REFIT_COMMAND, "--shop", due, "--shop", gone, "--shop", early],  # as scheduled
         env={**os.environ, "DATABASE_URL": database_url},
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert scheduled.returncode == 0, scheduled.stdout + scheduled.stderr
-    assert f"{due} {local_today}: skipped: uninstalled since the schedule picked it" in (
-        scheduled.stdout
-    )
+    for skipped in (f"{due} {local_today}", f"{gone} "):
+        assert f"{skipped}: skipped: uninstalled since the schedule picked it" in (scheduled.stdout)
 
 
 async def test_a_late_order_and_its_refund_rebuild_the_model_from_the_corrected_days(
