@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from litestar.types import Message, Scope
 
+from web.auth import SESSION_COOKIE
+
 CONTENT_SECURITY_POLICY = "; ".join(
     [
         "default-src 'none'",
@@ -31,18 +33,33 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"same-origin"),
 )
-_NAMES = frozenset(name for name, _ in SECURITY_HEADERS)
+STATIC_PREFIX = "/static/"
+_SESSION = f"{SESSION_COOKIE}=".encode()
 
 
 async def add_security_headers(message: Message, scope: Scope) -> None:
     """A Litestar ``before_send`` hook: adds the headers a response does not set itself.
 
     As a hook on the application it also covers what no route handler answers (404, 405),
-    error responses and static files.
+    error responses and static files. A response to a signed-in request (a session cookie or
+    an API token) is a shop's data or an account's: ``no-store``, so that neither a shared
+    machine's browser cache (the back button after a logout) nor a proxy keeps it. The static
+    files are the same for everyone and stay cacheable.
     """
     if message["type"] != "http.response.start":
         return
     headers = list(message.get("headers", ()))
-    present = {name.lower() for name, _ in headers} & _NAMES
-    headers.extend(h for h in SECURITY_HEADERS if h[0] not in present)
+    names = {name.lower() for name, _ in headers}
+    headers.extend(h for h in SECURITY_HEADERS if h[0] not in names)
+    if b"cache-control" not in names and _signed_in(scope):
+        headers.append((b"cache-control", b"no-store"))
     message["headers"] = headers
+
+
+def _signed_in(scope: Scope) -> bool:
+    if str(scope.get("path", "")).startswith(STATIC_PREFIX):
+        return False
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization" or (name == b"cookie" and _SESSION in value):
+            return True
+    return False

@@ -139,8 +139,8 @@ class SettingsController(Controller):
         variant_id: FromPath[int],
     ) -> Redirect:
         await require_shop(request, shop_domain, owner=True)
-        known_id(variant_id)
         async with state.pool.connection() as conn:
+            await _known_variant(conn, shop_domain, variant_id)
             await shop_settings.save_product(conn, shop_domain, variant_id, None)
             await conn.commit()
         return Redirect(f"/shops/{shop_domain}/settings?saved=1", status_code=303)
@@ -276,8 +276,8 @@ class SettingsController(Controller):
         variant_id: FromPath[int],
     ) -> dict[str, Any]:
         await require_shop(request, shop_domain, owner=True)
-        known_id(variant_id)
         async with state.pool.connection() as conn:
+            await _known_variant(conn, shop_domain, variant_id)
             await shop_settings.save_product(conn, shop_domain, variant_id, None)
             await conn.commit()
         return _public(await _context(state, shop_domain))

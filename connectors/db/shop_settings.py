@@ -91,11 +91,14 @@ async def product_overrides(conn: DictConnection, shop: str) -> dict[int, Overri
 async def save_product(
     conn: DictConnection, shop: str, variant_id: int, values: Overrides | None
 ) -> None:
-    """Set (or, with None, clear) a product's overrides, and mark the shop for replanning."""
+    """Set (or, with None, clear) a product's overrides, and mark the shop for replanning
+    (not when there was nothing to clear: a replan of the whole shop for nothing)."""
     if values is None or values == Overrides():
-        await conn.execute(
+        cleared = await conn.execute(
             "DELETE FROM sku_settings WHERE shop = %s AND variant_id = %s", (shop, variant_id)
         )
+        if not cleared.rowcount:
+            return
     else:
         params = {f.name: getattr(values, f.name) for f in fields(Overrides)}
         await conn.execute(

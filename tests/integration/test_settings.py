@@ -86,6 +86,18 @@ def test_bad_settings_get_a_clear_error_and_nothing_is_saved(stack: Stack) -> No
         headers=auth(stack),
     )
     assert unknown.status_code == 404
+    # Clearing one is refused alike (it answered 200, and the form "saved"; found by an outside
+    # tester), and clearing what was never set does not replan the shop.
+    nobody = f"{settings_url(stack, shop)}/products/{Ids.next()}"
+    assert httpx.delete(nobody, headers=auth(stack)).status_code == 404
+    variant = make_variant("NOTHING-SET")
+    deliver_ok(stack, product_hook(shop, variant))
+    wait_until(lambda: query(stack, "SELECT 1 FROM variants WHERE shop = %s", shop), what="sku")
+    cleared = httpx.delete(
+        f"{settings_url(stack, shop)}/products/{variant.variant_id}", headers=auth(stack)
+    )
+    assert cleared.status_code == 200, cleared.text
+    assert scalar(stack, "SELECT count(*) FROM shop_settings WHERE shop = %s", shop) == 0
 
 
 def test_viewers_read_settings_and_the_form_saves_all_or_nothing(stack: Stack) -> None:

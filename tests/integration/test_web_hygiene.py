@@ -176,6 +176,11 @@ def test_pages_files_and_api_carry_security_headers(stack: Stack) -> None:
         assert response.status_code == (404 if path == "/no/such/page" else 200), path
         for name, value in SECURITY_HEADERS.items():
             assert response.headers.get_list(name) == [value], (path, name)
+        # A shop's data is kept by no cache (the back button after a logout on a shared
+        # machine showed it; found by an outside tester); the static files stay cacheable.
+        private = "no-store" in response.headers.get("cache-control", "")
+        assert private == (not path.startswith("/static/")), (path, response.headers)
+    assert "cache-control" not in httpx.get(f"{stack.base_url}/healthz", timeout=5).headers
     # Names no file can have are not found, not a 500.
     for path in ("/static/%00", "/static/a%00b.css", "/static/" + "x" * 300):
         assert httpx.get(stack.base_url + path, timeout=5).status_code == 404, path
