@@ -38,6 +38,7 @@ from web.connect_form import ConnectFormController
 from web.connection import ConnectionController
 from web.dashboard import ApiController, DashboardController, shop_feed
 from web.deadline import database_unavailable, request_deadline
+from web.error_pages import http_error
 from web.feed_access import FeedAccess
 from web.head import HeadAsGet, allow_every_method
 from web.health import HealthController
@@ -162,6 +163,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         middleware=[request_deadline(settings.request_timeout_seconds)],
         exception_handlers={
             LoginRequired: login_redirect,
+            HTTPException: http_error,
             psycopg.OperationalError: database_unavailable,  # the pool's timeout included
             psycopg.DataError: unusable_input,
             RecursionError: unusable_input,

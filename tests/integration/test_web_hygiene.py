@@ -181,6 +181,22 @@ def test_pages_files_and_api_carry_security_headers(stack: Stack) -> None:
         private = "no-store" in response.headers.get("cache-control", "")
         assert private == (not path.startswith("/static/")), (path, response.headers)
     assert "cache-control" not in httpx.get(f"{stack.base_url}/healthz", timeout=5).headers
+    # A browser that navigates to a page it cannot see reads a page, with the same status;
+    # the API's clients (and htmx fragments) keep the JSON (found by an outside tester).
+    browser = {**auth(stack), "Accept": "text/html,application/xhtml+xml"}
+    page = httpx.get(f"{stack.base_url}/shops/nobody.myshopify.com", headers=browser, timeout=5)
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert "<h1>Not found</h1>" in page.text
+    api = httpx.get(
+        f"{stack.base_url}/api/v1/shops/nobody.myshopify.com/skus", headers=browser, timeout=5
+    )
+    assert api.status_code == 404 and api.json()["status_code"] == 404
+    fragment = httpx.get(
+        f"{stack.base_url}/shops/nobody.myshopify.com/rows",
+        headers={**browser, "HX-Request": "true"},
+        timeout=5,
+    )
+    assert fragment.status_code == 404 and fragment.json()["status_code"] == 404
     # Names no file can have are not found, not a 500.
     for path in ("/static/%00", "/static/a%00b.css", "/static/" + "x" * 300):
         assert httpx.get(stack.base_url + path, timeout=5).status_code == 404, path
