@@ -271,6 +271,16 @@ def deliver_ok(stack: Stack, hook: SignedWebhook) -> None:
     assert response.status_code == 200, response.text
 
 
+def one_utc_day(needed_s: float = 240) -> None:
+    """Wait out midnight UTC when it would fall within the next ``needed_s``: a test that
+    compares two forecasts of one day saw the day close between them (the worker rightly
+    learnt it, and the future moved), on a CI run that crossed midnight."""
+    now = datetime.now(UTC)
+    midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), UTC)
+    if (left := (midnight - now).total_seconds()) < needed_s:
+        time.sleep(left + 1)
+
+
 def wait_until(probe: Callable[[], T], timeout_s: float = 20, what: str = "condition") -> T:
     deadline = time.monotonic() + timeout_s
     last: T | None = None

@@ -31,6 +31,7 @@ from tests.support import (
     deliver_ok,
     make_variant,
     new_shop,
+    one_utc_day,
     order_hook,
     product_hook,
     query,
@@ -90,6 +91,7 @@ def is_forecast_for(variant: Variant, **expected: object):
 async def test_orders_move_the_forecast_and_a_worker_restart_keeps_the_model(
     stack: Stack,
 ) -> None:
+    one_utc_day()
     shop = new_shop(stack)
     variant = make_variant("FCST-1")
     today = datetime.now(UTC).date()
