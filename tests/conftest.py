@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,6 +46,17 @@ STACK_ENV = {
     # Open feeds re-check their credentials; a test waits for a revocation to close one.
     "WEBSOCKET_RECHECK_SECONDS": "1",
 }
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A run stopped with SIGTERM (a CI timeout, `kill`) would end without its fixtures'
+    # teardown and leave every stack it started running: PostgreSQL, broker, worker, web.
+    # As Ctrl-C, pytest tears them down first.
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def start_stack(name: str, env: dict[str, str] | None = None) -> Stack:
