@@ -31,6 +31,7 @@ from litestar.response import Redirect
 from connectors.db import accounts
 from connectors.db.accounts import Caller
 from connectors.db.shops import SHOP_DOMAIN, get_shop
+from web.error_pages import error_body
 
 SESSION_COOKIE = "sp_session"
 FORM_CSRF_COOKIE = "sp_form_csrf"
@@ -179,7 +180,7 @@ def unusable_input(request: Request[Any, Any, Any], exc: Exception) -> Response[
         " number out of range)"
     )
     if request.url.path.startswith("/api/") or "json" in request.headers.get("accept", ""):
-        return Response({"status": 400, "message": message}, status_code=400)
+        return Response(error_body(400, message), status_code=400)
     return Response(message, status_code=400, media_type="text/plain")
 
 
@@ -187,7 +188,7 @@ def login_redirect(request: Request[Any, Any, Any], _: Exception) -> Response[An
     """Exception handler of LoginRequired."""
     if request.url.path.startswith("/api/"):
         return Response(
-            {"status": 401, "message": "sign in, or send an API token"},
+            error_body(401, "sign in, or send an API token"),
             status_code=401,
             headers={"WWW-Authenticate": 'Bearer realm="stockpulse"'},
         )

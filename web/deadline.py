@@ -24,6 +24,8 @@ from typing import Any
 from litestar import Request, Response
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from web.error_pages import error_body, wants_page
+
 log = logging.getLogger(__name__)
 
 # Connecting a store spends a single-use code at Shopify and then stores what it gave: cut
@@ -93,26 +95,22 @@ MESSAGE = "The database is not answering. Try again in a few seconds."
 LATE = "The server could not answer in time. Try again in a few seconds."
 
 
-def _wants_html(path: str, accept: str) -> bool:
-    return not path.startswith("/api/") and "text/html" in accept
-
-
 def database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """Exception handler of psycopg's OperationalError and the pool's timeout."""
     log.warning("%s %s: database unavailable (%s)", request.method, request.url.path, exc)
     headers = {"Retry-After": str(RETRY_AFTER_S), "Cache-Control": "no-store"}
-    if _wants_html(request.url.path, request.headers.get("accept", "")):
+    if wants_page(request.url.path, request.headers.get("accept", "")):
         return Response(MESSAGE, status_code=503, media_type="text/plain", headers=headers)
-    return Response({"status": 503, "message": MESSAGE}, status_code=503, headers=headers)
+    return Response(error_body(503, MESSAGE), status_code=503, headers=headers)
 
 
 async def _unavailable(scope: Scope, send: Send) -> None:
     accept = dict(scope.get("headers", [])).get(b"accept", b"").decode("latin-1")
-    if _wants_html(scope.get("path", ""), accept):
+    if wants_page(scope.get("path", ""), accept):
         body = LATE.encode()
         content_type = b"text/plain; charset=utf-8"
     else:
-        body = json.dumps({"status": 503, "message": LATE}).encode()
+        body = json.dumps(error_body(503, LATE)).encode()
         content_type = b"application/json"
     await send(
         {

@@ -197,6 +197,11 @@ def test_pages_files_and_api_carry_security_headers(stack: Stack) -> None:
         timeout=5,
     )
     assert fragment.status_code == 404 and fragment.json()["status_code"] == 404
+    # Every JSON error has one shape: a 401 said {"status", "message"}, a 404 {"status_code",
+    # "detail"} (found by an outside tester).
+    anonymous = httpx.get(f"{stack.base_url}/api/v1/shops/{shop}/skus", timeout=5)
+    assert anonymous.status_code == 401
+    assert set(anonymous.json()) == {"status_code", "detail"} == set(api.json())
     # Names no file can have are not found, not a 500.
     for path in ("/static/%00", "/static/a%00b.css", "/static/" + "x" * 300):
         assert httpx.get(stack.base_url + path, timeout=5).status_code == 404, path

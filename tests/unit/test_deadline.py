@@ -68,7 +68,7 @@ def test_a_request_past_its_deadline_is_told_to_retry_and_its_handler_is_cancell
         assert time.monotonic() - began < DEADLINE_S + 0.5
         assert response.status_code == 503
         assert response.headers["retry-after"] == "5"
-        assert "could not answer in time" in response.json()["message"]
+        assert "could not answer in time" in response.json()["detail"]
         time.sleep(0.1)
         assert cancelled == ["hangs"]
 
@@ -76,7 +76,7 @@ def test_a_request_past_its_deadline_is_told_to_retry_and_its_handler_is_cancell
 def test_a_database_error_is_a_503_for_the_api_and_for_pages() -> None:
     with TestClient(app) as client:
         api = client.get("/api/v1/refused")
-        assert api.status_code == 503 and api.json()["status"] == 503
+        assert api.status_code == 503 and api.json()["status_code"] == 503
         assert api.headers["retry-after"]
         page = client.get("/page", headers={"Accept": "text/html"})
         assert page.status_code == 503 and "Try again" in page.text
