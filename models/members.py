@@ -170,23 +170,51 @@ def shop_total(units: Sequence[np.ndarray], days: int) -> np.ndarray:
     return total
 
 
+def _total_forecast(total: np.ndarray, open_days: np.ndarray, horizon: int) -> np.ndarray:
+    """AutoETS on a daily shop total, closed days filled; zeros where it cannot fit."""
+    from statsforecast.models import AutoETS
+
+    filled = fill_censored(total[-FIT_DAYS:], open_days[-FIT_DAYS:])
+    if filled.size < MIN_FIT_DAYS or not filled.any():
+        return np.zeros(horizon)
+    return np.maximum(
+        AutoETS(season_length=SEASON).fit(filled.astype(float)).predict(horizon)["mean"], 0
+    )
+
+
+def established(y: np.ndarray) -> bool:
+    """Whether the SKU sold before its share's window began.
+
+    >>> established(np.r_[np.zeros(10), np.ones(SHARE_DAYS)]), established(np.ones(SHARE_DAYS + 1))
+    (False, True)
+    """
+    sold = np.flatnonzero(y > 0)
+    return bool(sold.size) and y.size - int(sold[0]) > SHARE_DAYS
+
+
 def shop_member(
     units: Sequence[np.ndarray], sellable: Sequence[np.ndarray], open_days: np.ndarray, horizon: int
 ) -> np.ndarray:
     """Top-down: AutoETS on the shop's daily total, times each SKU's share of the total over
     its last SHARE_DAYS sellable days. Every SKU's arrays end on the shop calendar's last day;
-    ``open_days`` covers the whole calendar."""
-    from statsforecast.models import AutoETS
+    ``open_days`` covers the whole calendar.
 
+    The share and the forecast must be of the same SKUs: AutoETS follows the total's last
+    weeks, the share averages eight of them. So a SKU that sold before those eight weeks
+    (established) takes its share of, and the forecast of, the total of established SKUs
+    only. Otherwise a collection launched a month ago lifts every older SKU's forecast by the
+    launch: this member's bias was +57 % on a black-box fashion shop, and up to +140 % on its
+    year-round basics in the weeks after a launch. A newer SKU takes its share of the whole
+    shop's total."""
     days = open_days.size
-    total = shop_total(units, days)
-    filled = fill_censored(total[-FIT_DAYS:], open_days[-FIT_DAYS:])
-    forecast = np.zeros(horizon)
-    if filled.size >= MIN_FIT_DAYS and filled.any():
-        model = AutoETS(season_length=SEASON).fit(filled.astype(float))
-        forecast = np.maximum(model.predict(horizon)["mean"], 0)
+    old = [established(y) for y in units]
+    whole = shop_total(units, days)
+    of_old = shop_total([y for y, e in zip(units, old, strict=True) if e], days)
+    forecast_whole = _total_forecast(whole, open_days, horizon)
+    forecast_old = _total_forecast(of_old, open_days, horizon) if any(old) else forecast_whole
     out = np.zeros((len(units), horizon))
-    for i, (y, ok) in enumerate(zip(units, sellable, strict=True)):
+    for i, (y, ok, is_old) in enumerate(zip(units, sellable, old, strict=True)):
+        total, forecast = (of_old, forecast_old) if is_old else (whole, forecast_whole)
         recent = np.flatnonzero(ok)[-SHARE_DAYS:]
         shop_then = total[days - y.size :][recent].sum()
         if recent.size and shop_then > 0:
