@@ -167,6 +167,35 @@ async def test_another_shops_ids_are_refused_with_a_clear_reason(
     assert await units(conn, other, variant) == 0
 
 
+async def test_a_shop_on_an_app_of_its_own_claims_no_other_shops_ids(
+    conn: DictConnection, shop: str, database_url: str
+) -> None:
+    """Its merchant holds its webhook secret, so can sign any body: one with the ids another
+    shop will use (variant ids are public on a storefront) kept that shop's sales and stock
+    out for good, dead-lettered as "another shop's" (an outside test)."""
+    squatter, later = f"s{shop}", f"l{shop}"
+    for domain in (squatter, later):
+        install_shop(database_url, domain)
+    await conn.execute(
+        "INSERT INTO shop_credentials (shop, mode, client_id, client_secret)"
+        " VALUES (%s, 'client_credentials', 'its-own-app', %s)",
+        (squatter, b"sealed secret"),
+    )
+    variant, line, item = next(_ids), next(_ids), next(_ids)
+    await apply(conn, [sale(squatter, line, variant, 5), stock(squatter, item, 1, NOW)])
+    await apply(conn, [refund(squatter, next(_ids), line, 1)])
+    # The shops on this deployment's app use the same ids, and theirs are applied.
+    await apply(conn, [sale(shop, line, variant, 2), stock(shop, item, 60, NOW)])
+    assert await units(conn, shop, variant) == 2 and await level(conn, shop, item) == 60
+    assert await units(conn, squatter, variant) == 4 and await level(conn, squatter, item) == 1
+    # Among those shops, which share one secret, an id still belongs to one shop: a body
+    # replayed under another of their domains is refused.
+    with pytest.raises(psycopg.errors.UniqueViolation) as refused:
+        await apply(conn, [sale(later, line, variant, 7)])
+    assert "another shop" in ledger.describe(refused.value)
+    assert await units(conn, later, variant) == 0
+
+
 async def test_applying_an_event_clears_its_inbox_note(conn: DictConnection, shop: str) -> None:
     async with conn.transaction():
         (row,) = await inbox.insert(conn, [_delivery(shop)])
