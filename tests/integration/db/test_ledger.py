@@ -196,6 +196,24 @@ async def test_a_shop_on_an_app_of_its_own_claims_no_other_shops_ids(
     assert await units(conn, later, variant) == 0
 
 
+async def test_a_line_item_id_given_to_another_order_moves_no_units(
+    conn: DictConnection, shop: str
+) -> None:
+    """An order reusing another order's line item id for another variant rewrote the first
+    order's line: its SKU gained units it never sold (an outside test)."""
+    line, first, second = next(_ids), next(_ids), next(_ids)
+    await apply(conn, [edit(shop, line, first, 2, NOW - timedelta(hours=2))])
+    later = edit(shop, line, second, 7, NOW - timedelta(hours=1))
+    for reused in (later, later.model_copy(update={"data": {**later.data, "order_id": 1}})):
+        with pytest.raises(psycopg.errors.IntegrityConstraintViolation) as refused:
+            await apply(conn, [reused])
+        assert "already a line of another order" in ledger.describe(refused.value)
+    assert await units(conn, shop, first) == 2 and await units(conn, shop, second) == 0
+    # The same line of the same order, edited, is applied as ever.
+    await apply(conn, [edit(shop, line, first, 3, NOW - timedelta(hours=1))])
+    assert await units(conn, shop, first) == 3
+
+
 async def test_applying_an_event_clears_its_inbox_note(conn: DictConnection, shop: str) -> None:
     async with conn.transaction():
         (row,) = await inbox.insert(conn, [_delivery(shop)])
