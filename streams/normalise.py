@@ -149,14 +149,17 @@ def _refund(env: WebhookEnvelope, refund: Refund, events: _Events) -> None:
             )
         else:
             merged[rli.line_item_id] = (rli.quantity, restocked, variant_id)
-    _, trigger = _clock(env)
+    anchor, trigger = _clock(env)
+    # Bounded as an order's times are: 9999-12-31T23:59:59-14:00 was stored as a year-10000
+    # time no Python reader can hold (an outside test).
+    created_at = bounded(refund.created_at, anchor).isoformat() if refund.created_at else None
     for line_item_id, (quantity, restocked, variant_id) in merged.items():
         data = {
             "refund_id": refund.id,
             "line_item_id": line_item_id,
             "quantity": quantity,
             "restocked": restocked,
-            "created_at": refund.created_at.isoformat() if refund.created_at else None,
+            "created_at": created_at,
             # Not read by the write path: it tells an uninstalled shop's worker whether the
             # refund was made before the uninstall (ledger._not_after_uninstall).
             "triggered_at": trigger,

@@ -223,3 +223,13 @@ def test_an_uninstall_naming_another_shop_than_its_envelope_is_malformed() -> No
         normalise(envelope("app/uninstalled", {"myshopify_domain": "other.myshopify.com"}))
     ((_, event),) = normalise(envelope("app/uninstalled", {"myshopify_domain": "s.myshopify.com"}))
     assert event.kind == "app_uninstalled"
+
+
+def test_a_refund_dated_far_ahead_is_bounded_as_orders_are() -> None:
+    """9999-12-31T23:59:59-14:00 was stored as a year-10000 time no Python reader can hold."""
+    env = _refund_of_one_line((1, "return"))
+    env = env.model_copy(
+        update={"payload": {**env.payload, "created_at": "9999-12-31T23:59:59-14:00"}}
+    )
+    ((_, event),) = normalise(env)
+    assert event.data["created_at"] == "2026-01-01T00:00:00+00:00"  # when it was received
