@@ -13,8 +13,8 @@ payloads of the same whole second; Shopify keeps it on every retry for exactly t
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
@@ -41,9 +41,14 @@ class MalformedWebhook(ValueError):
     """An envelope that cannot be turned into events (it never will be: dead-letter it)."""
 
 
-def bounded(ts: datetime, anchor: datetime) -> datetime:
+# Shopify stamps a body's times and its trigger header by one clock, and a change is made
+# before the event it triggers: a second of slack, for times rounded to the second.
+SAME_CLOCK_SLACK = timedelta(seconds=1)
+
+
+def bounded(ts: datetime, anchor: datetime, slack: timedelta = CLOCK_SKEW) -> datetime:
     """``ts``, or the whole second of ``anchor`` (when the event was triggered or received)
-    when ``ts`` lies further past it than clock skew. A retry has the same trigger time, so it
+    when ``ts`` lies further past it than ``slack``. A retry has the same trigger time, so it
     is bounded to the same version and cannot pass a real change that came after it. Whole
     seconds, as Shopify's own times are: a clamped time keeping its fraction would pass a
     genuine change stamped in the same second, whose trigger came later.
@@ -53,7 +58,7 @@ def bounded(ts: datetime, anchor: datetime) -> datetime:
     >>> bounded(datetime(9999, 12, 31, tzinfo=UTC), now).isoformat()
     '2026-01-01T00:00:07+00:00'
     """
-    return anchor.replace(microsecond=0) if ts > anchor + CLOCK_SKEW else ts
+    return anchor.replace(microsecond=0) if ts > anchor + slack else ts
 
 
 def triggered(env: WebhookEnvelope) -> datetime | None:
@@ -68,11 +73,26 @@ def triggered(env: WebhookEnvelope) -> datetime | None:
     return trigger_time(env.triggered_at, datetime.fromisoformat(env.received_at))
 
 
-def _clock(env: WebhookEnvelope) -> tuple[datetime, str | None]:
-    """What the payload's times are bounded by, and the trigger time events carry."""
+class _Clock(NamedTuple):
+    anchor: datetime  # when the event was triggered, else when it was received
+    slack: timedelta
+    trigger: str | None  # what events carry
+
+    def bound(self, ts: datetime) -> datetime:
+        return bounded(ts, self.anchor, self.slack)
+
+
+def _clock(env: WebhookEnvelope) -> _Clock:
+    """What the payload's times are bounded by, and the trigger time events carry.
+
+    Against the trigger time, Shopify's own clock, a body's time gets a second of slack: a
+    signed body stamped minutes ahead (within the skew allowed against our clock) had frozen
+    its row, every genuine change in those minutes dropped as older (an outside test). Only
+    without a trigger time is our clock the anchor, and its skew from Shopify's allowed."""
     trigger = triggered(env)
-    anchor = trigger if trigger is not None else datetime.fromisoformat(env.received_at)
-    return anchor, trigger.isoformat() if trigger is not None else None
+    if trigger is None:
+        return _Clock(datetime.fromisoformat(env.received_at), CLOCK_SKEW, None)
+    return _Clock(trigger, SAME_CLOCK_SLACK, trigger.isoformat())
 
 
 class _Events:
@@ -95,11 +115,12 @@ class _Events:
 
 
 def _orders(env: WebhookEnvelope, order: Order, events: _Events) -> None:
-    anchor, trigger = _clock(env)
+    clock = _clock(env)
+    trigger = clock.trigger
     cancelled = order.cancelled_at is not None
-    ordered_at = bounded(order.created_at, anchor)
+    ordered_at = clock.bound(order.created_at)
     # The order's updated_at versions all its lines: an edit's quantities replace older ones.
-    version = bounded(order.updated_at or order.created_at, anchor)
+    version = clock.bound(order.updated_at or order.created_at)
     for li in order.line_items:
         if li.variant_id is None:
             continue  # custom items have no SKU to forecast
@@ -149,10 +170,11 @@ def _refund(env: WebhookEnvelope, refund: Refund, events: _Events) -> None:
             )
         else:
             merged[rli.line_item_id] = (rli.quantity, restocked, variant_id)
-    anchor, trigger = _clock(env)
+    clock = _clock(env)
+    trigger = clock.trigger
     # Bounded as an order's times are: 9999-12-31T23:59:59-14:00 was stored as a year-10000
     # time no Python reader can hold (an outside test).
-    created_at = bounded(refund.created_at, anchor).isoformat() if refund.created_at else None
+    created_at = clock.bound(refund.created_at).isoformat() if refund.created_at else None
     for line_item_id, (quantity, restocked, variant_id) in merged.items():
         data = {
             "refund_id": refund.id,
@@ -171,22 +193,24 @@ def _refund(env: WebhookEnvelope, refund: Refund, events: _Events) -> None:
 
 
 def _inventory_level(env: WebhookEnvelope, level: InventoryLevel, events: _Events) -> None:
-    anchor, trigger = _clock(env)
+    clock = _clock(env)
+    trigger = clock.trigger
     data = {
         "inventory_item_id": level.inventory_item_id,
         "location_id": level.location_id,
         "available": level.available,
-        "updated_at": bounded(level.updated_at, anchor).isoformat(),
+        "updated_at": clock.bound(level.updated_at).isoformat(),
         "triggered_at": trigger,
     }
     events.add(f"inv:{level.inventory_item_id}", "stock", data)
 
 
 def _product(env: WebhookEnvelope, product: Product, events: _Events) -> None:
-    anchor, trigger = _clock(env)
+    clock = _clock(env)
+    trigger = clock.trigger
     # The product's timestamp orders whole payloads: a title change bumps it even when no
     # variant changed.
-    updated_at = bounded(product.updated_at, anchor).isoformat()
+    updated_at = clock.bound(product.updated_at).isoformat()
     for v in product.variants:
         data = {
             "variant_id": v.id,
@@ -230,19 +254,17 @@ def normalise(env: WebhookEnvelope) -> list[tuple[bytes, SkuEvent]]:
     elif isinstance(payload, Product):
         _product(env, payload, events)
     elif isinstance(payload, ProductDeleted):
-        _, trigger = _clock(env)
         events.add(
             f"product:{payload.id}",
             "product_delete",
-            {"product_id": payload.id, "triggered_at": trigger},
+            {"product_id": payload.id, "triggered_at": _clock(env).trigger},
         )
     elif isinstance(payload, AppUninstalled):
         if payload.myshopify_domain != env.shop:
             raise MalformedWebhook("app/uninstalled names another shop than its envelope")
         # Its moment orders it against a reinstall: a retry of an uninstall from before the
         # merchant installed again must not disconnect the shop.
-        anchor, _ = _clock(env)
-        events.add("shop", "app_uninstalled", {"at": anchor.isoformat()})
+        events.add("shop", "app_uninstalled", {"at": _clock(env).anchor.isoformat()})
     elif isinstance(payload, ShopRedact):
         if payload.shop_domain != env.shop:
             raise MalformedWebhook("shop/redact names another shop than its envelope")

@@ -233,3 +233,24 @@ def test_a_refund_dated_far_ahead_is_bounded_as_orders_are() -> None:
     )
     ((_, event),) = normalise(env)
     assert event.data["created_at"] == "2026-01-01T00:00:00+00:00"  # when it was received
+
+
+def _level_stamped(updated_at: str, triggered_at: str | None) -> str:
+    env = envelope(
+        "inventory_levels/update",
+        {"inventory_item_id": 5, "location_id": 6, "available": 1, "updated_at": updated_at},
+    ).model_copy(update={"triggered_at": triggered_at})
+    ((_, event),) = normalise(env)
+    return str(event.data["updated_at"])
+
+
+def test_a_body_stamped_after_its_own_trigger_time_is_bounded_by_it() -> None:
+    """A signed level stamped 4 min 55 s ahead, within the skew allowed against our clock,
+    froze its row: every genuine change in those minutes was dropped as older (an outside
+    test). The body and the trigger header are stamped by one clock, Shopify's."""
+    triggered = "2025-12-31T23:59:58.5Z"  # received at 2026-01-01T00:00:00Z
+    assert _level_stamped("2026-01-01T00:04:55Z", triggered) == "2025-12-31T23:59:58+00:00"
+    assert _level_stamped("2025-12-31T23:59:59Z", triggered) == "2025-12-31T23:59:59+00:00"
+    # Without a trigger time only our clock is left, and Shopify's may run ahead of it.
+    assert _level_stamped("2026-01-01T00:04:55Z", None) == "2026-01-01T00:04:55+00:00"
+    assert _level_stamped("2026-01-01T00:05:01Z", None) == "2026-01-01T00:00:00+00:00"
