@@ -24,6 +24,8 @@ def average_daily_demand(units: float, days: int = DEMAND_WINDOW_DAYS) -> float:
 
 def days_of_cover(stock: float | None, daily_demand: float) -> float | None:
     """Days until stock runs out at ``daily_demand``; None when it never does (or is untracked).
+    Stock at or below zero has run out already, whatever sells: a new SKU with none sold and
+    stock of -3 showed as never running out (an outside test).
 
     >>> days_of_cover(30, 2.0)
     15.0
@@ -31,10 +33,16 @@ def days_of_cover(stock: float | None, daily_demand: float) -> float | None:
     0.0
     >>> days_of_cover(10, 0.0) is None
     True
+    >>> days_of_cover(-3, 0.0)
+    0.0
     """
-    if stock is None or daily_demand <= 0:
+    if stock is None:
         return None
-    return max(stock, 0) / daily_demand
+    if stock <= 0:
+        return 0.0
+    if daily_demand <= 0:
+        return None
+    return stock / daily_demand
 
 
 def cover(
