@@ -160,7 +160,7 @@ async def accept_webhook(body: bytes, headers: Mapping[str, str], state: Any) ->
         return refused
     parsed = webhooks.WebhookHeaders.parse(headers)
     if parsed is None:
-        return _refuse(400, "missing Shopify webhook headers")
+        return _refuse(400, "missing or malformed Shopify webhook headers")
     if parsed.topic in webhooks.CUSTOMER_PRIVACY_TOPICS:
         # Customer data never passes the ingress (the payload models do not declare it), so
         # there is nothing to hand over or erase: the answer says so.
