@@ -121,7 +121,8 @@ class Clock:
 
     One clock serves a whole run: generating thousands of updates 1 ms apart runs ahead of the
     wall clock, and a fresh clock would then stamp later updates as older, which the pipeline
-    rightly ignores."""
+    rightly ignores. Each webhook's trigger header carries its body's time, as Shopify's does:
+    a body later than its trigger time is bounded by it."""
 
     def __init__(self) -> None:
         self.t = datetime.now(UTC)
@@ -139,15 +140,16 @@ def _mixed_webhooks(
     ids = int(time.time() * 1000) * 1000
     for i in range(count):
         variant = variants[i % len(variants)]
+        at = clock.next()
         if i % 2:
             ids += 2
-            payload = order_payload(ids, clock.next(), [(ids + 1, variant, 1)])
-            hooks.append(signed_webhook("orders/create", shop, payload, secret))
+            payload = order_payload(ids, at, [(ids + 1, variant, 1)])
+            hooks.append(signed_webhook("orders/create", shop, payload, secret, triggered_at=at))
         else:
-            payload = inventory_level_payload(
-                variant.inventory_item_id, 1, 1000 - i % 500, clock.next()
+            payload = inventory_level_payload(variant.inventory_item_id, 1, 1000 - i % 500, at)
+            hooks.append(
+                signed_webhook("inventory_levels/update", shop, payload, secret, triggered_at=at)
             )
-            hooks.append(signed_webhook("inventory_levels/update", shop, payload, secret))
     return hooks
 
 
@@ -255,13 +257,13 @@ async def end_to_end(
                 if delay > 0:
                     await asyncio.sleep(delay)
                 variant = variants[i % len(variants)]
+                at = clock.next()
                 hook = signed_webhook(
                     "inventory_levels/update",
                     shop,
-                    inventory_level_payload(
-                        variant.inventory_item_id, 1, 500 + i % 100, clock.next()
-                    ),
+                    inventory_level_payload(variant.inventory_item_id, 1, 500 + i % 100, at),
                     secret,
+                    triggered_at=at,
                 )
 
                 async def send(hook: SignedWebhook = hook) -> None:
@@ -316,11 +318,13 @@ async def drain(
     marker_base = 10_000 + int(time.time()) % 10_000 * 1000
     wanted = {}
     for i, variant in enumerate(variants):
+        at = clock.next()
         hook = signed_webhook(
             "inventory_levels/update",
             shop,
-            inventory_level_payload(variant.inventory_item_id, 1, marker_base + i, clock.next()),
+            inventory_level_payload(variant.inventory_item_id, 1, marker_base + i, at),
             secret,
+            triggered_at=at,
         )
         status, _ = await _post(session, url, hook)
         if status != 200:

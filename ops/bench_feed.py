@@ -99,6 +99,7 @@ async def feed_fanout(
                 shop,
                 inventory_level_payload(variant.inventory_item_id, 1, 1, stamp),
                 secret,
+                triggered_at=stamp,
             )
             async with session.post(webhooks, data=warm.body, headers=warm.headers) as answer:
                 assert answer.status == 200, await answer.text()
@@ -113,6 +114,7 @@ async def feed_fanout(
                     shop,
                     inventory_level_payload(variant.inventory_item_id, 1, 100 + n, stamp),
                     secret,
+                    triggered_at=stamp,  # as Shopify's: a body is bounded by its trigger time
                 )
                 async with session.post(webhooks, data=hook.body, headers=hook.headers) as answer:
                     assert answer.status == 200, await answer.text()
