@@ -196,6 +196,46 @@ async def test_a_shop_on_an_app_of_its_own_claims_no_other_shops_ids(
     assert await units(conn, later, variant) == 0
 
 
+async def test_a_shop_moving_between_apps_takes_its_ids_along(
+    conn: DictConnection, shop: str, database_url: str
+) -> None:
+    mover = f"m{shop}"
+    install_shop(database_url, mover)
+    await conn.execute(
+        "INSERT INTO shop_credentials (shop, mode, client_id, client_secret)"
+        " VALUES (%s, 'client_credentials', 'its-own-app', %s)",
+        (mover, b"sealed secret"),
+    )
+    held, free = next(_ids), next(_ids)
+    await apply(conn, [sale(mover, held, next(_ids), 1), sale(mover, free, next(_ids), 1)])
+    await apply(conn, [sale(shop, held, next(_ids), 1)])  # a shop on the shared app has it too
+
+    async def shared() -> dict[int, bool]:
+        cur = await conn.execute(
+            "SELECT line_item_id, shared_app FROM order_lines WHERE shop = %s", (mover,)
+        )
+        return {r["line_item_id"]: r["shared_app"] for r in await cur.fetchall()}
+
+    # A token refresh rewrites the same mode and secret: nothing moves.
+    await conn.execute("UPDATE shop_credentials SET mode = mode WHERE shop = %s", (mover,))
+    assert await shared() == {held: False, free: False}
+    # Installed through this deployment's app: its ids join the shared ones, but for the one
+    # a shop there holds already.
+    await conn.execute(
+        "UPDATE shop_credentials SET mode = 'authorization_code', client_secret = NULL"
+        " WHERE shop = %s",
+        (mover,),
+    )
+    assert await shared() == {held: False, free: True}
+    # Back on an app of its own: its ids are its own again.
+    await conn.execute(
+        "UPDATE shop_credentials SET mode = 'client_credentials', client_secret = %s"
+        " WHERE shop = %s",
+        (b"another secret", mover),
+    )
+    assert await shared() == {held: False, free: False}
+
+
 async def test_a_line_item_id_given_to_another_order_moves_no_units(
     conn: DictConnection, shop: str
 ) -> None:
