@@ -33,11 +33,11 @@ STATISTICAL = ("ets", "theta", "croston_sba", "tsb")
 YEARLY_MEMBERS = ("prophet",)
 INTERMITTENT_METHODS = ("croston_sba", "tsb")
 FIT_DAYS = 365
-# The most history Prophet and River learn from: three years hold three turns of every season,
-# and their fits cost time in proportion (one signed order dated 2004 for 2,000 new SKUs made
-# a nightly run 3.5 minutes long, an outside test found; a shop with twenty years of orders
-# would pay that every night).
-LEARN_DAYS = 3 * 365
+# The most history Prophet learns from: three years hold three turns of every season, and its
+# fits cost time in proportion (one signed order dated 2004 for 2,000 new SKUs made a nightly
+# run 3.5 minutes long, an outside test found; a shop with twenty years of orders would pay
+# that every night). River learns as the stream's models do (models.online.LEARN_DAYS).
+PROPHET_LEARN_DAYS = 3 * 365
 SHARE_DAYS = 56  # a SKU's share of the shop: eight weeks, so every weekday counts eight times
 TSB_ALPHA = 0.1  # TSB's smoothing of demand size and of demand probability: the usual 0.1
 MIN_FIT_DAYS = 2 * SEASON
@@ -378,7 +378,7 @@ def prepare_shop(
 
 def river_member(y: np.ndarray, sellable: np.ndarray, last_day: date, horizon: int) -> np.ndarray:
     """The online model, learning the SKU's history day by day as the stream does."""
-    from models.online import RiverForecaster
+    from models.online import LEARN_DAYS, RiverForecaster
 
     y, sellable = y[-LEARN_DAYS:], sellable[-LEARN_DAYS:]
     model = RiverForecaster()
@@ -403,7 +403,8 @@ def prophet_jobs(
     from models.ensemble import allowed_members
 
     recent = [
-        (y[-LEARN_DAYS:], ok[-LEARN_DAYS:]) for y, ok in zip(units, fit.sellable, strict=True)
+        (y[-PROPHET_LEARN_DAYS:], ok[-PROPHET_LEARN_DAYS:])
+        for y, ok in zip(units, fit.sellable, strict=True)
     ]
     return [
         (i, ProphetJob(y, ok, fit.last_day - timedelta(days=y.size - 1), country, horizon))

@@ -28,16 +28,12 @@ from connectors.settings import Settings
 from models.combined import HORIZON, Baseline, live_forecast
 from models.ensemble import daily_sd
 from models.inventory import in_stock_days
-from models.online import OnlineDemandModel, nowcast
+from models.online import LEARN_DAYS, OnlineDemandModel, nowcast
 from models.policy import ABC_WINDOW_DAYS, abc_classes, inventory_plan
 
 log = logging.getLogger("stockpulse.forecasting")
 ABC_REFRESH_S = 3600.0
 Z_80 = 1.2816  # half-width of an 80 % normal interval, in standard deviations
-# A model learns at most the last two years: older days weigh under 1 % in the slowest of its
-# means (models.online.FADING), and a backdated order touching every SKU (dated 2004, say)
-# would otherwise have each model relearn decades, day by day, ahead of every message behind.
-LEARN_DAYS = 730
 
 
 class ForecastKeeper:

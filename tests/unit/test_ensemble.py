@@ -28,8 +28,8 @@ from models.ensemble import (
 )
 from models.forecast import Forecast
 from models.members import (
-    LEARN_DAYS,
     LEVEL_DAYS,
+    PROPHET_LEARN_DAYS,
     fit_shop,
     prepare_shop,
     prophet_jobs,
@@ -318,19 +318,21 @@ def test_a_launch_does_not_lift_the_shop_share_of_the_skus_that_sold_before_it()
     assert forecast[5].mean() == pytest.approx(40.0, rel=0.25)  # the launch keeps its own level
 
 
-def test_prophet_and_river_learn_from_the_last_three_years_only() -> None:
+def test_prophet_and_river_learn_from_the_last_years_only() -> None:
     """Their fits cost time in proportion to the history: one signed order dated 2004 for
     2,000 new SKUs made a nightly run 3.5 minutes long (an outside test)."""
+    from models.online import LEARN_DAYS
+
     rng = np.random.default_rng(3)
-    recent = rng.poisson(2.0, LEARN_DAYS).astype(float)
+    recent = rng.poisson(2.0, PROPHET_LEARN_DAYS).astype(float)
     long_ago = np.r_[rng.poisson(40.0, 5000).astype(float), recent]
     last_day = date(2026, 12, 6)
     every_day = np.ones(long_ago.size, dtype=bool)
     assert np.allclose(
         river_member(long_ago, every_day, last_day, 28),
-        river_member(recent, every_day[:LEARN_DAYS], last_day, 28),
+        river_member(recent[-LEARN_DAYS:], every_day[:LEARN_DAYS], last_day, 28),
     )
     fit = prepare_shop([long_ago], [every_day], last_day, 28, None)
     ((_, job),) = prophet_jobs(fit, [long_ago], None, 28)
-    assert job.units.size == LEARN_DAYS and np.array_equal(job.units, recent)
-    assert job.first_day == last_day - timedelta(days=LEARN_DAYS - 1)
+    assert job.units.size == PROPHET_LEARN_DAYS and np.array_equal(job.units, recent)
+    assert job.first_day == last_day - timedelta(days=PROPHET_LEARN_DAYS - 1)
