@@ -98,12 +98,19 @@ def project_stockout(
 
     Days of cover is fractional: the stock runs out part-way through the day it ends.
 
+    Nothing on hand or coming is out already, whatever the forecast: a SKU oversold to -3
+    with nothing forecast showed as never running out (an outside test).
+
     >>> project_stockout(10, [4, 4, 4, 4])
     StockoutProjection(days_of_cover=2.5, stockout_day_index=2)
     >>> project_stockout(10, [1, 1]).days_of_cover is None
     True
+    >>> project_stockout(-3, [0, 0])
+    StockoutProjection(days_of_cover=0.0, stockout_day_index=0)
     """
     left = max(stock, 0.0) + incoming
+    if left <= 0:
+        return StockoutProjection(0.0, 0)
     for day, demand in enumerate(daily_forecast):
         if demand >= left and demand > 0:
             return StockoutProjection(day + left / demand, day)

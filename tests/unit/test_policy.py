@@ -59,6 +59,7 @@ def test_stockout_projection_counts_incoming_and_fractional_days() -> None:
     assert project_stockout(5, [2, 2, 2, 2], incoming=2).days_of_cover == pytest.approx(3.5)
     assert project_stockout(-3, [2, 2]).days_of_cover == 0.0  # oversold: out now
     assert project_stockout(5, [0, 0]).days_of_cover is None
+    assert project_stockout(0, [0, 0]).days_of_cover == 0.0  # nothing to sell: out now
 
 
 def test_overstock_and_dead_stock() -> None:
