@@ -300,11 +300,14 @@ async def dead_letter(conn: DictConnection, event: SkuEvent, error: BaseExceptio
 
 
 def describe(error: BaseException) -> str:
-    """A reason an operator can act on."""
+    """A reason an operator can act on: a database's primary message, without the PL/pgSQL
+    call stack it carries after it."""
     if isinstance(error, psycopg.errors.UniqueViolation):
         constraint = error.diag.constraint_name or ""
         if "_global_" in constraint:
             return f"this Shopify id already belongs to another shop ({constraint})"
+    if isinstance(error, psycopg.Error) and error.diag.message_primary:
+        return f"{type(error).__name__}: {error.diag.message_primary}"
     return f"{type(error).__name__}: {error}".strip()
 
 

@@ -238,7 +238,8 @@ async def test_a_line_item_id_given_to_another_order_moves_no_units(
     for reused in (later, later.model_copy(update={"data": {**later.data, "order_id": 1}})):
         with pytest.raises(psycopg.errors.IntegrityConstraintViolation) as refused:
             await apply(conn, [reused])
-        assert "already a line of another order" in ledger.describe(refused.value)
+        reason = ledger.describe(refused.value)
+        assert "already a line of another order" in reason and "CONTEXT" not in reason
     assert await units(conn, shop, first) == 2 and await units(conn, shop, second) == 0
     # The same line of the same order, edited, is applied as ever.
     await apply(conn, [edit(shop, line, first, 3, NOW - timedelta(hours=1))])
