@@ -167,6 +167,14 @@ async def test_another_shops_ids_are_refused_with_a_clear_reason(
     assert await units(conn, other, variant) == 0
 
 
+async def _on_an_app_of_its_own(conn: DictConnection, shop: str) -> None:
+    await conn.execute(
+        "INSERT INTO shop_credentials (shop, mode, client_id, client_secret)"
+        " VALUES (%s, 'client_credentials', 'its-own-app', %s)",
+        (shop, b"sealed secret"),
+    )
+
+
 async def test_a_shop_on_an_app_of_its_own_claims_no_other_shops_ids(
     conn: DictConnection, shop: str, database_url: str
 ) -> None:
@@ -176,11 +184,7 @@ async def test_a_shop_on_an_app_of_its_own_claims_no_other_shops_ids(
     squatter, later = f"s{shop}", f"l{shop}"
     for domain in (squatter, later):
         install_shop(database_url, domain)
-    await conn.execute(
-        "INSERT INTO shop_credentials (shop, mode, client_id, client_secret)"
-        " VALUES (%s, 'client_credentials', 'its-own-app', %s)",
-        (squatter, b"sealed secret"),
-    )
+    await _on_an_app_of_its_own(conn, squatter)
     variant, line, item = next(_ids), next(_ids), next(_ids)
     await apply(conn, [sale(squatter, line, variant, 5), stock(squatter, item, 1, NOW)])
     await apply(conn, [refund(squatter, next(_ids), line, 1)])
@@ -205,11 +209,7 @@ async def test_a_shop_moving_to_the_shared_app_brings_no_claimed_ids_along(
     mover, later = f"m{shop}", f"l{shop}"
     for domain in (mover, later):
         install_shop(database_url, domain)
-    await conn.execute(
-        "INSERT INTO shop_credentials (shop, mode, client_id, client_secret)"
-        " VALUES (%s, 'client_credentials', 'its-own-app', %s)",
-        (mover, b"sealed secret"),
-    )
+    await _on_an_app_of_its_own(conn, mover)
     claimed, variant = next(_ids), next(_ids)
     await apply(conn, [sale(mover, claimed, variant, 1)])
     await conn.execute(
