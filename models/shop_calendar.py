@@ -132,7 +132,8 @@ def _annual_shutdown(closed: np.ndarray, last_day: date, horizon: int) -> np.nda
     for k in range(horizon):
         day = last_day + timedelta(days=k + 1)
         before = [_same_date(day, back) for back in (1, 2)]
-        indices = [(d - first_day).days for d in before if d >= first_day]
+        # Beyond a year ahead, a year back is still to come: not known.
+        indices = [(d - first_day).days for d in before if first_day <= d <= last_day]
         out[k] = bool(indices) and all(shutdown[i] for i in indices)
     return out
 

@@ -336,3 +336,14 @@ def test_prophet_and_river_learn_from_the_last_years_only() -> None:
     ((_, job),) = prophet_jobs(fit, [long_ago], None, 28)
     assert job.units.size == PROPHET_LEARN_DAYS and np.array_equal(job.units, recent)
     assert job.first_day == last_day - timedelta(days=PROPHET_LEARN_DAYS - 1)
+
+
+def test_closed_days_can_be_told_more_than_a_year_ahead() -> None:
+    """`forecast evaluate --horizon 366` crashed: a year before the last coming day is still
+    to come, and was looked up in the past (an outside test)."""
+    days = 800
+    last = date(2026, 10, 31)
+    sold = np.full(days, 50.0)
+    sold[np.arange(days) % 7 == 3] = 0.0  # one weekday closed
+    coming = future_closed(closed_days(sold), last, 366, "US")
+    assert coming.size == 366 and coming.any()
