@@ -845,6 +845,12 @@ def forecast_synthetic(
     """Write one synthetic shop's daily sales as the CSV `forecast evaluate` reads."""
     from models.synthetic import generate, write_csv, write_expected_csv
 
+    # Checked before the shop is generated (minutes for a big one), and said in a line.
+    if truth_path is not None and truth_path.resolve() == output.resolve():
+        raise click.BadParameter("must not be the sales file", param_hint="--truth")
+    for option, path in (("--output", output), ("--truth", truth_path)):
+        if path is not None and not path.resolve().parent.is_dir():
+            raise click.BadParameter(f"no folder {path.parent}", param_hint=option)
     shop = generate(skus, days, seed=seed, end=end.date() if end else None, shares=shares)
     write_csv(shop, output)
     if truth_path:

@@ -63,6 +63,13 @@ def test_a_csv_it_cannot_backtest_gets_a_clear_error_not_a_traceback(tmp_path: P
     # 2031 stretched every series to it (every method scored -100 %, exit 0).
     cases["huge"] = ("sku,date,quantity\nA,2024-01-01,1e160\n", "line 2: quantity '1e160'")
     cases["future"] = ("sku,date,quantity\nA,2024-01-01,1\nA,2031-01-01,5\n", "line 3: 2031")
+    # From another: a short row was a traceback, and one stray 1970-01-01 (a spreadsheet's
+    # empty date) made every method's MASE 15 times worse, exit 0.
+    cases["short row"] = (
+        "sku,date,quantity\nA,2024-01-01,1\nA,2024-01-02\n",
+        "line 3: no quantity",
+    )
+    cases["epoch"] = ("sku,date,quantity\nA,2024-01-01,1\nA,1970-01-01,1\n", "line 3: 1970-01-01")
     for name, (text, message) in cases.items():
         path = tmp_path / f"{name}.csv"
         path.write_text(text)
@@ -209,3 +216,27 @@ def test_every_method_is_scored_on_the_same_series_and_folds(tmp_path: Path) -> 
     assert result["meta"]["left_out"] == 2  # ONCE, in both folds
     assert {r["scored"] for r in result["methods"].values()} == {2}
     assert "left out for every method" in " ".join(evaluated.output.split())
+
+
+def test_rows_without_a_sku_are_left_out_and_said(tmp_path: Path) -> None:
+    """They were kept as one series named "": every product an export lists without a SKU
+    would have been forecast as a single one (an outside test)."""
+    rows = "".join(f"A,2024-01-{d:02d},2\n,2024-01-{d:02d},5\n" for d in range(1, 29))
+    path = tmp_path / "blank.csv"
+    path.write_text("sku,date,quantity\n" + rows)
+    notes: list[str] = []
+    assert set(read_demand_csv(path, notes)) == {"A"}
+    assert notes == ["28 row(s) without a SKU: left out"]
+
+
+def test_synthetic_refuses_outputs_it_cannot_write_apart(tmp_path: Path) -> None:
+    """A missing folder was a traceback; the same file for both silently wrote the expected
+    demand over the sales (an outside test)."""
+    same = str(tmp_path / "s.csv")
+    for args, message in [
+        (["--output", str(tmp_path / "none" / "s.csv")], "no folder"),
+        (["--output", same, "--truth", same], "must not be the sales file"),
+    ]:
+        result = CliRunner().invoke(main, ["forecast", "synthetic", "--days", "30", *args])
+        assert result.exit_code == 2 and message in result.output, result.output
+        assert not (tmp_path / "s.csv").exists()
