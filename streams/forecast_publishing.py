@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import date
 
 import faust
 import psycopg
@@ -43,10 +42,6 @@ FORECAST_GATHER_S = 0.25
 
 
 def register(app: faust.App, ctx: WorkerContext) -> None:
-    # The shop-local day, committed run and settings each shop's forecasts were last
-    # published for.
-    published_for: dict[str, tuple[date, int | None, int]] = {}
-
     @app.task
     async def publish_forecasts() -> None:
         """Forecasts for the SKUs the last batches changed."""
@@ -62,16 +57,81 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
         settings change, and pay any forecasts a failed refresh still owes."""
         try:
             await _pay_forecasts_owed(ctx)
-            async with ctx.connection() as conn:
-                states = await db.forecast_states(conn)
-                await conn.commit()
-            for shop, state in states.items():
-                if published_for.get(shop) != state:
-                    count = await _publish_isolating(ctx, shop, None)
-                    published_for[shop] = state
-                    log.info("republished %d forecasts of %s", count, shop)
+            await _republish_due(ctx, budget_s=ctx.settings.stockpulse_forecast_check_s)
         except Exception:
             log_failure(log, "refreshing forecasts failed; will retry")
+
+
+# Shops due for a republish go in this order: a merchant who changed a setting is looking
+# at the page, a committed run changes the forecast itself, a closed day only moves it on.
+SETTINGS_CHANGED, RUN_COMMITTED, DAY_CLOSED = range(3)
+
+# While shops are being republished, how often the list of due shops is read again, so a
+# settings change made meanwhile goes next rather than after every shop whose day closed.
+REREAD_DUE_S = 1.0
+
+
+def _urgency(now: db.ForecastState, published: db.ForecastState | None) -> int | None:
+    if published == now:
+        return None
+    if published is None:
+        return DAY_CLOSED
+    if published[2] != now[2]:
+        return SETTINGS_CHANGED
+    if published[1] != now[1]:
+        return RUN_COMMITTED
+    return DAY_CLOSED
+
+
+def due_in_order(
+    states: dict[str, tuple[db.ForecastState, db.ForecastState | None]], skipped: set[str]
+) -> list[tuple[str, db.ForecastState]]:
+    """The shops whose forecasts are due for a republish, most urgent first."""
+    due = sorted(
+        (urgency, shop, now)
+        for shop, (now, published) in states.items()
+        if shop not in skipped and (urgency := _urgency(now, published)) is not None
+    )
+    return [(shop, now) for _, shop, now in due]
+
+
+async def _republish_due(ctx: WorkerContext, budget_s: float) -> None:
+    """Republish the shops whose state moved on since their last republish, most urgent
+    first, for up to about ``budget_s``; the next check goes on with the rest. What was
+    republished is recorded, so a restarted worker republishes only what changed."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + budget_s
+    skipped: set[str] = set()
+    failures = 0
+    while loop.time() < deadline:
+        async with ctx.connection() as conn:
+            states = await db.forecast_states(conn)
+            await conn.commit()
+        due = due_in_order(states, skipped)
+        if not due:
+            return
+        read_at = loop.time()
+        for shop, now in due:
+            try:
+                count = await _publish_isolating(ctx, shop, None)
+                async with ctx.connection() as conn:
+                    await db.mark_published(conn, shop, now)
+                    await conn.commit()
+            except LookupError:
+                skipped.add(shop)  # uninstalled meanwhile
+                continue
+            except Exception:
+                # One shop's failure does not hold back the others; the database or broker
+                # being away fails them all, and the next check retries.
+                log_failure(log, "republishing the forecasts of %s failed; will retry", shop)
+                skipped.add(shop)
+                failures += 1
+                if failures > 2:
+                    return
+                continue
+            log.info("republished %d forecasts of %s", count, shop)
+            if loop.time() - read_at > REREAD_DUE_S or loop.time() >= deadline:
+                break
 
 
 async def _publish_shop_forecasts(

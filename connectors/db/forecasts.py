@@ -199,20 +199,52 @@ async def shops_due_for_nightly(conn: DictConnection, at: time) -> list[str]:
     return [r["domain"] for r in await cur.fetchall()]
 
 
-async def forecast_states(conn: DictConnection) -> dict[str, tuple[date, int | None, int]]:
-    """Each installed shop's local today, its last committed nightly run and the version of
-    its settings: when any changes, the shop's forecasts and plans are due again."""
+# A shop's local today, its last committed nightly run and its settings version: when any
+# changes, the shop's forecasts and plans are due again.
+ForecastState = tuple[date, int | None, int]
+
+
+async def forecast_states(
+    conn: DictConnection,
+) -> dict[str, tuple[ForecastState, ForecastState | None]]:
+    """Each installed shop's state now, and the one its forecasts were last republished for
+    (None if never)."""
     cur = await conn.execute(
         f"""
         SELECT s.domain, (now() AT TIME ZONE s.timezone)::date AS today,
                (SELECT max(id) FROM forecast_runs r
                  WHERE r.shop = s.domain AND r.status = 'committed') AS run,
                coalesce((SELECT version FROM shop_settings t WHERE t.shop = s.domain), 0)
-                 AS settings
+                 AS settings,
+               p.local_day AS published_day, p.run_id AS published_run,
+               p.settings AS published_settings
           FROM {ACTIVE_SHOPS} s
+          LEFT JOIN forecast_publications p ON p.shop = s.domain
         """
     )
-    return {r["domain"]: (r["today"], r["run"], r["settings"]) for r in await cur.fetchall()}
+    return {
+        r["domain"]: (
+            (r["today"], r["run"], r["settings"]),
+            None
+            if r["published_day"] is None
+            else (r["published_day"], r["published_run"], r["published_settings"]),
+        )
+        for r in await cur.fetchall()
+    }
+
+
+async def mark_published(conn: DictConnection, shop: str, state: ForecastState) -> None:
+    """Record that the shop's forecasts were republished for ``state``."""
+    await conn.execute(
+        """
+        INSERT INTO forecast_publications (shop, local_day, run_id, settings)
+        SELECT domain, %s, %s, %s FROM shops WHERE domain = %s
+        ON CONFLICT (shop) DO UPDATE
+           SET local_day = EXCLUDED.local_day, run_id = EXCLUDED.run_id,
+               settings = EXCLUDED.settings, published_at = now()
+        """,
+        (*state, shop),
+    )
 
 
 async def try_lock_nightly(conn: DictConnection, shop: str) -> bool:

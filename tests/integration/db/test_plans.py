@@ -71,3 +71,20 @@ async def test_updates_show_the_forecast_days_of_cover_once_a_plan_exists(
     assert after.days_of_cover == plan.days_of_cover
     assert after.stockout_date == plan.stockout_date
     assert after.reorder_quantity == plan.reorder_quantity
+
+
+async def test_what_a_shop_was_republished_for_is_kept_until_its_state_moves_on(
+    conn: DictConnection, shop: str
+) -> None:
+    """Kept in the database, not in the worker: a restart republished every shop serially,
+    and a settings change made meanwhile waited behind them all."""
+    from connectors.db import forecasts
+
+    now, published = (await forecasts.forecast_states(conn))[shop]
+    assert published is None and now[1:] == (None, 0)
+    await forecasts.mark_published(conn, shop, now)
+    await forecasts.mark_published(conn, "not-installed.myshopify.com", now)  # ignored
+    assert (await forecasts.forecast_states(conn))[shop] == (now, now)
+    await conn.execute("INSERT INTO shop_settings (shop, lead_time_days) VALUES (%s, 9)", (shop,))
+    moved, published = (await forecasts.forecast_states(conn))[shop]
+    assert published == now and moved[2] > now[2]
