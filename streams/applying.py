@@ -2,9 +2,9 @@
 
 One transaction per batch: the write path's SQL functions (:mod:`connectors.db.ledger`), the
 outbox rows of the SKUs that changed, and the updates read back; they are published after the
-commit. A batch that fails for one of its events is split around it (:mod:`streams.poison`);
-the SKUs that changed are owed fresh forecasts, which :mod:`streams.forecast_publishing` pays
-off the apply path.
+commit. A batch that fails for one of its events is split around it (:mod:`streams.poison`).
+The SKUs that changed are owed fresh forecasts, which :mod:`streams.forecast_publishing` pays
+off the apply path; their outbox rows are deleted once it has.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ async def _apply_batch(ctx: WorkerContext, events: Sequence[SkuEvent]) -> None:
         async with ctx.connection() as conn, conn.transaction():
             if done:
                 await ledger.delete_outbox(conn, done)
-            changes, outbox_ids = await ledger.apply_events(conn, events)
+            changes, outbox = await ledger.apply_events(conn, events)
             # Read inside the transaction (it sees its own writes); publish after commit.
             updates = await build_updates(conn, [asdict(t) for t in changes])
     except BaseException:
@@ -63,9 +63,9 @@ async def _apply_batch(ctx: WorkerContext, events: Sequence[SkuEvent]) -> None:
         raise
     await ctx.note_progress("apply")
     await send_all(ctx.topics.updates, [(key, dumps(update)) for key, update in updates])
-    ctx.published.add(outbox_ids)
-    for _, update in updates:
-        ctx.forecasts_owed.setdefault(update.shop, set()).add(update.variant_id)
+    # The outbox rows wait for the forecasts too (:class:`streams.context.OwedForecasts`).
+    for row in outbox:
+        ctx.forecasts_owed.owe(row.shop, row.variant_id, [row.id])
 
 
 async def _set_aside(ctx: WorkerContext, event: SkuEvent, error: BaseException) -> None:

@@ -184,16 +184,17 @@ async def _publish_isolating(ctx: WorkerContext, shop: str, variant_ids: list[in
 
 async def _pay_forecasts_owed(ctx: WorkerContext) -> None:
     """Forecasts for the SKUs the last batches changed. A failure never fails the batch (its
-    updates are committed and published); the SKUs stay owed and the timer retries them."""
+    updates are committed and published); the SKUs stay owed and the timer retries them. The
+    outbox rows that waited for them go once they are published."""
     owed = ctx.forecasts_owed
     while owed:
-        shop = next(iter(owed))
-        ids = owed.pop(shop)
+        shop, by_sku = owed.take_shop()
         try:
-            await _publish_isolating(ctx, shop, sorted(ids))
+            await _publish_isolating(ctx, shop, sorted(by_sku))
         except LookupError:
             log.info("%s is no longer installed; its forecasts are not owed", shop)
         except Exception:
-            owed.setdefault(shop, set()).update(ids)
+            owed.put_back(shop, by_sku)
             log_failure(log, "refreshing forecasts of %s failed; will retry", shop)
             return
+        ctx.published.add(owed.paid(by_sku))

@@ -1,9 +1,11 @@
 """Publish what a crashed worker committed but never published.
 
 The apply agent writes an outbox row per changed SKU in the transaction that changes it, and
-deletes it once the update is published (:class:`streams.context.PublishedOutbox`). A row older
-than :data:`STALE_OUTBOX_S` was left by a worker that crashed in between: this timer publishes
-its update from the current numbers and deletes it.
+deletes it once the update and then the SKU's forecast are published
+(:class:`streams.context.OwedForecasts`). A row older than :data:`STALE_OUTBOX_S` was left by
+a worker that crashed in between, or written by a command (a replay, a reconciliation, an
+export): this timer publishes its update from the current numbers and owes its forecast, and
+the row goes once that is published.
 """
 
 from __future__ import annotations
@@ -46,11 +48,13 @@ async def _flush(ctx: WorkerContext) -> None:
             except BaseException:
                 ctx.published.add(done)
                 raise
-        rows = await ledger.take_stale_outbox(conn, STALE_OUTBOX_S)
+        rows = await ledger.take_stale_outbox(conn, STALE_OUTBOX_S, ctx.forecasts_owed.outbox_ids())
         if not rows:
             return
         updates = await build_updates(conn, rows)
         await send_all(ctx.topics.updates, [(key, dumps(update)) for key, update in updates])
-        await ledger.delete_outbox(conn, [r["id"] for r in rows])
         await conn.commit()
-        log.info("published %d updates left in the outbox", len(rows))
+    for row in rows:
+        ctx.forecasts_owed.owe(row["shop"], row["variant_id"], [row["id"]])
+    ctx.forecasts_wanted.set()
+    log.info("published %d updates left in the outbox; their forecasts follow", len(rows))

@@ -11,10 +11,10 @@ So applying any event twice, or a set of events in any order, ends in the same s
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from psycopg.rows import tuple_row
@@ -179,7 +179,15 @@ async def _apply_all(conn: DictConnection, events: Sequence[SkuEvent], changes: 
                     changes.add(event.shop, variant_id, type_, event)
 
 
-async def _record_outbox(conn: DictConnection, changes: ChangeSet) -> list[int]:
+class OutboxRow(NamedTuple):
+    """An outbox row: the SKU whose update, and then forecast, it waits for."""
+
+    id: int
+    shop: str
+    variant_id: int
+
+
+async def _record_outbox(conn: DictConnection, changes: ChangeSet) -> list[OutboxRow]:
     if not len(changes):
         return []
     rows = [
@@ -196,17 +204,17 @@ async def _record_outbox(conn: DictConnection, changes: ChangeSet) -> list[int]:
         "INSERT INTO update_outbox (shop, variant_id, type, event_ids, received_at)"
         " SELECT shop, variant_id, type, event_ids, received_at FROM jsonb_to_recordset(%s)"
         " AS x(shop text, variant_id bigint, type text, event_ids text[], received_at timestamptz)"
-        " RETURNING id",
+        " RETURNING id, shop, variant_id",
         (Jsonb(rows),),
     )
-    return [r["id"] for r in await cur.fetchall()]
+    return [OutboxRow(r["id"], r["shop"], r["variant_id"]) for r in await cur.fetchall()]
 
 
 async def apply_events(
     conn: DictConnection, events: Sequence[SkuEvent]
-) -> tuple[ChangeSet, list[int]]:
+) -> tuple[ChangeSet, list[OutboxRow]]:
     """Apply ``events`` inside the caller's transaction; returns the touched SKUs and their
-    outbox row ids, and clears the events' notes in the webhook inbox.
+    outbox rows, and clears the events' notes in the webhook inbox.
 
     Raises on any event the database refuses; the caller isolates it (see streams.poison).
     """
@@ -217,9 +225,9 @@ async def apply_events(
     if uninstalls:
         await _apply_all(conn, uninstalls, changes)
     await _apply_all(conn, await _not_after_uninstall(conn, others), changes)
-    outbox_ids = await _record_outbox(conn, changes)
+    outbox = await _record_outbox(conn, changes)
     await inbox.mark_applied(conn, _notes(events))
-    return changes, outbox_ids
+    return changes, outbox
 
 
 # What an uninstalled shop still takes: its uninstall again (a no-op) and its erasure.
@@ -316,16 +324,20 @@ def _notes(events: Sequence[SkuEvent]) -> list[tuple[int, int]]:
 
 
 async def take_stale_outbox(
-    conn: DictConnection, older_than_s: float, limit: int = 500
+    conn: DictConnection, older_than_s: float, skip: Collection[int] = (), limit: int = 500
 ) -> list[dict[str, Any]]:
-    """Outbox rows a crashed or slow worker left behind, locked for this transaction."""
+    """Outbox rows a crashed or slow worker left behind (other than ``skip``, the caller's
+    own), leased to the caller: they count as new again, so no other worker takes them
+    while the caller publishes their updates and forecasts."""
     cur = await conn.execute(
-        "SELECT id, shop, variant_id, type, event_ids, received_at FROM update_outbox"
-        " WHERE created_at < now() - make_interval(secs => %s)"
-        " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
-        (older_than_s, limit),
+        "UPDATE update_outbox SET created_at = now() WHERE id IN ("
+        " SELECT id FROM update_outbox"
+        " WHERE created_at < now() - make_interval(secs => %s) AND NOT id = ANY(%s)"
+        " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)"
+        " RETURNING id, shop, variant_id, type, event_ids, received_at",
+        (older_than_s, list(skip), limit),
     )
-    return list(await cur.fetchall())
+    return sorted(await cur.fetchall(), key=lambda r: r["id"])
 
 
 async def delete_outbox(conn: DictConnection, ids: Iterable[int]) -> None:
