@@ -61,6 +61,7 @@ class ShopDirectory:
         self._uninstalled_here: dict[str, tuple[datetime, float]] = {}
         self._own_secrets: dict[str, bytes | None] = {}
         self._loaded_at = float("-inf")
+        self._read_started_at = float("-inf")
         self._reloading = asyncio.Lock()
         # One reload at a time, shared by every request waiting for it.
         self._reload = SharedRead(self._read, WAIT_S)
@@ -80,6 +81,7 @@ class ShopDirectory:
         return self._secrets_of(shop, held)
 
     async def _read(self) -> None:
+        started_at = time.monotonic()
         async with self._pool.connection() as conn:
             self._shops = await held_shops(conn)
             secrets = await credentials.own_app_secrets(conn, self._keyring)
@@ -92,6 +94,7 @@ class ShopDirectory:
                 )
         self._own_secrets = secrets
         self._loaded_at = time.monotonic()
+        self._read_started_at = started_at
         # Marks the database has caught up with (uninstalled, erased, or installed again since)
         # or that expired: kept, they would grow with every uninstall a process ever took.
         for shop in list(self._uninstalled_here):
@@ -100,10 +103,14 @@ class ShopDirectory:
     async def recent_secrets(
         self, shop: str, min_age_s: float = 1.0, held: bool = False
     ) -> list[bytes] | None:
-        """Like :meth:`cached_secrets`, reloading the cache first when it is older than
-        ``min_age_s``: at most one query a second, whatever asks."""
+        """Like :meth:`cached_secrets`, from a cache read after this call began, and at most
+        one read every ``min_age_s`` whatever asks: a call within that of the last read waits
+        for the next. (It took the last one, and a shop connected just after that read got
+        401 for its first webhooks; CI saw it.)"""
+        asked_at = time.monotonic()
         async with self._reloading:
-            if time.monotonic() - self._loaded_at > min_age_s:
+            if self._read_started_at < asked_at:
+                await asyncio.sleep(max(0.0, self._loaded_at + min_age_s - time.monotonic()))
                 await self._reload()
         return self._secrets_of(shop, held)
 
