@@ -28,6 +28,7 @@ from connectors.mail.message import check_address
 from connectors.settings import Settings
 from connectors.zones import place_zone, time_zones, zone_or_utc
 from models.alerts import DIGEST_ONLY, TITLES, Rule, next_digest_at
+from web.json_numbers import JsonInt
 
 MAX_RECIPIENTS = 20
 Mode = Literal["immediate", "digest"]
@@ -121,15 +122,27 @@ class AlertSettingsIn(BaseModel):
         default="immediate",
         description="immediate: an email within seconds; digest: one a day at digest_hour.",
     )
-    digest_hour: int = Field(default=8, ge=0, le=23, description="Local hour of the digest.")
+    # JSON numbers only: `true` was read as 1 (an outside test).
+    digest_hour: JsonInt = Field(
+        default=8,
+        ge=0,
+        le=23,
+        description="Local hour of the digest.",
+    )
     time_zone: str | None = Field(
         default=None, description="IANA time zone of the digest hour; null: the shop's own."
     )
-    stockout_within_days: int = Field(
-        default=7, ge=1, le=90, description="Warn when the forecast runs out within this."
+    stockout_within_days: JsonInt = Field(
+        default=7,
+        ge=1,
+        le=90,
+        description="Warn when the forecast runs out within this.",
     )
-    cooldown_hours: int = Field(
-        default=24, ge=0, le=720, description="Quiet time of a product's rule after it fired."
+    cooldown_hours: JsonInt = Field(
+        default=24,
+        ge=0,
+        le=720,
+        description="Quiet time of a product's rule after it fired.",
     )
     rules: list[Rule] = Field(
         default_factory=lambda: list(Rule),

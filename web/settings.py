@@ -6,7 +6,7 @@ planning change replans the shop within a forecast check (``STOCKPULSE_FORECAST_
 
 from __future__ import annotations
 
-import math
+import re
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, post, put
@@ -25,6 +25,7 @@ from web import alert_settings
 from web.accounts import unprintable
 from web.alert_settings import AlertSettingsIn, AlertSettingsOut, FormInput
 from web.auth import known_id, require_shop
+from web.json_numbers import JsonFloat, JsonInt
 
 FormBody = Body(media_type=RequestEncodingType.URL_ENCODED)
 
@@ -34,11 +35,13 @@ class SettingsIn(BaseModel):
     (a product → its shop → the deployment's defaults)."""
 
     model_config = ConfigDict(extra="forbid")
-    lead_time_days: int | None = Field(default=None, ge=1, le=365)
+    # JSON numbers only: `true` was read as 1 and `false` as 0, and a low-stock threshold of 0
+    # moves the alert line (an outside test).
+    lead_time_days: JsonInt | None = Field(default=None, ge=1, le=365)
     # The column keeps four decimals: 0.99999 would be stored as 1, which no policy can meet.
-    service_level: float | None = Field(default=None, ge=0.5, le=0.9999)
-    target_cover_days: int | None = Field(default=None, ge=1, le=730)
-    low_stock_threshold: int | None = Field(default=None, ge=0, le=1_000_000)
+    service_level: JsonFloat | None = Field(default=None, ge=0.5, le=0.9999)
+    target_cover_days: JsonInt | None = Field(default=None, ge=1, le=730)
+    low_stock_threshold: JsonInt | None = Field(default=None, ge=0, le=1_000_000)
 
     def overrides(self) -> Overrides:
         return Overrides(**self.model_dump())
@@ -53,13 +56,11 @@ def _from_form(data: dict[str, str]) -> SettingsIn:
         text = (data.get(name) or "").strip()
         if not text:
             continue
-        try:
-            number = float(text.replace(",", "."))
-        except ValueError:
-            number = math.nan
-        if not math.isfinite(number):  # "1e400" and "nan" read as floats too
+        # Plain digits only: float() also reads "1_0", "٣", "７", "1e400" and "nan".
+        if _NUMBER.fullmatch(text) is None:
             problems.append(f"{label}: enter a number")
             continue
+        number = float(text.replace(",", "."))
         if name == "service_level":
             raw[name] = number / 100
         elif number != int(number):
@@ -74,6 +75,8 @@ def _from_form(data: dict[str, str]) -> SettingsIn:
         raise ValidationException("; ".join(problems))
     return parsed
 
+
+_NUMBER = re.compile(r"-?[0-9]{1,9}(?:[.,][0-9]{1,9})?")
 
 _LABELS = {
     "lead_time_days": "Lead time (days)",

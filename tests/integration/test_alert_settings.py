@@ -121,6 +121,7 @@ def test_invalid_alert_settings_get_a_clear_error_and_nothing_is_saved(stack: St
         ({"cooldown_hours": 721}, "cooldown_hours", "less than or equal to 720"),
         ({"stockout_within_days": 0}, "stockout_within_days", "greater than or equal to 1"),
         ({"digest_hour": 24}, "digest_hour", "less than or equal to 23"),
+        ({"cooldown_hours": True}, "cooldown_hours", "a number"),  # was read as 1
         ({"time_zone": "Mars/Olympus"}, "time_zone", "unknown time zone"),
         ({"time_zone": "../../etc/passwd"}, "time_zone", "unknown time zone"),
         ({"time_zone": "UTC\u0000"}, "time_zone", "unknown time zone"),

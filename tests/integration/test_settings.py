@@ -76,6 +76,10 @@ def test_bad_settings_get_a_clear_error_and_nothing_is_saved(stack: Stack) -> No
         {"lead_time_days": 0},
         {"lead_time_days": "ten"},
         {"timezone": "Mars/Olympus"},  # from Shopify, never edited here
+        # Read as 1 and 0 (an outside test): a threshold of 0 moved the alert line.
+        {"lead_time_days": True},
+        {"low_stock_threshold": False},
+        {"service_level": True},
     ):
         answer = httpx.put(settings_url(stack, shop), json=body, headers=auth(stack))
         assert answer.status_code == 400, (body, answer.text)
@@ -123,6 +127,12 @@ def test_viewers_read_settings_and_the_form_saves_all_or_nothing(stack: Stack) -
     )
     assert bad.status_code == 400 and "Nothing was saved" in bad.text
     assert "Service level" in bad.text
+    # float() reads these; they were saved as 10, 3 and 7 (an outside test).
+    for odd in ("1_0", "\u0663", "\uff17", "1e1"):
+        bad = owner.post(
+            f"/shops/{shop}/settings", data={"lead_time_days": odd, "csrf_token": token}
+        )
+        assert bad.status_code == 400 and "enter a number" in bad.text, odd
     assert scalar(stack, "SELECT count(*) FROM shop_settings WHERE shop = %s", shop) == 0
     good = owner.post(
         f"/shops/{shop}/settings",
