@@ -59,6 +59,9 @@ class PublishedOutbox:
         ids, self._ids = self._ids, []
         return ids
 
+    def waiting(self) -> set[int]:
+        return set(self._ids)
+
 
 class OwedForecasts:
     """SKUs whose forecasts are due after their batch, by shop, each with the outbox rows that

@@ -48,7 +48,10 @@ async def _flush(ctx: WorkerContext) -> None:
             except BaseException:
                 ctx.published.add(done)
                 raise
-        rows = await ledger.take_stale_outbox(conn, STALE_OUTBOX_S, ctx.forecasts_owed.outbox_ids())
+        # This worker's own rows are not stale however old: their forecasts are owed or being
+        # made, or they are published and wait for their delete.
+        mine = ctx.forecasts_owed.outbox_ids() | ctx.published.waiting()
+        rows = await ledger.take_stale_outbox(conn, STALE_OUTBOX_S, mine)
         if not rows:
             return
         updates = await build_updates(conn, rows)
