@@ -732,6 +732,7 @@ def forecast_evaluate(
 
     from models.members import PROPHET_AFTER_DAYS, PROPHET_AFTER_SALES
     from ops.evaluate import (
+        LAUNCH_MIN_DAYS,
         InputError,
         check_backtestable,
         evaluate,
@@ -759,9 +760,21 @@ def forecast_evaluate(
     too_short = skipped(series, horizon, folds)
     started = time.perf_counter()
     truth = [expected.get(sku) for sku in series] if expected is not None else None
-    results = evaluate(list(series.values()), horizon, folds, processes, truth=truth)
+    launches: dict[str, dict[str, float | None]] = {}
+    results = evaluate(
+        list(series.values()), horizon, folds, processes, truth=truth, launches=launches
+    )
     elapsed = time.perf_counter() - started
     print_table(results, console)
+    launch_folds = int(launches.get("combined", {}).get("scored") or 0)
+    if launch_folds:
+        print_table(
+            launches,
+            console,
+            f"Launches: SKUs too young for every fold, scored in the folds after their first "
+            f"{LAUNCH_MIN_DAYS} days of sales ({launch_folds} series × folds; Prophet alone "
+            "only where it could fit)",
+        )
     left_out = int(next(iter(results.values()))["left_out"] or 0)
     console.print(
         f"{len(series)} series ({too_short} too short for {folds} "
@@ -785,7 +798,7 @@ def forecast_evaluate(
             "seconds": round(elapsed, 2),
             "truth": str(truth_path) if truth_path else None,
         }
-        write_json(results, json_path, meta)
+        write_json(results, json_path, meta, launches if launch_folds else None)
 
 
 def _kind_shares(

@@ -69,6 +69,9 @@ METHODS = (*SIMPLE, *PEERS, "prophet", "combined")
 # the best any forecast of the mean can do, so it shows how much is left to gain and what a
 # metric rewards (MASE, on skewed counts, rewards forecasts below the mean).
 TRUTH = "truth"
+# A SKU too young for every fold is scored as a launch in the folds it had sold this long
+# before: two weeks give MASE its scale.
+LAUNCH_MIN_DAYS = 2 * SEASON
 
 
 class InputError(ValueError):
@@ -203,8 +206,11 @@ def evaluate(
     progress: bool = True,
     country: str | None = "US",
     truth: Sequence[Series | None] | None = None,
+    launches: dict[str, dict[str, float | None]] | None = None,
 ) -> dict[str, dict[str, float | None]]:
-    """Every method's summary over the series long enough for ``folds`` origins.
+    """Every method's summary over the series long enough for ``folds`` origins; with
+    ``launches``, that gets every method's summary over the series too young for them, each
+    scored in the folds it had sold for LAUNCH_MIN_DAYS before (see :func:`_score_fold`).
 
     The series are one shop's: they end on the same day, and the combined forecast and its
     shop member see all of them, as the nightly run does. Each method is fitted on what was
@@ -225,6 +231,7 @@ def evaluate(
         scores[TRUTH] = Score()
     for score in scores.values():
         score.series = len(scored)
+    young = {name: Score() for name in scores} if launches is not None else None
     fitted: dict[int, _Origin] = {}
     left_out: list[int] = []  # series by fold that not every method could be scored on
     with (
@@ -256,6 +263,7 @@ def evaluate(
                     country,
                     left_out,
                     truth,
+                    young,
                 )
             bar.advance(task)
     results: dict[str, dict[str, float | None]] = {
@@ -264,6 +272,14 @@ def evaluate(
     }
     if TRUTH in results:
         results[TRUTH]["coverage"] = None
+    if launches is not None and young is not None:
+        # Fit seconds are the scored series' (a launch's fits are in theirs).
+        launches |= {
+            name: {**score.summary(), "series": None, "fit_seconds_per_series": None}
+            for name, score in young.items()
+        }
+        if TRUTH in launches:
+            launches[TRUTH]["coverage"] = None
     return results
 
 
@@ -326,10 +342,25 @@ def _score_fold(
     country: str | None,
     left_out: list[int],
     truth: Sequence[Series | None] | None = None,
+    young: dict[str, Score] | None = None,
 ) -> None:
+    """Score fold ``k``: the ``scored`` series into ``scores``; with ``young``, also the
+    series too short for every fold that had sold for LAUNCH_MIN_DAYS by this origin (launches:
+    the days a merchant orders a new product's stock on), on which every method but Prophet
+    alone must forecast (it needs more days than a launch has; its row counts what it could)."""
     origin = origins[k]
     cut = fitted[origin]
     position = {row: j for j, row in enumerate(cut.rows)}
+    launched = (
+        [
+            row
+            for row, units in zip(cut.rows, cut.units, strict=True)
+            if units.size >= LAUNCH_MIN_DAYS and row not in set(scored)
+        ]
+        if young is not None
+        else []
+    )
+    scored = [*scored, *launched]
     forecasts: dict[str, dict[int, Forecast]] = {name: {} for name in scores}
     if "combined" in scores:
         forecasts["combined"] = _combined(series, fitted, origins, k, horizon)
@@ -350,6 +381,7 @@ def _score_fold(
             model.fit(cut.units[j], cut.in_stock[j], series[row].start)
             forecasts[name][row] = model.forecast(horizon)
         scores[name].fit_seconds += time.perf_counter() - started
+    is_launch = set(launched)
     for row in scored:
         s = series[row]
         j = position[row]
@@ -364,6 +396,15 @@ def _score_fold(
             for name, by_row in forecasts.items()
             if (f := by_row.get(row)) is not None and np.all(np.isfinite(f.mean))
         }
+        if row in is_launch:
+            if (
+                young is not None
+                and _has_scale(cut.units[j])
+                and all(name in made for name in forecasts if name not in (TRUTH, "prophet"))
+            ):
+                for name, f in made.items():
+                    young[name].add(actual[ok], f.mean[ok], f.lower[ok], f.upper[ok], cut.units[j])
+            continue
         # Every method on the same series and folds, or the comparison is of different tests:
         # one a method could not forecast (Prophet without enough days or sales), or one
         # without a MASE scale (its history repeats every week exactly), is left out for all.
@@ -502,8 +543,12 @@ def _prophet_alone(
     return out
 
 
-def print_table(results: dict[str, dict[str, float | None]], console: Console) -> None:
-    table = Table(title="Rolling-origin backtest")
+def print_table(
+    results: dict[str, dict[str, float | None]],
+    console: Console,
+    title: str = "Rolling-origin backtest",
+) -> None:
+    table = Table(title=title)
     table.add_column("method", no_wrap=True)
     for column in (
         "MASE",
@@ -543,16 +588,22 @@ def _cell(value: float | None, spec: str) -> str:
 
 
 def write_json(
-    results: dict[str, dict[str, float | None]], path: Path, meta: dict[str, object]
+    results: dict[str, dict[str, float | None]],
+    path: Path,
+    meta: dict[str, object],
+    launches: dict[str, dict[str, float | None]] | None = None,
 ) -> None:
     # JSON has no NaN (a bias over days that sold nothing has no value): null instead.
     def finite(value: object) -> object:
         return None if isinstance(value, float) and not math.isfinite(value) else value
 
-    methods = {name: {k: finite(v) for k, v in row.items()} for name, row in results.items()}
-    path.write_text(
-        json.dumps({"meta": meta, "methods": methods}, indent=2, allow_nan=False) + "\n"
-    )
+    def rows(by_name: dict[str, dict[str, float | None]]) -> dict[str, dict[str, object]]:
+        return {name: {k: finite(v) for k, v in row.items()} for name, row in by_name.items()}
+
+    document: dict[str, object] = {"meta": meta, "methods": rows(results)}
+    if launches:
+        document["launches"] = rows(launches)
+    path.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
 
 
 def check_backtestable(series: dict[str, Series], horizon: int, folds: int) -> None:

@@ -240,3 +240,33 @@ def test_synthetic_refuses_outputs_it_cannot_write_apart(tmp_path: Path) -> None
         result = CliRunner().invoke(main, ["forecast", "synthetic", "--days", "30", *args])
         assert result.exit_code == 2 and message in result.output, result.output
         assert not (tmp_path / "s.csv").exists()
+
+
+def test_skus_too_young_for_every_fold_are_scored_apart_as_launches(tmp_path: Path) -> None:
+    """They were left out altogether, so no figure said how new products are forecast."""
+    import datetime as dt
+
+    start = dt.date(2026, 1, 1)
+    days = [(start + dt.timedelta(days=d)).isoformat() for d in range(200)]
+    rows = ["sku,date,quantity"]
+    for n in range(3):
+        rows += [f"OLD{n},{d},{3 + (i * (n + 1)) % 5}" for i, d in enumerate(days)]
+    # Launched 60 days before the end: two weeks of sales by the second fold's origin only.
+    rows += [f"NEW,{d},{(8 if i < 180 else 3) + i % 3}" for i, d in enumerate(days) if i >= 140]
+    data, report = tmp_path / "d.csv", tmp_path / "r.json"
+    data.write_text("\n".join(rows) + "\n")
+    evaluated = CliRunner().invoke(
+        main,
+        [
+            *("forecast", "evaluate", "--input", str(data), "--folds", "2"),
+            *("--processes", "2", "--json", str(report)),
+        ],
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+    result = json.loads(report.read_text())
+    assert {r["scored"] for r in result["methods"].values()} == {6}  # OLD0-2, both folds
+    launches = result["launches"]
+    # NEW in the second fold only; Prophet alone cannot fit 32 days and is not required.
+    assert {r["scored"] for n, r in launches.items() if n != "prophet"} == {1}
+    assert launches["combined"]["bias"] > 0  # its first weeks sold 8 a day, the next 3
+    assert "Launches" in evaluated.output
