@@ -11,13 +11,16 @@ the row goes once that is published.
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 import faust
 
 from connectors.db import ledger
-from connectors.kafka.topics import dumps
+from connectors.kafka.feed import topics_empty
+from connectors.kafka.topics import FORECASTS, UPDATES, dumps
 from connectors.outages import log_failure
 from streams.context import WorkerContext, send_all
+from streams.poison import retrying
 from streams.publish import build_updates
 
 log = logging.getLogger("stockpulse.worker")
@@ -29,6 +32,16 @@ STALE_OUTBOX_S = 15.0
 
 
 def register(app: faust.App, ctx: WorkerContext) -> None:
+    if ctx.settings.broker_forgets_on_restart:
+
+        @app.task
+        async def refill_public_topics() -> None:
+            """A broker that forgets on restart may have come back empty with this worker:
+            then every SKU's update and forecast are published again, as the latest per key
+            must be there for consumers (an outside test read 25 of 64 SKUs after a
+            restart). Alerts are not: the alerts table and API keep them."""
+            await retrying("refilling the public topics", partial(_refill_if_empty, ctx))
+
     @app.timer(interval=FLUSH_EVERY_S)
     async def flush_stale_outbox() -> None:
         """Delete what this worker published; publish what a crashed worker left."""
@@ -36,6 +49,15 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
             await _flush(ctx)
         except Exception:
             log_failure(log, "flushing the outbox failed; will retry")
+
+
+async def _refill_if_empty(ctx: WorkerContext) -> None:
+    if not await topics_empty(ctx.settings.bootstrap_servers, (UPDATES, FORECASTS)):
+        return
+    async with ctx.connection() as conn:
+        queued = await ledger.queue_every_sku(conn, STALE_OUTBOX_S)
+        await conn.commit()
+    log.info("queued the updates and forecasts of %d SKUs for a broker that forgot them", queued)
 
 
 async def _flush(ctx: WorkerContext) -> None:

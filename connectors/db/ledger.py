@@ -340,5 +340,19 @@ async def take_stale_outbox(
     return sorted(await cur.fetchall(), key=lambda r: r["id"])
 
 
+async def queue_every_sku(conn: DictConnection, stale_after_s: float) -> int:
+    """An outbox row for every live SKU of every installed shop, already stale: the outbox
+    timer publishes each one's update and then its forecast. For a broker that came back
+    empty (the embedded one keeps its log in memory)."""
+    cur = await conn.execute(
+        "INSERT INTO update_outbox (shop, variant_id, type, created_at)"
+        " SELECT v.shop, v.variant_id, 'stock', now() - make_interval(secs => %s)"
+        " FROM variants v JOIN shops s ON s.domain = v.shop"
+        " WHERE NOT v.deleted AND s.uninstalled_at IS NULL",
+        (stale_after_s,),
+    )
+    return cur.rowcount
+
+
 async def delete_outbox(conn: DictConnection, ids: Iterable[int]) -> None:
     await conn.execute("DELETE FROM update_outbox WHERE id = ANY(%s)", (list(ids),))

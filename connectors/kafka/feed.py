@@ -10,7 +10,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 log = logging.getLogger(__name__)
@@ -68,3 +68,25 @@ async def _follow_a_restarted_log(consumer: AIOKafkaConsumer) -> None:
         if end is not None and await consumer.position(partition) > end:
             log.warning("%s restarted from offset 0; reading it from the start", partition)
             consumer.seek(partition, 0)
+
+
+async def topics_empty(bootstrap_servers: list[str], topics: Sequence[str]) -> bool:
+    """Whether nothing was ever published on ``topics`` in this broker's log (a broker that
+    keeps its log in memory comes back from a restart so)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None)
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in (consumer.partitions_for_topic(topic) or await _partitions(consumer, topic))
+        ]
+        ends = await consumer.end_offsets(partitions) if partitions else {}
+        return not any(ends.values())
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    await consumer._client.force_metadata_update()
+    return consumer.partitions_for_topic(topic) or set()
