@@ -57,7 +57,7 @@ async def _refill_if_empty(ctx: WorkerContext) -> None:
     async with ctx.connection() as conn:
         queued = await ledger.queue_every_sku(conn, STALE_OUTBOX_S)
         await conn.commit()
-    log.info("queued the updates and forecasts of %d SKUs for a broker that forgot them", queued)
+    log.warning("the broker came back empty: publishing every SKU again (%d)", queued)
 
 
 async def _flush(ctx: WorkerContext) -> None:

@@ -72,21 +72,16 @@ async def _follow_a_restarted_log(consumer: AIOKafkaConsumer) -> None:
 
 async def topics_empty(bootstrap_servers: list[str], topics: Sequence[str]) -> bool:
     """Whether nothing was ever published on ``topics`` in this broker's log (a broker that
-    keeps its log in memory comes back from a restart so)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None)
+    keeps its log in memory comes back from a restart so). A topic whose partitions the
+    broker does not list counts as not empty: not knowing is no reason to publish it all."""
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap_servers, group_id=None)
     await consumer.start()
     try:
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in (consumer.partitions_for_topic(topic) or await _partitions(consumer, topic))
-        ]
-        ends = await consumer.end_offsets(partitions) if partitions else {}
+        by_topic = {topic: consumer.partitions_for_topic(topic) for topic in topics}
+        if not all(by_topic.values()):
+            return False
+        partitions = [TopicPartition(t, p) for t, ps in by_topic.items() for p in ps or ()]
+        ends = await consumer.end_offsets(partitions)
         return not any(ends.values())
     finally:
         await consumer.stop()
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    await consumer._client.force_metadata_update()
-    return consumer.partitions_for_topic(topic) or set()
