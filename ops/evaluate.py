@@ -351,11 +351,12 @@ def _score_fold(
     origin = origins[k]
     cut = fitted[origin]
     position = {row: j for j, row in enumerate(cut.rows)}
+    long_ones = set(scored)
     launched = (
         [
             row
             for row, units in zip(cut.rows, cut.units, strict=True)
-            if units.size >= LAUNCH_MIN_DAYS and row not in set(scored)
+            if units.size >= LAUNCH_MIN_DAYS and row not in long_ones
         ]
         if young is not None
         else []
