@@ -18,7 +18,9 @@ what was tried in docs/forecasting-experiments.md):
   summing to one): pooled over the shop's SKUs of the same member set first, which is stable,
   then moved per SKU by its own days. Fitting the blend rather than ranking the members
   matters: every member's squared error is mostly the noise of daily sales, so weights from
-  inverse errors come out nearly equal even when one member is plainly better.
+  inverse errors come out nearly equal even when one member is plainly better. A SKU
+  launched in the last eight weeks is pooled with the other launches, and may blend how the
+  shop's earlier launches sold on at its age (:func:`fit_weights`).
   ``forecast evaluate`` applies the same rule to the forecasts made at its earlier origins.
 - **Closed days** (:mod:`models.shop_calendar`) are forecast at zero.
 - **Intervals**: each SKU's past blend errors, divided by the square root of what was
@@ -42,9 +44,9 @@ what was tried in docs/forecasting-experiments.md):
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -57,7 +59,9 @@ VALIDATION_RUNS = 1
 MIN_SCORED_DAYS = 7  # fewer sellable days in a validation window: not scored
 SMOOTH_MEMBERS = ("ets", "theta", "prophet", "shop", "river")
 INTERMITTENT_MEMBERS = ("croston_sba", "tsb", "ets", "prophet", "shop", "river")
-MEMBERS = ("ets", "theta", "prophet", "shop", "river", "croston_sba", "tsb")
+# A launch (fit_weights) may blend these as well.
+LAUNCH_MEMBERS = ("lifecycle",)
+MEMBERS = ("ets", "theta", "prophet", "shop", "river", "croston_sba", "tsb", *LAUNCH_MEMBERS)
 ADI_CUT, CV2_CUT = 1.32, 0.49  # Syntetos & Boylan (2005)
 SPARSE_CLASSES = ("intermittent", "lumpy")
 CLASS_DAYS = 365
@@ -152,6 +156,8 @@ def _simplex_least_squares(
 
 def fit_weights(
     skus: Mapping[K, tuple[Sequence[str], Sequence[Validation]]],
+    launches: Collection[K] = (),
+    missing: Mapping[K, Collection[str]] | None = None,
 ) -> dict[K, dict[str, float]]:
     """Each SKU's member weights, from its allowed members and their validations.
 
@@ -159,34 +165,112 @@ def fit_weights(
     over all their validation days (least squares on the simplex) are the prior, and each SKU's
     own days move its weights from there. A SKU without validation days takes the pooled
     weights; a pool without any, equal weights; a member without any, an equal share
-    (:func:`_validated`)."""
+    (:func:`_validated`).
+
+    ``missing``: the members that cannot forecast a SKU (Prophet before a SKU has 30 days).
+    Its weights are the best blend of the members it has, on the same days. Spreading a
+    missing member's weight over the others in proportion left a launch whose pool gave
+    Prophet 0.86 with whatever the rest had been given beside it, one member's forecast alone.
+
+    ``launches`` (SKUs that first sold within the shop member's window,
+    :func:`models.members.established`) take their prior from the launches' validations
+    alone, when there are any: what forecast the shop's products well in their first weeks,
+    not what forecasts its long sellers. Pooled with the long sellers, a launch took weights
+    fitted almost wholly on them, and every member over-forecasts a collection whose sales
+    fade after its first weeks. The launches' days move their weights from the whole pool's
+    as one SKU's days move its own: a pool of one or two launches would otherwise be all
+    noise. A launch may also blend LAUNCH_MEMBERS: how the shop's earlier launches sold on
+    (:func:`models.members.lifecycle_member`), weighted by its record on launches like any
+    other member (docs/forecasting-experiments.md, *Launches weighted by launches*)."""
     groups: dict[tuple[str, ...], list[K]] = {}
     for key, (allowed, _) in skus.items():
         groups.setdefault(tuple(allowed), []).append(key)
     out: dict[K, dict[str, float]] = {}
     for allowed, keys in groups.items():
-        members = _validated(allowed, [v for k in keys for v in skus[k][1]])
-        rows = {k: _rows(skus[k][1], members) for k in keys}
-        found = [r for r in rows.values() if r is not None]
-        pooled = (
-            _simplex_least_squares(
-                np.vstack([r[0] for r in found]), np.concatenate([r[1] for r in found])
-            )
-            if found
-            else np.full(len(members), 1.0 / len(members))
-        )
+        pools = _Pools({k: skus[k][1] for k in keys}, launches)
         for k in keys:
-            own = rows[k]
-            w = pooled
+            cannot = missing.get(k, ()) if missing is not None else ()
+            launch = k in launches
+            members_of_k = tuple(
+                m for m in (*allowed, *(LAUNCH_MEMBERS if launch else ())) if m not in cannot
+            ) or tuple(allowed)
+            pool = pools.of(members_of_k, launch)
+            own = pool.rows.get(k)
+            w = pool.weights
             if own is not None:
-                w = _simplex_least_squares(own[0], own[1], pooled, own[1].size * POOL_PULL_PER_DAY)
-            # A member without a record keeps an equal share, as every member has in a pool
-            # without any; the ones with a record split the rest by it.
-            share = len(members) / len(allowed)
-            weights = dict.fromkeys(allowed, 1.0 / len(allowed))
-            weights |= {m: share * float(x) for m, x in zip(members, w, strict=True)}
-            out[k] = weights
+                w = _simplex_least_squares(own[0], own[1], w, own[1].size * POOL_PULL_PER_DAY)
+            out[k] = _shares(pool.members, w, members_of_k)
     return out
+
+
+class _Pools(Generic[K]):
+    """The pools of one group of SKUs (allowed the same members), by the members blended and
+    whether for launches, each made once."""
+
+    def __init__(
+        self, validations: Mapping[K, Sequence[Validation]], launches: Collection[K]
+    ) -> None:
+        self.everyone = validations
+        self.launched = {k: v for k, v in validations.items() if k in launches}
+        self.made: dict[tuple[tuple[str, ...], bool], _Pool[K]] = {}
+
+    def of(self, members: tuple[str, ...], launch: bool) -> _Pool[K]:
+        key = (members, launch)
+        if key not in self.made:
+            if launch:
+                whole = self.of(tuple(m for m in members if m not in LAUNCH_MEMBERS), False)
+                apart = _Pool.of(
+                    members, self.launched, _shares(whole.members, whole.weights, members)
+                )
+                self.made[key] = apart if apart.found else whole
+            else:
+                self.made[key] = _Pool.of(members, self.everyone)
+        return self.made[key]
+
+
+def _shares(
+    members: Sequence[str], weights: np.ndarray, allowed: Sequence[str]
+) -> dict[str, float]:
+    """Weights over ``allowed`` from those of the ``members`` with a record: a member without
+    one keeps an equal share, as every member has in a pool without any; the ones with a
+    record split the rest by it."""
+    share = len(members) / len(allowed)
+    out = dict.fromkeys(allowed, 1.0 / len(allowed))
+    out |= {m: share * float(x) for m, x in zip(members, weights, strict=True)}
+    return out
+
+
+@dataclass(frozen=True)
+class _Pool(Generic[K]):
+    """Validations pooled over SKUs allowed the same members: the members with a record,
+    each SKU's scored days in them, and the weights fitted on all of those days (moved from
+    ``prior``, when given, as :func:`fit_weights` moves one SKU's)."""
+
+    members: tuple[str, ...]
+    rows: dict[K, tuple[np.ndarray, np.ndarray]]
+    weights: np.ndarray
+    found: bool
+
+    @staticmethod
+    def of(
+        allowed: Sequence[str],
+        validations: Mapping[K, Sequence[Validation]],
+        prior: Mapping[str, float] | None = None,
+    ) -> _Pool[K]:
+        members = _validated(allowed, [v for vs in validations.values() for v in vs])
+        rows = {k: r for k, vs in validations.items() if (r := _rows(vs, members)) is not None}
+        if not rows:
+            return _Pool(members, {}, np.full(len(members), 1.0 / len(members)), False)
+        x = np.vstack([r[0] for r in rows.values()])
+        y = np.concatenate([r[1] for r in rows.values()])
+        if prior is None:
+            return _Pool(members, rows, _simplex_least_squares(x, y), True)
+        start = np.array([prior[m] for m in members])
+        total = start.sum()
+        start = start / total if total > 0 else np.full(len(members), 1.0 / len(members))
+        return _Pool(
+            members, rows, _simplex_least_squares(x, y, start, y.size * POOL_PULL_PER_DAY), True
+        )
 
 
 def _validated(allowed: Sequence[str], validations: Sequence[Validation]) -> tuple[str, ...]:
@@ -395,12 +479,22 @@ class Blended(NamedTuple):
 class ShopBlend:
     """One night's blends for a shop's SKUs (by row): each SKU's weights from its validations
     (pooled over the SKUs with the same members, then per SKU), its spread, and the shop's
-    interval calibration, all from the same days. The nightly run and ``forecast evaluate``
-    both publish through it, so what is measured is what is published."""
+    interval calibration, all from the same days; ``launches``: the rows of SKUs launched
+    lately, ``missing``: the members that cannot forecast a row (:func:`fit_weights`). The
+    nightly run and ``forecast evaluate`` both publish through it, so what is measured is
+    what is published."""
 
-    def __init__(self, classes: Sequence[str], validations: Sequence[Sequence[Validation]]):
+    def __init__(
+        self,
+        classes: Sequence[str],
+        validations: Sequence[Sequence[Validation]],
+        launches: Collection[int] = (),
+        missing: Mapping[int, Collection[str]] | None = None,
+    ):
         self.weights = fit_weights(
-            {i: (allowed_members(c), validations[i]) for i, c in enumerate(classes)}
+            {i: (allowed_members(c), validations[i]) for i, c in enumerate(classes)},
+            launches,
+            missing,
         )
         errors = [standardised_errors(v, self.weights[i]) for i, v in enumerate(validations)]
         self.spreads = [spread(e) for e in errors]

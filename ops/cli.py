@@ -680,7 +680,7 @@ def bench_ingest(
 )
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def nightly(shops: tuple[str, ...], processes: int, day: Any, progress: bool) -> None:
-    """Refit every SKU with 30+ days of history; resumable, committed atomically per shop."""
+    """Refit every SKU with 14+ sellable days; resumable, committed atomically per shop."""
     from streams.refit import refit_and_report
 
     _logging("warning")
@@ -1036,7 +1036,7 @@ def bench_forecast(skus: int, single_process_skus: int) -> None:
         )
         click.echo(
             f"stockpulse nightly against PostgreSQL, {label}: {full['skus']} SKUs "
-            f"({run['fitted']} with 30+ days, {run['written']} forecasts committed) on "
+            f"({run['fitted']} with 14+ sellable days, {run['written']} forecasts committed) on "
             f"{full['processes']} processes in {run['wall_seconds']:.1f} s, "
             f"{run['cpu_seconds_per_sku']:.3f} s CPU per SKU (process start-up included){made}"
         )

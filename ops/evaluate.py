@@ -30,6 +30,7 @@ from rich.table import Table
 
 from models.accuracy import seasonal_naive_scale
 from models.backtest import Score, long_enough, min_length
+from models.combined import NIGHTLY_MIN_DAYS
 from models.ensemble import (
     VALIDATION_RUNS,
     ShopBlend,
@@ -49,6 +50,7 @@ from models.members import (
     MemberForecasts,
     ProphetJob,
     ShopFit,
+    established,
     fit_shop,
     fit_statistical,
     prophet_can_fit,
@@ -459,7 +461,8 @@ def _combined(
         for back in range(1, VALIDATION_RUNS + 1):
             earlier = fitted[origins[k - back]]
             then = {r: i for i, r in enumerate(earlier.rows)}.get(row)
-            if then is None:
+            # The nightly run stores member forecasts only for the SKUs it forecast.
+            if then is None or not _nightly(earlier.fit.sellable[then]):
                 continue
             start = earlier.units[then].size
             end = min(start + horizon, cut.units[j].size)
@@ -472,9 +475,19 @@ def _combined(
                 )
             )
         validations[row] = past
-    blends = ShopBlend(cut.fit.classes, [validations[row] for row in cut.rows])
+    blends = ShopBlend(
+        cut.fit.classes,
+        [validations[row] for row in cut.rows],
+        {j for j, units in enumerate(cut.units) if not established(units)},
+        {
+            j: {m for m, f in cut.fit.blendable(j).items() if not np.all(np.isfinite(f))}
+            for j in range(len(cut.rows))
+        },
+    )
     out = {}
     for j, row in enumerate(cut.rows):
+        if not _nightly(cut.fit.sellable[j]):
+            continue  # the nightly run does not forecast it yet
         try:
             as_fitted = cut.fit.blendable(j, season=False) if cut.fit.has_season() else None
             out[row] = blends.forecast(
@@ -483,6 +496,10 @@ def _combined(
         except ValueError:
             continue
     return out
+
+
+def _nightly(sellable: np.ndarray) -> bool:
+    return int(np.count_nonzero(sellable)) >= NIGHTLY_MIN_DAYS
 
 
 def _peer_forecasts(

@@ -45,7 +45,7 @@ from connectors.db.shops import active_shops, shop_held
 from connectors.outages import log_failure
 from connectors.settings import get_settings
 from models.accuracy import ACCURACY_AFTER_DAYS, mase, seasonal_naive_scale
-from models.combined import HORIZON, LOW_HISTORY_DAYS
+from models.combined import HORIZON, NIGHTLY_MIN_DAYS
 from models.ensemble import (
     VALIDATION_DAYS,
     VALIDATION_RUNS,
@@ -59,6 +59,7 @@ from models.members import (
     ProphetJob,
     ShopFit,
     add_statistical,
+    established,
     fit_statistical,
     prepare_shop,
     prophet_forecast,
@@ -198,7 +199,7 @@ async def _run_locked(
             validation, _ = await db.validation_runs(conn, shop, run_day, ages)
             await conn.commit()
     # Every SKU's history shapes the shop's members (its total, its closed days); the SKUs
-    # with LOW_HISTORY_DAYS sellable days get a nightly forecast.
+    # with NIGHTLY_MIN_DAYS sellable days get a nightly forecast.
     started = time.perf_counter()
     fit = await _fit_members(pool, units, in_stock, last_day, HORIZON, country)
     # Wall seconds of the statsforecast members over the whole shop, the parts in parallel.
@@ -213,7 +214,17 @@ async def _run_locked(
     eligible = {
         i
         for i, v in enumerate(ids)
-        if int(fit.sellable[i].sum()) >= LOW_HISTORY_DAYS and v not in done
+        if int(fit.sellable[i].sum()) >= NIGHTLY_MIN_DAYS and v not in done
+    }
+    prophet_fits = dict(prophet_jobs(fit, units, country, HORIZON))
+    by_prophet = {i: job for i, job in prophet_fits.items() if i in eligible}
+    # The members that cannot forecast a SKU get no weight in its blend; Prophet's fits are
+    # still to come. Whether a SKU could have one, not whether this run still fits it (a
+    # resumed run has done some): the weights of every SKU set the shop's intervals.
+    cannot = {
+        i: {m for m, f in fit.blendable(i).items() if not np.all(np.isfinite(f))}
+        - ({"prophet"} if i in prophet_fits else set())
+        for i in range(len(ids))
     }
     blends = ShopBlend(
         fit.classes,
@@ -221,13 +232,14 @@ async def _run_locked(
             _validations(units[i], fit.sellable[i], last_day, validation.get(v, []))
             for i, v in enumerate(ids)
         ],
+        {i for i, y in enumerate(units) if not established(y)},
+        cannot,
     )
     task = (
         progress.add_task(shop, total=len(eligible) + len(done), completed=len(done))
         if progress
         else None
     )
-    by_prophet = {i: job for i, job in prophet_jobs(fit, units, country, HORIZON) if i in eligible}
     started = time.perf_counter()
     futures = {
         asyncio.ensure_future(_prophet_row(loop, pool, i, job)) for i, job in by_prophet.items()
@@ -328,7 +340,7 @@ async def _make_validation_run(
     last_day = day - timedelta(days=1)
     cut = [u.size - removed for u in units]
     rows = [i for i, keep in enumerate(cut) if keep > 0]
-    if not any(int(in_stock[i][: cut[i]].sum()) >= LOW_HISTORY_DAYS for i in rows):
+    if not any(int(in_stock[i][: cut[i]].sum()) >= NIGHTLY_MIN_DAYS for i in rows):
         return False  # too young a shop: that run would have forecast nothing
     kept_units = [units[i][: cut[i]] for i in rows]
     fit = await _fit_members(
@@ -344,7 +356,7 @@ async def _make_validation_run(
     members = {
         ids[i]: _stored_members(fit, j)
         for j, i in enumerate(rows)
-        if int(fit.sellable[j].sum()) >= LOW_HISTORY_DAYS
+        if int(fit.sellable[j].sum()) >= NIGHTLY_MIN_DAYS
     }
     stored = bool(members) and await db.store_validation_run(conn, shop, day, members)
     await conn.commit()
@@ -520,7 +532,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m streams.refit [--shop S]… [--processes N] [--day D] [--no-progress]``."""
     parser = argparse.ArgumentParser(
         prog="python -m streams.refit",
-        description="Refit the combined forecast for every SKU with 30+ days.",
+        description="Refit the combined forecast for every SKU with 14+ sellable days.",
     )
     parser.add_argument("--shop", dest="shops", action="append", default=[], help="only these")
     parser.add_argument("--processes", type=int, default=0, help="fitting processes; 0: one/core")

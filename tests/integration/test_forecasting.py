@@ -253,6 +253,16 @@ def test_nightly_weights_come_from_the_member_forecasts_of_earlier_runs(stack: S
     shop = new_shop(stack)
     today = datetime.now(UTC).date()
     ids = seed_store(stack, shop, n_skus=30, days=400, end=today - timedelta(days=1))
+    # Launched 50 days ago, fading: forecast from two weeks on sale, so the run of 28 days
+    # ago forecast them too, and blended with how earlier launches sold on. Ten days on sale:
+    # not yet.
+    launches = [make_variant(f"LAUNCH-{i}") for i in range(3)]
+    too_new = make_variant("TEN-DAYS-OLD")
+    for variant in launches:
+        insert_variant(stack, shop, variant)
+        seed_history(stack, shop, variant, [max(1, 12 - d // 5) for d in range(50)], today)
+    insert_variant(stack, shop, too_new)
+    seed_history(stack, shop, too_new, [4] * 10, today)
     outputs = []
     for back in (56, 28, 0):
         run = nightly(stack, shop, "--day", (today - timedelta(days=back)).isoformat())
@@ -269,8 +279,8 @@ def test_nightly_weights_come_from_the_member_forecasts_of_earlier_runs(stack: S
     assert query(stack, runs, shop) == [
         (today - timedelta(days=84), "validation", len(ids)),
         (today - timedelta(days=56), "committed", len(ids)),
-        (today - timedelta(days=28), "committed", len(ids)),
-        (today, "committed", len(ids)),
+        (today - timedelta(days=28), "committed", len(ids) + len(launches)),
+        (today, "committed", len(ids) + len(launches)),
     ]
     rows = query(
         stack,
@@ -280,7 +290,10 @@ def test_nightly_weights_come_from_the_member_forecasts_of_earlier_runs(stack: S
         shop,
         today,
     )
-    assert len(rows) == len(ids)
+    assert len(rows) == len(ids) + len(launches)
+    launched = {v.variant_id for v in launches}
+    assert {r[0] for r in rows if r[0] in launched} == launched
+    assert all(("lifecycle" in r[3]) == (r[0] in launched) for r in rows), rows
     equal_blends = 0
     for _, model, weights, members, demand, mean in rows:
         assert model == "combined" and demand in ("smooth", "erratic", "intermittent", "lumpy")

@@ -100,6 +100,53 @@ def test_a_member_without_a_record_takes_an_equal_share_and_the_others_keep_thei
     assert all(w["prophet"] > 0.8 for w in fit_weights(with_it).values())
 
 
+def test_launches_take_their_weights_from_the_launches_record() -> None:
+    """Long sellers forecast best by one member, the shop's recent launches by another: a
+    launch without days of its own takes the launches' weights, a long seller the shop's."""
+    rng = np.random.default_rng(4)
+    allowed = ("ets", "shop")
+    long_sellers = {f"old{i}": (allowed, _validations(rng, 20.0, "ets", "shop")) for i in range(30)}
+    launched = {f"new{i}": (allowed, _validations(rng, 20.0, "shop", "ets")) for i in range(4)}
+    unseen = {"newest": (allowed, []), "old-unseen": (allowed, [])}
+    skus = long_sellers | launched | unseen
+    launches = {*launched, "newest"}
+    weights = fit_weights(skus, launches)
+    print({k: weights[k] for k in ("newest", "old-unseen", "new0", "old0")})
+    assert weights["newest"]["shop"] > 2 * weights["newest"]["ets"]
+    assert weights["new0"]["shop"] > 2 * weights["new0"]["ets"]
+    assert weights["old-unseen"]["ets"] > 0.8 and weights["old0"]["ets"] > 0.8
+    # A launch may blend how earlier launches sold on; without a record, at an equal share.
+    assert weights["newest"]["lifecycle"] == pytest.approx(1 / 3)
+    assert "lifecycle" not in weights["old0"]
+    # Pooled with the long sellers, as before, a launch took their weights.
+    assert fit_weights(skus)["newest"]["ets"] > 0.8
+    # Launches without any record yet take the whole pool's.
+    first = fit_weights(long_sellers | unseen, {"newest"})["newest"]
+    assert first["ets"] > 4 * first["shop"]
+
+
+def test_a_sku_a_member_cannot_forecast_gets_the_best_blend_of_the_others() -> None:
+    """The pool's days say Prophet, then the shop member; ETS is far off. A SKU Prophet cannot
+    fit yet takes the shop member, not a share of ETS's leftovers."""
+    rng = np.random.default_rng(5)
+    allowed = ("ets", "shop", "prophet")
+
+    def past() -> list[Validation]:
+        actual = rng.poisson(12, 28).astype(float)
+        forecasts = {"prophet": actual + 0.1, "shop": actual * 1.3, "ets": np.full(28, 30.0)}
+        return [Validation(forecasts, actual, np.ones(28, bool))]
+
+    skus = {f"sku{i}": (allowed, past()) for i in range(20)} | {"young": (allowed, [])}
+    weights = fit_weights(skus, missing={"young": {"prophet"}})
+    print(weights["young"], weights["sku0"])
+    assert weights["sku0"]["prophet"] > 0.9
+    assert "prophet" not in weights["young"] and weights["young"]["shop"] > 0.9
+    # Blending the pool's weights over what the SKU has left it to ETS's share.
+    leftovers = {m: w for m, w in fit_weights(skus)["young"].items() if m != "prophet"}
+    assert blend({"ets": np.full(3, 30.0), "shop": np.full(3, 12.0)}, weights["young"])[0] < 14
+    assert leftovers["shop"] < 0.1
+
+
 def test_a_member_that_could_not_fit_gives_its_weight_away() -> None:
     forecasts = {"ets": np.array([2.0, 2.0]), "prophet": np.array([np.nan, np.nan])}
     assert blend(forecasts, {"ets": 0.5, "prophet": 0.5}).tolist() == [2.0, 2.0]
