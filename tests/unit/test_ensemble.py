@@ -16,6 +16,7 @@ from models.ensemble import (
     SPARSE_CLASSES,
     IntervalCalibration,
     PastErrors,
+    ShopBlend,
     Validation,
     allowed_members,
     blend,
@@ -123,6 +124,23 @@ def test_launches_take_their_weights_from_the_launches_record() -> None:
     # Launches without any record yet take the whole pool's.
     first = fit_weights(long_sellers | unseen, {"newest"})["newest"]
     assert first["ets"] > 4 * first["shop"]
+
+
+def test_a_launch_without_errors_of_its_own_is_as_uncertain_as_the_shops_launches() -> None:
+    rng = np.random.default_rng(6)
+
+    def past(spread: float) -> list[Validation]:
+        actual = rng.poisson(10, 28).astype(float)
+        noisy = actual + rng.normal(0, spread, 28)
+        return [Validation({"ets": noisy, "shop": noisy}, actual, np.ones(28, bool))]
+
+    classes = ["smooth"] * 4
+    validations = [past(1.0), past(12.0), past(12.0), []]  # a long seller, launches, the newest
+    blends = ShopBlend(classes, validations, launches={1, 2, 3})
+    assert blends.spreads[3] == pytest.approx(np.median(blends.spreads[1:3]))
+    assert blends.spreads[3] > 2 * blends.spreads[0]
+    # Without launches that have errors, a Poisson-like one, as for any SKU without.
+    assert ShopBlend(classes, [past(1.0), [], [], []], launches={1, 2, 3}).spreads[3] is None
 
 
 def test_a_sku_a_member_cannot_forecast_gets_the_best_blend_of_the_others() -> None:
