@@ -229,7 +229,8 @@ async def _read_body(receive: Receive, declared: str | None, limit: int) -> byte
 
 
 async def _respond(send: Send, status: int, message: str) -> None:
-    body = json.dumps({"status": status, "message": message}).encode()
+    # The shape of every JSON answer of the app (Litestar's), though Shopify reads none.
+    body = json.dumps({"status_code": status, "detail": message}).encode()
     start: HTTPResponseStartEvent = {
         "type": "http.response.start",
         "status": status,

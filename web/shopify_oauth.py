@@ -26,7 +26,7 @@ BACKFILL_DAYS = 730  # 24 months of order history
 
 
 def _refuse(status: int, message: str) -> Response:
-    return Response({"status": status, "message": message}, status_code=status)
+    return Response({"status_code": status, "detail": message}, status_code=status)
 
 
 def _checked(request: Request, state: State) -> tuple[dict[str, str], str] | Response:

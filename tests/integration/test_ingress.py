@@ -61,7 +61,7 @@ def test_bad_input_is_refused_with_a_clear_error_and_nothing_is_produced(stack: 
     def expect(status: int, hook, **kwargs) -> None:
         response = deliver(stack, hook, **kwargs)
         assert response.status_code == status, (status, response.text)
-        assert response.json()["message"]
+        assert response.json()["detail"]
         refused.append(hook.event_id)
 
     order, _ = order_hook(shop, [(Ids.next(), variant, 1)])
@@ -136,7 +136,7 @@ def test_privacy_webhooks_are_verified_and_acknowledged(stack: Stack) -> None:
     }
     hook = signed_webhook("customers/redact", shop, payload, SECRET)
     answer = deliver(stack, hook)
-    assert answer.status_code == 200 and "no customer data" in answer.json()["message"]
+    assert answer.status_code == 200 and "no customer data" in answer.json()["detail"]
     bad = {**hook.headers, "X-Shopify-Hmac-Sha256": sign(hook.body, b"wrong")}
     assert deliver(stack, hook, headers=bad).status_code == 401
     assert hook.event_id not in _raw_topic_event_ids(stack)

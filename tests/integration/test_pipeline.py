@@ -201,7 +201,7 @@ def test_two_stock_changes_in_the_same_second_both_apply(stack: Stack) -> None:
     wait_until(lambda: stock_of(stack, shop, variant) == 9, what="the first change")
     deliver_ok(stack, stock_hook(shop, variant, 14, second))
     wait_until(lambda: stock_of(stack, shop, variant) == 14, what="the second change")
-    assert deliver(stack, first).json()["message"] == "duplicate"
+    assert deliver(stack, first).json()["detail"] == "duplicate"
     assert (
         scalar(
             stack,
