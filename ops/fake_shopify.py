@@ -42,6 +42,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -183,6 +184,20 @@ class FakeStore:
     _bulk_polls_left: int = field(default=0, init=False, repr=False)
     _bulk_done: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
     _last_stamp: datetime | None = field(default=None, init=False, repr=False)
+    changed: bool = field(default=False, init=False, repr=False)  # since the last save
+
+    # What a restart of the demo's fake keeps (:func:`save_state`): the store, not the session.
+    KEPT = ("name", "timezone", "currency", "locations", "products", "variants", "orders")
+
+    def state(self) -> dict[str, Any]:
+        kept: dict[str, Any] = {k: getattr(self, k) for k in self.KEPT}
+        kept["levels"] = [[item, loc, v] for (item, loc), v in self.levels.items()]
+        return kept
+
+    def restore(self, state: dict[str, Any]) -> None:
+        for k in self.KEPT:
+            setattr(self, k, state[k])
+        self.levels = {(item, loc): v for item, loc, v in state["levels"]}
 
     def stamp(self) -> str:
         """Now, as Shopify writes it, and later than any stamp this store gave before: two
@@ -242,6 +257,7 @@ class FakeShopify:
         app.router.add_get("/shops/{shop}/admin/oauth/authorize", self._authorize)
         app.router.add_get("/bulk/{shop}/{operation}.jsonl", self._bulk_file)
         app.router.add_get("/_fake/shops/{shop}", self._summary)
+        app.router.add_get("/_fake/shops/{shop}/levels", self._levels)
         app.router.add_post("/_fake/shops/{shop}/{what}", self._record)
         # A stop must not wait a minute for a download in progress (aiohttp's default).
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
@@ -337,7 +353,20 @@ class FakeShopify:
             record(store, await request.json())
         except (KeyError, TypeError, ValueError) as exc:
             return web.json_response({"error": f"{type(exc).__name__}: {exc}"}, status=422)
+        store.changed = True
         return web.json_response({"ok": True})
+
+    async def _levels(self, request: web.Request) -> web.Response:
+        """Every stock level: what a simulator that restarts goes on from."""
+        store = self.stores.get(request.match_info["shop"])
+        if store is None:
+            return web.json_response({"error": "unknown shop"}, status=404)
+        return web.json_response(
+            [
+                {"inventoryItemId": item, "locationId": location, "available": v["available"]}
+                for (item, location), v in store.levels.items()
+            ]
+        )
 
     def _issue(self, store: FakeStore, *, expires_in: int, refresh: bool) -> dict[str, Any]:
         token = "shpat_" + secrets.token_hex(16)
@@ -1119,6 +1148,9 @@ def seed_demo_store(
             record_refund(store, refund)
 
 
+SAVE_EVERY_S = 2.0
+
+
 async def _serve(args: argparse.Namespace) -> None:
     fake = FakeShopify(args.app_client_id, args.app_secret)
     store = fake.add_store(
@@ -1127,8 +1159,12 @@ async def _serve(args: argparse.Namespace) -> None:
         client_secret=args.client_secret,
         max_orders=args.max_orders,
     )
-    if args.demo_history_days is not None:
+    state = Path(args.state) if args.state else None
+    if state is not None and state.exists():
+        store.restore(json.loads(state.read_text()))
+    elif args.demo_history_days is not None:
         seed_demo_store(store, args.demo_history_days)
+        store.changed = True
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -1139,8 +1175,36 @@ async def _serve(args: argparse.Namespace) -> None:
         f" {len(store.variants)} variants, {len(store.orders)} orders",
         flush=True,
     )
+    saving = asyncio.ensure_future(_keep_saved(store, state)) if state is not None else None
     await stop.wait()
     await fake.stop()
+    if saving is not None:
+        saving.cancel()
+        await save_state(store, state)  # type: ignore[arg-type]
+
+
+async def _keep_saved(store: FakeStore, path: Path) -> None:
+    while True:
+        await save_state(store, path)
+        await asyncio.sleep(SAVE_EVERY_S)
+
+
+async def save_state(store: FakeStore, path: Path) -> None:
+    """The store as it is now, if it changed, written whole: a restarted demo goes on from
+    what its simulator last recorded here, as a real store would. Without it, the store came
+    back with its seeded stock and orders, and reconciliation then "corrected" our figures to
+    them (an outside test)."""
+    if not store.changed:
+        return
+    store.changed = False
+    text = json.dumps(store.state())
+    part = path.with_suffix(".part")
+    await asyncio.to_thread(_write_replacing, part, path, text)
+
+
+def _write_replacing(part: Path, path: Path, text: str) -> None:
+    part.write_text(text)
+    part.replace(path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1164,6 +1228,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--max-orders", type=int, default=None, help="posted orders beyond this drop the oldest"
+    )
+    parser.add_argument(
+        "--state", default=None, help="a file the store is kept in across restarts (JSON)"
     )
     parser.add_argument("--app-client-id", default="", help="the deployment's OAuth app")
     parser.add_argument("--app-secret", default=os.environ.get("FAKE_SHOPIFY_APP_SECRET", ""))

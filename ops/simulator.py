@@ -124,6 +124,29 @@ class StoreSimulator:
         if response.status_code >= 300:
             log.warning("the fake Shopify refused %s: %s", topic, response.text[:200])
 
+    async def resume_stock(self, client: httpx.AsyncClient) -> None:
+        """Go on from the stock the fake Shopify holds, as a store that restarted would: from
+        the seeded stock, each restart of the demo raised every product's stock by what it had
+        sold since, with no restock."""
+        if self.mirror_url is None:
+            return
+        try:
+            response = await client.get(f"{self.mirror_url}/_fake/shops/{self.shop}/levels")
+            response.raise_for_status()
+            levels = {
+                (level["inventoryItemId"], level["locationId"]): int(level["available"])
+                for level in response.json()
+            }
+        except httpx.HTTPError as exc:
+            _stop_if_cancelled(exc)
+            log.warning("starting from the seeded stock: no levels from the fake (%s)", exc)
+            return
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("starting from the seeded stock: the fake's levels were %r", exc)
+            return
+        for sku in self.skus:
+            sku.stock = levels.get((sku.variant.inventory_item_id, LOCATION_ID), sku.stock)
+
     async def publish_catalogue(self, client: httpx.AsyncClient) -> None:
         for product in self.products:
             await self.post(
@@ -216,6 +239,7 @@ class StoreSimulator:
     async def run(self, *, backfill_days: int = 0, duration_s: float | None = None) -> None:
         deadline = None if duration_s is None else time.monotonic() + duration_s
         async with httpx.AsyncClient(timeout=10) as client:
+            await self.resume_stock(client)
             await self.publish_catalogue(client)
             if backfill_days:
                 await self.backfill(client, backfill_days)

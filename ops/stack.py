@@ -320,6 +320,7 @@ def fake_shopify_process(data_dir: Path, app: DemoApp) -> tuple[ModuleProcess, s
             *("--client-id", app.client_id),
             *("--demo-history-days", str(demo_store.HISTORY_DAYS)),
             *("--max-orders", str(FAKE_MAX_ORDERS)),
+            *("--state", str(data_dir / "fake-shopify.json")),
         ],
         {"FAKE_SHOPIFY_CLIENT_SECRET": app.client_secret, "PYTHONUNBUFFERED": "1"},
         data_dir / "logs" / "fake-shopify.log",

@@ -418,6 +418,68 @@ async def test_the_standalone_server_serves_the_demo_store_until_sigterm() -> No
     assert "Traceback" not in said
 
 
+LIVE_ORDER = 5_000_000_001  # an id the seeded history does not use
+
+
+async def _serve_demo(port: int, state: Path) -> asyncio.subprocess.Process:
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "ops.fake_shopify", "--port", str(port)),
+        *("--shop", demo_store.SHOP, "--demo-history-days", "30", "--state", str(state)),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    assert process.stdout is not None
+    await asyncio.wait_for(process.stdout.readline(), 30)
+    return process
+
+
+async def _stop(process: asyncio.subprocess.Process) -> str:
+    process.send_signal(signal.SIGTERM)
+    said = (await asyncio.wait_for(process.communicate(), 10))[0].decode()
+    assert process.returncode == 0 and "Traceback" not in said, said
+    return said
+
+
+async def test_a_restarted_demo_goes_on_from_what_its_simulator_recorded(tmp_path: Path) -> None:
+    """The demo's fake came back from every restart with its seeded stock and orders, and its
+    simulator with its seeded stock: the stock rose by what had sold, with no restock, and
+    reconciliation "corrected" our figures to the fake's (an outside test)."""
+    from ops.simulator import StoreSimulator
+
+    port, state = free_port(), tmp_path / "fake-shopify.json"
+    base = f"http://127.0.0.1:{port}/_fake/shops/{demo_store.SHOP}"
+    _, skus = demo_store.build_catalogue(random.Random(demo_store.SEED))
+    sold = skus[0].variant
+    process = await _serve_demo(port, state)
+    try:
+        async with httpx.AsyncClient(timeout=5) as http:
+            before = (await http.get(base)).json()
+            placed = order_payload(LIVE_ORDER, datetime.now(UTC), [(LIVE_ORDER + 1, sold, 2)])
+            assert (await http.post(f"{base}/orders", json=placed)).status_code == 200
+            level = inventory_level_payload(
+                sold.inventory_item_id, demo_store.LOCATION_ID, 3, datetime.now(UTC)
+            )
+            assert (await http.post(f"{base}/levels", json=level)).status_code == 200
+    finally:
+        await _stop(process)
+    process = await _serve_demo(port, state)
+    try:
+        async with httpx.AsyncClient(timeout=5) as http:
+            after = (await http.get(base)).json()
+        assert after["orders"] == before["orders"] + 1 and after["levels"] == before["levels"]
+        simulator = StoreSimulator(
+            "http://127.0.0.1:1", demo_store.SHOP, "secret", mirror_url=f"http://127.0.0.1:{port}"
+        )
+        async with httpx.AsyncClient(timeout=5) as http:
+            await simulator.resume_stock(http)
+        stock = {s.variant.inventory_item_id: s.stock for s in simulator.skus}
+        assert stock[sold.inventory_item_id] == 3
+        assert stock[skus[1].variant.inventory_item_id] == skus[1].stock  # as seeded
+    finally:
+        await _stop(process)
+
+
 def test_the_demo_history_is_the_same_whenever_it_is_made() -> None:
     _, skus = demo_store.build_catalogue(random.Random(demo_store.SEED))
     now = datetime.now(UTC)
