@@ -195,9 +195,12 @@ class FakeStore:
         return kept
 
     def restore(self, state: dict[str, Any]) -> None:
-        for k in self.KEPT:
-            setattr(self, k, state[k])
-        self.levels = {(item, loc): v for item, loc, v in state["levels"]}
+        """Put back what :meth:`state` gave; nothing, if any of it is missing."""
+        kept = {k: state[k] for k in self.KEPT}
+        levels = {(item, loc): v for item, loc, v in state["levels"]}
+        for k, value in kept.items():
+            setattr(self, k, value)
+        self.levels = levels
 
     def stamp(self) -> str:
         """Now, as Shopify writes it, and later than any stamp this store gave before: two
@@ -1160,9 +1163,7 @@ async def _serve(args: argparse.Namespace) -> None:
         max_orders=args.max_orders,
     )
     state = Path(args.state) if args.state else None
-    if state is not None and state.exists():
-        store.restore(json.loads(state.read_text()))
-    elif args.demo_history_days is not None:
+    if not (state is not None and _restored(store, state)) and args.demo_history_days is not None:
         seed_demo_store(store, args.demo_history_days)
         store.changed = True
     stop = asyncio.Event()
@@ -1181,6 +1182,20 @@ async def _serve(args: argparse.Namespace) -> None:
     if saving is not None:
         saving.cancel()
         await save_state(store, state)  # type: ignore[arg-type]
+
+
+def _restored(store: FakeStore, path: Path) -> bool:
+    """Whether the store kept at ``path`` was put back. One that cannot be read is set aside
+    as ``.bad`` and the store seeded afresh: a demo that cannot start helps nobody."""
+    try:
+        store.restore(json.loads(path.read_text()))
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        print(f"fake Shopify: {path} unreadable ({exc!r}); seeding afresh", flush=True)
+        path.replace(path.with_suffix(".bad"))
+        return False
+    return True
 
 
 async def _keep_saved(store: FakeStore, path: Path) -> None:

@@ -106,6 +106,9 @@ class OwedForecasts:
         return owed | self._in_round
 
 
+CLOSE_WITHIN_S = 3.0
+
+
 @dataclass
 class WorkerContext:
     """The state of one worker app, shared by the agents and timers its modules register."""
@@ -149,6 +152,12 @@ class WorkerContext:
                 self._pool = await open_pool(self.settings.database_url, max_size=4)
         async with self._pool.connection() as conn:
             yield conn
+
+    async def close(self) -> None:
+        """Close the pool, within CLOSE_WITHIN_S even when the database hangs: left open, its
+        tasks were destroyed pending when the process ended, with tracebacks in the log."""
+        if self._pool is not None:
+            await self._pool.close(timeout=CLOSE_WITHIN_S)
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

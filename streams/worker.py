@@ -9,6 +9,8 @@ module register its agents and timers; :func:`run_worker` runs it (``stockpulse 
 
 from __future__ import annotations
 
+from typing import Any
+
 import faust
 
 from connectors.kafka.topics import ALERTS, FORECASTS, RAW_WEBHOOKS, SKU_EVENTS, UPDATES
@@ -58,6 +60,13 @@ def build_app(settings: Settings) -> faust.App:
         ),
         keeper=ForecastKeeper(settings),
     )
+
+    async def close_database(sender: Any, *_: Any, signal: Any, **__: Any) -> None:
+        await ctx.close()
+
+    # Faust's stubs take no coroutine function here, though its signals await one.
+    app.on_before_shutdown.connect(close_database)  # type: ignore[arg-type]
+
     for module in (
         normalising,
         backfill_schedule,

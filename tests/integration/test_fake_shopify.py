@@ -430,7 +430,8 @@ async def _serve_demo(port: int, state: Path) -> asyncio.subprocess.Process:
         stderr=asyncio.subprocess.STDOUT,
     )
     assert process.stdout is not None
-    await asyncio.wait_for(process.stdout.readline(), 30)
+    while b"serving" not in (line := await asyncio.wait_for(process.stdout.readline(), 30)):
+        assert line, "the fake Shopify exited before serving"
     return process
 
 
@@ -478,6 +479,15 @@ async def test_a_restarted_demo_goes_on_from_what_its_simulator_recorded(tmp_pat
         assert stock[skus[1].variant.inventory_item_id] == skus[1].stock  # as seeded
     finally:
         await _stop(process)
+    # A kept store that cannot be read is set aside, and the demo starts afresh.
+    state.write_text('{"name": "cut short')
+    process = await _serve_demo(port, state)
+    try:
+        async with httpx.AsyncClient(timeout=5) as http:
+            assert (await http.get(base)).json()["variants"] == before["variants"]
+    finally:
+        said = await _stop(process)
+    assert state.with_suffix(".bad").exists(), said
 
 
 def test_the_demo_history_is_the_same_whenever_it_is_made() -> None:
