@@ -78,13 +78,18 @@ def live_forecast(
     baseline: Baseline | None,
     first: date,
     horizon: int = HORIZON,
+    sold_today: float = 0.0,
 ) -> LiveForecast:
-    """The forecast a merchant sees for ``horizon`` days from ``first``."""
+    """The forecast a merchant sees for ``horizon`` days from ``first``. A SKU that has not
+    closed a day on sale yet is forecast at what it sold today: its only evidence. (It was
+    forecast at zero: a product selling on its first day was told its stock would never run
+    out, and flagged overstock, an outside test found.)"""
     nightly = baseline.window(first, horizon) if baseline is not None else None
     if nightly is not None:
         return LiveForecast(first, nightly, "combined", "high")
     if model.days_learned < LOW_HISTORY_DAYS:
         # No residuals yet: the interval is Poisson-like around the recent mean.
-        fallback = interval_from_residuals(np.full(horizon, model.recent_mean()), np.array([]))
+        level = model.recent_mean() if model.days_learned else sold_today
+        fallback = interval_from_residuals(np.full(horizon, level), np.array([]))
         return LiveForecast(first, fallback, MovingAverage.name, "low")
     return LiveForecast(first, model.forecast(first, horizon), "river", "medium")

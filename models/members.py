@@ -51,6 +51,10 @@ LEVEL_DAYS = 28  # a sparse seller's Prophet forecast is held to its best run of
 LAUNCH_LEVEL_DAYS = 2 * SEASON  # a launch's level, and what its ratio is set against
 LAUNCH_SHRINK = 5.0  # earlier launches: with 5, a ratio is trusted half way
 LAUNCH_RATIO = (0.25, 2.0)
+# How launches sold on is measured over the next four weeks, whatever the horizon: over the
+# nightly run's 90 days, a shop's earlier launches had to be 90 days older than a new one to
+# count, so the member was its level alone (an outside test).
+LAUNCH_AHEAD_DAYS = 28
 
 
 @dataclass(frozen=True)
@@ -237,7 +241,8 @@ def lifecycle_member(
     """For a SKU launched lately (not :func:`established`) that has sold for LAUNCH_LEVEL_DAYS
     or more: its level over its last LAUNCH_LEVEL_DAYS sellable days, times how the shop's
     earlier launches sold on at the same age, the sum of what they sold over the next
-    ``horizon`` days against the LAUNCH_LEVEL_DAYS before (per day). Every other SKU: NaN.
+    LAUNCH_AHEAD_DAYS against the LAUNCH_LEVEL_DAYS before (per day), for every day of
+    ``horizon``. Every other SKU: NaN.
 
     A new product's first weeks do not say how it will sell next month: a fashion
     collection sells most in its first weeks and fades, a basic builds up. Every other
@@ -247,12 +252,12 @@ def lifecycle_member(
     launches it comes from, and held to LAUNCH_RATIO. An earlier launch is a SKU whose first
     sale came at least LAUNCH_LEVEL_DAYS after the history's first day (one selling from the
     first day may be older than the history) and which has lived to the same age plus
-    ``horizon``. Arrays end on the same day; the longest covers the whole history.
+    LAUNCH_AHEAD_DAYS. Arrays end on the same day; the longest covers the whole history.
 
-    >>> old = np.r_[np.zeros(30), np.full(14, 10.0), np.full(28, 5.0), np.zeros(100)]
-    >>> new = np.r_[np.zeros(14), np.full(14, 8.0)]
-    >>> f = lifecycle_member([old, new], [np.ones(old.size, bool), np.ones(28, bool)], 3)
-    >>> bool(np.isnan(f[0]).all()), f[1].round(2).tolist()  # 8 a day x (1 + 1/6 x (0.5 - 1))
+    >>> old = np.r_[np.zeros(30), np.full(14, 10.0), np.full(46, 5.0)]  # 60 days on sale
+    >>> new = np.r_[np.zeros(76), np.full(14, 8.0)]
+    >>> f = lifecycle_member([old, new], [np.ones(90, bool), np.ones(90, bool)], 90)
+    >>> bool(np.isnan(f[0]).all()), f[1, :3].round(2).tolist()  # 8 a day x (1 + 1/6 x -0.5)
     (True, [7.33, 7.33, 7.33])
     """
     days = max((y.size for y in units), default=0)
@@ -273,7 +278,7 @@ def lifecycle_member(
         if not recent.size:
             continue
         if age not in ratios:
-            ratios[age] = _launch_ratio(by_age, age, horizon)
+            ratios[age] = _launch_ratio(by_age, age, LAUNCH_AHEAD_DAYS)
         out[i] = recent.mean() * ratios[age]
     return out
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from statistics import NormalDist
 
 DEAD_STOCK_WINDOWS = (30, 60, 90)
+EXCESS_AFTER_DAYS = 14  # days on sale before a SKU can be overstock: two weeks of sales
 
 
 def service_level_z(service_level: float) -> float:
@@ -125,18 +126,26 @@ def is_overstock(days_of_cover: float | None, stock: float, threshold_days: floa
     return days_of_cover is None or days_of_cover > threshold_days
 
 
-def dead_stock_window(days_since_last_sale: int | None, stock: float) -> int | None:
-    """The longest of the 30/60/90-day windows without a sale, for a SKU that has stock.
+def dead_stock_window(
+    days_since_last_sale: int | None, stock: float, days_on_sale: int | None = None
+) -> int | None:
+    """The longest of the 30/60/90-day windows without a sale, for a SKU that has stock. A SKU
+    that never sold has gone without one for as long as it has been on sale (``days_on_sale``;
+    unknown: for longer than every window): one stocked this week is not dead stock.
 
     >>> dead_stock_window(75, stock=12)
     60
     >>> dead_stock_window(10, stock=12) is None
     True
+    >>> dead_stock_window(None, stock=12), dead_stock_window(None, stock=12, days_on_sale=3)
+    (90, None)
     """
     if stock <= 0:
         return None
     if days_since_last_sale is None:  # never sold
-        return DEAD_STOCK_WINDOWS[-1]
+        if days_on_sale is None:
+            return DEAD_STOCK_WINDOWS[-1]
+        days_since_last_sale = days_on_sale
     passed = [w for w in DEAD_STOCK_WINDOWS if days_since_last_sale >= w]
     return passed[-1] if passed else None
 
@@ -187,11 +196,14 @@ def inventory_plan(
     overstock_days: float,
     days_since_last_sale: int | None,
     incoming: float = 0.0,
+    days_on_sale: int | None = None,
 ) -> InventoryPlan:
     """Everything a merchant acts on, from a daily forecast (mean and spread) and stock.
 
     Lead-time demand and its spread come from the forecast itself, so a season or a trend in
-    the next weeks moves the reorder point.
+    the next weeks moves the reorder point. Overstock needs EXCESS_AFTER_DAYS on sale
+    (``days_on_sale``; unknown: enough): a forecast of a product's first days is no ground to
+    tell a merchant it has too much of it.
 
     >>> plan = inventory_plan(50, [4.0] * 60, [2.0] * 60, lead_time_days=4,
     ...                       service_level=0.95, target_cover_days=30, overstock_days=180,
@@ -214,6 +226,7 @@ def inventory_plan(
         safety_stock=safety,
         reorder_point=reorder_point(lead_demand, safety),
         reorder_quantity=reorder_quantity(target_cover_days, daily, safety, stock, incoming),
-        overstock=is_overstock(projection.days_of_cover, stock, overstock_days),
-        dead_stock_days=dead_stock_window(days_since_last_sale, stock),
+        overstock=(days_on_sale is None or days_on_sale >= EXCESS_AFTER_DAYS)
+        and is_overstock(projection.days_of_cover, stock, overstock_days),
+        dead_stock_days=dead_stock_window(days_since_last_sale, stock, days_on_sale),
     )

@@ -26,7 +26,7 @@ from connectors.db.queries import sku_rows
 from connectors.kafka.topics import BlendMember, ForecastUpdate, sku_key
 from connectors.settings import Settings
 from models.combined import HORIZON, Baseline, live_forecast
-from models.ensemble import daily_sd
+from models.ensemble import WHOLE_UNIT_SLACK, daily_sd
 from models.inventory import in_stock_days
 from models.online import LEARN_DAYS, OnlineDemandModel, nowcast
 from models.policy import ABC_WINDOW_DAYS, abc_classes, inventory_plan
@@ -83,7 +83,8 @@ class ForecastKeeper:
                 if base
                 else None
             )
-            live = live_forecast(models[row.variant_id], baseline, today, HORIZON)
+            model = models[row.variant_id]
+            live = live_forecast(model, baseline, today, HORIZON, float(row.sold_today))
             mean = live.forecast.mean.copy()
             lower = live.forecast.lower.copy()
             upper = live.forecast.upper.copy()
@@ -94,7 +95,7 @@ class ForecastKeeper:
             still_to_sell[0] = max(mean[0] - row.sold_today, 0.0)
             stock = row.stock if row.stock is not None else 0
             season = _season(live.method, base, today, HORIZON)
-            last_sale = models[row.variant_id].last_sale
+            last_sale = today if row.sold_today > 0 else model.last_sale
             plan = inventory_plan(
                 stock,
                 still_to_sell.tolist(),
@@ -104,6 +105,7 @@ class ForecastKeeper:
                 target_cover_days=planned_with[row.variant_id].target_cover_days,
                 overstock_days=self.settings.overstock_days,
                 days_since_last_sale=(today - last_sale).days if last_sale else None,
+                days_on_sale=model.days_learned,
             )
             stockout = plan.stockout_day_index
             update = ForecastUpdate(
@@ -112,7 +114,9 @@ class ForecastKeeper:
                 sku=row.sku,
                 first_day=today.isoformat(),
                 mean=_rounded(mean),
-                lower=_rounded(lower),
+                # Units sell whole: every published lower bound is whole (the nightly blend's
+                # are; the fallbacks' and today's nowcast were not, an outside test found).
+                lower=_rounded(np.floor(np.maximum(lower, 0) + WHOLE_UNIT_SLACK)),
                 upper=_rounded(upper),
                 method=live.method,  # type: ignore[arg-type]
                 members=_members(live.method, base, self._runs.get(shop)),

@@ -563,3 +563,44 @@ def test_an_order_edit_moves_demand_through_the_pipeline(stack: Stack) -> None:
     )
     time.sleep(0.5)
     assert units_sold(stack, shop, variant.variant_id) == 3
+
+
+def test_a_product_on_its_first_day_is_planned_from_its_sales_and_not_called_excess(
+    stack: Stack,
+) -> None:
+    """A product launched today that sold 12 units was forecast at zero from tomorrow on:
+    its stock "never ran out", it was flagged overstock and 90 days dead stock, and an
+    overstock alert fired (an outside test). A product stocked today that has not sold yet
+    is not dead stock either."""
+    shop = new_shop(stack)
+    fresh = _known_product(stack, shop, "FRESH", stock=50)
+    idle = _known_product(stack, shop, "IDLE", stock=50)
+    for _ in range(3):
+        deliver_ok(stack, order_hook(shop, [(Ids.next(), fresh, 4)])[0])
+    wait_until(lambda: units_sold(stack, shop, fresh.variant_id) == 12, what="the sales")
+
+    def plan(variant_id: int) -> tuple | None:
+        rows = query(
+            stack,
+            "SELECT method, mean[2], overstock, dead_stock_days, days_of_cover FROM sku_plans"
+            " WHERE shop = %s AND variant_id = %s",
+            shop,
+            variant_id,
+        )
+        return rows[0] if rows else None
+
+    wait_until(lambda: (p := plan(fresh.variant_id)) and p[1] == 12, what="planned from 12/day")
+    method, tomorrow, overstock, dead, cover = plan(fresh.variant_id)
+    print(method, tomorrow, overstock, dead, cover)
+    assert method == "moving_average_7" and not overstock and dead is None and cover < 10
+    assert plan(idle.variant_id)[2:4] == (False, None)
+    # Whole units, today's nowcast and the fallback's band included.
+    lower = scalar(
+        stack,
+        "SELECT lower FROM sku_plans WHERE shop = %s AND variant_id = %s",
+        shop,
+        fresh.variant_id,
+    )
+    assert all(x == int(x) for x in lower) and lower[0] >= 12, lower
+    excess = "SELECT count(*) FROM alerts WHERE shop = %s AND rule IN ('overstock', 'dead_stock')"
+    assert scalar(stack, excess, shop) == 0
