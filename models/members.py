@@ -195,14 +195,19 @@ def _total_forecast(total: np.ndarray, open_days: np.ndarray, horizon: int) -> n
     return np.maximum(model.fit(filled.astype(float)).predict(horizon)["mean"], 0)
 
 
+def _first_sale(y: np.ndarray) -> int | None:
+    sold = np.flatnonzero(np.asarray(y) > 0)
+    return int(sold[0]) if sold.size else None
+
+
 def established(y: np.ndarray) -> bool:
     """Whether the SKU sold before its share's window began.
 
     >>> established(np.r_[np.zeros(10), np.ones(SHARE_DAYS)]), established(np.ones(SHARE_DAYS + 1))
     (False, True)
     """
-    sold = np.flatnonzero(y > 0)
-    return bool(sold.size) and y.size - int(sold[0]) > SHARE_DAYS
+    first = _first_sale(y)
+    return first is not None and y.size - first > SHARE_DAYS
 
 
 def shop_member(
@@ -281,11 +286,6 @@ def lifecycle_member(
             ratios[age] = _launch_ratio(by_age, age, LAUNCH_AHEAD_DAYS)
         out[i] = recent.mean() * ratios[age]
     return out
-
-
-def _first_sale(y: np.ndarray) -> int | None:
-    sold = np.flatnonzero(np.asarray(y) > 0)
-    return int(sold[0]) if sold.size else None
 
 
 def _launch_ratio(by_age: Sequence[np.ndarray], age: int, horizon: int) -> float:
