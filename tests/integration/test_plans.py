@@ -108,10 +108,15 @@ def test_a_sku_without_a_forecast_says_which_days_of_cover_it_shows(stack: Stack
     shop = new_shop(stack)
     variant = make_variant("NO-PLAN")
     deliver_ok(stack, product_hook(shop, variant))
-    # The product's own forecast round lands first, or it would store a plan after the DELETE.
+    # The product's own forecast round lands first, and the new shop's first republish, or
+    # either would store a plan after the DELETE (the second did, once in CI).
     wait_until(
         lambda: sku_api(stack, shop).get(variant.variant_id, {}).get("plan_as_of") is not None,
         what="the product's first plan",
+    )
+    wait_until(
+        lambda: query(stack, "SELECT 1 FROM forecast_publications WHERE shop = %s", shop),
+        what="the shop's first republish",
     )
     with psycopg.connect(stack.database_url) as conn:
         conn.execute("DELETE FROM sku_plans WHERE shop = %s", (shop,))
