@@ -26,6 +26,14 @@ LOW_HISTORY_DAYS = 30
 # launches; docs/benchmarks.md, *Launches*), and its members' forecasts, stored with the run,
 # are what weights the next launches' blends four weeks on.
 NIGHTLY_MIN_DAYS = 2 * SEASON
+
+
+def forecast_nightly(sellable: np.ndarray) -> bool:
+    """Whether the nightly run forecasts a SKU with these sellable days (and stores its
+    members' forecasts, which ``forecast evaluate`` must use no more of than it does)."""
+    return int(np.count_nonzero(sellable)) >= NIGHTLY_MIN_DAYS
+
+
 HORIZON = 90
 STALE_AFTER_DAYS = 7
 

@@ -30,7 +30,7 @@ from rich.table import Table
 
 from models.accuracy import seasonal_naive_scale
 from models.backtest import Score, long_enough, min_length
-from models.combined import NIGHTLY_MIN_DAYS
+from models.combined import forecast_nightly
 from models.ensemble import (
     VALIDATION_RUNS,
     ShopBlend,
@@ -462,7 +462,7 @@ def _combined(
             earlier = fitted[origins[k - back]]
             then = {r: i for i, r in enumerate(earlier.rows)}.get(row)
             # The nightly run stores member forecasts only for the SKUs it forecast.
-            if then is None or not _nightly(earlier.fit.sellable[then]):
+            if then is None or not forecast_nightly(earlier.fit.sellable[then]):
                 continue
             start = earlier.units[then].size
             end = min(start + horizon, cut.units[j].size)
@@ -486,7 +486,7 @@ def _combined(
     )
     out = {}
     for j, row in enumerate(cut.rows):
-        if not _nightly(cut.fit.sellable[j]):
+        if not forecast_nightly(cut.fit.sellable[j]):
             continue  # the nightly run does not forecast it yet
         try:
             as_fitted = cut.fit.blendable(j, season=False) if cut.fit.has_season() else None
@@ -496,10 +496,6 @@ def _combined(
         except ValueError:
             continue
     return out
-
-
-def _nightly(sellable: np.ndarray) -> bool:
-    return int(np.count_nonzero(sellable)) >= NIGHTLY_MIN_DAYS
 
 
 def _peer_forecasts(

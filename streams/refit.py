@@ -45,7 +45,7 @@ from connectors.db.shops import active_shops, shop_held
 from connectors.outages import log_failure
 from connectors.settings import get_settings
 from models.accuracy import ACCURACY_AFTER_DAYS, mase, seasonal_naive_scale
-from models.combined import HORIZON, NIGHTLY_MIN_DAYS
+from models.combined import HORIZON, forecast_nightly
 from models.ensemble import (
     VALIDATION_DAYS,
     VALIDATION_RUNS,
@@ -199,7 +199,7 @@ async def _run_locked(
             validation, _ = await db.validation_runs(conn, shop, run_day, ages)
             await conn.commit()
     # Every SKU's history shapes the shop's members (its total, its closed days); the SKUs
-    # with NIGHTLY_MIN_DAYS sellable days get a nightly forecast.
+    # the nightly run forecasts (models.combined.forecast_nightly) get one.
     started = time.perf_counter()
     fit = await _fit_members(pool, units, in_stock, last_day, HORIZON, country)
     # Wall seconds of the statsforecast members over the whole shop, the parts in parallel.
@@ -211,11 +211,7 @@ async def _run_locked(
         m: (wall * fit.members.seconds[m] / cpu if m in STATISTICAL and cpu else seconds)
         for m, seconds in fit.members.seconds.items()
     }
-    eligible = {
-        i
-        for i, v in enumerate(ids)
-        if int(fit.sellable[i].sum()) >= NIGHTLY_MIN_DAYS and v not in done
-    }
+    eligible = {i for i, v in enumerate(ids) if forecast_nightly(fit.sellable[i]) and v not in done}
     prophet_fits = dict(prophet_jobs(fit, units, country, HORIZON))
     by_prophet = {i: job for i, job in prophet_fits.items() if i in eligible}
     # The members that cannot forecast a SKU get no weight in its blend; Prophet's fits are
@@ -340,7 +336,7 @@ async def _make_validation_run(
     last_day = day - timedelta(days=1)
     cut = [u.size - removed for u in units]
     rows = [i for i, keep in enumerate(cut) if keep > 0]
-    if not any(int(in_stock[i][: cut[i]].sum()) >= NIGHTLY_MIN_DAYS for i in rows):
+    if not any(forecast_nightly(in_stock[i][: cut[i]]) for i in rows):
         return False  # too young a shop: that run would have forecast nothing
     kept_units = [units[i][: cut[i]] for i in rows]
     fit = await _fit_members(
@@ -356,7 +352,7 @@ async def _make_validation_run(
     members = {
         ids[i]: _stored_members(fit, j)
         for j, i in enumerate(rows)
-        if int(fit.sellable[j].sum()) >= NIGHTLY_MIN_DAYS
+        if forecast_nightly(fit.sellable[j])
     }
     stored = bool(members) and await db.store_validation_run(conn, shop, day, members)
     await conn.commit()
