@@ -158,6 +158,7 @@ def fit_weights(
     skus: Mapping[K, tuple[Sequence[str], Sequence[Validation]]],
     launches: Collection[K] = (),
     missing: Mapping[K, Collection[str]] | None = None,
+    lifecycle_trust: Mapping[K, float] | None = None,
 ) -> dict[K, dict[str, float]]:
     """Each SKU's member weights, from its allowed members and their validations.
 
@@ -181,7 +182,13 @@ def fit_weights(
     as one SKU's days move its own: a pool of one or two launches would otherwise be all
     noise. A launch may also blend LAUNCH_MEMBERS: how the shop's earlier launches sold on
     (:func:`models.members.lifecycle_member`), weighted by its record on launches like any
-    other member (docs/forecasting-experiments.md, *Launches weighted by launches*)."""
+    other member (docs/forecasting-experiments.md, *Launches weighted by launches*).
+
+    ``lifecycle_trust`` (:func:`models.members.lifecycle_trust`): when no launch has a record
+    yet (a shop's collections come twice a year, and the stored runs go back 90 days), a
+    launch's blend goes that far to the lifecycle member from the whole pool's: the long
+    sellers' weights say nothing of how new products fade, the earlier launches' sales do
+    (docs/forecasting-experiments.md, *Launches without a record*)."""
     groups: dict[tuple[str, ...], list[K]] = {}
     for key, (allowed, _) in skus.items():
         groups.setdefault(tuple(allowed), []).append(key)
@@ -200,6 +207,13 @@ def fit_weights(
             if own is not None:
                 w = _simplex_least_squares(own[0], own[1], w, own[1].size * POOL_PULL_PER_DAY)
             out[k] = _shares(pool.members, w, members_of_k)
+            trust = lifecycle_trust.get(k, 0.0) if lifecycle_trust is not None else 0.0
+            lifecycle = set(LAUNCH_MEMBERS) & set(members_of_k)
+            if launch and trust > 0 and lifecycle and pools.unrecorded(members_of_k):
+                out[k] = {
+                    m: (1 - trust) * x + (trust / len(lifecycle) if m in lifecycle else 0.0)
+                    for m, x in out[k].items()
+                }
     return out
 
 
@@ -213,6 +227,12 @@ class _Pools(Generic[K]):
         self.everyone = validations
         self.launched = {k: v for k, v in validations.items() if k in launches}
         self.made: dict[tuple[tuple[str, ...], bool], _Pool[K]] = {}
+        self.without_record: set[tuple[str, ...]] = set()
+
+    def unrecorded(self, members: tuple[str, ...]) -> bool:
+        """Whether the launches blending ``members`` had no record and took the whole
+        pool's weights (asked after :meth:`of`)."""
+        return members in self.without_record
 
     def of(self, members: tuple[str, ...], launch: bool) -> _Pool[K]:
         key = (members, launch)
@@ -223,6 +243,8 @@ class _Pools(Generic[K]):
                     members, self.launched, _shares(whole.members, whole.weights, members)
                 )
                 self.made[key] = apart if apart.found else whole
+                if not apart.found:
+                    self.without_record.add(members)
             else:
                 self.made[key] = _Pool.of(members, self.everyone)
         return self.made[key]
@@ -490,11 +512,13 @@ class ShopBlend:
         validations: Sequence[Sequence[Validation]],
         launches: Collection[int] = (),
         missing: Mapping[int, Collection[str]] | None = None,
+        lifecycle_trust: Mapping[int, float] | None = None,
     ):
         self.weights = fit_weights(
             {i: (allowed_members(c), validations[i]) for i, c in enumerate(classes)},
             launches,
             missing,
+            lifecycle_trust,
         )
         errors = [standardised_errors(v, self.weights[i]) for i, v in enumerate(validations)]
         self.spreads = [spread(e) for e in errors]

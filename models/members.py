@@ -253,11 +253,11 @@ def lifecycle_member(
     collection sells most in its first weeks and fades, a basic builds up. Every other
     member carries a launch's first weeks forward (all of them over-forecast an outside
     tester's fashion launches by 19-108 %); the shop's own earlier launches say which way its
-    products go. The ratio is shrunk towards 1 by n / (n + LAUNCH_SHRINK) over the n earlier
-    launches it comes from, and held to LAUNCH_RATIO. An earlier launch is a SKU whose first
-    sale came at least LAUNCH_LEVEL_DAYS after the history's first day (one selling from the
-    first day may be older than the history) and which has lived to the same age plus
-    LAUNCH_AHEAD_DAYS. Arrays end on the same day; the longest covers the whole history.
+    products go. The ratio is shrunk towards 1 by :func:`lifecycle_trust` and held to
+    LAUNCH_RATIO. An earlier launch is a SKU whose first sale came at least
+    LAUNCH_LEVEL_DAYS after the history's first day (one selling from the first day may be
+    older than the history) and which has lived to the same age plus LAUNCH_AHEAD_DAYS.
+    Arrays end on the same day; the longest covers the whole history.
 
     >>> old = np.r_[np.zeros(30), np.full(14, 10.0), np.full(46, 5.0)]  # 60 days on sale
     >>> new = np.r_[np.zeros(76), np.full(14, 8.0)]
@@ -265,41 +265,81 @@ def lifecycle_member(
     >>> bool(np.isnan(f[0]).all()), f[1, :3].round(2).tolist()  # 8 a day x (1 + 1/6 x -0.5)
     (True, [7.33, 7.33, 7.33])
     """
-    days = max((y.size for y in units), default=0)
-    firsts = [_first_sale(y) for y in units]
     out = np.full((len(units), horizon), np.nan)
-    # Each earlier launch's sales by its own age, from its first sale on.
-    by_age = [
-        np.asarray(y[f:], dtype=float)
-        for y, f in zip(units, firsts, strict=True)
-        if f is not None and days - y.size + f >= LAUNCH_LEVEL_DAYS
-    ]
-    ratios: dict[int, float] = {}
-    for i, (y, ok, f) in enumerate(zip(units, sellable, firsts, strict=True)):
-        age = y.size - f if f is not None else 0
-        if f is None or age < LAUNCH_LEVEL_DAYS or established(y):
+    earlier = _EarlierLaunches(units)
+    for i, (y, ok) in enumerate(zip(units, sellable, strict=True)):
+        age = earlier.age_of(i)
+        if age is None:
             continue
         recent = np.asarray(y[-LAUNCH_LEVEL_DAYS:], dtype=float)[ok[-LAUNCH_LEVEL_DAYS:]]
-        if not recent.size:
-            continue
-        if age not in ratios:
-            ratios[age] = _launch_ratio(by_age, age, LAUNCH_AHEAD_DAYS)
-        out[i] = recent.mean() * ratios[age]
+        if recent.size:
+            out[i] = recent.mean() * earlier.ratio(age)
     return out
 
 
-def _launch_ratio(by_age: Sequence[np.ndarray], age: int, horizon: int) -> float:
-    """How launches sold on after ``age`` days: per day over the next ``horizon`` against the
-    LAUNCH_LEVEL_DAYS before, shrunk towards 1 by how many there are, within LAUNCH_RATIO.
-    A SKU launched at the same age as the one asking cannot have lived longer, so it is
-    never among them."""
-    lived = [y for y in by_age if y.size >= age + horizon]
-    before = sum(float(y[age - LAUNCH_LEVEL_DAYS : age].sum()) for y in lived) / LAUNCH_LEVEL_DAYS
-    after = sum(float(y[age : age + horizon].sum()) for y in lived) / horizon
-    if before <= 0:
-        return 1.0
-    trust = len(lived) / (len(lived) + LAUNCH_SHRINK)
-    return float(np.clip(1 + trust * (after / before - 1), *LAUNCH_RATIO))
+def lifecycle_trust(units: Sequence[np.ndarray]) -> dict[int, float]:
+    """How far each launch the lifecycle member forecasts may go by it: n / (n +
+    LAUNCH_SHRINK) over the n earlier launches that lived to its age plus LAUNCH_AHEAD_DAYS,
+    the shrinkage of its ratio too. Zero for a shop's first launches.
+
+    >>> old = np.r_[np.zeros(30), np.full(60, 5.0)]
+    >>> lifecycle_trust([old, np.r_[np.zeros(76), np.full(14, 8.0)], np.ones(90)])
+    {1: 0.1667}
+    """
+    earlier = _EarlierLaunches(units)
+    return {
+        i: round(earlier.trust(age), 4)
+        for i in range(len(units))
+        if (age := earlier.age_of(i)) is not None
+    }
+
+
+class _EarlierLaunches:
+    """A shop's launches by their own age, from their first sale on, and which SKUs are
+    launches the lifecycle member forecasts (their age; None for the others)."""
+
+    def __init__(self, units: Sequence[np.ndarray]) -> None:
+        days = max((y.size for y in units), default=0)
+        self.units = units
+        self.firsts = [_first_sale(y) for y in units]
+        self.by_age = [
+            np.asarray(y[f:], dtype=float)
+            for y, f in zip(units, self.firsts, strict=True)
+            if f is not None and days - y.size + f >= LAUNCH_LEVEL_DAYS
+        ]
+        self.ratios: dict[int, float] = {}
+
+    def age_of(self, i: int) -> int | None:
+        y, first = self.units[i], self.firsts[i]
+        if first is None or y.size - first < LAUNCH_LEVEL_DAYS or established(y):
+            return None
+        return y.size - first
+
+    def _lived(self, age: int) -> list[np.ndarray]:
+        # A SKU launched at the same age as the one asking cannot have lived longer, so it is
+        # never among them.
+        return [y for y in self.by_age if y.size >= age + LAUNCH_AHEAD_DAYS]
+
+    def trust(self, age: int) -> float:
+        n = len(self._lived(age))
+        return n / (n + LAUNCH_SHRINK)
+
+    def ratio(self, age: int) -> float:
+        """How launches sold on after ``age`` days: per day over the next LAUNCH_AHEAD_DAYS
+        against the LAUNCH_LEVEL_DAYS before, shrunk towards 1 by :meth:`trust`, within
+        LAUNCH_RATIO."""
+        if age not in self.ratios:
+            lived = self._lived(age)
+            before = sum(float(y[age - LAUNCH_LEVEL_DAYS : age].sum()) for y in lived)
+            after = sum(float(y[age : age + LAUNCH_AHEAD_DAYS].sum()) for y in lived)
+            before /= LAUNCH_LEVEL_DAYS
+            after /= LAUNCH_AHEAD_DAYS
+            self.ratios[age] = (
+                1.0
+                if before <= 0
+                else float(np.clip(1 + self.trust(age) * (after / before - 1), *LAUNCH_RATIO))
+            )
+        return self.ratios[age]
 
 
 @dataclass(frozen=True)

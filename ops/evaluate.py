@@ -53,6 +53,7 @@ from models.members import (
     established,
     fit_shop,
     fit_statistical,
+    lifecycle_trust,
     prophet_can_fit,
     prophet_forecast,
 )
@@ -483,6 +484,7 @@ def _combined(
             j: {m for m, f in cut.fit.blendable(j).items() if not np.all(np.isfinite(f))}
             for j in range(len(cut.rows))
         },
+        lifecycle_trust(cut.units),
     )
     out = {}
     for j, row in enumerate(cut.rows):

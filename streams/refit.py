@@ -61,6 +61,7 @@ from models.members import (
     add_statistical,
     established,
     fit_statistical,
+    lifecycle_trust,
     prepare_shop,
     prophet_forecast,
     prophet_jobs,
@@ -230,6 +231,7 @@ async def _run_locked(
         ],
         {i for i, y in enumerate(units) if not established(y)},
         cannot,
+        lifecycle_trust(units),
     )
     task = (
         progress.add_task(shop, total=len(eligible) + len(done), completed=len(done))

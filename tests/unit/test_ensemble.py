@@ -126,6 +126,32 @@ def test_launches_take_their_weights_from_the_launches_record() -> None:
     assert first["ets"] > 4 * first["shop"]
 
 
+def test_launches_without_a_record_lean_on_how_earlier_launches_sold_on() -> None:
+    """A collection after a long gap: no launch has a record in the stored runs, so the long
+    sellers' weights say nothing of how new products fade. A launch goes to the lifecycle
+    member as far as the earlier launches it learnt from allow; a shop's first launches
+    keep the whole pool's weights."""
+    rng = np.random.default_rng(8)
+    allowed = ("ets", "shop")
+    long_sellers = {f"old{i}": (allowed, _validations(rng, 20.0, "ets", "shop")) for i in range(30)}
+    skus = long_sellers | {"new": (allowed, []), "first": (allowed, [])}
+    launches = {"new", "first"}
+    trust = {"new": 0.8, "first": 0.0}
+    weights = fit_weights(skus, launches, lifecycle_trust=trust)
+    without = fit_weights(skus, launches)
+    print(weights["new"], without["new"])
+    assert weights["new"]["lifecycle"] == pytest.approx(0.8 + 0.2 / 3)
+    assert weights["new"]["ets"] == pytest.approx(0.2 * without["new"]["ets"])
+    assert sum(weights["new"].values()) == pytest.approx(1)
+    assert weights["first"] == without["first"]
+    assert weights["old0"] == without["old0"]
+    # Once launches have a record, it weighs them, however much the lifecycle is trusted.
+    recorded = {"new": (allowed, _validations(rng, 20.0, "shop", "ets"))}
+    assert fit_weights(skus | recorded, launches, lifecycle_trust=trust) == fit_weights(
+        skus | recorded, launches
+    )
+
+
 def test_a_launch_without_errors_of_its_own_is_as_uncertain_as_the_shops_launches() -> None:
     rng = np.random.default_rng(6)
 
