@@ -6,8 +6,8 @@ them: River gets weight only on SKUs where it did well. During the day the blend
 today's figure moves with what has sold (the nowcast, :func:`models.online.nowcast`).
 
 A SKU gets a nightly forecast from NIGHTLY_MIN_DAYS sellable days. Without one yet it gets
-the River model's own once that has learnt LOW_HISTORY_DAYS days, flagged medium confidence;
-before that, the mean of its last seven in-stock days, flagged low.
+the River model's own once that has learnt LOW_HISTORY_DAYS days; before that, the mean of its
+last seven in-stock days. How far to trust each is :func:`confidence`.
 """
 
 from __future__ import annotations
@@ -78,7 +78,24 @@ class LiveForecast:
     first_day: date
     forecast: Forecast
     method: str  # "combined", "river" or "moving_average_7"
-    confidence: str  # "high", "medium" or "low"
+
+
+def confidence(method: str, mase: float | None) -> str:
+    """How far a merchant may trust a SKU's forecast: high only once the nightly blend has
+    beaten seasonal naive on the SKU's own judged days (MASE below 1); medium for a blend not
+    judged yet or judged no better, and for the online model with no worse record; low for
+    the seven-day mean and for an online model worse than seasonal naive. (A fresh shop's
+    every SKU was "high" with no day judged, an outside tester found.)
+
+    >>> confidence("combined", 0.8), confidence("combined", None), confidence("river", 1.2)
+    ('high', 'medium', 'low')
+    """
+    worse = mase is not None and mase >= 1
+    if method == "combined":
+        return "high" if mase is not None and not worse else "medium"
+    if method == "river":
+        return "low" if worse else "medium"
+    return "low"
 
 
 def live_forecast(
@@ -94,10 +111,10 @@ def live_forecast(
     out, and flagged overstock, an outside test found.)"""
     nightly = baseline.window(first, horizon) if baseline is not None else None
     if nightly is not None:
-        return LiveForecast(first, nightly, "combined", "high")
+        return LiveForecast(first, nightly, "combined")
     if model.days_learned < LOW_HISTORY_DAYS:
         # No residuals yet: the interval is Poisson-like around the recent mean.
         level = model.recent_mean() if model.days_learned else sold_today
         fallback = interval_from_residuals(np.full(horizon, level), np.array([]))
-        return LiveForecast(first, fallback, MovingAverage.name, "low")
-    return LiveForecast(first, model.forecast(first, horizon), "river", "medium")
+        return LiveForecast(first, fallback, MovingAverage.name)
+    return LiveForecast(first, model.forecast(first, horizon), "river")

@@ -25,7 +25,7 @@ from connectors.db.pool import DictConnection
 from connectors.db.queries import sku_rows
 from connectors.kafka.topics import BlendMember, ForecastUpdate, sku_key
 from connectors.settings import Settings
-from models.combined import HORIZON, Baseline, live_forecast
+from models.combined import HORIZON, Baseline, confidence, live_forecast
 from models.ensemble import WHOLE_UNIT_SLACK, daily_sd
 from models.inventory import in_stock_days
 from models.online import LEARN_DAYS, OnlineDemandModel, nowcast
@@ -108,6 +108,7 @@ class ForecastKeeper:
                 days_on_sale=model.days_learned,
             )
             stockout = plan.stockout_day_index
+            accuracy = _accuracy(live.method, base, models[row.variant_id])
             update = ForecastUpdate(
                 shop=shop,
                 variant_id=row.variant_id,
@@ -121,8 +122,8 @@ class ForecastKeeper:
                 method=live.method,  # type: ignore[arg-type]
                 members=_members(live.method, base, self._runs.get(shop)),
                 season=season,
-                confidence=live.confidence,  # type: ignore[arg-type]
-                mase=_accuracy(live.method, base, models[row.variant_id]),
+                confidence=confidence(live.method, accuracy),  # type: ignore[arg-type]
+                mase=accuracy,
                 stock=row.stock,
                 days_of_cover=(
                     None

@@ -30,6 +30,7 @@ from connectors.kafka.admin import ensure_topics
 from connectors.kafka.producer import DurableProducer
 from connectors.outages import log_failure
 from connectors.settings import Settings, get_settings
+from models.combined import HORIZON
 from web.accounts import AccountsController
 from web.alerts import AlertsController
 from web.auth import LoginRequired, login_redirect, unusable_input
@@ -66,6 +67,19 @@ HERE = Path(__file__).parent
 def create_served_app() -> ASGIApp:
     """What ``stockpulse web`` serves: the app, with HEAD answered as GET."""
     return HeadAsGet(create_app())
+
+
+def days_of_cover(days: float | None, stock: int | None) -> str:
+    """Days of cover as every page shows it (web/static/feed.js says it alike): null is
+    beyond what the forecast reaches, not never (an outside tester read "∞" as never runs
+    out), unless the stock is not tracked at all.
+
+    >>> days_of_cover(6.25, 10), days_of_cover(None, 500), days_of_cover(None, None)
+    ('6.2', '> 90', '—')
+    """
+    if days is not None:
+        return f"{days:.1f}"
+    return "—" if stock is None else f"> {HORIZON}"
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -153,10 +167,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         template_config=TemplateConfig(
             directory=HERE / "templates",
             engine=JinjaTemplateEngine,
-            # `up` without SMTP_URL keeps mail locally; every page links to where to read it.
-            engine_callback=lambda engine: engine.engine.globals.update(
-                mail_catcher=bool(settings.stockpulse_mail_catcher_dir)
-            ),
+            engine_callback=lambda engine: engine.engine.globals.update(cover=days_of_cover),
         ),
         request_max_body_size=settings.webhook_max_body_bytes,
         before_send=[add_security_headers, allow_every_method],

@@ -15,14 +15,19 @@ JUDGED_DAYS = 28
 async def daily_history(
     conn: DictConnection, shop: str, variant_id: int, since: date, until: date
 ) -> list[dict[str, Any]]:
-    """Each shop-local day in [since, until]: units sold, and whether the product was out of
-    stock at some moment of the day (its total across locations at or below zero). Days with
-    no stock record after the first one carry the last known level forward."""
+    """Each shop-local day in [since, until] from the shop's first day of sales on (before it
+    nothing is known: a chart drew a month of zeros before a 90-day backfill): units sold, and
+    whether the product was out of stock at some moment of the day (its total across
+    locations at or below zero). Days with no stock record after the first one carry the last
+    known level forward."""
     cur = await conn.execute(
         """
         WITH days AS (
             SELECT d::date AS day
-              FROM generate_series(%(since)s::date, %(until)s::date, interval '1 day') d
+              FROM generate_series(
+                     greatest(%(since)s::date,
+                              (SELECT min(day) FROM daily_demand WHERE shop = %(shop)s)),
+                     %(until)s::date, interval '1 day') d
         ),
         item AS (SELECT inventory_item_id FROM variants
                   WHERE shop = %(shop)s AND variant_id = %(variant)s),

@@ -27,6 +27,7 @@ from tests.support import (
     stock_of,
     wait_until,
 )
+from web.app import days_of_cover
 
 
 def test_stock_and_demand_cells_change_without_reload(stack: Stack, browser: Browser) -> None:
@@ -63,7 +64,7 @@ def test_stock_and_demand_cells_change_without_reload(stack: Stack, browser: Bro
     time.sleep(1)  # the round after the order's batch comes within a quarter of a second
     plan = sku_api(stack, shop)[variant.variant_id]
     assert plan["days_of_cover_basis"] == "forecast"
-    cover = "∞" if plan["days_of_cover"] is None else f"{plan['days_of_cover']:.1f}"
+    cover = days_of_cover(plan["days_of_cover"], plan["stock"])
     expect(row.locator('[data-field="days_of_cover"]')).to_have_text(cover, timeout=5000)
     expect(row.locator('[data-field="confidence"]')).to_have_text(plan["confidence"])
     expect(row.locator('[data-field="reorder_quantity"]')).to_have_text(

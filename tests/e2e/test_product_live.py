@@ -25,6 +25,7 @@ from tests.support import (
     stock_of,
     wait_until,
 )
+from web.app import days_of_cover
 
 
 def test_product_page_follows_its_own_webhooks_without_reload(
@@ -81,8 +82,10 @@ def test_product_page_follows_its_own_webhooks_without_reload(
     wait_until(lambda: sku_api(stack, shop)[mug.variant_id]["plan_as_of"], what="a stored plan")
     time.sleep(1)  # the round after the order's batch comes within a quarter of a second
     plan = sku_api(stack, shop)[mug.variant_id]
-    cover = "∞" if plan["days_of_cover"] is None else f"{plan['days_of_cover']:.1f}"
+    cover = days_of_cover(plan["days_of_cover"], plan["stock"])
     expect(field("days_of_cover")).to_have_text(cover, timeout=5000)
+    # To the tenth, as the plan page, the alert and the API say it.
+    expect(field("reorder_point")).to_have_text(f"{plan['reorder_point']:.1f}")
     expect(field("method")).to_have_text(plan["method"])
     expect(field("confidence")).to_have_text(plan["confidence"])
     expect(field("reorder_quantity")).to_have_text(str(plan["reorder_quantity"]))

@@ -102,8 +102,11 @@ async def test_orders_move_the_forecast_and_a_worker_restart_keeps_the_model(
     async with FeedClient(stack, shop) as feed:
         deliver_ok(stack, stock_hook(shop, variant, 200, datetime.now(UTC)))
         first = await feed.wait_for(is_forecast_for(variant, stock=200))
-        assert (first["method"], first["confidence"]) == ("river", "medium")
+        assert first["method"] == "river"
         assert first["mase"] is not None  # the online model's own one-day-ahead record
+        # Trusted as far as that record goes: against a history that repeats its week,
+        # seasonal naive is hard to beat.
+        assert first["confidence"] == ("low" if first["mase"] >= 1 else "medium")
         assert len(first["mean"]) == 90 and first["first_day"] == today.isoformat()
         assert 3 < sum(first["mean"][1:8]) / 7 < 9  # the history's weekly mean is 6
         assert first["stockout_date"] is not None

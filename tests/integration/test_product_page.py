@@ -55,6 +55,10 @@ def test_a_products_page_shows_its_history_stockouts_forecast_and_settings(stack
     yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
     assert days[yesterday]["stockout"] is True
     assert sum(1 for h in story["history"] if h["stockout"]) == 2
+    # The history starts where the shop's does, not 120 days back with zeros nobody recorded.
+    ((first_day,),) = query(stack, "SELECT min(day) FROM daily_demand WHERE shop = %s", shop)
+    assert story["history"][0]["day"] == first_day.isoformat()
+    assert len(story["history"]) == (today - first_day).days + 1 < 120
     forecast = story["forecast"]
     assert len(forecast["mean"]) == len(forecast["lower"]) == len(forecast["upper"]) >= 28
     # (The low-history model's 80 % band comes from residual quantiles and may sit a little

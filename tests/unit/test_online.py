@@ -6,7 +6,7 @@ from datetime import date, timedelta
 import numpy as np
 import pytest
 
-from models.combined import Baseline, live_forecast
+from models.combined import Baseline, confidence, live_forecast
 from models.forecast import Forecast
 from models.online import OnlineDemandModel, nowcast
 
@@ -84,7 +84,8 @@ def test_nowcast_adds_the_rest_of_the_day() -> None:
 def test_new_skus_get_a_low_confidence_moving_average() -> None:
     model = trained(10, units=4.0)
     live = live_forecast(model, None, MONDAY + timedelta(days=10), 90)
-    assert (live.method, live.confidence) == ("moving_average_7", "low")
+    assert live.method == "moving_average_7"
+    assert confidence(live.method, None) == "low"
     assert np.allclose(live.forecast.mean, 4.0)
 
 
@@ -95,7 +96,9 @@ def test_the_nightly_blend_is_what_a_merchant_sees_once_there_is_one() -> None:
     flat = np.full(120, 20.0)
     baseline = Baseline(first - timedelta(days=1), flat, flat - 5, flat + 5)
     live = live_forecast(model, baseline, first, 30)
-    assert (live.method, live.confidence) == ("combined", "high")
+    assert live.method == "combined"
+    # High only once the blend has beaten seasonal naive on the SKU's judged days.
+    assert [confidence("combined", m) for m in (None, 0.7, 1.3)] == ["medium", "high", "medium"]
     # River is one of the blend's members, weighted at night: it does not move it again.
     assert np.allclose(live.forecast.mean, 20.0)
     assert isinstance(live.forecast, Forecast)

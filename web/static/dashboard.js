@@ -11,7 +11,7 @@
   const format = {
     stock: (v) => (v === null ? "—" : String(v)),
     avg_daily_demand: (v) => v.toFixed(2),
-    days_of_cover: (v) => (v === null ? "∞" : v.toFixed(1)),
+    days_of_cover: (v, message) => window.stockpulseCover(v, message),
     stockout_date: (v) => v ?? "—",
     reorder_quantity: (v) => (v === null ? "—" : String(v)),
     confidence: (v) => v ?? "—",

@@ -30,6 +30,13 @@ window.stockpulseFeed = (shop, live, { onOpen = () => {}, onMessage = () => {} }
   connect();
 };
 
+// Days of cover as every page shows it: null is "more than the 90-day forecast reaches",
+// not never, unless the stock is not tracked at all. Same words as web/app.py's cover().
+window.stockpulseCover = (days, message) => {
+  if (days !== null) return days.toFixed(1);
+  return message.stock === null ? "—" : "> 90";
+};
+
 // Writes a message's fields into the [data-field] cells given, formatted by format[field]
 // (else the value, "—" for null), flashing each that changed; then calls also(cell, value)
 // for page-specific touches. Shared so the dashboard and the product page show figures alike.
@@ -38,7 +45,7 @@ window.stockpulseShowFigures = (cells, message, format, also = () => {}) => {
     const field = cell.dataset.field;
     if (!(field in message)) continue;
     const value = message[field];
-    const text = format[field] ? format[field](value) : (value ?? "—");
+    const text = format[field] ? format[field](value, message) : (value ?? "—");
     if (cell.textContent !== text) {
       cell.textContent = text;
       cell.classList.remove("changed");

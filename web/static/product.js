@@ -12,9 +12,9 @@
     sold_today: count,
     sold_7d: count,
     sold_28d: count,
-    days_of_cover: (v) => (v === null ? "∞" : v.toFixed(1)),
+    days_of_cover: (v, message) => window.stockpulseCover(v, message),
     stockout_date: (v) => v ?? "—",
-    reorder_point: (v) => (v === null ? "—" : v.toFixed(0)),
+    reorder_point: (v) => (v === null ? "—" : v.toFixed(1)),
     reorder_quantity: (v) => (v === null ? "—" : String(v)),
   };
 
