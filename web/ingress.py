@@ -112,9 +112,16 @@ def _finite_or_text(number: str) -> float | str:
 
 def _readable_json(topic: str, body: bytes) -> Any:
     """The body as JSON for a dead letter: only the fields its topic's model declares, so no
-    customer data (NaN, Infinity and numbers too large for a float as text)."""
-    parsed = json.loads(body, parse_constant=str, parse_float=_finite_or_text)
-    return webhooks.without_pii(payloads.declared_only(topic, parsed))
+    customer data (NaN, Infinity and numbers too large for a float as text). A lone surrogate
+    escape becomes "?" (PostgreSQL's jsonb refuses it, and the letter would fail with the
+    webhook on every retry); a body nested too deeply to walk is kept as a note."""
+    try:
+        parsed = json.loads(body, parse_constant=str, parse_float=_finite_or_text)
+        kept = webhooks.without_pii(payloads.declared_only(topic, parsed))
+        text = json.dumps(kept, ensure_ascii=False).encode("utf-8", "replace")
+        return json.loads(text)
+    except RecursionError:
+        return {"unreadable": "nested too deeply to keep"}
 
 
 async def _dead_letter(

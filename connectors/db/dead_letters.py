@@ -30,9 +30,11 @@ async def record(
     error: str,
     topic: str | None = None,
 ) -> None:
+    """Set a message aside, once: the same message failing again while its letter is open
+    (a worker restarted before its offsets were committed) adds nothing (migration 0044)."""
     await conn.execute(
         "INSERT INTO dead_letters (stage, shop, event_id, kind, topic, data, error)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
         (stage, shop, event_id, kind, topic, Jsonb(data), error[:MAX_ERROR_CHARS]),
     )
 

@@ -272,7 +272,8 @@ class PayloadRejected(ValueError):
 
 
 class NotJson(ValueError):
-    """The body is not JSON we can read at all (syntax, absurd nesting, absurd numbers)."""
+    """The body is not JSON (syntax, NaN or Infinity, not UTF-8) or too deeply nested to read
+    at all."""
 
 
 def _reason(error: ValidationError) -> str:
@@ -286,8 +287,7 @@ def _reason(error: ValidationError) -> str:
 def parse_payload(topic: str, body: bytes | str | dict[str, Any]) -> ShopifyPayload:
     """Validate a payload of a topic in :data:`MODELS` (raw JSON or an already parsed dict)."""
     model = MODELS[topic]
-    if not isinstance(body, dict):
-        _refuse_non_standard_numbers(body)
+    is_json = isinstance(body, dict) or _read_strictly(body)
     try:
         if isinstance(body, dict):
             # JSON mode keeps strings for timestamps and decimals acceptable under strict.
@@ -295,36 +295,56 @@ def parse_payload(topic: str, body: bytes | str | dict[str, Any]) -> ShopifyPayl
         return model.model_validate_json(body)  # type: ignore[return-value]
     except ValidationError as exc:
         if any(e["type"] == "json_invalid" for e in exc.errors(include_url=False)):
+            if is_json:
+                # Valid JSON the model's parser will not read (nesting past its limit, a lone
+                # surrogate escape): a signed body of no use, set aside rather than refused
+                # with a 400 that Shopify would retry for two days.
+                raise PayloadRejected(f"JSON this app cannot read: {_reason(exc)}") from None
             raise NotJson(_reason(exc)) from None
         raise PayloadRejected(_reason(exc)) from None
 
 
-def _refuse_non_standard_numbers(body: bytes | str) -> None:
-    """``NaN`` and ``Infinity`` are not JSON (RFC 8259), though Python and pydantic read them.
-    Only a body with those letters in it is parsed twice, strictly; a title that merely says
-    "NaN" passes.
+def _read_strictly(body: bytes | str) -> bool:
+    """Whether the body is JSON by RFC 8259 (the model's parser then reports a syntax error).
+    ``NaN`` and ``Infinity`` are not JSON, though Python and pydantic read them; an object
+    naming a key twice is JSON that means two things (each reader keeps another value, and
+    pydantic the last), so it is refused as a payload.
 
-    >>> _refuse_non_standard_numbers(b'{"title": "NaN bread", "n": 1}')
-    >>> _refuse_non_standard_numbers(b'{"quantity": NaN}')
+    >>> _read_strictly(b'{"title": "NaN bread", "n": 1}'), _read_strictly(b'{"n": 1')
+    (True, False)
+    >>> _read_strictly(b'{"quantity": NaN}')
     Traceback (most recent call last):
     ...
     connectors.shopify.payloads.NotJson: NaN is not a JSON value
+    >>> _read_strictly(b'{"line_items": [{"id": 1}], "line_items": []}')
+    Traceback (most recent call last):
+    ...
+    connectors.shopify.payloads.PayloadRejected: key 'line_items' given twice in one object
     """
-    raw = body.encode() if isinstance(body, str) else body
-    if b"NaN" not in raw and b"Infinity" not in raw:
-        return
     import json
 
     def refuse(token: str) -> None:
         raise NotJson(f"{token} is not a JSON value")
 
+    def once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out = dict(pairs)
+        if len(out) != len(pairs):
+            seen: set[str] = set()
+            for key, _ in pairs:
+                if key in seen:
+                    raise PayloadRejected(f"key {key[:100]!r} given twice in one object")
+                seen.add(key)
+        return out
+
     try:
-        json.loads(raw, parse_constant=refuse)
+        json.loads(body, parse_constant=refuse, object_pairs_hook=once)
     except RecursionError:
         raise NotJson("nested too deeply") from None
-    except ValueError as exc:  # NotJson included; syntax errors are the model's to report
-        if isinstance(exc, NotJson):
-            raise
+    except (NotJson, PayloadRejected):
+        raise
+    except ValueError:
+        return False
+    return True
 
 
 def _json_bytes(obj: dict[str, Any]) -> bytes:
