@@ -25,7 +25,7 @@ import functools
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -145,11 +145,16 @@ class RefundedItem(_Payload):
     sku: Sku | None = None
 
 
+# Shopify's RefundLineItemRestockType, as webhooks spell it. Another value is a payload this
+# app does not understand: set aside (and replayable) rather than guessed to be no restock.
+RestockType = Literal["no_restock", "cancel", "return", "legacy_restock"]
+
+
 class RefundLineItem(_Payload):
     id: ShopifyId | None = None
     line_item_id: ShopifyId
     quantity: Quantity
-    restock_type: Code | None = None
+    restock_type: RestockType | None = None
     location_id: ShopifyId | None = None
     line_item: RefundedItem | None = None
 
@@ -496,6 +501,14 @@ class BulkLineItem(_Payload):
     parent: Gid = Field(alias="__parentId")
 
 
+_RESTOCK_TYPES: dict[str, RestockType] = {
+    "RETURN": "return",
+    "CANCEL": "cancel",
+    "LEGACY_RESTOCK": "legacy_restock",
+    "NO_RESTOCK": "no_restock",
+}
+
+
 class BulkRefund(_Payload):
     """A refund as an order's inline ``refunds`` list names it; its lines follow as children."""
 
@@ -506,7 +519,7 @@ class BulkRefund(_Payload):
 class BulkRefundLine(_Payload):
     lineItem: _GidRef
     quantity: Quantity
-    restockType: Code | None = None  # RETURN, CANCEL, LEGACY_RESTOCK or NO_RESTOCK
+    restockType: Literal["RETURN", "CANCEL", "LEGACY_RESTOCK", "NO_RESTOCK"] | None = None
     parent: Gid = Field(alias="__parentId")
 
 
@@ -559,7 +572,9 @@ class BulkOrder(_Payload):
                         RefundLineItem(
                             line_item_id=gid_number(line.lineItem.id),
                             quantity=line.quantity,
-                            restock_type=line.restockType.lower() if line.restockType else None,
+                            restock_type=_RESTOCK_TYPES[line.restockType]
+                            if line.restockType
+                            else None,
                             line_item=_refunded(variants.get(gid_number(line.lineItem.id))),
                         )
                         for line in own

@@ -211,6 +211,13 @@ def _hostile_bodies() -> list[tuple[str, str, bytes, int]]:
             b' {"id": 71, "line_item_id": 9, "quantity": 1}]}',
             200,
         ),
+        (
+            "a restock type Shopify does not have",
+            "refunds/create",
+            b'{"id": 72, "order_id": 8, "refund_line_items": ['
+            b'{"id": 73, "line_item_id": 9, "quantity": 1, "restock_type": "explode"}]}',
+            200,
+        ),
         # products/delete's signed body replayed as the shop's uninstall: it names no shop.
         ("app/uninstalled naming no shop", "app/uninstalled", b'{"id": 424242}', 200),
     ]
