@@ -268,5 +268,6 @@ def normalise(env: WebhookEnvelope) -> list[tuple[bytes, SkuEvent]]:
     elif isinstance(payload, ShopRedact):
         if payload.shop_domain != env.shop:
             raise MalformedWebhook("shop/redact names another shop than its envelope")
-        events.add("shop", "shop_redact", {})
+        # Its moment orders it against the uninstall it follows (connectors.db.ledger).
+        events.add("shop", "shop_redact", {"at": _clock(env).anchor.isoformat()})
     return events.out

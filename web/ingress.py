@@ -203,9 +203,10 @@ async def accept_webhook(body: bytes, headers: Mapping[str, str], state: Any) ->
         return _unavailable(f"could not commit to the inbox: {exc!r}")
     if row is None:
         return Outcome(200, "duplicate", "duplicate")
-    if parsed.topic in ("app/uninstalled", "shop/redact"):
+    if parsed.topic == "app/uninstalled":
         # The earlier of Shopify's trigger and our receipt: a trigger stamped by a clock ahead
         # of ours must not outrank a reinstall made just after (the mark then never cleared).
+        # Not shop/redact: it erases only a shop already uninstalled (connectors.db.ledger).
         received = datetime.now(UTC)
         triggered = webhooks.trigger_time(parsed.triggered_at, received)
         state.shops.note_uninstall(parsed.shop, min(triggered or received, received))

@@ -115,7 +115,7 @@ class ShopDirectory:
         return self._secrets_of(shop, held)
 
     def note_uninstall(self, shop: str, moment: datetime) -> None:
-        """``shop``'s uninstall (or erasure), triggered at ``moment``, is accepted: its webhooks
+        """``shop``'s uninstall, triggered at ``moment``, is accepted: its webhooks
         are refused from now on, not once the worker has applied it and the cache been
         reloaded (they were accepted, and applied, for up to three seconds)."""
         self._uninstalled_here[shop] = (moment, time.monotonic())

@@ -130,19 +130,25 @@ _STATEMENTS: dict[str, tuple[str, str]] = {
         "  WHERE c.shop = gone.domain AND c.mode <> 'authorization_code')"
         " SELECT NULL::bigint FROM gone",
     ),
+    # Shopify sends shop/redact 48 hours after an uninstall: only an uninstalled shop is
+    # erased, and only by a redact from after that uninstall. One replayed from an earlier
+    # uninstall, or sent for a shop installed again since, changes nothing (an outside test
+    # erased a live, reinstalled shop with a redact triggered before its install).
     # Tables without a foreign key to shops (time series, outbox) are cleared explicitly.
     "shop_redact": (
         "stock",
-        "WITH a AS (DELETE FROM demand_ledger WHERE shop = %(shop)s),"
-        " b AS (DELETE FROM stock_history WHERE shop = %(shop)s),"
-        " c AS (DELETE FROM update_outbox WHERE shop = %(shop)s),"
-        " d AS (DELETE FROM dead_letters WHERE shop = %(shop)s),"
-        " e AS (DELETE FROM webhook_inbox WHERE shop = %(shop)s),"
-        " f AS (DELETE FROM oauth_states WHERE shop = %(shop)s),"
+        "WITH gone AS (SELECT domain FROM shops WHERE domain = %(shop)s"
+        "  AND uninstalled_at IS NOT NULL AND uninstalled_at <= coalesce(%(at)s, now())),"
+        " a AS (DELETE FROM demand_ledger WHERE shop IN (SELECT domain FROM gone)),"
+        " b AS (DELETE FROM stock_history WHERE shop IN (SELECT domain FROM gone)),"
+        " c AS (DELETE FROM update_outbox WHERE shop IN (SELECT domain FROM gone)),"
+        " d AS (DELETE FROM dead_letters WHERE shop IN (SELECT domain FROM gone)),"
+        " e AS (DELETE FROM webhook_inbox WHERE shop IN (SELECT domain FROM gone)),"
+        " f AS (DELETE FROM oauth_states WHERE shop IN (SELECT domain FROM gone)),"
         # The invitation limits' counters name the shop and the invited addresses.
-        " g AS (DELETE FROM login_failures WHERE key = 'invite:' || %(shop)s"
-        "  OR starts_with(key, 'invite:' || %(shop)s || ':'))"
-        " DELETE FROM shops WHERE domain = %(shop)s RETURNING NULL::bigint",
+        " g AS (DELETE FROM login_failures WHERE EXISTS (SELECT 1 FROM gone)"
+        "  AND (key = 'invite:' || %(shop)s OR starts_with(key, 'invite:' || %(shop)s || ':')))"
+        " DELETE FROM shops WHERE domain IN (SELECT domain FROM gone) RETURNING NULL::bigint",
     ),
 }
 
@@ -151,6 +157,7 @@ _DEFAULTS: dict[str, dict[str, object]] = {
     "sale_line": {"version": None, "ordered_quantity": None, "triggered_at": None},
     "stock": {"triggered_at": None},
     "app_uninstalled": {"at": None},
+    "shop_redact": {"at": None},
     # listed_since: from a catalogue export, which may bring back a variant an older export
     # found gone (migration 0035).
     "variant": {"triggered_at": None, "listed_since": None},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -149,9 +150,23 @@ def test_shop_redact_erases_the_shop(stack: Stack) -> None:
     order, _ = order_hook(shop, [(Ids.next(), variant, 1)])
     deliver_ok(stack, order)
     wait_until(lambda: units_sold(stack, shop, variant.variant_id) == 1, what="order")
-    deliver_ok(
-        stack, signed_webhook("shop/redact", shop, {"shop_id": 1, "shop_domain": shop}, SECRET)
+    # Shopify sends shop/redact 48 hours after an uninstall. For a shop installed here, one
+    # replayed from an earlier uninstall (or sent late) erases nothing: an outside test wiped
+    # a live shop that way.
+    privacy = {"shop_id": 1, "shop_domain": shop}
+    stale = datetime.now(UTC) - timedelta(days=400)
+    deliver_ok(stack, signed_webhook("shop/redact", shop, privacy, SECRET, triggered_at=stale))
+    deliver_ok(stack, signed_webhook("shop/redact", shop, privacy, SECRET))
+    later, _ = order_hook(shop, [(Ids.next(), variant, 2)])
+    deliver_ok(stack, later)  # the shop's webhooks are applied in order: the redacts went first
+    wait_until(lambda: units_sold(stack, shop, variant.variant_id) == 3, what="the shop kept")
+    uninstall = {"id": 1, "myshopify_domain": shop}
+    deliver_ok(stack, signed_webhook("app/uninstalled", shop, uninstall, SECRET))
+    wait_until(
+        lambda: scalar(stack, "SELECT uninstalled_at FROM shops WHERE domain = %s", shop),
+        what="the shop uninstalled",
     )
+    deliver_ok(stack, signed_webhook("shop/redact", shop, privacy, SECRET))
     wait_until(
         lambda: scalar(stack, "SELECT count(*) FROM shops WHERE domain = %s", shop) == 0,
         what="shop erased",

@@ -600,6 +600,8 @@ def test_an_operator_lists_and_replays_dead_letters_once_the_cause_is_gone(stack
     still = cli("replay", str(letter))
     assert still.returncode == 1 and "still failing" in still.stdout, still
     # …until the first shop is erased; then the replay lands it, once.
+    uninstall = {"id": 1, "myshopify_domain": first}
+    deliver_ok(stack, signed_webhook("app/uninstalled", first, uninstall, SECRET))
     redact = signed_webhook("shop/redact", first, {"shop_id": 1, "shop_domain": first}, SECRET)
     deliver_ok(stack, redact)
     wait_until(

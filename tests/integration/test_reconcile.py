@@ -416,7 +416,12 @@ async def test_shop_redact_leaves_no_row_of_a_connected_backfilled_reconciled_sh
         scalar(stack, "INSERT INTO login_failures (key) VALUES (%s) RETURNING 1", key)
 
     redact = {"shop_id": 1, "shop_domain": store.domain}
+    uninstall = {"id": 1, "myshopify_domain": store.domain}
     async with httpx.AsyncClient(timeout=10) as http:
+        answer = await post_signed(
+            http, stack, store.domain, "app/uninstalled", uninstall, CLIENT_SECRET
+        )
+        assert answer.status_code == 200, answer.text
         answer = await post_signed(http, stack, store.domain, "shop/redact", redact, CLIENT_SECRET)
     assert answer.status_code == 200, answer.text
     for _ in range(200):

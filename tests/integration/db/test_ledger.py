@@ -511,3 +511,30 @@ async def test_an_event_that_fails_again_after_a_restart_is_set_aside_once(
         await conn.execute("UPDATE dead_letters SET replayed_at = now() WHERE id = %s", (first,))
         await ledger.dead_letter(conn, event, ValueError("still bad"))
     assert len(await letters()) == 2 and first not in await letters()
+
+
+async def test_shop_redact_erases_only_an_uninstalled_shop_and_only_after_its_uninstall(
+    conn: DictConnection, shop: str, database_url: str
+) -> None:
+    """Shopify sends shop/redact 48 hours after an uninstall. A redact from an earlier
+    uninstall, replayed or retried after the merchant installed again, erased the live shop
+    (an outside test)."""
+    variant = next(_ids)
+    await apply(conn, [sale(shop, next(_ids), variant, 2)])
+    uninstalled_at = datetime.now(UTC)
+
+    async def held() -> bool:
+        cur = await conn.execute("SELECT count(*) AS n FROM shops WHERE domain = %s", (shop,))
+        return bool((await cur.fetchone())["n"])
+
+    def redact(at: datetime | None) -> SkuEvent:
+        return _event(shop, "shop_redact", **({} if at is None else {"at": at.isoformat()}))
+
+    await apply(conn, [redact(uninstalled_at - timedelta(days=400))])
+    await apply(conn, [redact(None)])  # an event queued before redacts carried their moment
+    assert await held() and await units(conn, shop, variant) == 2
+    await apply(conn, [_event(shop, "app_uninstalled", at=uninstalled_at.isoformat())])
+    await apply(conn, [redact(uninstalled_at - timedelta(hours=1))])
+    assert await held() and await units(conn, shop, variant) == 2
+    await apply(conn, [redact(uninstalled_at + timedelta(days=2))])
+    assert not await held() and await units(conn, shop, variant) == 0
