@@ -139,20 +139,36 @@ def test_every_rejection_is_a_clear_4xx_and_stores_nothing(
     assert (
         get("/shopify/callback", signed({**callback, "state": "never-issued"})).status_code == 400
     )
-    # A state issued to one shop does not serve another.
-    started = httpx.get(
-        f"{base}/shopify/install?{urlencode(signed({'shop': shop, 'timestamp': now}))}",
-        timeout=10,
-    )
+    # The browser that begins the install keeps its state, and only it can finish it.
+    browser = httpx.Client(base_url=base, timeout=10)
+    started = browser.get(f"/shopify/install?{urlencode(signed({'shop': shop, 'timestamp': now}))}")
     assert started.status_code in (302, 303, 307)
     state = dict(httpx.URL(started.headers["location"]).params)["state"]
+    cookie = started.cookies.get("sp_oauth_state")
+    assert cookie == state and "httponly" in started.headers["set-cookie"].lower()
+
+    def finish(params: dict[str, str]) -> httpx.Response:
+        return browser.get(f"/shopify/callback?{urlencode(signed(params))}")
+
+    # A genuine callback link opened in another browser (someone else, signed in here) does
+    # not install the shop for them, nor spend the state.
+    elsewhere = get("/shopify/callback", signed({**callback, "state": state}))
+    assert elsewhere.status_code == 400 and "browser" in elsewhere.text
+    # A callback without a code is refused before the state is spent (it went to Shopify,
+    # failed there with a 502, and the state was gone: an outside test).
+    codeless = finish({"shop": shop, "timestamp": now, "state": state})
+    assert codeless.status_code == 400 and "code" in codeless.text
+    # A state issued to one shop does not serve another.
     other = new_store(shopify)
-    foreign = signed({"code": "c0de", "shop": other, "timestamp": now, "state": state})
-    assert get("/shopify/callback", foreign).status_code == 400
-    # Spent by that refusal? No: a state is only spent by its own shop. Used once, then never.
-    own = signed({"code": "bad-code", "shop": shop, "timestamp": now, "state": state})
-    assert get("/shopify/callback", own).status_code == 400  # Shopify refuses the code
-    assert get("/shopify/callback", own).status_code == 400  # and the state is spent
+    foreign = finish({"code": "c0de", "shop": other, "timestamp": now, "state": state})
+    assert foreign.status_code == 400
+    # Spent by those refusals? No: a state is only spent by its own shop. Used once, then never.
+    own = {"code": "bad-code", "shop": shop, "timestamp": now, "state": state}
+    refused = finish(own)
+    assert refused.status_code == 400 and "state" not in refused.text  # Shopify refuses the code
+    spent = finish(own)
+    assert spent.status_code == 400 and "already used" in spent.text
+    browser.close()
     for domain in (shop, other):
         assert stored(oauth_stack, domain) == (0, 0)
 

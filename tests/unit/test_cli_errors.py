@@ -1,0 +1,39 @@
+"""Failures an operator can fix are a line, not a traceback (ops.cli._Commands)."""
+
+from __future__ import annotations
+
+import click
+import httpx
+from click.testing import CliRunner
+
+from connectors.shopify.admin import AdminError, Unavailable
+from ops.cli import _Commands
+
+
+def _failing(error: BaseException) -> click.Group:
+    group = _Commands()
+
+    @group.command("reconcile")
+    def reconcile() -> None:
+        raise error
+
+    return group
+
+
+def test_shopify_away_or_refusing_is_told_in_a_line() -> None:
+    """`stockpulse reconcile` with Shopify unreachable printed a page of httpx traceback (an
+    outside test)."""
+    cases = [
+        (Unavailable("gave up after 5 attempts"), "Shopify could not be reached"),
+        (httpx.ConnectError("connection refused"), "Shopify could not be reached"),
+        (AdminError("access denied"), "Shopify refused: access denied"),
+    ]
+    for error, says in cases:
+        result = CliRunner().invoke(_failing(error), ["reconcile"])
+        assert result.exit_code == 1 and says in result.output, result.output
+        assert result.exc_info is None or result.exc_info[0] is SystemExit
+
+
+def test_a_bug_keeps_its_traceback() -> None:
+    result = CliRunner().invoke(_failing(KeyError("oops")), ["reconcile"])
+    assert isinstance(result.exception, KeyError)
