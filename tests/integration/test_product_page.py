@@ -73,7 +73,7 @@ def test_a_products_page_shows_its_history_stockouts_forecast_and_settings(stack
         timeout=10,
     )
     assert page.status_code == 200
-    assert "out of stock" in page.text and "80 % interval" in page.text
+    assert "yes, some of the day" in page.text and "80 % interval" in page.text
     assert "Planned with" in page.text
 
 
