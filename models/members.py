@@ -490,7 +490,13 @@ def prepare_shop(
         future_closed(closed, last_day, horizon, country),
         last_day,
         [fillable(y, ok) for y, ok in zip(units, sellable, strict=True)],
-        season_factor(total, closed, last_day, horizon),
+        season_factor(
+            total,
+            closed,
+            last_day,
+            horizon,
+            lambda: float(_total_forecast(total, ~closed, SEASON).mean()),
+        ),
     )
 
 

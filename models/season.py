@@ -20,10 +20,20 @@ it, so that one December's clearance sale is not taken for a rush every December
 it cannot be told apart. Outside the season a forecast is left as it is: there the weekly
 members follow the level and trend themselves, and correcting them by last year cost MASE on
 11 of 12 synthetic shops (docs/forecasting-experiments.md).
+
+A rush already under way is not counted twice. The factor says how each coming day compares
+with the four weeks the forecast starts from; the weekly members start from where the shop
+is now. When that is above those weeks' mean (a rush that began in mid-November), the
+members carry that much of the rush already, and the factor is taken from where they start:
+a black-box gift shop ramping five-fold from mid-November was forecast at twice its December
+sales. Not the other way: after a peak, the members' starting level (the shop total's ETS
+over the week ahead) is no steadier measure than the weeks before, and raising by it put a
+synthetic shop's January 30 % high.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, timedelta
 
 import numpy as np
@@ -49,13 +59,18 @@ def in_season(day: date) -> bool:
 
 
 def season_factor(
-    total: np.ndarray, closed: np.ndarray, last_day: date, horizon: int
+    total: np.ndarray,
+    closed: np.ndarray,
+    last_day: date,
+    horizon: int,
+    starting: Callable[[], float] | None = None,
 ) -> np.ndarray:
     """What each of the ``horizon`` days after ``last_day`` is scaled by: one outside the
     season, or without a year of history to judge last year by.
 
     ``total`` is the shop's units by day and ``closed`` its closed days, both ending on
-    ``last_day``."""
+    ``last_day``; ``starting``, asked only in the season, where the weekly members start
+    from: the total's mean over the coming week as they forecast it."""
     ones = np.ones(horizon)
     days = total.size
     touched = [k for k in range(horizon) if in_season(last_day + timedelta(days=k + 1))]
@@ -68,6 +83,7 @@ def season_factor(
     trust = _trust(level, days)
     if trust == 0:
         return ones
+    carried = _carried(level, days, starting)
     factor = ones.copy()
     for k in range(horizon) if from_season else touched:
         years = [
@@ -80,8 +96,24 @@ def season_factor(
         # With two years, a change is trusted only as far as both made it: a clearance sale
         # one December is not a rush every December.
         ratio = years[0] if len(years) == 1 else _agreed(*years)
-        factor[k] = ratio**trust
+        factor[k] = float(np.clip(ratio * carried, *BOUNDS)) ** trust
     return factor
+
+
+def _carried(level: _Level, days: int, starting: Callable[[], float] | None) -> float:
+    """The share of the factor left once the members' start is taken out: the weeks the
+    forecast starts from over where the members start, when they start above (one otherwise).
+
+    >>> _carried(_Level(np.full(60, 10.0), np.ones(60, bool)), 60, lambda: 20.0)
+    0.5
+    >>> _carried(_Level(np.full(60, 10.0), np.ones(60, bool)), 60, lambda: 5.0)
+    1.0
+    """
+    base = level.mean(days - WINDOW, days)
+    start = starting() if starting is not None else None
+    if not base or not start or start <= base:
+        return 1.0
+    return base / start
 
 
 def black_friday(year: int) -> date:

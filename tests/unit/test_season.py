@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 import numpy as np
 
-from models.members import prepare_shop, shop_total
+from models.members import _total_forecast, prepare_shop, shop_total
 from models.season import season_factor
 from models.shop_calendar import closed_days
 
@@ -108,7 +108,11 @@ def test_the_blend_gets_the_season_on_the_weekly_members_and_prophet_keeps_its_o
     total = _shop(3 * 365, december=2.0, seed=5)
     units = [total * 0.25, total * 0.75]
     fit = prepare_shop(units, [np.ones(total.size, bool)] * 2, END, 28, None)
-    assert np.allclose(fit.season, _factor(shop_total(units, total.size)))
+    whole = shop_total(units, total.size)
+    closed = closed_days(whole)
+    starting = float(_total_forecast(whole, ~closed, 7).mean())
+    expected = season_factor(whole, closed, END, 28, lambda: starting)
+    assert np.allclose(fit.season, expected)
     fit.members.mean["prophet"][:] = 1.0
     members = fit.blendable(1)
     assert np.allclose(members["shop"], fit.members.mean["shop"][1] * fit.season)
@@ -157,3 +161,30 @@ def test_a_live_plan_in_the_rush_holds_safety_stock_for_the_rush_not_for_novembe
     with_season, mean_only = safety(season), safety(None)
     assert with_season > 1.3 * mean_only, (with_season, mean_only)
     assert safety([1.0] * 28) == mean_only
+
+
+def test_a_rush_under_way_at_the_origin_is_not_counted_twice() -> None:
+    """A gift shop whose December rush builds from mid-November, five-fold by the 21st: on 3
+    December the weekly members already start well above November's mean, and scaling them by
+    the rush measured from that mean forecast twice the December sales (an outside test)."""
+    rng = np.random.default_rng(9)
+    days = 3 * 365
+    dates = [END - timedelta(days=days - 1 - i) for i in range(days)]
+    doy = np.array([d.timetuple().tm_yday for d in dates])
+    ramp = 1 + 4 * np.clip((doy - 320) / 35, 0, 1) * (doy <= 355)
+    level = 40 * np.where(doy > 355, 0.7, ramp)
+    total = rng.poisson(level).astype(float)
+    closed = closed_days(total)
+    forecast = _total_forecast(total, ~closed, 28)  # the shop member's total, as fitted
+    as_before = season_factor(total, closed, END, 28)
+    now = season_factor(total, closed, END, 28, lambda: float(forecast[:7].mean()))
+    truth = np.array(
+        [40 * (1 + 4 * min(max((320 + 18 + k - 320) / 35, 0), 1)) for k in range(18)]
+    )  # 4-21 December, day of year 338 onwards
+    before_bias = (forecast[:18] * as_before[:18]).sum() / truth.sum() - 1
+    now_bias = (forecast[:18] * now[:18]).sum() / truth.sum() - 1
+    print(f"4-21 December: {before_bias:+.0%} before, {now_bias:+.0%} now")
+    assert before_bias > 0.4 and abs(now_bias) < 0.2
+    # A shop still at November's level at the origin keeps the whole season.
+    flat = season_factor(total, closed, END, 28, lambda: 1.0)
+    assert np.allclose(flat, as_before)
