@@ -54,6 +54,7 @@ from web.product import ProductController
 from web.reports import ReportsController
 from web.security import add_security_headers
 from web.settings import SettingsController
+from web.shop_paths import lower_case_shop
 from web.shopify_oauth import ShopifyOAuthController
 from web.shops import ShopDirectory
 from web.tokens import TokensController
@@ -170,6 +171,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             engine_callback=lambda engine: engine.engine.globals.update(cover=days_of_cover),
         ),
         request_max_body_size=settings.webhook_max_body_bytes,
+        before_request=lower_case_shop,
         before_send=[add_security_headers, allow_every_method],
         middleware=[request_deadline(settings.request_timeout_seconds)],
         exception_handlers={
