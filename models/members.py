@@ -211,7 +211,11 @@ def established(y: np.ndarray) -> bool:
 
 
 def shop_member(
-    units: Sequence[np.ndarray], sellable: Sequence[np.ndarray], open_days: np.ndarray, horizon: int
+    units: Sequence[np.ndarray],
+    sellable: Sequence[np.ndarray],
+    open_days: np.ndarray,
+    horizon: int,
+    forecast_whole: np.ndarray | None = None,
 ) -> np.ndarray:
     """Top-down: AutoETS on the shop's daily total, times each SKU's share of the total over
     its last SHARE_DAYS sellable days. Every SKU's arrays end on the shop calendar's last day;
@@ -223,12 +227,13 @@ def shop_member(
     only. Otherwise a collection launched a month ago lifts every older SKU's forecast by the
     launch: this member's bias was +57 % on a black-box fashion shop, and up to +140 % on its
     year-round basics in the weeks after a launch. A newer SKU takes its share of the whole
-    shop's total."""
+    shop's total. ``forecast_whole``: that total's forecast, when the caller has it already."""
     days = open_days.size
     old = [established(y) for y in units]
     whole = shop_total(units, days)
     of_old = shop_total([y for y, e in zip(units, old, strict=True) if e], days)
-    forecast_whole = _total_forecast(whole, open_days, horizon)
+    if forecast_whole is None:
+        forecast_whole = _total_forecast(whole, open_days, horizon)
     forecast_old = _total_forecast(of_old, open_days, horizon) if any(old) else forecast_whole
     out = np.zeros((len(units), horizon))
     for i, (y, ok, is_old) in enumerate(zip(units, sellable, old, strict=True)):
@@ -467,7 +472,9 @@ def prepare_shop(
     classes = [demand_class(y, ok) for y, ok in zip(units, sellable, strict=True)]
     members = MemberForecasts({}, {}, {}, {})
     started = time.perf_counter()
-    members.mean["shop"] = shop_member(units, sellable, ~closed, horizon)
+    # The total's forecast is the shop member's and says where the season starts from.
+    total_forecast = _total_forecast(total, ~closed, horizon)
+    members.mean["shop"] = shop_member(units, sellable, ~closed, horizon, total_forecast)
     members.seconds["shop"] = time.perf_counter() - started
     started = time.perf_counter()
     members.mean["lifecycle"] = lifecycle_member(units, sellable, horizon)
@@ -495,7 +502,7 @@ def prepare_shop(
             closed,
             last_day,
             horizon,
-            lambda: float(_total_forecast(total, ~closed, SEASON).mean()),
+            lambda: float(total_forecast[:SEASON].mean()),
         ),
     )
 
