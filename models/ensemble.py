@@ -16,9 +16,10 @@ what was tried in docs/forecasting-experiments.md):
   forecast for them is set against what sold, without any refit. The weights are
   those that would have made the best blend of those days (least squares, non-negative,
   summing to one): pooled over the shop's SKUs of the same member set first, which is stable,
-  then moved per SKU by its own days. Fitting the blend rather than ranking the members
-  matters: every member's squared error is mostly the noise of daily sales, so weights from
-  inverse errors come out nearly equal even when one member is plainly better. A SKU
+  then moved per SKU by its own days, at the level least squares sets but in the shape
+  absolute error prefers (:func:`_moved_by_own_days`). Fitting the blend rather than ranking
+  the members matters: every member's squared error is mostly the noise of daily sales, so
+  weights from inverse errors come out nearly equal even when one member is plainly better. A SKU
   launched in the last eight weeks is pooled with the other launches, and may blend how the
   shop's earlier launches sold on at its age (:func:`fit_weights`).
   ``forecast evaluate`` applies the same rule to the forecasts made at its earlier origins.
@@ -154,6 +155,47 @@ def _simplex_least_squares(
     return w / total if total > 0 else np.full(m, 1.0 / m)
 
 
+def _moved_by_own_days(x: np.ndarray, y: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """One SKU's weights, moved from the pool's ``prior`` by its own days (rows ``x``, sales
+    ``y``): as much as squared error says, shaped by absolute error.
+
+    Least squares (pulled towards ``prior``) decides the blend's level over the SKU's days:
+    the mean, which stock cover needs. Among the weights that keep that level, the ones with
+    the least absolute error, pulled towards ``prior`` by POOL_PULL_PER_DAY per day in units
+    of the SKU's own absolute error, are taken. On a few weeks of one lumpy SKU, squared error
+    is all its few large days: an order a day late costs a forecast on the right weekday as
+    much as a flat forecast costs all month, so least squares alone mixed flat members into
+    sellers whose customers order on fixed weekdays (B2B shop: MASE 0.810 -> 0.753,
+    docs/forecasting-experiments.md). Absolute error alone fitted the median, lower than the
+    mean: the blends of sparse sellers turned down to 1.6 points more biased.
+
+    A linear programme: weights w >= 0, over- and under-forecast e+, e- >= 0 per day, moves
+    from the prior d+, d- >= 0 per member."""
+    from scipy.optimize import linprog
+
+    strength = y.size * POOL_PULL_PER_DAY
+    level_weights = _simplex_least_squares(x, y, prior, strength)
+    n, m = x.shape
+    pull = strength * float(np.mean(np.abs(x @ prior - y)))
+    cost = np.concatenate([np.zeros(m), np.ones(2 * n), np.full(2 * m, pull)])
+    zeros_nm, eye_n, eye_m = np.zeros((n, 2 * m)), np.eye(n), np.eye(m)
+    equalities = np.vstack(
+        [
+            np.hstack([x, -eye_n, eye_n, zeros_nm]),  # x·w - y = e+ - e-
+            np.hstack([eye_m, np.zeros((m, 2 * n)), -eye_m, eye_m]),  # w - prior = d+ - d-
+            np.concatenate([np.ones(m), np.zeros(2 * n + 2 * m)])[None, :],
+            np.concatenate([x.sum(axis=0), np.zeros(2 * n + 2 * m)])[None, :],
+        ]
+    )
+    targets = np.concatenate([y, prior, [1.0, float(x.sum(axis=0) @ level_weights)]])
+    solved = linprog(cost, A_eq=equalities, b_eq=targets, bounds=(0, None), method="highs")
+    if not solved.success:
+        return level_weights
+    w = np.maximum(solved.x[:m], 0)
+    total = w.sum()
+    return w / total if total > 0 else level_weights
+
+
 def fit_weights(
     skus: Mapping[K, tuple[Sequence[str], Sequence[Validation]]],
     launches: Collection[K] = (),
@@ -205,7 +247,7 @@ def fit_weights(
             own = pool.rows.get(k)
             w = pool.weights
             if own is not None:
-                w = _simplex_least_squares(own[0], own[1], w, own[1].size * POOL_PULL_PER_DAY)
+                w = _moved_by_own_days(own[0], own[1], w)
             out[k] = _shares(pool.members, w, members_of_k)
             trust = lifecycle_trust.get(k, 0.0) if lifecycle_trust is not None else 0.0
             lifecycle = set(LAUNCH_MEMBERS) & set(members_of_k)

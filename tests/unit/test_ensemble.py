@@ -81,6 +81,35 @@ def test_weights_go_to_the_member_that_was_right_on_the_shops_skus() -> None:
     assert abs(sum(weights["odd"].values()) - 1) < 1e-9
 
 
+def test_a_skus_own_days_pick_the_members_shape_by_absolute_error_at_the_mean_level() -> None:
+    # A wholesale customer orders on the first open day of each week, once a day late; a
+    # few single units sell on other days. 28 units on the right weekday, or flat at 4 or 6.
+    days = 20
+    weekday = np.zeros(days)
+    weekday[[0, 5, 10, 15]] = 20.0
+    low, high = np.full(days, 4.0), np.full(days, 6.0)
+    sold = np.zeros(days)
+    sold[[0, 6, 10, 15]] = [22, 18, 25, 15]
+    sold[[2, 3, 8, 12, 13, 17, 18, 19]] = 1
+    members = np.stack([weekday, low, high])
+    # Least squares on the simplex, by a fine grid: it mixes the flat forecasts in.
+    a, b = np.meshgrid(np.linspace(0, 1, 501), np.linspace(0, 1, 501))
+    inside = a + b <= 1
+    grid = np.stack([a[inside], b[inside], 1 - a[inside] - b[inside]], axis=1)
+    squares = grid[(((grid @ members) - sold) ** 2).sum(axis=1).argmin()]
+    past = Validation({"ets": weekday, "croston_sba": low, "tsb": high}, sold, np.ones(days, bool))
+    fitted = fit_weights({"b2b": (("ets", "croston_sba", "tsb"), [past])})["b2b"]
+    weights = np.array([fitted["ets"], fitted["croston_sba"], fitted["tsb"]])
+    print(f"least squares {squares.round(3)}, fitted {weights.round(3)}")
+    # The level is the mean's: what least squares blends over these days, which sold 88.
+    assert (weights @ members).sum() == pytest.approx((squares @ members).sum(), abs=0.5)
+    assert (weights @ members).sum() == pytest.approx(sold.sum(), abs=0.5)
+    # The shape is the right weekday's, as far as that level allows.
+    assert weights[0] > squares[0] + 0.05
+    mae = np.abs(weights @ members - sold).mean()
+    assert mae < np.abs(squares @ members - sold).mean() - 0.2
+
+
 def test_a_member_without_a_record_takes_an_equal_share_and_the_others_keep_theirs() -> None:
     """Runs stored before a member joined a class have no forecast of it: the new one takes
     an equal share until it has a record, the others split the rest by theirs."""
