@@ -373,6 +373,43 @@ def variant(shop: str, variant_id: int, updated_at: datetime, **more: object) ->
     )
 
 
+async def test_a_stock_level_belongs_to_the_shop_whose_variant_holds_its_item(
+    conn: DictConnection, shop: str, database_url: str
+) -> None:
+    """Shops on the shared app share a signing secret: a shop's stock update replayed under
+    another's domain and applied before the genuine one kept the level, and the genuine update
+    was dead-lettered (an outside test's replay; one CI run)."""
+    other = f"r{shop}"
+    install_shop(database_url, other)
+    holder, _, item = next(_ids), next(_ids), next(_ids)  # variant() holds its id + 2
+    # Before the shop's product is known, the replay is taken: nothing tells it apart yet.
+    await apply(conn, [stock(other, item, 999, NOW - timedelta(minutes=5))])
+    await apply(conn, [variant(shop, holder, NOW - timedelta(minutes=4))])
+    # The genuine update takes the level over, its history with it.
+    await apply(conn, [stock(shop, item, 12, NOW - timedelta(minutes=3))])
+    assert await level(conn, shop, item) == 12
+    assert await level(conn, other, item) is None
+    cur = await conn.execute(
+        "SELECT count(*) AS n FROM stock_history WHERE shop = %s AND inventory_item_id = %s",
+        (other, item),
+    )
+    row = await cur.fetchone()
+    assert row is not None and row["n"] == 0
+    # Once the shop's variant is known, a replay is refused from the start, whatever its time.
+    with pytest.raises(psycopg.errors.UniqueViolation) as refused:
+        await apply(conn, [stock(other, item, 0, NOW)])
+    assert "another shop" in ledger.describe(refused.value)
+    assert await level(conn, shop, item) == 12 and await level(conn, other, item) is None
+    # A shop on an app of its own signs its own bodies: its variants claim no shared level.
+    squatter = f"q{shop}"
+    install_shop(database_url, squatter)
+    await _on_an_app_of_its_own(conn, squatter)
+    claimed, _, its_item = next(_ids), next(_ids), next(_ids)
+    await apply(conn, [variant(squatter, claimed, NOW - timedelta(minutes=2))])
+    await apply(conn, [stock(shop, its_item, 7, NOW - timedelta(minutes=1))])
+    assert await level(conn, shop, its_item) == 7
+
+
 async def deleted(conn: DictConnection, shop: str, variant_id: int) -> bool:
     cur = await conn.execute(
         "SELECT deleted FROM variants WHERE shop = %s AND variant_id = %s", (shop, variant_id)
