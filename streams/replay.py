@@ -41,7 +41,8 @@ async def replay(conn: DictConnection, ids: list[int]) -> list[Replayed]:
                 await dead_letters.mark_replayed(conn, letter["id"])
             out.append(Replayed(letter["id"], True, detail))
         except Exception as exc:
-            out.append(Replayed(letter["id"], False, f"{type(exc).__name__}: {exc}"))
+            # The reason as a dead letter gives it, not the database's call stack.
+            out.append(Replayed(letter["id"], False, ledger.describe(exc)))
     return out
 
 

@@ -320,7 +320,13 @@ def describe(error: BaseException) -> str:
     if isinstance(error, psycopg.errors.UniqueViolation):
         constraint = error.diag.constraint_name or ""
         if "_global_" in constraint:
-            return f"this Shopify id already belongs to another shop ({constraint})"
+            # Which id, but not whose: the reason is shown with this shop's letters.
+            which = (error.diag.message_detail or error.diag.message_primary or "").rstrip(".")
+            return (
+                f"this Shopify id already belongs to another shop ({constraint}: {which})."
+                " Either this body was replayed under the wrong shop's domain, or it is this"
+                " shop's own and such a replay was applied before it"
+            )
     if isinstance(error, psycopg.Error) and error.diag.message_primary:
         return f"{type(error).__name__}: {error.diag.message_primary}"
     return f"{type(error).__name__}: {error}".strip()

@@ -603,6 +603,9 @@ def test_an_operator_lists_and_replays_dead_letters_once_the_cause_is_gone(stack
     assert "another shop" in listing.stdout
     still = cli("replay", str(letter))
     assert still.returncode == 1 and "still failing" in still.stdout, still
+    # The reason as its letter gives it, which id and why, not the database's call stack.
+    assert "another shop" in still.stdout and "Key (" in still.stdout, still.stdout
+    assert "CONTEXT" not in still.stdout and "PL/pgSQL" not in still.stdout, still.stdout
     # …until the first shop is erased; then the replay lands it, once.
     uninstall = {"id": 1, "myshopify_domain": first}
     deliver_ok(stack, signed_webhook("app/uninstalled", first, uninstall, SECRET))

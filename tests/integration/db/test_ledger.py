@@ -410,6 +410,34 @@ async def test_a_stock_level_belongs_to_the_shop_whose_variant_holds_its_item(
     assert await level(conn, shop, its_item) == 7
 
 
+async def test_a_refund_belongs_to_the_shop_whose_order_holds_its_line(
+    conn: DictConnection, shop: str, database_url: str
+) -> None:
+    """A shop's signed refund replayed under another shop and applied first kept the refund
+    line, and the genuine one was dead-lettered: with a restock, the shop counted the
+    refunded units as sold for good (an outside test)."""
+    other = f"f{shop}"
+    install_shop(database_url, other)
+    variant, line, refund_id = next(_ids), next(_ids), next(_ids)
+    await apply(conn, [sale(shop, line, variant, 5)])
+    # The order is known: the replay is refused from the start.
+    with pytest.raises(psycopg.errors.UniqueViolation) as refused:
+        await apply(conn, [refund(other, refund_id, line, 2)])
+    assert "another shop" in ledger.describe(refused.value)
+    await apply(conn, [refund(shop, refund_id, line, 2)])
+    assert await units(conn, shop, variant) == 3
+    # A refund replayed before its order is known is taken, then taken over by the genuine
+    # refund once the shop's order holds its line.
+    later_variant, later_line, later_refund = next(_ids), next(_ids), next(_ids)
+    await apply(conn, [refund(other, later_refund, later_line, 2)])
+    await apply(conn, [sale(shop, later_line, later_variant, 5)])
+    await apply(conn, [refund(shop, later_refund, later_line, 2)])
+    assert await units(conn, shop, later_variant) == 3
+    cur = await conn.execute("SELECT count(*) AS n FROM refund_lines WHERE shop = %s", (other,))
+    row = await cur.fetchone()
+    assert row is not None and row["n"] == 0
+
+
 async def deleted(conn: DictConnection, shop: str, variant_id: int) -> bool:
     cur = await conn.execute(
         "SELECT deleted FROM variants WHERE shop = %s AND variant_id = %s", (shop, variant_id)
