@@ -3,10 +3,10 @@ all but impossible, and which coming days will be closed too.
 
 A closed day is not a day of zero demand: the forecasters learn nothing from it (it is
 censored, like a day out of stock), and a coming day the shop will be closed on is forecast at
-zero. A coming day is closed when the same weekday was closed three of the last four weeks,
-when it is the public holiday the shop was closed on last year, or when its date fell in a
-shutdown of ANNUAL_SHUTDOWN_DAYS or more in every year the shop has behind it (one or two):
-the week between Christmas and New Year, a summer holiday.
+zero. A coming day is closed when the same weekday was closed three of the last four weeks
+(a shutdown's weeks left out), when it is the public holiday the shop was closed on last
+year, or when its date fell in a shutdown of ANNUAL_SHUTDOWN_DAYS or more in every year the
+shop has behind it (one or two): the week between Christmas and New Year, a summer holiday.
 
 >>> totals = np.array([9., 8, 0, 9, 7, 8, 9] * 5)  # closed every third weekday
 >>> closed_days(totals).astype(int).tolist()[14:21]
@@ -78,9 +78,15 @@ def future_closed(
     """Which of the ``horizon`` days after ``last_day`` the shop will be closed, from its
     ``closed`` days (oldest first, ending on ``last_day``)."""
     out = np.zeros(horizon, dtype=bool)
+    # A shutdown's days say nothing of the weekdays the shop closes on: counted, the three
+    # weeks of a summer holiday ending on the last day had every coming day forecast closed
+    # for four weeks after the shop reopened (an outside test: bias -25 % over four folds).
+    # The weekdays are judged on the weeks around it.
+    shutdown = _shutdowns(closed)
     for k in range(horizon):
-        same_weekdays = closed[::-1][SEASON - 1 - k % SEASON :: SEASON][:RECURRING_WEEKS]
-        if same_weekdays.size == RECURRING_WEEKS and same_weekdays.sum() >= RECURRING_CLOSED:
+        weekday = slice(SEASON - 1 - k % SEASON, None, SEASON)
+        same = closed[::-1][weekday][~shutdown[::-1][weekday]][:RECURRING_WEEKS]
+        if same.size == RECURRING_WEEKS and same.sum() >= RECURRING_CLOSED:
             out[k] = True
     if closed.any():
         out |= _annual_shutdown(closed, last_day, horizon)
@@ -120,13 +126,7 @@ def _annual_shutdown(closed: np.ndarray, last_day: date, horizon: int) -> np.nda
     >>> int(ahead.sum())  # 24 December to 1 January
     9
     """
-    shutdown = np.zeros(closed.size, dtype=bool)
-    start = 0
-    for end in range(1, closed.size + 1):
-        if end == closed.size or closed[end] != closed[start]:
-            if closed[start] and end - start >= ANNUAL_SHUTDOWN_DAYS:
-                shutdown[start:end] = True
-            start = end
+    shutdown = _shutdowns(closed)
     first_day = last_day - timedelta(days=closed.size - 1)
     out = np.zeros(horizon, dtype=bool)
     for k in range(horizon):
@@ -136,6 +136,22 @@ def _annual_shutdown(closed: np.ndarray, last_day: date, horizon: int) -> np.nda
         indices = [(d - first_day).days for d in before if first_day <= d <= last_day]
         out[k] = bool(indices) and all(shutdown[i] for i in indices)
     return out
+
+
+def _shutdowns(closed: np.ndarray) -> np.ndarray:
+    """The closed days in runs of ANNUAL_SHUTDOWN_DAYS or more.
+
+    >>> _shutdowns(np.array([1, 1, 0] + [1] * 8 + [0], dtype=bool)).astype(int).tolist()
+    [0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 0]
+    """
+    shutdown = np.zeros(closed.size, dtype=bool)
+    start = 0
+    for end in range(1, closed.size + 1):
+        if end == closed.size or closed[end] != closed[start]:
+            if closed[start] and end - start >= ANNUAL_SHUTDOWN_DAYS:
+                shutdown[start:end] = True
+            start = end
+    return shutdown
 
 
 def _same_date(day: date, years_back: int) -> date:

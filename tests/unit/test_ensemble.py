@@ -355,6 +355,28 @@ def test_a_shop_open_one_day_a_week_is_forecast_closed_on_the_other_six() -> Non
     assert all(ok[-7:].sum() == 1 for ok in fit.sellable)  # only the Saturday could sell
 
 
+def test_a_shop_reopening_after_its_summer_holiday_is_forecast_open_again() -> None:
+    """Closed on Mondays and Tuesdays, and three weeks every summer. The weeks of the
+    holiday, ending on the last day, had every coming day forecast closed for four weeks: the
+    whole first fold after the reopening at zero (an outside test: bias -25 %)."""
+    last = date(2026, 8, 9)  # the holiday's last day, a Sunday
+    days = 700
+    dates = [last - timedelta(days=days - 1 - i) for i in range(days)]
+    holiday = [date(2025, 7, 20) <= d <= date(2025, 8, 9) or d >= date(2026, 7, 20) for d in dates]
+    weekly = [d.weekday() in (0, 1) for d in dates]
+    closed = np.array(weekly) | np.array(holiday)
+    rng = np.random.default_rng(11)
+    units = [np.where(closed, 0, rng.poisson(5, days)).astype(float) for _ in range(4)]
+    assert (closed_days(sum(units)) == closed).all()
+    coming = future_closed(closed_days(sum(units)), last, 28, None)
+    expected = [(last + timedelta(days=k + 1)).weekday() in (0, 1) for k in range(28)]
+    assert coming.tolist() == expected
+    # Its first holiday, with no year before it: the same.
+    first = closed.copy()
+    first[: days - 30] = [d.weekday() in (0, 1) for d in dates[: days - 30]]
+    assert future_closed(first, last, 28, None).tolist() == expected
+
+
 def test_a_shutdown_every_year_between_christmas_and_new_year_is_forecast_closed() -> None:
     """A black-box shop closed 24 December to 1 January every year was forecast open, so its
     last fold was over-forecast by 30 % (bias +10 % over four folds)."""
