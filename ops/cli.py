@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -783,8 +783,13 @@ def forecast_evaluate(
             "only where it could fit)",
         )
     left_out = int(next(iter(results.values()))["left_out"] or 0)
+    # Every series ends on the file's last date: a later day without rows is not known yet,
+    # so the folds move with it (an outside test added one row a day later and every SKU's
+    # scores moved, with nothing to say why).
+    ends = [s.start + timedelta(days=s.y.size - 1) for s in series.values() if s.start]
     console.print(
-        f"{len(series)} series ({too_short} too short for {folds} "
+        (f"History to {max(ends)}, the file's last date. " if ends else "")
+        + f"{len(series)} series ({too_short} too short for {folds} "
         f"{'fold' if folds == 1 else 'folds'} of {horizon} days), {elapsed:.1f} s"
         + (
             f"; {left_out} series × folds left out for every method: one of them could not "

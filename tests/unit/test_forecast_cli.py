@@ -32,6 +32,9 @@ def test_a_synthetic_shop_is_evaluated_against_its_own_expected_demand(tmp_path:
         ],
     )
     assert evaluated.exit_code == 0, evaluated.output
+    # Where the history ends is said: a day after the file's last date is not known yet.
+    last = max(line.split(",")[1] for line in sales.read_text().splitlines()[1:])
+    assert f"History to {last}, the file's last date." in " ".join(evaluated.output.split())
     result = json.loads(report.read_text())
     assert result["meta"]["truth"] == str(truth)
     methods = result["methods"]
