@@ -206,9 +206,9 @@ def fit_weights(
 
     SKUs allowed the same members are pooled: the weights that would have made the best blend
     over all their validation days (least squares on the simplex) are the prior, and each SKU's
-    own days move its weights from there. A SKU without validation days takes the pooled
-    weights; a pool without any, equal weights; a member without any, an equal share
-    (:func:`_validated`).
+    own days move its weights from there (:func:`_moved_by_own_days`). A SKU without
+    validation days takes the pooled weights; a pool without any, equal weights; a member
+    without any, an equal share (:func:`_validated`).
 
     ``missing``: the members that cannot forecast a SKU (Prophet before a SKU has 30 days).
     Its weights are the best blend of the members it has, on the same days. Spreading a
