@@ -436,6 +436,12 @@ def reconcile_command(shop: str) -> None:
         click.echo(f"  {c['subject']}: {c['old_value']} → {c['new_value']} ({c['reason']})")
     if len(report.corrections) > 50:
         click.echo(f"  … and {len(report.corrections) - 50} more")
+    if report.reclaimed:
+        click.echo(
+            f"  took back {report.reclaimed} row{'' if report.reclaimed == 1 else 's'} another"
+            " shop held under this shop's ids"
+            f" (a replayed body); {report.replayed} of its dead letters then replayed"
+        )
 
 
 @main.command("backfill")

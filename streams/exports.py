@@ -78,6 +78,9 @@ Progress = Callable[[int, int | None], Awaitable[None]]
 
 
 async def apply_plainly(conn: DictConnection, events: Sequence[SkuEvent]) -> None:
+    if events:
+        # What the Admin API lists is the shop's own, whoever a replayed body gave it to.
+        await ledger.reclaim(conn, events[0].shop, events)
     await ledger.apply_events(conn, events)
 
 

@@ -21,12 +21,13 @@ from typing import Any
 import httpx
 from psycopg_pool import AsyncConnectionPool
 
-from connectors.db import ledger, reconciliations, shops
+from connectors.db import dead_letters, ledger, reconciliations, shops
 from connectors.db.pool import DictConnection
 from connectors.kafka.topics import SkuEvent
 from connectors.shopify.admin import AdminClient
 from connectors.shopify.shop_details import shop_details
 from streams import exports
+from streams.replay import replay
 
 log = logging.getLogger("stockpulse.reconcile")
 
@@ -37,12 +38,17 @@ class ReconcileReport:
     reconciliation_id: int
     levels: int = 0
     orders: int = 0
+    # Rows another shop held under this shop's ids, taken back (connectors.db.ledger.reclaim),
+    # and the shop's dead letters that then replayed.
+    reclaimed: int = 0
+    replayed: int = 0
     # As committed (a batch that poison isolation retried recorded its corrections once).
     corrections: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _recording(shop: str, reconciliation_id: int) -> exports.ApplyBatch:
+def _recording(report: ReconcileReport) -> exports.ApplyBatch:
     """Apply a batch and record, in the same transaction, every difference it made."""
+    shop, reconciliation_id = report.shop, report.reconciliation_id
 
     async def apply(conn: DictConnection, events: Sequence[SkuEvent]) -> None:
         line_ids = [e.data["line_item_id"] for e in events if e.kind == "sale_line"]
@@ -54,6 +60,8 @@ def _recording(shop: str, reconciliation_id: int) -> exports.ApplyBatch:
         ]
         variants = [e.data["variant_id"] for e in events if e.kind in ("variant", "variant_gone")]
         before = await reconciliations.snapshot(conn, shop, line_ids, levels, variants)
+        # Counted even if the batch is retried: it only says whether to replay letters.
+        report.reclaimed += await ledger.reclaim(conn, shop, events)
         await ledger.apply_events(conn, events)
         after = await reconciliations.snapshot(conn, shop, line_ids, levels, variants)
         found = reconciliations.differences(before, after)
@@ -77,7 +85,7 @@ async def reconcile_shop(
         await conn.commit()
     if claimed is None or claimed["status"] != "running":
         raise LookupError(f"reconciliation {reconciliation_id} is not running")
-    apply = _recording(shop, reconciliation_id)
+    apply = _recording(report)
     prefix = f"reconcile:{reconciliation_id}:"
     try:
         found = await shop_details(client)
@@ -112,6 +120,8 @@ async def reconcile_shop(
                 conn, reconciliation_id, error=f"{type(exc).__name__}: {exc}"[:2000]
             )
         raise
+    if report.reclaimed:
+        report.replayed = await _replay_displaced(pool, shop)
     if report.corrections:
         log.warning(
             "reconciliation %s of %s corrected %d things webhooks left wrong",
@@ -120,6 +130,23 @@ async def reconcile_shop(
             len(report.corrections),
         )
     return report
+
+
+async def _replay_displaced(pool: AsyncConnectionPool[DictConnection], shop: str) -> int:
+    """Replay the shop's webhooks that another shop's rows had kept out, now those are gone
+    (what the pass read covers its catalogue, and its orders only since the last pass)."""
+    async with pool.connection() as conn:
+        letters = await dead_letters.listing(conn, shop=shop, limit=10_000)
+        displaced = [
+            r["id"]
+            for r in letters
+            if r["stage"] == "apply" and "belongs to another shop" in (r["error"] or "")
+        ]
+        results = await replay(conn, sorted(displaced)) if displaced else []
+    done = sum(r.ok for r in results)
+    if results:
+        log.warning("%s: replayed %d of %d displaced dead letters", shop, done, len(results))
+    return done
 
 
 class PassRunning(RuntimeError):

@@ -314,6 +314,34 @@ async def dead_letter(conn: DictConnection, event: SkuEvent, error: BaseExceptio
     await inbox.mark_applied(conn, _notes([event]))
 
 
+async def reclaim(conn: DictConnection, shop: str, events: Sequence[SkuEvent]) -> int:
+    """Before applying what Shopify's Admin API listed for ``shop`` (read with its own token,
+    so its own): remove another shop's rows with the same variant or line item ids, their
+    demand reversed first (migration 0047). Such rows come only from a body of this shop
+    replayed under the other's domain before the genuine one; they kept this shop's product
+    or orders out for good. Returns how many rows went; nearly always none."""
+    variants = [
+        e.data["variant_id"]
+        for e in events
+        if e.kind in ("variant", "sale_line") and e.data.get("variant_id") is not None
+    ]
+    lines = [e.data["line_item_id"] for e in events if e.kind == "sale_line"]
+    if not variants and not lines:
+        return 0
+    cur = await conn.execute(
+        "SELECT stockpulse_reclaim(%s, %s::bigint[], %s::bigint[]) AS n", (shop, variants, lines)
+    )
+    row = await cur.fetchone()
+    removed = int(row["n"]) if row is not None else 0
+    if removed:
+        log.warning(
+            "%s: removed %d rows another shop held under this shop's ids (a replayed body)",
+            shop,
+            removed,
+        )
+    return removed
+
+
 def describe(error: BaseException) -> str:
     """A reason an operator can act on: a database's primary message, without the PL/pgSQL
     call stack it carries after it."""

@@ -4,6 +4,9 @@ server): the happy path, every rejection (nothing stored), and expiring tokens t
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,9 +22,23 @@ from connectors.shopify.oauth import query_signature
 from connectors.shopify.subscriptions import TOPICS
 from connectors.shopify.tokens import ShopTokens
 from ops.fake_shopify import FakeShopify, FakeShopifyThread, seed_orders
+from ops.shopify_payloads import Variant
 from ops.stack import Stack
 from tests.conftest import start_stack, stop_stack
-from tests.support import SECRET, Ids, query, scalar, signed_in_client, signed_up_tester, wait_until
+from tests.support import (
+    SECRET,
+    Ids,
+    deliver,
+    make_variant,
+    new_shop,
+    order_hook,
+    product_hook,
+    query,
+    scalar,
+    signed_in_client,
+    signed_up_tester,
+    wait_until,
+)
 
 APP_ID = "stockpulse-app"
 
@@ -116,6 +133,107 @@ def test_install_connects_the_store_and_reinstalling_changes_nothing(
     assert {v: int(n) for v, n in rows if n} == expected
     assert install(oauth_stack, shop).status_code == 200
     assert stored(oauth_stack, shop) == (1, 1) and topics() == sorted(TOPICS)
+
+
+def test_a_shops_order_another_shop_took_by_a_replay_is_its_own_once_its_history_is_read(
+    oauth_stack: Stack, shopify: FakeShopify
+) -> None:
+    """Shops on the app share its secret: an outside test replayed a shop's signed order
+    under another shop's domain before the shop's own, and the other shop kept the order's
+    lines and variants for good. What the backfill (and the hourly reconciliation) reads with
+    the shop's own token is the shop's: taken back, the other shop's demand reversed."""
+    shop = new_store(shopify)
+    first_id = Ids.next()
+    Ids._next += 200_000_000  # the seeded orders' ids
+    store = shopify.stores[shop]
+    expected = seed_orders(store, 30, variants=4, first_id=first_id)
+    plain = next(
+        o
+        for o in store.orders
+        if not o.get("cancelledAt")
+        and all(li["currentQuantity"] == li["quantity"] for li in o["lineItems"])
+    )
+    lines = [
+        (
+            li["id"],
+            Variant(li["variantId"], li["productId"], Ids.next(), li["sku"], "T", li["price"]),
+            li["quantity"],
+        )
+        for li in plain["lineItems"]
+    ]
+    other = new_shop(oauth_stack)
+    created = datetime.fromisoformat(plain["createdAt"])
+    replayed, _ = order_hook(shop, lines, order_id=plain["id"], created_at=created)
+    as_other = {**replayed.headers, "X-Shopify-Shop-Domain": other}
+    assert deliver(oauth_stack, replayed, headers=as_other).status_code == 200
+    held = "SELECT count(*) FROM order_lines WHERE shop = %s"
+    wait_until(lambda: scalar(oauth_stack, held, other) == len(lines), what="the replay applied")
+
+    assert install(oauth_stack, shop).status_code == 200
+    wait_until(
+        lambda: scalar(oauth_stack, "SELECT status FROM backfills WHERE shop = %s", shop) == "done",
+        timeout_s=120,
+        what="the requested backfill",
+    )
+    demand = "SELECT variant_id, sum(units) FROM daily_demand WHERE shop = %s GROUP BY 1"
+    assert {v: int(n) for v, n in query(oauth_stack, demand, shop) if n} == expected
+    assert {v: int(n) for v, n in query(oauth_stack, demand, other) if n} == {}
+    assert scalar(oauth_stack, held, other) == 0
+    assert scalar(oauth_stack, "SELECT count(*) FROM variants WHERE shop = %s", other) == 0
+
+    # A new product's body replayed under the other shop before its own delivery: the
+    # genuine webhook is dead-lettered, until the reconciliation reads the shop's catalogue,
+    # takes the variant back and replays the letter.
+    later = make_variant("LATER")
+    listed_at = datetime.now(UTC) - timedelta(minutes=30)
+    store.products.append(
+        {
+            "id": f"gid://shopify/Product/{later.product_id}",
+            "title": f"Product {later.sku}",
+            "updatedAt": listed_at.isoformat(),
+        }
+    )
+    store.variants.append(
+        {
+            "id": later.variant_id,
+            "productId": later.product_id,
+            "productTitle": f"Product {later.sku}",
+            "productStatus": "ACTIVE",
+            "productUpdatedAt": listed_at.isoformat(),
+            "title": later.title,
+            "sku": later.sku,
+            "price": later.price,
+            "updatedAt": listed_at.isoformat(),
+            "inventoryItemId": later.inventory_item_id,
+            "tracked": True,
+        }
+    )
+    genuine = product_hook(shop, later)
+    assert (
+        deliver(
+            oauth_stack, genuine, headers={**genuine.headers, "X-Shopify-Shop-Domain": other}
+        ).status_code
+        == 200
+    )
+    holds = "SELECT count(*) FROM variants WHERE shop = %s AND variant_id = %s"
+    wait_until(lambda: scalar(oauth_stack, holds, other, later.variant_id) == 1, what="replay")
+    assert deliver(oauth_stack, genuine).status_code == 200
+    letter = "SELECT id FROM dead_letters WHERE shop = %s AND error LIKE '%%another shop%%'"
+    displaced = wait_until(lambda: scalar(oauth_stack, letter, shop), what="the displaced letter")
+    passed = subprocess.run(
+        [sys.executable, "-m", "ops.cli", "reconcile", "--shop", shop],
+        env={**os.environ, **oauth_stack.env()},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert "took back 1 row another shop" in passed.stdout, passed.stdout
+    assert "1 of its dead letters then replayed" in passed.stdout, passed.stdout
+    assert scalar(oauth_stack, holds, shop, later.variant_id) == 1
+    assert scalar(oauth_stack, holds, other, later.variant_id) == 0
+    replayed = "SELECT replayed_at IS NOT NULL FROM dead_letters WHERE id = %s"
+    assert scalar(oauth_stack, replayed, displaced) is True
 
 
 def test_every_rejection_is_a_clear_4xx_and_stores_nothing(

@@ -438,6 +438,44 @@ async def test_a_refund_belongs_to_the_shop_whose_order_holds_its_line(
     assert row is not None and row["n"] == 0
 
 
+async def test_what_the_admin_api_lists_for_a_shop_is_taken_back_from_another_shop(
+    conn: DictConnection, shop: str, database_url: str
+) -> None:
+    """A shop's product and order replayed under another shop of the shared app before the
+    genuine ones kept the variant and the line there for good, and the genuine webhooks were
+    dead-lettered (an outside test). The backfill and the reconciliation read the shop's own
+    catalogue and orders with its token: what they list is taken back."""
+    other = f"v{shop}"
+    install_shop(database_url, other)
+    held, _, item = next(_ids), next(_ids), next(_ids)  # variant() holds its id + 2
+    line = next(_ids)
+    replayed = [variant(other, held, NOW - timedelta(hours=2)), sale(other, line, held, 4)]
+    await apply(conn, replayed)
+    await apply(conn, [stock(other, item, 30, NOW - timedelta(hours=2))])
+    for genuine in (variant(shop, held, NOW - timedelta(hours=2)), sale(shop, line, held, 4)):
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            await apply(conn, [genuine])
+    assert await units(conn, other, held) == 4
+    # The reconciliation's pass: the shop's own catalogue, stock and orders.
+    listed = [
+        variant(shop, held, NOW - timedelta(hours=1)),
+        sale(shop, line, held, 4),
+        stock(shop, item, 12, NOW - timedelta(hours=1)),
+    ]
+    async with conn.transaction():
+        assert await ledger.reclaim(conn, shop, listed) == 2  # the variant and its line
+        await ledger.apply_events(conn, listed)
+    assert await units(conn, shop, held) == 4 and await level(conn, shop, item) == 12
+    assert await units(conn, other, held) == 0 and await level(conn, other, item) is None
+    for table in ("variants", "order_lines", "inventory_levels", "stock_history"):
+        cur = await conn.execute(f"SELECT count(*) AS n FROM {table} WHERE shop = %s", (other,))
+        row = await cur.fetchone()
+        assert row is not None and row["n"] == 0, table
+    # Nothing else to take back: a second pass finds nothing.
+    async with conn.transaction():
+        assert await ledger.reclaim(conn, shop, listed) == 0
+
+
 async def deleted(conn: DictConnection, shop: str, variant_id: int) -> bool:
     cur = await conn.execute(
         "SELECT deleted FROM variants WHERE shop = %s AND variant_id = %s", (shop, variant_id)
