@@ -28,7 +28,7 @@ BEGIN
 END $$;
 
 -- Another shop's variant: its lines of it (as above), its stock of the variant's item when no
--- other variant of that shop holds the item, and the variant.
+-- other variant of that shop holds the item, its plan, and the variant.
 CREATE FUNCTION stockpulse_disown_variant(p_owner text, p_variant_id bigint)
 RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
@@ -53,6 +53,8 @@ BEGIN
                  WHERE shop = held.shop AND inventory_item_id = held.inventory_item_id;
             END IF;
         END IF;
+        -- Its plan of a product it never had goes too; its alerts stay, as what was sent.
+        DELETE FROM sku_plans WHERE shop = held.shop AND variant_id = p_variant_id;
         DELETE FROM variants WHERE shop = held.shop AND variant_id = p_variant_id;
         removed := removed + 1;
     END LOOP;

@@ -456,6 +456,13 @@ async def test_what_the_admin_api_lists_for_a_shop_is_taken_back_from_another_sh
         with pytest.raises(psycopg.errors.UniqueViolation):
             await apply(conn, [genuine])
     assert await units(conn, other, held) == 4
+    await conn.execute(  # the plan the other shop's worker made of it
+        "INSERT INTO sku_plans (shop, variant_id, first_day, mean, lower, upper, method, members,"
+        " confidence, safety_stock, reorder_point, reorder_quantity, overstock, abc_class, as_of)"
+        " VALUES (%s, %s, current_date, '{1}', '{0}', '{2}', 'river', '[]', 'low', 1, 2, 3,"
+        " false, 'C', now())",
+        (other, held),
+    )
     # The reconciliation's pass: the shop's own catalogue, stock and orders.
     listed = [
         variant(shop, held, NOW - timedelta(hours=1)),
@@ -467,7 +474,7 @@ async def test_what_the_admin_api_lists_for_a_shop_is_taken_back_from_another_sh
         await ledger.apply_events(conn, listed)
     assert await units(conn, shop, held) == 4 and await level(conn, shop, item) == 12
     assert await units(conn, other, held) == 0 and await level(conn, other, item) is None
-    for table in ("variants", "order_lines", "inventory_levels", "stock_history"):
+    for table in ("variants", "order_lines", "inventory_levels", "stock_history", "sku_plans"):
         cur = await conn.execute(f"SELECT count(*) AS n FROM {table} WHERE shop = %s", (other,))
         row = await cur.fetchone()
         assert row is not None and row["n"] == 0, table
