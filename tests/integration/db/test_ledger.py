@@ -105,6 +105,34 @@ async def test_any_order_and_any_repetition_ends_in_the_same_numbers(
     assert await units(conn, shop, variant) == 3  # 5 - 2 restocked; line b cancelled
 
 
+async def test_events_of_one_kind_sent_together_each_name_the_skus_they_changed(
+    conn: DictConnection, shop: str
+) -> None:
+    """Consecutive events of a kind go to the database as one statement: each must still be
+    applied once, and each SKU's change must name the events that made it, in their order."""
+    one, two, line_a, line_b, line_c = (next(_ids) for _ in range(5))
+
+    def named(event: SkuEvent, event_id: str) -> SkuEvent:
+        return event.model_copy(update={"event_id": event_id})
+
+    events = [
+        named(sale(shop, line_a, one, 5), "a"),
+        named(sale(shop, line_b, two, 1), "b"),
+        named(sale(shop, line_a, one, 5), "a-again"),
+        named(refund(shop, next(_ids), line_b, 1), "b-refunded"),
+        named(sale(shop, line_c, two, 4), "c"),
+        named(sale(shop, next(_ids), one, 2), "d"),
+    ]
+    async with conn.transaction():
+        changes, _ = await ledger.apply_events(conn, events)
+    assert await units(conn, shop, one) == 7
+    assert await units(conn, shop, two) == 4
+    assert {t.variant_id: t.event_ids for t in changes} == {
+        one: ["a", "d"],  # the repeat changed nothing
+        two: ["b", "b-refunded", "c"],
+    }
+
+
 async def test_a_stale_level_never_overwrites_and_a_future_one_never_freezes(
     conn: DictConnection, shop: str
 ) -> None:
