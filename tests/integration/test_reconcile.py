@@ -407,8 +407,8 @@ async def test_shop_redact_leaves_no_row_of_a_connected_backfilled_reconciled_sh
     # the shop and the invited addresses): an outside test found them left behind.
     scalar(
         stack,
-        "INSERT INTO oauth_states (state, shop) VALUES (%s, %s) RETURNING 1",
-        f"state-{Ids.next()}",
+        "INSERT INTO oauth_states (state_digest, shop) VALUES (%s, %s) RETURNING 1",
+        f"state-{Ids.next()}".encode(),
         store.domain,
     )
     invite_keys = [f"invite:{store.domain}", f"invite:{store.domain}:viewer@example.com"]
