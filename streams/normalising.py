@@ -70,17 +70,18 @@ async def _note_normalised(
         for envelope, reason in unusable:
             log.error("dead-lettering an unusable webhook: %s", reason)
             if isinstance(envelope, WebhookEnvelope):
-                where = {"shop": envelope.shop, "event_id": envelope.event_id}
+                shop, event_id = envelope.shop, envelope.event_id
                 data = envelope.model_dump(mode="json")
             else:
-                where = {"shop": "", "event_id": ""}
+                shop, event_id = "", ""
                 data = {"raw": envelope.decode("utf-8", "replace")[:100_000].replace("\x00", "")}
             await dead_letters.record(
                 conn,
                 stage="normalise",
+                shop=shop,
+                event_id=event_id,
                 kind="webhook",
                 topic=envelope.topic if isinstance(envelope, WebhookEnvelope) else None,
                 data=data,
                 error=reason,
-                **where,
             )

@@ -59,6 +59,12 @@ async def _replay_one(conn: DictConnection, letter: dict[str, Any]) -> str:
             "an exported object: fix the cause, then run `stockpulse reconcile --shop"
             f" {letter['shop']}` (or `stockpulse backfill`) to read it again"
         )
+    if not letter["replayable"]:
+        raise ValueError(
+            "the body Shopify sent could not be read with one meaning, and the letter keeps"
+            " a reading of it, not the body: run `stockpulse reconcile --shop"
+            f" {letter['shop']}` to read the object's current state from Shopify"
+        )
     if stage == "ingress":
         payload = dump_payload(parse_payload(letter["topic"], data))
         envelope = WebhookEnvelope(

@@ -125,8 +125,9 @@ def _readable_json(topic: str, body: bytes) -> Any:
 
 
 async def _dead_letter(
-    state: Any, parsed: webhooks.WebhookHeaders, body: bytes, reason: str
+    state: Any, parsed: webhooks.WebhookHeaders, body: bytes, error: payloads.PayloadRejected
 ) -> Outcome:
+    reason = str(error)
     try:
         async with asyncio.timeout(COMMIT_TIMEOUT_S):
             async with state.pool.connection() as conn, conn.transaction():
@@ -139,6 +140,7 @@ async def _dead_letter(
                     topic=parsed.topic,
                     data=_readable_json(parsed.topic, body),
                     error=reason,
+                    replayable=not isinstance(error, payloads.UnreadablePayload),
                 )
     except Exception as exc:
         return _unavailable(f"could not store a dead letter: {exc!r}")
@@ -181,7 +183,7 @@ async def accept_webhook(body: bytes, headers: Mapping[str, str], state: Any) ->
     except payloads.NotJson:
         return _refuse(400, "body is not valid JSON")
     except payloads.PayloadRejected as exc:
-        return await _dead_letter(state, parsed, body, str(exc))
+        return await _dead_letter(state, parsed, body, exc)
     if _names_another_shop(payload, parsed.shop):
         return _refuse(401, "the payload names another shop than the header")
     delivery = {

@@ -29,13 +29,15 @@ async def record(
     data: Any,
     error: str,
     topic: str | None = None,
+    replayable: bool = True,
 ) -> None:
     """Set a message aside, once: the same message failing again while its letter is open
-    (a worker restarted before its offsets were committed) adds nothing (migration 0044)."""
+    (a worker restarted before its offsets were committed) adds nothing (migration 0044).
+    ``replayable`` is false where ``data`` is not the message itself (migration 0049)."""
     await conn.execute(
-        "INSERT INTO dead_letters (stage, shop, event_id, kind, topic, data, error)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-        (stage, shop, event_id, kind, topic, Jsonb(data), error[:MAX_ERROR_CHARS]),
+        "INSERT INTO dead_letters (stage, shop, event_id, kind, topic, data, error, replayable)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+        (stage, shop, event_id, kind, topic, Jsonb(data), error[:MAX_ERROR_CHARS], replayable),
     )
 
 
@@ -54,7 +56,7 @@ async def listing(
 async def take(conn: DictConnection, ids: Sequence[int]) -> list[dict[str, Any]]:
     """Open dead letters by id, locked until the caller's transaction ends."""
     cur = await conn.execute(
-        "SELECT id, stage, shop, event_id, kind, topic, data FROM dead_letters"
+        "SELECT id, stage, shop, event_id, kind, topic, data, replayable FROM dead_letters"
         " WHERE id = ANY(%s) AND replayed_at IS NULL ORDER BY id FOR UPDATE",
         (list(ids),),
     )

@@ -276,6 +276,12 @@ class PayloadRejected(ValueError):
     """A signed, well-formed JSON body that is not a usable payload of its topic."""
 
 
+class UnreadablePayload(PayloadRejected):
+    """A signed body that is JSON but not JSON with one meaning this app can read (a key given
+    twice, a lone surrogate escape, nesting past the parser's limit): whatever is kept of it
+    is a reading of it, not what Shopify sent, so it can never be replayed."""
+
+
 class NotJson(ValueError):
     """The body is not JSON (syntax, NaN or Infinity, not UTF-8) or too deeply nested to read
     at all."""
@@ -304,7 +310,7 @@ def parse_payload(topic: str, body: bytes | str | dict[str, Any]) -> ShopifyPayl
                 # Valid JSON the model's parser will not read (nesting past its limit, a lone
                 # surrogate escape): a signed body of no use, set aside rather than refused
                 # with a 400 that Shopify would retry for two days.
-                raise PayloadRejected(f"JSON this app cannot read: {_reason(exc)}") from None
+                raise UnreadablePayload(f"JSON this app cannot read: {_reason(exc)}") from None
             raise NotJson(_reason(exc)) from None
         raise PayloadRejected(_reason(exc)) from None
 
@@ -324,7 +330,7 @@ def _read_strictly(body: bytes | str) -> bool:
     >>> _read_strictly(b'{"line_items": [{"id": 1}], "line_items": []}')
     Traceback (most recent call last):
     ...
-    connectors.shopify.payloads.PayloadRejected: key 'line_items' given twice in one object
+    connectors.shopify.payloads.UnreadablePayload: key 'line_items' given twice in one object
     """
     import json
 
@@ -337,7 +343,7 @@ def _read_strictly(body: bytes | str) -> bool:
             seen: set[str] = set()
             for key, _ in pairs:
                 if key in seen:
-                    raise PayloadRejected(f"key {key[:100]!r} given twice in one object")
+                    raise UnreadablePayload(f"key {key[:100]!r} given twice in one object")
                 seen.add(key)
         return out
 
@@ -345,7 +351,7 @@ def _read_strictly(body: bytes | str) -> bool:
         json.loads(body, parse_constant=refuse, object_pairs_hook=once)
     except RecursionError:
         raise NotJson("nested too deeply") from None
-    except (NotJson, PayloadRejected):
+    except (NotJson, UnreadablePayload):
         raise
     except ValueError:
         return False

@@ -639,3 +639,31 @@ def test_an_operator_lists_and_replays_dead_letters_once_the_cause_is_gone(stack
     assert refused.returncode == 1 and "still failing" in refused.stdout, refused
     time.sleep(1.0)  # what a wrongly replayed delete would have needed to apply
     assert variant_deleted(stack, second, kept) is False
+
+    # A stock update naming "available" twice, or with a lone surrogate escape, means no one
+    # thing: its letter keeps a reading of it (the last value, a "?"), which a replay must not
+    # apply as if Shopify had said it (an outside test replayed 777 units into a SKU).
+    deliver_ok(stack, stock_hook(second, kept, 5, datetime.now(UTC) - timedelta(minutes=1)))
+    wait_until(lambda: stock_of(stack, second, kept) == 5, what="the SKU's stock")
+    level = json.loads(stock_hook(second, kept, 1, datetime.now(UTC)).body)
+    twice = json.dumps(level)[:-1].encode() + b', "available": 777}'
+    surrogate = json.dumps({**level, "available": 778}).encode()[:-1] + b', "x": "\\ud800"}'
+    unreadable = [_signed("inventory_levels/update", second, body) for body in (twice, surrogate)]
+    for hook in unreadable:
+        assert deliver(stack, hook).status_code == 200
+    letters = [
+        wait_until(
+            lambda hook=hook: scalar(
+                stack, "SELECT id FROM dead_letters WHERE event_id = %s", hook.event_id
+            ),
+            what="the unreadable body's letter",
+        )
+        for hook in unreadable
+    ]
+    for letter in letters:
+        refused = cli("replay", str(letter))
+        assert refused.returncode == 1 and "still failing" in refused.stdout, refused
+        assert "reconcile" in refused.stdout, refused.stdout
+    assert cli("replay", "--all", "--shop", second).returncode == 1
+    time.sleep(1.0)
+    assert stock_of(stack, second, kept) == 5
