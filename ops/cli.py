@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import sys
+import unicodedata
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -244,9 +245,14 @@ def users_create(email: str, password: str) -> None:
     """Create an account."""
     from connectors.db.accounts import EmailTaken
     from ops.account_tools import create_user
+    from web.accounts import email_problem
 
+    # The web app's rules: an address no mail reaches would be marked confirmed all the same.
+    problem = email_problem(email.strip())
+    if problem:
+        raise click.BadParameter(f"{email!r}: {problem}", param_hint="--email")
     try:
-        create_user(get_settings().database_url, email, password)
+        create_user(get_settings().database_url, email.strip(), password)
     except (ValueError, EmailTaken) as exc:
         raise click.ClickException(
             f"an account uses {email} already" if isinstance(exc, EmailTaken) else str(exc)
@@ -433,7 +439,8 @@ def reconcile_command(shop: str) -> None:
         f" levels and {report.orders:,} orders checked, {len(report.corrections)} corrected"
     )
     for c in report.corrections[:50]:
-        click.echo(f"  {c['subject']}: {c['old_value']} → {c['new_value']} ({c['reason']})")
+        line = f"{c['subject']}: {c['old_value']} → {c['new_value']} ({c['reason']})"
+        click.echo(f"  {_printable(line)}")
     if len(report.corrections) > 50:
         click.echo(f"  … and {len(report.corrections) - 50} more")
     if report.reclaimed:
@@ -576,7 +583,7 @@ def dead_letters_replay(ids: tuple[int, ...], every: bool, shop: str | None) -> 
     results = asyncio.run(run())
     missing = sorted(set(ids) - {r.id for r in results})
     for r in results:
-        click.echo(f"{r.id}: {'replayed' if r.ok else 'still failing'}: {r.detail}")
+        click.echo(f"{r.id}: {'replayed' if r.ok else 'still failing'}: {_printable(r.detail)}")
     if missing:
         click.echo(f"no open dead letter {', '.join(map(str, missing))}", err=True)
     if missing or any(not r.ok for r in results):
@@ -698,6 +705,24 @@ def nightly(shops: tuple[str, ...], processes: int, day: Any, progress: bool) ->
 
     _logging("warning")
     sys.exit(refit_and_report(shops, processes, day.date() if day else None, progress))
+
+
+# Controls, format characters, surrogates, private use, unassigned, line and paragraph breaks.
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def _printable(text: str) -> str:
+    r"""``text`` with its control characters escaped: a shop's titles and SKUs come from signed
+    webhooks, and an escape sequence in one must not reach the operator's terminal (an
+    outside test set the window title through `reconcile`), nor a newline fake a line.
+
+    >>> _printable("SKU\x1b]0;PWNED\x07 a\nb\tc · ü")
+    'SKU\\x1b]0;PWNED\\x07 a\\nb\\tc · ü'
+    """
+    return "".join(
+        ch.encode("unicode_escape").decode() if unicodedata.category(ch) in _UNPRINTABLE else ch
+        for ch in text
+    )
 
 
 def _console() -> Console:

@@ -124,7 +124,7 @@ async def reconcile_shop(
         report.replayed = await _replay_displaced(pool, shop)
     if report.corrections:
         log.warning(
-            "reconciliation %s of %s corrected %d things webhooks left wrong",
+            "reconciliation %s of %s corrected %d thing(s) webhooks left wrong",
             reconciliation_id,
             shop,
             len(report.corrections),

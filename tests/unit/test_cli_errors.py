@@ -37,3 +37,14 @@ def test_shopify_away_or_refusing_is_told_in_a_line() -> None:
 def test_a_bug_keeps_its_traceback() -> None:
     result = CliRunner().invoke(_failing(KeyError("oops")), ["reconcile"])
     assert isinstance(result.exception, KeyError)
+
+
+def test_a_shops_text_reaches_the_terminal_with_its_control_characters_escaped() -> None:
+    """A signed product titled with an OSC sequence set the operator's window title through
+    `stockpulse reconcile`, and a SKU with a newline faked a line (an outside test)."""
+    from ops.cli import _printable
+
+    title = "TTY\x1b[31mRED\x1b[0m\x1b]0;PWNED\x07 line\nfake\u2028 ok · Übergröße"
+    shown = _printable(title)
+    assert not any(ch in shown for ch in "\x1b\x07\n\u2028"), shown
+    assert shown.startswith("TTY\\x1b[31mRED") and shown.endswith(" ok · Übergröße")
