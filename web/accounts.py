@@ -27,7 +27,7 @@ from litestar.response import Redirect, Template
 
 from connectors import links
 from connectors.db import accounts, invitations, verifications
-from connectors.mail.message import check_address
+from connectors.mail.message import mailbox
 from connectors.passwords import hash_password, needs_rehash, verify_password, weakness
 from web import verify_mail
 from web.auth import (
@@ -162,7 +162,7 @@ class AccountsController(Controller):
         email = data.get("email", "").strip()
         password = data.get("password", "")
         invitation = data.get("invitation", "")
-        problem = _email_problem(email) or weakness(password, email)
+        problem = email_problem(email) or weakness(password, email)
         if problem is None and invitation:
             async with state.pool.connection() as conn:
                 invited = await invitations.for_another(conn, invitation, email)
@@ -510,9 +510,9 @@ def unprintable(text: str) -> bool:
     return any(unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") for char in text)
 
 
-def _email_problem(email: str) -> str | None:
-    """Why ``email`` cannot be an account's address; the same rules as mail is sent by
-    (``check_address``), so an account's address is never one no mail can reach."""
+def email_problem(email: str) -> str | None:
+    """Why ``email`` cannot be an account's address; the same rules as alert recipients
+    (``mailbox``), so an account's address is never one no mail can reach."""
     if len(email) > MAX_EMAIL_LENGTH or unprintable(email):
         return "Enter a valid email address."
     if not email.isascii():
@@ -520,10 +520,7 @@ def _email_problem(email: str) -> str | None:
         # (an outside tester), and mail went to the lookalike.
         return "Enter the address in plain letters (an international domain in its xn-- form)."
     try:
-        check_address("email", email)
+        mailbox("email", email)
     except ValueError:
-        return "Enter a valid email address."
-    local, domain = email.split("@")
-    if not local or "." not in domain or domain.startswith(".") or domain.endswith("."):
         return "Enter a valid email address."
     return None

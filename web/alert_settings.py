@@ -24,7 +24,7 @@ from pydantic_core import PydanticCustomError
 from connectors.db import alerts as db
 from connectors.db.alerts import AlertSettings, Recipient
 from connectors.db.pool import DictConnection
-from connectors.mail.message import check_address
+from connectors.mail.message import mailbox
 from connectors.settings import Settings
 from connectors.zones import place_zone, time_zones, zone_or_utc
 from models.alerts import DIGEST_ONLY, TITLES, Rule, next_digest_at
@@ -58,13 +58,7 @@ def normalise_address(text: str) -> str:
         raise ValueError(f"{address!r} is not an email address: it is not valid text") from None
     if len(address) > 254:  # RFC 5321 §4.5.3.1.3, the path without its brackets
         raise ValueError(f"{address[:40]!r}… is too long for an email address")
-    check_address("recipient", address)
-    local, domain = address.split("@")
-    if len(local) > 64:
-        raise ValueError(f"{address!r} is not an email address: the part before @ is too long")
-    if not all(domain.split(".")):
-        raise ValueError(f"{address!r} is not an email address: its domain has an empty part")
-    return f"{local}@{domain.lower()}"
+    return mailbox("recipient", address)
 
 
 def normalise_recipients(items: Iterable[str]) -> list[str]:

@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from connectors.db import accounts, invitations
 from connectors.db.accounts import Caller
-from web.accounts import _email_problem
+from web.accounts import email_problem
 from web.auth import caller_of, require_caller, require_shop
 
 FormBody = Body(media_type=RequestEncodingType.URL_ENCODED)
@@ -39,7 +39,7 @@ class MemberIn(BaseModel):
     def _valid_email(cls, value: str) -> str:
         # Checked here: an address that cannot be an account would get an invitation mailed.
         value = value.strip()
-        if problem := _email_problem(value):
+        if problem := email_problem(value):
             raise ValueError(problem)
         return value
 

@@ -12,6 +12,8 @@ from email.policy import EmailPolicy
 from email.utils import format_datetime, formataddr
 from types import MappingProxyType
 
+from email_validator import EmailNotValidError, validate_email
+
 # RFC 5322 §2.2: a field name is printable US-ASCII except the colon.
 _FIELD_NAME = re.compile(r"[!-9;-~]+")
 # Specials (RFC 5322 §3.2.3) would change how an address header is read: "a@b.com>, x@y".
@@ -81,6 +83,27 @@ def check_address(what: str, address: str) -> None:
     special = next((char for char in address if char in _ADDRESS_SPECIALS), None)
     if special is not None:
         raise ValueError(f"{what} {address!r} is not an email address: it contains {special!r}")
+
+
+def mailbox(what: str, address: str) -> str:
+    """``address`` as mail reaches it through any SMTP server: the part before @ in plain
+    letters, the domain lowercased, an international domain in its xn-- form. ValueError
+    saying what is wrong, by email-validator's rules (DNS not asked): ``a@b``, ``a..b@`` and
+    ``a@-example.com`` were accepted as alert recipients (an outside test).
+
+    >>> mailbox("recipient", "Bob@Exämple.COM")
+    'Bob@xn--exmple-cua.com'
+    >>> mailbox("recipient", "ops@localhost")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: recipient 'ops@localhost' is not an email address: ... should have a period.
+    """
+    check_address(what, address)
+    try:
+        found = validate_email(address, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        raise ValueError(f"{what} {address!r} is not an email address: {exc}") from None
+    return str(found.ascii_email)
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,12 @@ def test_bad_input_and_an_unreachable_database_are_told_in_a_line(stack: Stack) 
     assert said == [f"{gone} {datetime.now(UTC).date()}: failed: the shop is uninstalled"], said
     assert scalar(stack, "SELECT count(*) FROM forecast_runs WHERE shop = %s", gone) == 0
 
+    # An operator's account is created confirmed: an address no mail reaches was (an outside
+    # test), and nothing is stored for one.
+    for email in ("", "bad", "ü@exämple.com", "ops@localhost"):
+        said = run(stack, "users", "create", "--email", email, "--password", "Xx-Password-12345!")
+        refused(said, 2, "Invalid value for --email")
+        assert scalar(stack, "SELECT count(*) FROM users WHERE email = %s", email) == 0
     refused(run(stack, "nightly", "--processes", "-3"), 2, "-3")
     refused(run(stack, "dead-letters", "list", "--limit", "-1"), 2, "-1")
     refused(run(stack, "dead-letters", "replay", "999999999"), 1, "no open dead letter 999999999")
