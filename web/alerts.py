@@ -192,6 +192,9 @@ class AlertItem(BaseModel):
     variant_id: int
     sku: str | None
     title: str | None = Field(description="Product and variant title")
+    product_deleted: bool = Field(
+        False, description="Deleted in Shopify since: the alert stays, the product page is gone"
+    )
     rule: AlertRule
     severity: Severity
     headline: str = Field(description="What happened, in one sentence")
@@ -233,6 +236,7 @@ def alert_item(row: dict[str, Any]) -> AlertItem:
         # A variant Shopify deleted since keeps the names it fired with.
         sku=row["sku"] if row["sku"] is not None else figures.get("sku"),
         title=row["title"] or figures.get("title"),
+        product_deleted=row["product_deleted"],
         rule=row["rule"],
         severity=row["severity"],
         headline=alert_headline(row["rule"], figures),
@@ -295,7 +299,10 @@ def banner(row: dict[str, Any], shop: str, zone: ZoneInfo) -> dict[str, Any]:
         "headline": alert_headline(row["rule"], figures),
         "rule_title": rule_title(row["rule"]),
         "product": figures.get("title") or row["sku"] or figures.get("sku") or "a product",
-        "product_url": f"/shops/{shop}/products/{row['variant_id']}",
+        # A variant deleted since has no page; its alert is still told.
+        "product_url": None
+        if row["product_deleted"]
+        else f"/shops/{shop}/products/{row['variant_id']}",
         "fired_local": local_time(row["fired_at"], zone),
     }
 

@@ -540,6 +540,7 @@ class HistoryFilter:
 _HISTORY_SQL = """
 SELECT a.id, a.variant_id, a.rule, a.severity, a.digest_only, a.fired_at, a.figures,
        v.sku, concat_ws(' / ', v.product_title, nullif(v.variant_title, 'Default Title')) AS title,
+       coalesce(v.deleted, true) AS product_deleted,
        coalesce(jsonb_agg(jsonb_build_object(
            'recipient', d.recipient,
            'state', CASE WHEN d.email_id IS NULL THEN 'waiting'
@@ -566,7 +567,7 @@ SELECT a.id, a.variant_id, a.rule, a.severity, a.digest_only, a.fired_at, a.figu
                WHEN 'failed' THEN e2.state = 'failed'
                WHEN 'sent' THEN e2.state = 'sent'
                ELSE d2.email_id IS NULL OR e2.state = 'sending' END))
- GROUP BY a.id, v.sku, v.product_title, v.variant_title
+ GROUP BY a.id, v.sku, v.product_title, v.variant_title, v.deleted
  ORDER BY a.fired_at DESC, a.id DESC
 """
 
@@ -613,7 +614,8 @@ async def history_cursor(conn: DictConnection, shop: str, f: HistoryFilter) -> A
 async def recent(conn: DictConnection, shop: str, hours: int, limit: int) -> list[dict[str, Any]]:
     """Alerts of the last ``hours`` for the dashboard's banners, newest first."""
     cur = await conn.execute(
-        "SELECT a.id, a.variant_id, a.rule, a.severity, a.fired_at, a.figures, v.sku"
+        "SELECT a.id, a.variant_id, a.rule, a.severity, a.fired_at, a.figures, v.sku,"
+        " coalesce(v.deleted, true) AS product_deleted"
         " FROM alerts a LEFT JOIN variants v ON v.shop = a.shop AND v.variant_id = a.variant_id"
         " WHERE a.shop = %s AND a.fired_at > now() - make_interval(hours => %s)"
         " ORDER BY a.fired_at DESC, a.id DESC LIMIT %s",

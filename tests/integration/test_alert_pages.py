@@ -464,6 +464,40 @@ def test_the_dashboard_shows_the_days_alerts_as_banners(stack: Stack) -> None:
     assert f'href="/shops/{seeded.shop}/alerts">All alerts</a>' in html
 
 
+def test_an_alert_of_a_product_deleted_since_stays_without_a_link_to_its_gone_page(
+    stack: Stack,
+) -> None:
+    """The Alerts page and the banners linked a deleted variant's alert to its page, a 404
+    (an outside test)."""
+    shop = new_shop(stack)
+    gone = make_variant("GONE-1")
+    add_product(stack, shop, gone, "Old Lamp")
+    wait_until(lambda: query(stack, "SELECT 1 FROM variants WHERE shop = %s", shop), what="sku")
+    alert = seed_alert(
+        stack,
+        shop,
+        gone.variant_id,
+        Rule.LOW_STOCK,
+        datetime.now(UTC) - timedelta(hours=1),
+        figures("GONE-1", "Old Lamp / M"),
+    )
+    deliver_ok(stack, signed_webhook("products/delete", shop, {"id": gone.product_id}, SECRET))
+    page_link = f'href="/shops/{shop}/products/{gone.variant_id}"'
+    wait_until(
+        lambda: query(stack, "SELECT 1 FROM variants WHERE shop = %s AND deleted", shop),
+        what="the delete",
+    )
+    with closing(signed_in_client(stack)) as client:
+        assert client.get(f"/shops/{shop}/products/{gone.variant_id}").status_code == 404
+        listed = client.get(f"/shops/{shop}/alerts").text
+        dashboard = client.get(f"/shops/{shop}").text
+    assert shown_ids(listed) == [alert.id] and "(deleted)" in listed, listed
+    assert page_link not in listed
+    assert f'data-alert-id="{alert.id}"' in dashboard and page_link not in dashboard
+    (item,) = api(stack, shop).json()["items"]
+    assert item["product_deleted"] is True and item["title"] == "Old Lamp / M"
+
+
 def publish(stack: Stack, alert: Seeded, shop: str) -> None:
     """The alert on stockpulse.alerts, as the worker publishes it."""
     message = AlertMessage(
