@@ -73,8 +73,15 @@ async def _verified_secrets(body: bytes, headers: Mapping[str, str], state: Any)
     held = (headers.get(webhooks.TOPIC_HEADER) or "").strip() in webhooks.PRIVACY_TOPICS
     directory = state.shops
     if not shop:  # refused as incomplete once the signature checks out
-        ok = webhooks.verify(body, signature, directory.app_secrets)
-        return None if ok else _refuse(401, "invalid HMAC signature", verified=False)
+        if webhooks.verify(body, signature, directory.app_secrets):
+            return None
+        # A shop on an app of its own signs with a secret found by its domain: without the
+        # header, "invalid HMAC" would send the sender looking at the wrong thing.
+        return _refuse(
+            400,
+            "missing X-Shopify-Shop-Domain header: the signature cannot be checked without it",
+            verified=False,
+        )
     secrets = await directory.cached_secrets(shop, held)
     if secrets is None and not webhooks.verify(body, signature, directory.app_secrets):
         # Unknown to the cache and not signed by this deployment's app: perhaps a shop

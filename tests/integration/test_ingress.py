@@ -84,6 +84,10 @@ def test_bad_input_is_refused_with_a_clear_error_and_nothing_is_produced(stack: 
     expect(400, order, body=deep_with_nan_text, headers=_resigned(order, deep_with_nan_text))
     no_topic = {k: v for k, v in order.headers.items() if k != "X-Shopify-Topic"}
     expect(400, order, headers=no_topic)
+    # Signed with the shop's secret, which is found by the shop's domain: it was told 401
+    # "invalid HMAC signature" (an outside test).
+    no_shop = {k: v for k, v in order.headers.items() if k != "X-Shopify-Shop-Domain"}
+    expect(400, order, headers=no_shop)
 
     oversized = json.dumps({"id": 1, "padding": "x" * (1024 * 1024)}).encode()
     expect(413, order, body=oversized, headers=_resigned(order, oversized))
