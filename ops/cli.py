@@ -748,7 +748,12 @@ def forecast() -> None:
 )
 @click.option("--horizon", default=28, show_default=True, type=click.IntRange(1, 366))
 @click.option("--folds", default=4, show_default=True, type=click.IntRange(1, 52))
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write every figure here, by method, and by fold and by series too.",
+)
 @click.option("--processes", type=click.IntRange(1, 64), help="Default: one per core.")
 @click.option(
     "--truth",
@@ -771,6 +776,7 @@ def forecast_evaluate(
     from models.members import PROPHET_AFTER_DAYS, PROPHET_AFTER_SALES
     from ops.evaluate import (
         LAUNCH_MIN_DAYS,
+        Breakdown,
         InputError,
         check_backtestable,
         evaluate,
@@ -799,8 +805,15 @@ def forecast_evaluate(
     started = time.perf_counter()
     truth = [expected.get(sku) for sku in series] if expected is not None else None
     launches: dict[str, dict[str, float | None]] = {}
+    breakdown = Breakdown()
     results = evaluate(
-        list(series.values()), horizon, folds, processes, truth=truth, launches=launches
+        list(series.values()),
+        horizon,
+        folds,
+        processes,
+        truth=truth,
+        launches=launches,
+        breakdown=breakdown,
     )
     elapsed = time.perf_counter() - started
     print_table(results, console)
@@ -841,7 +854,13 @@ def forecast_evaluate(
             "seconds": round(elapsed, 2),
             "truth": str(truth_path) if truth_path else None,
         }
-        write_json(results, json_path, meta, launches if launch_folds else None)
+        write_json(
+            results,
+            json_path,
+            meta,
+            launches if launch_folds else None,
+            breakdown.as_json(list(series)),
+        )
 
 
 def _kind_shares(

@@ -19,7 +19,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -200,6 +200,48 @@ class _Origin:
     fit: ShopFit
 
 
+@dataclass
+class Breakdown:
+    """The scores of :func:`evaluate` by fold and by series, to find where a method wins or
+    loses: a shop's total can hide a kind of SKU, or a season, that it loses on."""
+
+    folds: list[tuple[date, date, dict[str, Score]]] = field(default_factory=list)
+    by_series: dict[int, dict[str, Score]] = field(default_factory=dict)
+
+    def start_fold(self, first: date, last: date) -> None:
+        self.folds.append((first, last, {}))
+
+    def scores(self, row: int, name: str) -> tuple[Score, Score]:
+        by_name = self.by_series.setdefault(row, {})
+        return (
+            self.folds[-1][2].setdefault(name, Score()),
+            by_name.setdefault(name, Score()),
+        )
+
+    def as_json(self, names: Sequence[str]) -> dict[str, object]:
+        """Folds by their days, series by ``names`` (the series' names by row)."""
+        return {
+            "folds": [
+                {
+                    "from": first.isoformat(),
+                    "to": last.isoformat(),
+                    "methods": {n: _accuracy(score) for n, score in by_name.items()},
+                }
+                for first, last, by_name in self.folds
+            ],
+            "by_series": {
+                names[row]: {n: _accuracy(score) for n, score in by_name.items()}
+                for row, by_name in sorted(self.by_series.items())
+            },
+        }
+
+
+def _accuracy(score: Score) -> dict[str, float]:
+    summary = score.summary()
+    del summary["fit_seconds_per_series"]  # fits are timed per method, not per fold or series
+    return summary
+
+
 def evaluate(
     series: Sequence[Series],
     horizon: int,
@@ -210,10 +252,12 @@ def evaluate(
     country: str | None = "US",
     truth: Sequence[Series | None] | None = None,
     launches: dict[str, dict[str, float | None]] | None = None,
+    breakdown: Breakdown | None = None,
 ) -> dict[str, dict[str, float | None]]:
     """Every method's summary over the series long enough for ``folds`` origins; with
     ``launches``, that gets every method's summary over the series too young for them, each
-    scored in the folds it had sold for LAUNCH_MIN_DAYS before (see :func:`_score_fold`).
+    scored in the folds it had sold for LAUNCH_MIN_DAYS before (see :func:`_score_fold`);
+    with ``breakdown``, that gets the same scores by fold and by series.
 
     The series are one shop's: they end on the same day, and the combined forecast and its
     shop member see all of them, as the nightly run does. Each method is fitted on what was
@@ -253,6 +297,9 @@ def evaluate(
                 if peer in scores and k >= VALIDATION_RUNS and not _has_closed(cut):
                     scores[peer].fit_seconds += seconds
             if k >= VALIDATION_RUNS:
+                if breakdown is not None:
+                    first = last_day - timedelta(days=days - 1 - origin)
+                    breakdown.start_fold(first, first + timedelta(days=horizon - 1))
                 _score_fold(
                     series,
                     scored,
@@ -267,6 +314,7 @@ def evaluate(
                     left_out,
                     truth,
                     young,
+                    breakdown,
                 )
             bar.advance(task)
     results: dict[str, dict[str, float | None]] = {
@@ -346,6 +394,7 @@ def _score_fold(
     left_out: list[int],
     truth: Sequence[Series | None] | None = None,
     young: dict[str, Score] | None = None,
+    breakdown: Breakdown | None = None,
 ) -> None:
     """Score fold ``k``: the ``scored`` series into ``scores``; with ``young``, also the
     series too short for every fold that had sold for LAUNCH_MIN_DAYS by this origin (launches:
@@ -419,6 +468,9 @@ def _score_fold(
             continue
         for name, f in made.items():
             scores[name].add(actual[ok], f.mean[ok], f.lower[ok], f.upper[ok], cut.units[j])
+            if breakdown is not None:
+                for score in breakdown.scores(row, name):
+                    score.add(actual[ok], f.mean[ok], f.lower[ok], f.upper[ok], cut.units[j])
 
 
 def _has_scale(history: np.ndarray) -> bool:
@@ -608,17 +660,22 @@ def write_json(
     path: Path,
     meta: dict[str, object],
     launches: dict[str, dict[str, float | None]] | None = None,
+    breakdown: dict[str, object] | None = None,
 ) -> None:
     # JSON has no NaN (a bias over days that sold nothing has no value): null instead.
     def finite(value: object) -> object:
+        if isinstance(value, dict):
+            return {k: finite(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [finite(v) for v in value]
         return None if isinstance(value, float) and not math.isfinite(value) else value
 
-    def rows(by_name: dict[str, dict[str, float | None]]) -> dict[str, dict[str, object]]:
-        return {name: {k: finite(v) for k, v in row.items()} for name, row in by_name.items()}
-
-    document: dict[str, object] = {"meta": meta, "methods": rows(results)}
+    document: dict[str, object] = {"meta": meta, "methods": results}
     if launches:
-        document["launches"] = rows(launches)
+        document["launches"] = launches
+    if breakdown:
+        document |= breakdown
+    document = {k: finite(v) for k, v in document.items()}
     path.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
 
 

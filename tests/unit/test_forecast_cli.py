@@ -221,6 +221,48 @@ def test_every_method_is_scored_on_the_same_series_and_folds(tmp_path: Path) -> 
     assert "left out for every method" in " ".join(evaluated.output.split())
 
 
+def test_the_json_breaks_every_methods_scores_down_by_fold_and_by_series(
+    tmp_path: Path,
+) -> None:
+    """A shop's total hid the SKUs and the weeks a method lost on: an outside tester had to
+    cut the file by hand to find its dying products."""
+    import datetime as dt
+
+    start = dt.date(2026, 1, 1)
+    days = [(start + dt.timedelta(days=d)).isoformat() for d in range(150)]
+    rows = ["sku,date,quantity"]
+    rows += [f"STEADY,{d},{3 + (i * i) % 5}" for i, d in enumerate(days)]
+    rows += [f"FADING,{d},{max(0, 9 - i // 15) + i % 3}" for i, d in enumerate(days)]
+    data, report = tmp_path / "d.csv", tmp_path / "r.json"
+    data.write_text("\n".join(rows) + "\n")
+    evaluated = CliRunner().invoke(
+        main,
+        [
+            *("forecast", "evaluate", "--input", str(data), "--folds", "2"),
+            *("--processes", "2", "--json", str(report)),
+        ],
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+    result = json.loads(report.read_text())
+    folds, by_series = result["folds"], result["by_series"]
+    assert [(f["from"], f["to"]) for f in folds] == [
+        ("2026-04-05", "2026-05-02"),
+        ("2026-05-03", "2026-05-30"),  # the file's last day
+    ]
+    assert set(by_series) == {"STEADY", "FADING"}
+    for name, overall in result["methods"].items():
+        parts = [f["methods"][name] for f in folds]
+        assert sum(p["scored"] for p in parts) == overall["scored"] == 4, name
+        # MASE is a plain mean over series × folds, so its parts add up to it.
+        assert math.isclose(
+            sum(p["mase"] * p["scored"] for p in parts) / overall["scored"], overall["mase"]
+        ), name
+        assert math.isclose(
+            sum(by_series[sku][name]["mase"] * 2 for sku in by_series) / 4, overall["mase"]
+        ), name
+    assert by_series["FADING"]["combined"]["bias"] != by_series["STEADY"]["combined"]["bias"]
+
+
 def test_rows_without_a_sku_are_left_out_and_said(tmp_path: Path) -> None:
     """They were kept as one series named "": every product an export lists without a SKU
     would have been forecast as a single one (an outside test)."""
