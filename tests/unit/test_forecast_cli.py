@@ -221,6 +221,21 @@ def test_every_method_is_scored_on_the_same_series_and_folds(tmp_path: Path) -> 
     assert "left out for every method" in " ".join(evaluated.output.split())
 
 
+def _evaluated_in_two_folds(tmp_path: Path, rows: list[str]) -> tuple[dict, str]:
+    """`forecast evaluate` of these CSV rows over two folds: its JSON, and what it printed."""
+    data, report = tmp_path / "d.csv", tmp_path / "r.json"
+    data.write_text("\n".join(rows) + "\n")
+    evaluated = CliRunner().invoke(
+        main,
+        [
+            *("forecast", "evaluate", "--input", str(data), "--folds", "2"),
+            *("--processes", "2", "--json", str(report)),
+        ],
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+    return json.loads(report.read_text()), evaluated.output
+
+
 def test_the_json_breaks_every_methods_scores_down_by_fold_and_by_series(
     tmp_path: Path,
 ) -> None:
@@ -233,17 +248,7 @@ def test_the_json_breaks_every_methods_scores_down_by_fold_and_by_series(
     rows = ["sku,date,quantity"]
     rows += [f"STEADY,{d},{3 + (i * i) % 5}" for i, d in enumerate(days)]
     rows += [f"FADING,{d},{max(0, 9 - i // 15) + i % 3}" for i, d in enumerate(days)]
-    data, report = tmp_path / "d.csv", tmp_path / "r.json"
-    data.write_text("\n".join(rows) + "\n")
-    evaluated = CliRunner().invoke(
-        main,
-        [
-            *("forecast", "evaluate", "--input", str(data), "--folds", "2"),
-            *("--processes", "2", "--json", str(report)),
-        ],
-    )
-    assert evaluated.exit_code == 0, evaluated.output
-    result = json.loads(report.read_text())
+    result, _ = _evaluated_in_two_folds(tmp_path, rows)
     folds, by_series = result["folds"], result["by_series"]
     assert [(f["from"], f["to"]) for f in folds] == [
         ("2026-04-05", "2026-05-02"),
@@ -298,20 +303,10 @@ def test_skus_too_young_for_every_fold_are_scored_apart_as_launches(tmp_path: Pa
         rows += [f"OLD{n},{d},{3 + (i * (n + 1)) % 5}" for i, d in enumerate(days)]
     # Launched 60 days before the end: two weeks of sales by the second fold's origin only.
     rows += [f"NEW,{d},{(8 if i < 180 else 3) + i % 3}" for i, d in enumerate(days) if i >= 140]
-    data, report = tmp_path / "d.csv", tmp_path / "r.json"
-    data.write_text("\n".join(rows) + "\n")
-    evaluated = CliRunner().invoke(
-        main,
-        [
-            *("forecast", "evaluate", "--input", str(data), "--folds", "2"),
-            *("--processes", "2", "--json", str(report)),
-        ],
-    )
-    assert evaluated.exit_code == 0, evaluated.output
-    result = json.loads(report.read_text())
+    result, printed = _evaluated_in_two_folds(tmp_path, rows)
     assert {r["scored"] for r in result["methods"].values()} == {6}  # OLD0-2, both folds
     launches = result["launches"]
     # NEW in the second fold only; Prophet alone cannot fit 32 days and is not required.
     assert {r["scored"] for n, r in launches.items() if n != "prophet"} == {1}
     assert launches["combined"]["bias"] > 0  # its first weeks sold 8 a day, the next 3
-    assert "Launches" in evaluated.output
+    assert "Launches" in printed
