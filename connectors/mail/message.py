@@ -100,7 +100,10 @@ def mailbox(what: str, address: str) -> str:
     """
     check_address(what, address)
     try:
-        found = validate_email(address, check_deliverability=False, allow_smtputf8=False)
+        # strict: a part before @ past 64 characters too, which many servers refuse.
+        found = validate_email(
+            address, check_deliverability=False, allow_smtputf8=False, strict=True
+        )
     except EmailNotValidError as exc:
         raise ValueError(f"{what} {address!r} is not an email address: {exc}") from None
     return str(found.ascii_email)

@@ -133,6 +133,7 @@ def test_invalid_alert_settings_get_a_clear_error_and_nothing_is_saved(stack: St
         ({"recipients": [".ops@example.com"]}, "recipients", "cannot start with a period"),
         ({"recipients": ["ops@-example.com"]}, "recipients", "hyphen"),
         ({"recipients": ["üser@example.com"]}, "recipients", "Internationalized"),
+        ({"recipients": ["a" * 65 + "@example.com"]}, "recipients", "too long before the @"),
         ({"rules": ["low_stock", "full_moon"]}, "rules", "low_stock"),
         ({"mode": "weekly"}, "mode", "immediate"),
         ({"thresholds": 3}, "thresholds", "not permitted"),
