@@ -318,8 +318,8 @@ def differences(before: Snapshot, after: Snapshot) -> list[Correction]:
                 f"variant {variant_id}",
                 _details(old_details) if old_details else "named by an order only",
                 "deleted",
-                "Shopify no longer lists the variant: deleted there, which only a"
-                " products/update without it said, and that is not taken as a delete",
+                "Shopify no longer lists the variant: deleted there without a webhook saying"
+                " so (a products/update that leaves it out is not taken as a delete)",
             )
         )
     for variant_id in sorted(before.gone - after.gone):
