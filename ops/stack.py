@@ -466,13 +466,20 @@ def run_stack(*, port: int, data_dir: str, simulate: bool, orders_per_minute: fl
             # and its logs start again at offset 0. The worker's consumers would go on asking
             # for their old, higher offsets, which this broker answers with nothing rather than
             # "out of range", until new messages passed them (half an hour, in one black-box
-            # run). Started afresh, the worker finds no committed offsets and reads the new
-            # logs from the start: what the inbox relay republished, and everything since.
+            # run). So the worker is stopped before the broker starts again, and started once
+            # its topics are back: it finds no committed offsets and reads the new logs from
+            # the start, what the inbox relay republished and everything since. Stopped only
+            # after the broker was back, the old worker reconnected first and committed its old
+            # offsets into the new broker, and its successor skipped what lay before them (an
+            # outside test: 2,192 accepted webhooks unapplied until the next full restart).
+            def broker_starting() -> None:
+                supervisor.hold("worker", "the broker is back with its topics")
+
             def broker_back() -> None:
                 stack.ensure_topics()
-                supervisor.restart_soon("worker", "the broker restarted with empty logs")
+                supervisor.release("worker")
 
-            supervisor.start(stack.broker, after_start=broker_back)
+            supervisor.start(stack.broker, before_start=broker_starting, after_start=broker_back)
         stack.prepare()
         install_shop(stack.database_url, DEMO_SHOP, name=demo_store.SHOP_NAME)
         login_email, login_password = ensure_demo_account(

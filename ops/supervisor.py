@@ -61,10 +61,12 @@ class RestartPolicy:
 class _Entry:
     child: Child
     after_start: Callable[[], None] | None
+    before_start: Callable[[], None] | None = None
     failures: int = 0
     started_at: float = 0.0
     pid: int | None = None
     restart_at: float | None = None  # set while it is down
+    held: bool = False  # stopped until released: not restarted when found down
 
 
 def _say(line: str) -> None:
@@ -94,53 +96,71 @@ class Supervisor:
         self._clock = clock
         self.tail_lines = tail_lines
         self._entries: list[_Entry] = []
-        self._requested: list[tuple[str, str]] = []
 
     @property
     def children(self) -> list[Child]:
         return [e.child for e in self._entries]
 
-    def adopt(self, child: Child, *, after_start: Callable[[], None] | None = None) -> None:
-        """Watch ``child``, which is already running. ``after_start`` runs after each restart,
-        before the child counts as up (a restart failing there is retried like any other)."""
-        entry = _Entry(child, after_start)
+    def adopt(
+        self,
+        child: Child,
+        *,
+        before_start: Callable[[], None] | None = None,
+        after_start: Callable[[], None] | None = None,
+    ) -> None:
+        """Watch ``child``, which is already running. ``before_start`` and ``after_start`` run
+        around each restart, before it counts as up (a restart failing in either is retried
+        like any other)."""
+        entry = _Entry(child, after_start, before_start)
         self._entries.append(entry)
         self._mark_up(entry)
 
-    def start(self, child: Child, *, after_start: Callable[[], None] | None = None) -> None:
+    def start(
+        self,
+        child: Child,
+        *,
+        before_start: Callable[[], None] | None = None,
+        after_start: Callable[[], None] | None = None,
+    ) -> None:
+        if before_start is not None:
+            before_start()
         child.start()
         if after_start is not None:
             after_start()
-        self.adopt(child, after_start=after_start)
+        self.adopt(child, before_start=before_start, after_start=after_start)
 
-    def restart_soon(self, name: str, reason: str) -> None:
-        """Have the next :meth:`check` restart ``name``; nothing if it is not watched yet. For
-        an ``after_start`` hook: the child it runs for counts as up (pid file written) without
-        waiting for the other's restart."""
-        if any(entry.child.name == name for entry in self._entries):
-            self._requested.append((name, reason))
-
-    def restart(self, name: str, reason: str) -> None:
-        """Stop the running child ``name`` and start it again at once (not counted as a
-        failure); nothing if there is none yet or it is down (its own restart is due)."""
+    def hold(self, name: str, until: str) -> None:
+        """Stop ``name`` now and keep it stopped until :meth:`release`; nothing if it is not
+        watched yet or held already. For a ``before_start`` hook: a consumer must not reach a
+        broker that forgot its log before that broker is ready for it."""
         for entry in self._entries:
-            if entry.child.name != name or entry.restart_at is not None:
+            if entry.child.name != name or entry.held:
                 continue
-            self._say(f"restarting {name}: {reason}")
-            try:
-                entry.child.stop()
-            except Exception as exc:
-                self._say(f"could not stop {name}: {exc}")
-            self._remove_pid_file(name)
-            self._restart(entry)
+            entry.held = True
+            if entry.restart_at is None:
+                self._say(f"stopping {name} until {until}")
+                try:
+                    entry.child.stop()
+                except Exception as exc:
+                    self._say(f"could not stop {name}: {exc}")
+                self._remove_pid_file(name)
+            entry.restart_at = None
+
+    def release(self, name: str) -> None:
+        """Start a held ``name`` at the next :meth:`check` (not counted as a failure); for an
+        ``after_start`` hook, whose child counts as up without waiting for this one."""
+        for entry in self._entries:
+            if entry.child.name == name and entry.held:
+                entry.held = False
+                entry.restart_at = self._clock()
 
     def check(self, stop: threading.Event | None = None) -> None:
         """One pass: notice deaths, perform the restarts that are due."""
-        while self._requested:
-            self.restart(*self._requested.pop(0))
         for entry in self._entries:
             if stop is not None and stop.is_set():
                 return
+            if entry.held:
+                continue
             if entry.restart_at is None:
                 status = entry.child.exit_status()
                 if status is None:
@@ -186,7 +206,7 @@ class Supervisor:
 
     @staticmethod
     def _pause(entries: list[_Entry], pause_before: Mapping[str, float] | None) -> None:
-        running = [e for e in entries if e.restart_at is None]
+        running = [e for e in entries if e.restart_at is None and not e.held]
         pause = max(((pause_before or {}).get(e.child.name, 0.0) for e in running), default=0.0)
         if pause:
             time.sleep(pause)
@@ -222,6 +242,8 @@ class Supervisor:
     def _restart(self, entry: _Entry) -> None:
         name = entry.child.name
         try:
+            if entry.before_start is not None:
+                entry.before_start()
             entry.child.start()
             if entry.after_start is not None:
                 entry.after_start()

@@ -199,7 +199,7 @@ def test_up_restarts_each_killed_part_and_stops_cleanly(up: Up) -> None:
         if name == "broker":  # back with empty logs: the worker must read them from the start
             wait_until(
                 lambda: (
-                    "restarting worker: the broker restarted with empty logs" in up.output()
+                    "stopping worker until the broker is back with its topics" in up.output()
                     and re.search(r"^worker restarted \(pid \d+\)", up.output(), re.M)
                 ),
                 timeout_s=30,
@@ -400,23 +400,42 @@ def test_backoff_doubles_caps_and_resets_after_a_long_run(tmp_path: Path) -> Non
     assert not list((tmp_path / "run").glob("*.pid"))
 
 
-def test_a_restart_on_request_is_at_once_and_not_a_failure(tmp_path: Path) -> None:
+def test_a_held_child_stays_stopped_until_released_and_is_no_failure(tmp_path: Path) -> None:
+    """The worker is held while the broker, which forgot its log, starts again: stopped only
+    after, the old worker committed its old offsets into the new broker first (an outside
+    test)."""
     said: list[str] = []
     supervisor = Supervisor(tmp_path / "run", say=said.append, clock=lambda: 0.0)
-    supervisor.restart("worker", "nothing to restart yet")  # not started: nothing happens
-    supervisor.restart_soon("worker", "nothing to restart yet")
-    worker, web = FakeChild("worker"), FakeChild("web")
+    supervisor.hold("worker", "nothing to hold yet")  # not started: nothing happens
+    supervisor.release("worker")
+    worker, broker = FakeChild("worker"), FakeChild("broker")
+    order: list[str] = []
+
+    def broker_starting() -> None:
+        order.append(f"hold, worker up: {worker.up}")
+        supervisor.hold("worker", "the broker is back with its topics")
+        order.append(f"held, worker up: {worker.up}")
+
+    def broker_back() -> None:
+        order.append(f"broker up: {broker.up}")
+        supervisor.release("worker")
+
+    supervisor.start(broker, before_start=broker_starting, after_start=broker_back)
     supervisor.start(worker)
-    supervisor.start(web)
-    supervisor.restart_soon("worker", "the broker restarted with empty logs")
-    assert worker.starts == 1, "not before the next check"
+    order.clear()
+    broker.up = False  # killed
+    supervisor.check()  # its death noticed: restarted after its backoff
+    assert worker.up and not order
+    for _ in range(3):
+        supervisor.check()  # the clock stands still: the backoff is not over
+    assert worker.up and worker.starts == 1
+    supervisor._entries[0].restart_at = 0.0  # the backoff over
     supervisor.check()
-    assert worker.up and worker.starts == 2 and web.starts == 1
+    # Stopped before the broker started; started again once its topics were back.
+    assert order == ["hold, worker up: True", "held, worker up: False", "broker up: True"]
+    assert broker.up and worker.up and worker.starts == 2
     assert (tmp_path / "run" / "worker.pid").read_text() == f"{worker.pid}\n"
-    assert said == [
-        "restarting worker: the broker restarted with empty logs",
-        f"worker restarted (pid {worker.pid}).",
-    ]
+    assert "stopping worker until the broker is back with its topics" in said
     pid = worker.pid
     worker.up = False  # a crash right after still gets the first, shortest backoff
     supervisor.check()
