@@ -68,6 +68,11 @@ case "$command" in
     # for /readyz, against 5 s alone); at 19 they get about 1.5 % of a busy core. With two
     # backtest processes they still took both cores whenever the rest paused, and the rest
     # took 14 min instead of 12: they run in one process, leaving the other core alone.
+    # The rest runs on two pytest-xdist workers, a test file each at a time (module fixtures
+    # start their own stacks): much of it waits on services, so a second worker fills the idle
+    # core. 688 s against 869 s on one (2026-12-07). Three workers came to 613 s but starved
+    # the niced accuracy tests past their timeout; with those on a worker of their own too,
+    # 675 s, the crash test at 153 s instead of 70: two is the knee on two cores.
     accuracy_log="$(mktemp)"
     STOCKPULSE_ACCURACY_PROCESSES=1 nice -n 19 uv run --frozen pytest tests/accuracy \
       >"$accuracy_log" 2>&1 &
@@ -75,7 +80,8 @@ case "$command" in
     trap 'kill "$accuracy" 2>/dev/null || true; rm -f "$accuracy_log"' EXIT
     status=0
     # The slowest tests listed at the end: CI has 15 minutes.
-    uv run --frozen pytest --ignore=tests/accuracy --durations=15 || status=$?
+    uv run --frozen pytest --ignore=tests/accuracy -n 2 --dist loadfile --durations=15 \
+      || status=$?
     wait "$accuracy" || status=$?
     echo "--- tests/accuracy (run beside the rest) ---"
     cat "$accuracy_log"

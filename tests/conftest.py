@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import tempfile
@@ -93,7 +94,9 @@ def stop_stack(stack: Stack, name: str) -> None:
     # Keep the logs of every run where CI can show them; drop the database files.
     logs = stack.data_dir / "logs"
     if logs.exists():
-        target = ARTIFACTS / name
+        # Each pytest-xdist worker starts its own shared stack: keep both workers' logs.
+        worker = os.environ.get("PYTEST_XDIST_WORKER")
+        target = ARTIFACTS / (f"{name}-{worker}" if worker else name)
         shutil.rmtree(target, ignore_errors=True)
         shutil.copytree(logs, target)
     shutil.rmtree(stack.data_dir, ignore_errors=True)

@@ -22,6 +22,9 @@ REAL_SET = "store_items_2017.csv"
 # Worker processes for the backtests: CI runs these beside the rest of the suite with one, so
 # that the service tests keep a core to themselves.
 PROCESSES = int(os.environ.get("STOCKPULSE_ACCURACY_PROCESSES", "2"))
+# Pure CPU, and CI runs them niced beside the rest of the suite, which has both cores much of
+# the time: under the suite's 300 s allowance alone, over it beside a busy suite.
+pytestmark = pytest.mark.timeout(900)
 
 
 def real_set() -> Path | None:
