@@ -55,7 +55,7 @@ async def _apply_batch(ctx: WorkerContext, events: Sequence[SkuEvent]) -> None:
         async with ctx.connection() as conn, conn.transaction():
             if done:
                 await ledger.delete_outbox(conn, done)
-            changes, outbox = await ledger.apply_events(conn, events)
+            changes, outbox = await ledger.apply_events(conn, events, ctx.outbox_owner)
             # Read inside the transaction (it sees its own writes); publish after commit.
             updates = await build_updates(conn, [asdict(t) for t in changes])
     except BaseException:

@@ -124,6 +124,9 @@ class WorkerContext:
     # One forecast round at a time: the keeper's cache is not shared safely, and two rounds
     # taking the same SKUs' correction and model rows in different orders deadlocked.
     forecast_round: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # The key of the advisory lock this worker holds while it lives, written on its outbox
+    # rows (streams.outbox); None while it holds none.
+    outbox_owner: int | None = None
     _pool: AsyncConnectionPool[DictConnection] | None = None
     _pool_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _progress_noted: dict[str, float] = field(default_factory=dict)

@@ -11,6 +11,7 @@ So applying any event twice, or a set of events in any order, ends in the same s
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -241,7 +242,9 @@ class OutboxRow(NamedTuple):
     variant_id: int
 
 
-async def _record_outbox(conn: DictConnection, changes: ChangeSet) -> list[OutboxRow]:
+async def _record_outbox(
+    conn: DictConnection, changes: ChangeSet, owner: int | None
+) -> list[OutboxRow]:
     if not len(changes):
         return []
     rows = [
@@ -255,20 +258,22 @@ async def _record_outbox(conn: DictConnection, changes: ChangeSet) -> list[Outbo
         for t in changes
     ]
     cur = await conn.execute(
-        "INSERT INTO update_outbox (shop, variant_id, type, event_ids, received_at)"
-        " SELECT shop, variant_id, type, event_ids, received_at FROM jsonb_to_recordset(%s)"
+        "INSERT INTO update_outbox (shop, variant_id, type, event_ids, received_at, owner)"
+        " SELECT shop, variant_id, type, event_ids, received_at, %s FROM jsonb_to_recordset(%s)"
         " AS x(shop text, variant_id bigint, type text, event_ids text[], received_at timestamptz)"
         " RETURNING id, shop, variant_id",
-        (Jsonb(rows),),
+        (owner, Jsonb(rows)),
     )
     return [OutboxRow(r["id"], r["shop"], r["variant_id"]) for r in await cur.fetchall()]
 
 
 async def apply_events(
-    conn: DictConnection, events: Sequence[SkuEvent]
+    conn: DictConnection, events: Sequence[SkuEvent], outbox_owner: int | None = None
 ) -> tuple[ChangeSet, list[OutboxRow]]:
     """Apply ``events`` inside the caller's transaction; returns the touched SKUs and their
-    outbox rows, and clears the events' notes in the webhook inbox.
+    outbox rows, and clears the events' notes in the webhook inbox. ``outbox_owner``: the
+    worker's :func:`hold_outbox_owner` key, when a worker publishes the rows itself; a
+    command's rows (none) are the worker's to publish at once.
 
     Raises on any event the database refuses; the caller isolates it (see streams.poison).
     """
@@ -279,7 +284,7 @@ async def apply_events(
     if uninstalls:
         await _apply_all(conn, uninstalls, changes)
     await _apply_all(conn, await _not_after_uninstall(conn, others), changes)
-    outbox = await _record_outbox(conn, changes)
+    outbox = await _record_outbox(conn, changes, outbox_owner)
     await inbox.mark_applied(conn, _notes(events))
     return changes, outbox
 
@@ -412,20 +417,41 @@ def _notes(events: Sequence[SkuEvent]) -> list[tuple[int, int]]:
 
 
 async def take_stale_outbox(
-    conn: DictConnection, older_than_s: float, skip: Collection[int] = (), limit: int = 500
+    conn: DictConnection,
+    older_than_s: float,
+    skip: Collection[int] = (),
+    limit: int = 500,
+    owner: int | None = None,
 ) -> list[dict[str, Any]]:
     """Outbox rows a crashed or slow worker left behind (other than ``skip``, the caller's
-    own), leased to the caller: they count as new again, so no other worker takes them
-    while the caller publishes their updates and forecasts."""
+    own), leased to the caller (``owner``): they count as new again, so no other worker takes
+    them while the caller publishes their updates and forecasts. A row is left behind once it
+    is ``older_than_s`` old, or at once when no live worker holds its owner's lock (a
+    command's row, or a crashed worker's: its lock went with its connection)."""
     cur = await conn.execute(
-        "UPDATE update_outbox SET created_at = now() WHERE id IN ("
-        " SELECT id FROM update_outbox"
-        " WHERE created_at < now() - make_interval(secs => %s) AND NOT id = ANY(%s)"
-        " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)"
+        "UPDATE update_outbox SET created_at = now(), owner = %s WHERE id IN ("
+        " SELECT o.id FROM update_outbox o"
+        " WHERE NOT o.id = ANY(%s) AND (o.created_at < now() - make_interval(secs => %s)"
+        "  OR o.owner IS NULL OR NOT EXISTS ("
+        "   SELECT 1 FROM pg_locks l"
+        "   WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+        "    AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        "    AND (l.classid::bigint << 32 | l.objid::bigint) = o.owner))"
+        " ORDER BY o.id LIMIT %s FOR UPDATE SKIP LOCKED)"
         " RETURNING id, shop, variant_id, type, event_ids, received_at",
-        (older_than_s, list(skip), limit),
+        (owner, list(skip), older_than_s, limit),
     )
     return sorted(await cur.fetchall(), key=lambda r: r["id"])
+
+
+async def hold_outbox_owner(conn: DictConnection) -> int:
+    """Take a new owner key for the outbox rows of a worker, as a session advisory lock on
+    ``conn`` (autocommit), held while the connection lives: its rows are known to be left
+    behind as soon as it closes, a crash included. A key in [1, 2**62), so that the lock's
+    two 32-bit halves in pg_locks read back to it."""
+    owner = secrets.randbelow(2**62 - 1) + 1
+    await conn.execute("SELECT pg_advisory_lock(%s)", (owner,))
+    return owner
 
 
 async def queue_every_sku(conn: DictConnection, stale_after_s: float) -> int:
