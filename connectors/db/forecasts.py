@@ -45,7 +45,8 @@ SELECT variant_id, day, units FROM daily_demand
 """
 
 # Per SKU, location and shop-local day: the level it closed the day on and the highest it
-# reached. A day is out of stock when nothing sold and no location had stock at any point.
+# reached. A day is out of stock when nothing sold and no location had stock at any point. A
+# variant Shopify does not track has none: every day could sell.
 _STOCK_DAYS = """
 SELECT v.variant_id, sh.location_id, (sh.ts AT TIME ZONE s.timezone)::date AS day,
        (array_agg(sh.available ORDER BY sh.ts DESC))[1] AS closing,
@@ -53,6 +54,7 @@ SELECT v.variant_id, sh.location_id, (sh.ts AT TIME ZONE s.timezone)::date AS da
   FROM stock_history sh
   JOIN shops s ON s.domain = sh.shop
   JOIN variants v ON v.shop = sh.shop AND v.inventory_item_id = sh.inventory_item_id
+                 AND v.tracked
  WHERE sh.shop = %(shop)s AND sh.available IS NOT NULL
    AND sh.ts < ((%(last)s::date + 1)::timestamp AT TIME ZONE s.timezone)
    AND (%(ids)s::bigint[] IS NULL OR v.variant_id = ANY(%(ids)s))

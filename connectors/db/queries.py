@@ -9,8 +9,10 @@ from typing import Any
 from connectors.db.pool import DictConnection
 from connectors.kafka.topics import CoverBasis, SkuFigures
 
-# One row per SKU of a shop: stock summed over locations (untracked levels ignored) and units
-# sold on the shop-local today, last 7 and last 28 days (today included).
+# One row per SKU of a shop: stock summed over locations (untracked levels ignored, and none at
+# all for a variant Shopify does not track: its levels' figures are not counts anyone keeps,
+# so it has no cover and no stock alerts) and units sold on the shop-local today, last 7 and
+# last 28 days (today included).
 SKU_ROWS_SQL = """
 WITH today AS (
     SELECT (now() AT TIME ZONE s.timezone)::date AS d FROM shops s WHERE s.domain = %(shop)s
@@ -40,12 +42,35 @@ SELECT v.variant_id, v.product_id, v.sku,
        coalesce(d.sold_7d, 0) AS sold_7d,
        coalesce(d.sold_28d, 0) AS sold_28d,
        (SELECT d FROM today) AS today,
-       p.days_of_cover AS plan_days_of_cover, p.stockout_date, p.reorder_point,
+       CASE WHEN p.as_of IS NULL OR st.stock IS NOT DISTINCT FROM p.stock THEN p.days_of_cover
+            WHEN st.stock <= 0 THEN 0
+            ELSE fresh.days_of_cover END AS plan_days_of_cover,
+       CASE WHEN p.as_of IS NULL OR st.stock IS NOT DISTINCT FROM p.stock THEN p.stockout_date
+            WHEN st.stock <= 0 THEN (SELECT d FROM today)
+            ELSE (SELECT d FROM today) + fresh.day END AS stockout_date,
+       p.reorder_point,
        p.reorder_quantity, p.abc_class, p.confidence, p.mase, p.method, p.as_of AS plan_as_of
   FROM variants v
   LEFT JOIN demand d ON d.variant_id = v.variant_id
-  LEFT JOIN stock st ON st.inventory_item_id = v.inventory_item_id
+  LEFT JOIN stock st ON st.inventory_item_id = v.inventory_item_id AND v.tracked
   LEFT JOIN sku_plans p ON p.shop = v.shop AND p.variant_id = v.variant_id
+  -- Stock moved since the plan was made (its forecast message follows within a moment): the
+  -- plan's forecast, less what sold today, walked down from the stock now, as the plan does
+  -- (models.policy.project_stockout), so that a message never says 2.1 days of cover beside
+  -- a stock of 0 (an outside test).
+  LEFT JOIN LATERAL (
+      SELECT (m.i - 1) + (st.stock - (m.cum - m.demand)) / m.demand AS days_of_cover,
+             (m.i - 1)::int AS day
+        FROM (SELECT f.demand, f.i, sum(f.demand) OVER (ORDER BY f.i) AS cum
+                FROM (SELECT u.i, CASE WHEN u.i = 1
+                                       THEN greatest(u.m - coalesce(d.sold_today, 0), 0)
+                                       ELSE u.m END AS demand
+                        FROM unnest(p.mean[(SELECT d FROM today) - p.first_day + 1:]::float8[])
+                             WITH ORDINALITY AS u(m, i)) f) m
+       WHERE p.as_of IS NOT NULL AND st.stock IS DISTINCT FROM p.stock AND st.stock > 0
+         AND m.demand > 0 AND m.cum >= st.stock
+       ORDER BY m.i LIMIT 1
+  ) fresh ON true
  WHERE v.shop = %(shop)s AND NOT v.deleted
    AND (%(ids)s::bigint[] IS NULL OR v.variant_id = ANY(%(ids)s))
  ORDER BY v.product_title NULLS LAST, v.variant_title, v.variant_id

@@ -31,8 +31,8 @@ PLANS_PER_FETCH = 50
 # shows no variant title then, and neither does a report.
 _INVENTORY = """
 SELECT v.product_title, nullif(v.variant_title, 'Default Title') AS variant_title, v.sku,
-       v.variant_id, l.location_id, loc.name AS location_name, l.available, l.updated_at,
-       v.tracked
+       v.variant_id, l.location_id, loc.name AS location_name,
+       CASE WHEN v.tracked THEN l.available END AS available, l.updated_at, v.tracked
   FROM variants v
   LEFT JOIN inventory_levels l
          ON l.shop = v.shop AND l.inventory_item_id = v.inventory_item_id

@@ -96,17 +96,21 @@ def planted_plan(
     lower: list[float],
     upper: list[float],
     days_of_cover: float | None = None,
+    stock: int | None = None,
 ) -> None:
+    """``stock``: the stock the plan was made for (another than the SKU's own now and its
+    cover is walked down from that, as before the plan of the new stock)."""
     with psycopg.connect(stack.database_url, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO sku_plans (shop, variant_id, first_day, mean, lower, upper, method,"
             " members, confidence, days_of_cover, safety_stock, reorder_point,"
-            " reorder_quantity, overstock, as_of)"
+            " reorder_quantity, overstock, as_of, stock)"
             " VALUES (%s, %s, %s, %s, %s, %s, 'river', %s, 'medium', %s, 0, 0, 0, false,"
-            f" {PLANTED_AS_OF})"
+            f" {PLANTED_AS_OF}, %s)"
             " ON CONFLICT (shop, variant_id) DO UPDATE SET first_day = excluded.first_day,"
             " mean = excluded.mean, lower = excluded.lower, upper = excluded.upper,"
-            " days_of_cover = excluded.days_of_cover, as_of = excluded.as_of",
+            " days_of_cover = excluded.days_of_cover, as_of = excluded.as_of,"
+            " stock = excluded.stock",
             (
                 shop,
                 variant_id,
@@ -116,6 +120,7 @@ def planted_plan(
                 upper,
                 Jsonb([{"model": "river", "weight": 1.0}]),
                 days_of_cover,
+                stock,
             ),
         )
 
@@ -282,7 +287,15 @@ def test_stock_per_product_comes_lowest_cover_first_with_its_colour(stack: Stack
             if stock is not None:
                 planted_level(stack, target, variant_id, stock)
             planted_plan(
-                stack, target, variant_id, date.today(), [1.0], [0.0], [2.0], days_of_cover=cover
+                stack,
+                target,
+                variant_id,
+                date.today(),
+                [1.0],
+                [0.0],
+                [2.0],
+                days_of_cover=cover,
+                stock=stock,
             )
             ids.append(variant_id)
         return ids

@@ -604,3 +604,83 @@ def test_a_product_on_its_first_day_is_planned_from_its_sales_and_not_called_exc
     assert all(x == int(x) for x in lower) and lower[0] >= 12, lower
     excess = "SELECT count(*) FROM alerts WHERE shop = %s AND rule IN ('overstock', 'dead_stock')"
     assert scalar(stack, excess, shop) == 0
+
+
+def test_a_variant_shopify_does_not_track_has_no_stock_cover_or_stock_alerts(stack: Stack) -> None:
+    """Shopify keeps levels for a variant whose inventory it does not track, and sends them,
+    but they count nothing: such a variant got a stock figure, a stockout date and critical
+    alerts (an outside test). Beside it, a tracked one at the same level does alert."""
+    shop = new_shop(stack)
+    tracked, untracked = make_variant("TRACKED"), make_variant("UNTRACKED")
+    product = Product(untracked.product_id, "Untracked", [untracked])
+    payload = product_payload(product, datetime.now(UTC))
+    payload["variants"][0]["inventory_management"] = None
+    deliver_ok(stack, product_hook(shop, tracked))
+    deliver_ok(stack, signed_webhook("products/create", shop, payload, SECRET))
+    for variant in (tracked, untracked):
+        deliver_ok(stack, stock_hook(shop, variant, 2, datetime.now(UTC)))
+        deliver_ok(stack, order_hook(shop, [(Ids.next(), variant, 3)])[0])
+    rows = wait_until(
+        lambda: (
+            (got := sku_api(stack, shop)).get(untracked.variant_id, {}).get("plan_as_of")
+            and got.get(tracked.variant_id, {}).get("plan_as_of")
+            and got
+        ),
+        timeout_s=60,
+        what="both SKUs planned",
+    )
+    assert rows[tracked.variant_id]["stock"] == 2
+    assert rows[tracked.variant_id]["days_of_cover"] is not None
+    assert rows[untracked.variant_id]["stock"] is None
+    assert rows[untracked.variant_id]["days_of_cover"] is None
+    assert rows[untracked.variant_id]["stockout_date"] is None
+    alerted = "SELECT count(*) FROM alerts WHERE shop = %s AND variant_id = %s"
+    wait_until(lambda: scalar(stack, alerted, shop, tracked.variant_id) > 0, what="alerts")
+    assert scalar(stack, alerted, shop, untracked.variant_id) == 0
+
+
+async def test_an_updates_days_of_cover_follows_its_own_stock_before_the_new_plan(
+    stack: Stack,
+) -> None:
+    """An update carries the stored plan, made for the stock before it: a stock of 0 was
+    published with 2.1 days of cover, and 100,000 units with 0.0 (an outside test). Its cover
+    is now the stored forecast walked down from the update's own stock, as the plan after it
+    computes it."""
+    shop = new_shop(stack)
+    variant = _known_product(stack, shop, stock=30)
+    for _ in range(4):
+        deliver_ok(stack, order_hook(shop, [(Ids.next(), variant, 5)])[0])
+    wait_until(
+        lambda: (
+            (row := sku_api(stack, shop)[variant.variant_id])["plan_as_of"]
+            and row["sold_today"] == 20
+            and row["days_of_cover"] is not None
+        ),
+        timeout_s=30,
+        what="a plan that runs out",
+    )
+    today = datetime.now(UTC).date().isoformat()
+    async with FeedClient(stack, shop) as feed:
+        for stock, expect_zero in ((0, True), (100_000, False), (12, False)):
+            hook = stock_hook(shop, variant, stock, datetime.now(UTC))
+            await asyncio.to_thread(deliver_ok, stack, hook)
+            update = await feed.wait_for(
+                lambda m, e=hook.event_id: m["type"] == "stock" and e in m["events"]
+            )
+            after = feed.messages.index(update)
+            plan = await feed.wait_for(
+                lambda m, s=stock, a=after: (
+                    m["type"] == "forecast"
+                    and m["stock"] == s
+                    and any(m is later for later in feed.messages[a:])
+                )
+            )
+            assert update["stock"] == stock
+            if expect_zero:
+                assert update["days_of_cover"] == 0 and update["stockout_date"] == today
+            if plan["days_of_cover"] is None:
+                assert update["days_of_cover"] is None
+            else:
+                assert update["days_of_cover"] is not None
+                assert abs(update["days_of_cover"] - plan["days_of_cover"]) <= 0.2
+                assert update["stockout_date"] == plan["stockout_date"]

@@ -140,7 +140,13 @@ def _read(body: bytes) -> tuple[list[dict[str, str]], pd.DataFrame]:
 
 
 async def _plan(
-    conn: DictConnection, shop: str, variant: int, *, first_day: date, mean: list[float]
+    conn: DictConnection,
+    shop: str,
+    variant: int,
+    *,
+    first_day: date,
+    mean: list[float],
+    stock: int = 12,
 ) -> None:
     await conn.execute(
         "INSERT INTO sku_plans (shop, variant_id, first_day, mean, lower, upper, method, members,"
@@ -148,7 +154,7 @@ async def _plan(
         " reorder_quantity, overstock, dead_stock_days, abc_class, as_of)"
         " VALUES (%s, %s, %s, %s, %s, %s, 'combined',"
         ' \'[{"model": "prophet", "weight": 0.5}, {"model": "river", "weight": 0.5}]\','
-        " 'high', 0.8, 12, 4.8, %s, 6.6, 22.6, 19, false, NULL, 'A', %s)",
+        " 'high', 0.8, %s, 4.8, %s, 6.6, 22.6, 19, false, NULL, 'A', %s)",
         (
             shop,
             variant,
@@ -156,6 +162,7 @@ async def _plan(
             mean,
             [max(m - 1, 0.0) for m in mean],
             [m + 1 for m in mean],
+            stock,
             first_day + timedelta(days=4),
             NOW,
         ),
@@ -291,7 +298,8 @@ async def test_the_reorder_plan_shows_what_the_plan_stored(
             _stock(shop, item, 2, -8, NOW),
         ],
     )
-    await _plan(conn, shop, variant, first_day=NOW.date(), mean=[2.0] * 30)
+    # Made for the stock it has (5 - 8): another stock would be walked down its forecast.
+    await _plan(conn, shop, variant, first_day=NOW.date(), mean=[2.0] * 30, stock=-3)
     await _other_shop_rows(conn, other_shop)
 
     body = await _csv(conn, shop, "reorder-plan")
