@@ -11,6 +11,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 log = logging.getLogger(__name__)
 
+
+class BadSetting(ValueError):
+    """A setting (an environment variable, or a file standing for one) an operator must fix;
+    the message says which and why."""
+
+
 # Printed whenever it is in use so nobody mistakes a development install for a real one.
 DEVELOPMENT_WEBHOOK_SECRET = "stockpulse-development-secret"
 
@@ -176,6 +182,39 @@ class Settings(BaseSettings):
     def _secret_not_blank(cls, value: str) -> str:
         if not [s for s in value.split(",") if s.strip()]:
             raise ValueError("SHOPIFY_API_SECRET needs at least one non-empty secret")
+        return value
+
+    # Checked here, at start, rather than at the first use: `alert-sender` ended in a
+    # traceback on a bad SMTP_URL or MAIL_FROM, and any command on a DATABASE_URL that is no
+    # connection string at all (an outside test).
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url_readable(cls, value: str) -> str:
+        from connectors.mail.endpoint import parse_smtp_url
+
+        parse_smtp_url(value)
+        return value
+
+    @field_validator("mail_from")
+    @classmethod
+    def _mail_from_an_address(cls, value: str) -> str:
+        from email.utils import parseaddr
+
+        from connectors.mail.message import check_address
+
+        check_address("MAIL_FROM", parseaddr(value)[1])
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_readable(cls, value: str) -> str:
+        from psycopg.conninfo import conninfo_to_dict
+
+        try:
+            conninfo_to_dict(value)
+        except Exception:
+            # Not the parser's text: it quotes the string, and with it a password.
+            raise ValueError("not a PostgreSQL URL or connection string") from None
         return value
 
     @field_validator("nightly_at")

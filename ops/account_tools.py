@@ -129,12 +129,12 @@ def ensure_demo_account(
 DEMO_LOW_STOCK_THRESHOLD = 5
 
 
-def ensure_demo_alerts(database_url: str, shop: str, recipient: str) -> None:
+def ensure_demo_alerts(database_url: str, shop: str, recipient: str) -> list[str]:
     """The demo shop's alert defaults: a low-stock line of 5 units and immediate emails to
     ``recipient`` (``STOCKPULSE_DEMO_ALERT_TO``). Set once: what the merchant changes later
-    in Settings stays."""
+    in Settings stays. Returns who is emailed now (`up` printed the setting, not them)."""
 
-    async def work(conn: DictConnection) -> None:
+    async def work(conn: DictConnection) -> list[str]:
         await conn.execute(
             "INSERT INTO shop_settings (shop, low_stock_threshold) VALUES (%s, %s)"
             " ON CONFLICT (shop) DO NOTHING",
@@ -147,8 +147,9 @@ def ensure_demo_alerts(database_url: str, shop: str, recipient: str) -> None:
         )
         if await cur.fetchone() is not None:
             await alerts.set_recipients(conn, shop, [recipient.strip().lower()])
+        return [r.email for r in await alerts.recipients(conn, shop) if r.active]
 
-    _run(database_url, work)
+    return _run(database_url, work)
 
 
 def bench_member(database_url: str, shop: str) -> str:

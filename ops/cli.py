@@ -33,13 +33,21 @@ class _Commands(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         import httpx
         import psycopg
+        from pydantic import ValidationError
 
         from connectors.crypto import CannotOpen
+        from connectors.settings import BadSetting
         from connectors.shopify.admin import AdminError, Unavailable
         from connectors.shopify.oauth import GrantRefused
 
         try:
             return super().invoke(ctx)
+        except ValidationError as exc:
+            if exc.title != "Settings":
+                raise
+            raise click.ClickException(_bad_settings(exc)) from None
+        except BadSetting as exc:
+            raise click.ClickException(str(exc)) from None
         except psycopg.OperationalError as exc:
             # Only a connection that failed (SQLSTATE class 08, or none at all): a deadlock or
             # a cancelled statement is not "cannot reach".
@@ -69,13 +77,29 @@ class _Commands(click.Group):
             raise click.ClickException(f"Shopify refused: {exc}") from None
 
 
+def _bad_settings(exc: Any) -> str:
+    """What is wrong with the environment, by variable, without the values (a URL or secret
+    may be among them)."""
+    problems = [
+        f"{str(error['loc'][0]).upper() if error['loc'] else '?'}: {error['msg']}"
+        for error in exc.errors(include_url=False, include_input=False)
+    ]
+    return "bad setting(s) in the environment: " + "; ".join(problems)
+
+
 @click.group(cls=_Commands)
 def main() -> None:
     """Stockpulse: real-time inventory forecasting and alerting for Shopify stores."""
 
 
 @main.command()
-@click.option("--port", default=8000, show_default=True, help="Port of the dashboard and webhooks.")
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="Port of the dashboard and webhooks.",
+)
 @click.option(
     "--data-dir",
     default=".data",
@@ -104,8 +128,15 @@ def up(port: int, data_dir: str, simulate: bool, orders_per_minute: float) -> No
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True)
-@click.option("--workers", default=1, show_default=True, help="Web processes sharing the port.")
+# uvicorn takes a port past 65535 modulo 65536 (99999 listened on 34463, an outside test).
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Web processes sharing the port.",
+)
 def web(host: str, port: int, workers: int) -> None:
     """Serve the web app (webhooks, dashboard, API, WebSocket feed)."""
     import uvicorn
@@ -224,12 +255,17 @@ def shops_add(domain: str, name: str | None, timezone: str | None) -> None:
 )
 def shops_assign(shop: str, email: str, role: str, unconfirmed_ok: bool) -> None:
     """Give an account a shop (one connected from the command line has no owner yet)."""
+    from connectors.db.accounts import LastOwner
     from ops.account_tools import assign
 
     try:
         assign(get_settings().database_url, shop, email, role, unconfirmed_ok=unconfirmed_ok)
     except LookupError as exc:
         raise click.ClickException(str(exc)) from None
+    except LastOwner:
+        raise click.ClickException(
+            f"{email} is the only owner of {shop}: make someone else an owner first"
+        ) from None
     click.echo(f"{email} is now {role} of {shop}")
 
 
@@ -265,9 +301,18 @@ def tokens() -> None:
     """API tokens, for scripts: sent as Authorization: Bearer <token>."""
 
 
+def _token_name(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """The API's rule for a token's name (the command line took an empty one)."""
+    from web.tokens import NAME_MAX
+
+    if not value.strip() or len(value) > NAME_MAX:
+        raise click.BadParameter(f"a name of 1 to {NAME_MAX} characters, not all blank")
+    return value
+
+
 @tokens.command("create")
 @click.option("--email", required=True, help="The account the token acts for.")
-@click.option("--name", required=True, help="What it is for.")
+@click.option("--name", required=True, callback=_token_name, help="What it is for.")
 @click.option("--read-only", is_flag=True, help="It may read, never change anything.")
 def tokens_create(email: str, name: str, read_only: bool) -> None:
     """Create an API token; it is shown once (only its hash is stored)."""
@@ -515,8 +560,9 @@ def _installed(shop: str) -> None:
 def _keyring() -> Any:
     from connectors.crypto import Keyring
 
+    keys = get_settings().stockpulse_encryption_keys  # its own errors are not about the keys
     try:
-        return Keyring.parse(get_settings().stockpulse_encryption_keys)
+        return Keyring.parse(keys)
     except ValueError as exc:
         raise click.ClickException(
             f"{exc}. Shop secrets are stored encrypted: set STOCKPULSE_ENCRYPTION_KEYS "

@@ -25,12 +25,12 @@ from pathlib import Path
 import httpx
 
 from connectors import links
-from connectors.crypto import generate_key
+from connectors.crypto import Keyring, generate_key
 from connectors.db.migrate import migrate
 from connectors.db.shops import install_shop
 from connectors.kafka.admin import ensure_topics
 from connectors.mail import parse_smtp_url
-from connectors.settings import get_settings
+from connectors.settings import BadSetting, get_settings
 from ops import demo_store
 from ops.account_tools import ensure_demo_account, ensure_demo_alerts
 from ops.demo_store import DemoApp, demo_app
@@ -134,7 +134,16 @@ class Stack:
             with os.fdopen(fd, "w") as out:
                 out.write(generate_key() + "\n")
             self.generated_key = True
-        return self.key_file.read_text().strip()
+        keys = self.key_file.read_text().strip()
+        try:
+            Keyring.parse(keys)
+        except ValueError:
+            raise BadSetting(
+                f"{self.key_file} does not hold a base64 AES-256 key: restore it from a backup"
+                " (the shop tokens stored are sealed with it), or set"
+                " STOCKPULSE_ENCRYPTION_KEYS"
+            ) from None
+        return keys
 
     def secret_key(self) -> str:
         """``STOCKPULSE_SECRET_KEY`` when set; otherwise one of this stack's own, kept in its
@@ -375,7 +384,6 @@ def connect_demo_store(stack: Stack, admin_url: str, app: DemoApp) -> bool:
 
 
 async def _connect_demo_store(stack: Stack, admin_url: str, app: DemoApp) -> bool:
-    from connectors.crypto import Keyring
     from connectors.db import backfills, credentials
     from connectors.db.pool import open_pool
     from connectors.shopify.connect import connect
@@ -485,7 +493,9 @@ def run_stack(*, port: int, data_dir: str, simulate: bool, orders_per_minute: fl
         login_email, login_password = ensure_demo_account(
             stack.database_url, data, DEMO_SHOP, settings.stockpulse_demo_api_token
         )
-        ensure_demo_alerts(stack.database_url, DEMO_SHOP, settings.stockpulse_demo_alert_to)
+        alerted = ensure_demo_alerts(
+            stack.database_url, DEMO_SHOP, settings.stockpulse_demo_alert_to
+        )
         if "SMTP_URL" in os.environ:
             mail_line = f"  Mail:       through SMTP_URL ({parse_smtp_url(settings.smtp_url)})"
         else:
@@ -527,8 +537,10 @@ def run_stack(*, port: int, data_dir: str, simulate: bool, orders_per_minute: fl
         if settings.stockpulse_demo_api_token:
             print("  API token:  STOCKPULSE_DEMO_API_TOKEN acts for that account")
         print(
-            f"  Alerts:     immediate emails to {settings.stockpulse_demo_alert_to} when stock"
-            " falls to 5 units or a stockout is near"
+            f"  Alerts:     emails to {', '.join(alerted)} when stock runs low or a stockout is"
+            " near (the demo shop's alert settings)"
+            if alerted
+            else "  Alerts:     nobody is emailed (the demo shop's alert settings list no one)"
         )
         print(mail_line)
         print(f"  Webhooks:   POST {stack.base_url}/webhooks/shopify")

@@ -212,8 +212,13 @@ async def revoke_all_api_tokens(conn: DictConnection, user_id: int) -> None:
 
 
 async def add_member(conn: DictConnection, shop: str, user_id: int, role: str) -> None:
+    """Make ``user_id`` a member of ``shop`` in ``role``, or change their role: LastOwner when
+    that would leave the shop without an owner (`shops assign --role viewer` demoted the only
+    one, which the API refuses: an outside test)."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}")
+    if role != "owner":
+        await ensure_another_owner(conn, shop, user_id)
     await conn.execute(
         "INSERT INTO shop_members (shop, user_id, role) VALUES (%s, %s, %s)"
         " ON CONFLICT (shop, user_id) DO UPDATE SET role = excluded.role",

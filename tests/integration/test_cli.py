@@ -139,3 +139,39 @@ def test_the_web_app_answers_while_its_database_is_down(stack: Stack) -> None:
         web.send_signal(signal.SIGINT)
         out, _ = web.communicate(timeout=20)
     assert "Traceback" not in out, out
+
+
+def test_a_bad_setting_is_named_in_a_line_without_its_value(stack: Stack) -> None:
+    """A value the settings cannot read ended every command in a pydantic or psycopg
+    traceback (LEAD_TIME_DAYS=abc, NIGHTLY_AT=25:00, SMTP_URL=garbage, MAIL_FROM=x,
+    DATABASE_URL=garbage), and RECONCILE_INTERVAL_S=abc blamed the encryption keys."""
+    for name, value, says in (
+        ("LEAD_TIME_DAYS", "abc", "LEAD_TIME_DAYS: Input should be a valid number"),
+        ("SERVICE_LEVEL", "2", "SERVICE_LEVEL"),
+        ("NIGHTLY_AT", "25:00", "NIGHTLY_AT"),
+        ("SMTP_URL", "http://x:25", "SMTP_URL must start with smtp://"),
+        ("SMTP_URL", "smtp://127.0.0.1:25?starttls=maybe", "SMTP_URL"),
+        ("MAIL_FROM", "notanaddress", "MAIL_FROM"),
+        ("DATABASE_URL", "garbage secret-password", "DATABASE_URL: Value error, not a"),
+        ("RECONCILE_INTERVAL_S", "abc", "RECONCILE_INTERVAL_S"),
+    ):
+        answer = run(stack, "dead-letters", "list", **{name: value})
+        refused(answer, 1, says)
+        assert "secret-password" not in answer.stderr
+        assert "ENCRYPTION" not in answer.stderr
+        assert len(answer.stderr.strip().splitlines()) == 1, answer.stderr
+    refused(run(stack, "web", "--port", "99999"), 2, "99999 is not in the range")
+
+
+def test_the_command_line_cannot_leave_a_shop_without_an_owner(stack: Stack) -> None:
+    shop = f"t{uuid.uuid4().hex[:12]}.myshopify.com"
+    email = f"owner-{uuid.uuid4().hex[:8]}@example.com"
+    assert run(stack, "shops", "add", shop).returncode == 0
+    made = run(stack, "users", "create", "--email", email, "--password", "a long enough password 1")
+    assert made.returncode == 0, made.stderr
+    assert run(stack, "shops", "assign", "--shop", shop, "--email", email).returncode == 0
+    demoted = run(stack, "shops", "assign", "--shop", shop, "--email", email, "--role", "viewer")
+    refused(demoted, 1, "only owner")
+    refused(run(stack, "tokens", "create", "--email", email, "--name", " "), 2, "a name of 1")
+    role = "SELECT role FROM shop_members m JOIN users u ON u.id = m.user_id WHERE m.shop = %s"
+    assert scalar(stack, role, shop) == "owner"

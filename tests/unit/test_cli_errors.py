@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 import httpx
+import pytest
 from click.testing import CliRunner
 
+from connectors.settings import BadSetting
 from connectors.shopify.admin import AdminError, Unavailable
 from ops.cli import _Commands
+from ops.stack import Stack
 
 
 def _failing(error: BaseException) -> click.Group:
@@ -48,3 +53,19 @@ def test_a_shops_text_reaches_the_terminal_with_its_control_characters_escaped()
     shown = _printable(title)
     assert not any(ch in shown for ch in "\x1b\x07\n\u2028"), shown
     assert shown.startswith("TTY\\x1b[31mRED") and shown.endswith(" ok · Übergröße")
+
+
+def test_a_damaged_key_file_is_named_in_a_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`up` on a data directory whose encryption.key was damaged ended in a page of traceback
+    that blamed STOCKPULSE_ENCRYPTION_KEYS, not the file (an outside test)."""
+    monkeypatch.delenv("STOCKPULSE_ENCRYPTION_KEYS", raising=False)
+    stack = Stack(tmp_path, durable=False)
+    stack.key_file.write_text("not-a-key\n")
+    with pytest.raises(BadSetting) as raised:
+        stack.encryption_keys()
+    answer = CliRunner().invoke(_failing(raised.value), ["reconcile"])
+    assert answer.exit_code == 1
+    assert f"{stack.key_file} does not hold a base64 AES-256 key" in answer.output
+    assert "Traceback" not in answer.output
