@@ -179,3 +179,18 @@ def test_a_weekday_the_shop_is_known_closed_on_does_not_flatten_the_others() -> 
     assert math.isclose(sum(profile[:6]), 6.0) and profile[6] == 1.0
     week = model.forecast(MONDAY + timedelta(days=17 * 7), 7).mean
     assert np.allclose(week[:6], [6, 6, 6, 6, 6, 12], rtol=0.05), week
+
+
+def test_one_big_old_order_does_not_come_back_every_week() -> None:
+    """A new SKU whose first day, 40 days ago (a Wednesday), sold 1,000 units and the next 39
+    days 111 was forecast 981 units every Wednesday, 12,846 over 90 days, with critical
+    alerts to match (an outside test): River's mean had weighed the first day 20 times as
+    much as any other."""
+    today = date(2026, 12, 7)
+    sold = {40: 1000.0, 10: 100.0, 2: 10.0}
+    model = OnlineDemandModel()
+    for ago in range(40, 0, -1):
+        model.learn_day(today - timedelta(days=ago), sold.get(ago, 0.0))
+    week = model.forecast(today, 7).mean
+    assert week.sum() < 111, week  # under what the last 28 days sold
+    assert week.max() < 100, week
