@@ -133,7 +133,10 @@ def _figures(plan: ForecastUpdate, s: Situation) -> dict[str, object]:
         "lead_time_days": s.lead_time_days,
         "low_stock_threshold": s.low_stock_threshold,
         "stockout_within_days": s.stockout_within_days,
-        "overstock_days": s.overstock_days,
+        # A whole number of days as one (180, not 180.0), like the other day counts.
+        "overstock_days": int(s.overstock_days)
+        if float(s.overstock_days).is_integer()
+        else s.overstock_days,
         "dead_stock_days": plan.dead_stock_days,
         "shop_today": plan.first_day,
     }

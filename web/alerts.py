@@ -9,6 +9,7 @@ here, so an alert reads the same everywhere.
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlencode
@@ -109,6 +110,15 @@ class AlertsQuery(_Filters):
     )
     limit: int = Field(default=API_DEFAULT_LIMIT, ge=1, le=API_MAX_LIMIT)
     offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
+
+    @field_validator("since", "until", mode="before")
+    @classmethod
+    def _a_time_not_a_day(cls, value: object) -> object:
+        """A bare date got "should have timezone info" after "a valid datetime or date": say
+        what is wanted (which day begins when depends on a zone the caller must name)."""
+        if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+            raise ValueError(f"a time with its zone is needed, e.g. {value.strip()}T00:00:00Z")
+        return value
 
     @field_validator("since", "until")
     @classmethod

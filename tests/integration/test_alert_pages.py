@@ -325,6 +325,7 @@ def test_the_alerts_api_filters_pages_and_refuses_bad_filters(stack: Stack) -> N
         ({"variant_id": "abc"}, "variant_id"),
         ({"since": "yesterday"}, "since"),
         ({"since": "2026-01-01T00:00:00"}, "timezone"),
+        ({"since": "2026-01-01"}, "2026-01-01T00:00:00Z"),  # a day is not a time: say so
         ({"since": now.isoformat(), "until": (now - timedelta(days=1)).isoformat()}, "before"),
         ({"q": "a\x00b"}, "q"),
         ({"colour": "red"}, "unknown parameter"),

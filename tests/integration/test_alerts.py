@@ -201,6 +201,8 @@ async def test_a_crossing_sends_one_email_one_kafka_message_and_one_banner(
     assert len(banners) == 1
     assert banner["rule"] == "low_stock" and banner["variant_id"] == variant.variant_id
     assert banner["figures"]["stock"] == 3 and banner["product_url"] == product_url
+    # A whole number of days as one, like the other day counts (180.0 was published).
+    assert type(banner["figures"]["overstock_days"]) is int
     on_kafka = alert_messages_on_kafka(alert_stack, shop)
     assert [m["id"] for m in on_kafka] == [banner["id"]]
     assert alert_count(alert_stack, shop) == 1
