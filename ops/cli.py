@@ -327,9 +327,11 @@ def tokens_create(email: str, name: str, read_only: bool) -> None:
 
 @main.command()
 @click.option("--url", default="http://127.0.0.1:8000", show_default=True)
-@click.option("--shop", default="demo.myshopify.com", show_default=True)
-@click.option("--orders-per-minute", default=30.0, show_default=True)
-@click.option("--backfill-days", default=0, show_default=True)
+@click.option("--shop", default="demo.myshopify.com", show_default=True, callback=_shop_domain)
+@click.option(
+    "--orders-per-minute", default=30.0, show_default=True, type=click.FloatRange(min=0.01)
+)
+@click.option("--backfill-days", default=0, show_default=True, type=click.IntRange(min=0))
 @click.option("--seed", default=7, show_default=True)
 @click.option("--duration", default=None, type=float, help="Stop after this many seconds.")
 def simulate(
@@ -422,6 +424,11 @@ def connect(
 
     if not SHOP_DOMAIN.match(shop):
         raise click.BadParameter("must be a STORE.myshopify.com domain", param_hint="--shop")
+    if (client_id or client_secret) and (token or webhook_secret):
+        # Which app's secret would its webhooks verify with? Neither is guessed.
+        raise click.UsageError(
+            "give either --client-id and --client-secret, or --token and --webhook-secret"
+        )
     if client_id and client_secret:
         creds = credentials.Credentials(
             shop=shop.lower(),

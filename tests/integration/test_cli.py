@@ -175,3 +175,12 @@ def test_the_command_line_cannot_leave_a_shop_without_an_owner(stack: Stack) -> 
     refused(run(stack, "tokens", "create", "--email", email, "--name", " "), 2, "a name of 1")
     role = "SELECT role FROM shop_members m JOIN users u ON u.id = m.user_id WHERE m.shop = %s"
     assert scalar(stack, role, shop) == "owner"
+
+
+def test_the_simulator_and_connect_refuse_what_they_cannot_use(stack: Stack) -> None:
+    """`simulate --shop bad --backfill-days -1` was taken, and `connect` with both kinds of
+    credentials tried a real store with one of them (an outside test)."""
+    refused(run(stack, "simulate", "--shop", "bad"), 2, "not a STORE.myshopify.com domain")
+    refused(run(stack, "simulate", "--backfill-days", "-1"), 2, "-1 is not in the range")
+    both = ("--client-id", "a", "--client-secret", "b", "--token", "shpat_x")
+    refused(run(stack, "connect", "--shop", "x1.myshopify.com", *both), 2, "give either")
