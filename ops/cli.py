@@ -757,7 +757,16 @@ def nightly(shops: tuple[str, ...], processes: int, day: Any, progress: bool) ->
     from streams.refit import refit_and_report
 
     _logging("warning")
+    # One connection first: the run's pool retries a database that is not there for 30 s,
+    # with a warning a second, before it says so (an outside test).
+    asyncio.run(_database_answers())
     sys.exit(refit_and_report(shops, processes, day.date() if day else None, progress))
+
+
+async def _database_answers() -> None:
+    """OperationalError (told in a line) unless the database takes a connection."""
+    conn = await _connect()
+    await conn.close()
 
 
 # Controls, format characters, surrogates, private use, unassigned, line and paragraph breaks.

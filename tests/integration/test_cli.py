@@ -184,3 +184,17 @@ def test_the_simulator_and_connect_refuse_what_they_cannot_use(stack: Stack) -> 
     refused(run(stack, "simulate", "--backfill-days", "-1"), 2, "-1 is not in the range")
     both = ("--client-id", "a", "--client-secret", "b", "--token", "shpat_x")
     refused(run(stack, "connect", "--shop", "x1.myshopify.com", *both), 2, "give either")
+
+
+def test_nightly_on_a_database_that_is_not_there_says_so_at_once(stack: Stack) -> None:
+    """Its pool retried a missing database for 30 s, a warning a second, before the error (an
+    outside test); 20 s is a bound no retrying run meets."""
+    missing = stack.database_url.rsplit("/", 1)[0] + "/no_such_database"
+    answer = subprocess.run(
+        [sys.executable, "-m", "ops.cli", "nightly", "--no-progress"],
+        env={**os.environ, **stack.env(), "DATABASE_URL": missing},
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    refused(answer, 1, "cannot reach the database")
