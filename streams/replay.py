@@ -61,8 +61,8 @@ async def _replay_one(conn: DictConnection, letter: dict[str, Any]) -> str:
         )
     if not letter["replayable"]:
         raise ValueError(
-            "the body Shopify sent could not be read with one meaning, and the letter keeps"
-            " a reading of it, not the body: run `stockpulse reconcile --shop"
+            "the letter keeps a reading of the body Shopify sent, not the body (it was no JSON"
+            " object, or could not be read with one meaning): run `stockpulse reconcile --shop"
             f" {letter['shop']}` to read the object's current state from Shopify"
         )
     if stage == "ingress":

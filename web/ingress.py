@@ -128,13 +128,17 @@ def _readable_json(topic: str, body: bytes) -> Any:
         text = json.dumps(kept, ensure_ascii=False).encode("utf-8", "replace")
         return json.loads(text)
     except RecursionError:
-        return {"unreadable": "nested too deeply to keep"}
+        return "<nested too deeply to keep>"
 
 
 async def _dead_letter(
     state: Any, parsed: webhooks.WebhookHeaders, body: bytes, error: payloads.PayloadRejected
 ) -> Outcome:
     reason = str(error)
+    data = _readable_json(parsed.topic, body)
+    # A letter replays what it keeps: not a body read with two meanings, and not one that was
+    # no JSON object at all (its kind only is kept, and its replay failed as "invalid JSON").
+    replayable = isinstance(data, dict) and not isinstance(error, payloads.UnreadablePayload)
     try:
         async with asyncio.timeout(COMMIT_TIMEOUT_S):
             async with state.pool.connection() as conn, conn.transaction():
@@ -145,9 +149,9 @@ async def _dead_letter(
                     event_id=parsed.event_id,
                     kind="webhook",
                     topic=parsed.topic,
-                    data=_readable_json(parsed.topic, body),
+                    data=data,
                     error=reason,
-                    replayable=not isinstance(error, payloads.UnreadablePayload),
+                    replayable=replayable,
                 )
     except Exception as exc:
         return _unavailable(f"could not store a dead letter: {exc!r}")

@@ -648,7 +648,9 @@ def test_an_operator_lists_and_replays_dead_letters_once_the_cause_is_gone(stack
     level = json.loads(stock_hook(second, kept, 1, datetime.now(UTC)).body)
     twice = json.dumps(level)[:-1].encode() + b', "available": 777}'
     surrogate = json.dumps({**level, "available": 778}).encode()[:-1] + b', "x": "\\ud800"}'
-    unreadable = [_signed("inventory_levels/update", second, body) for body in (twice, surrogate)]
+    # And a body that is no object at all keeps only its kind: its replay said "invalid JSON".
+    bodies = (twice, surrogate, b"[1, 2]")
+    unreadable = [_signed("inventory_levels/update", second, body) for body in bodies]
     for hook in unreadable:
         assert deliver(stack, hook).status_code == 200
     letters = [
@@ -664,6 +666,7 @@ def test_an_operator_lists_and_replays_dead_letters_once_the_cause_is_gone(stack
         refused = cli("replay", str(letter))
         assert refused.returncode == 1 and "still failing" in refused.stdout, refused
         assert "reconcile" in refused.stdout, refused.stdout
+        assert "Invalid JSON" not in refused.stdout, refused.stdout
     assert cli("replay", "--all", "--shop", second).returncode == 1
     time.sleep(1.0)
     assert stock_of(stack, second, kept) == 5
