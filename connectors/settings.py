@@ -24,7 +24,10 @@ DEVELOPMENT_WEBHOOK_SECRET = "stockpulse-development-secret"
 class Settings(BaseSettings):
     """Everything a Stockpulse process needs to know about its surroundings."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    # No NaN or infinity in any number: every comparison with one is false, so no bound holds.
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", populate_by_name=True, allow_inf_nan=False
+    )
 
     database_url: str = Field(
         default="postgresql://postgres@127.0.0.1:5432/stockpulse",
@@ -123,16 +126,24 @@ class Settings(BaseSettings):
         " joined them for this many seconds (at most three windows after the first).",
     )
 
+    # The same bounds as a shop's own settings (web/settings.py), finite: LEAD_TIME_DAYS=nan
+    # passed and crashed the worker at every start, -5 shrank every reorder point (an
+    # outside test).
     lead_time_days: float = Field(
-        default=14, description="Supplier lead time used for reorder points until set per SKU."
+        default=14,
+        ge=1,
+        le=365,
+        description="Supplier lead time used for reorder points until set per SKU.",
     )
     service_level: float = Field(
         default=0.95, gt=0.5, lt=1, description="Cycle service level behind safety stock."
     )
     target_cover_days: float = Field(
-        default=30, description="Days of demand a suggested reorder should cover."
+        default=30, ge=1, le=730, description="Days of demand a suggested reorder should cover."
     )
-    overstock_days: float = Field(default=180, description="More cover than this is overstock.")
+    overstock_days: float = Field(
+        default=180, ge=1, le=3650, description="More cover than this is overstock."
+    )
     nightly_at: str = Field(
         default="02:00",
         description="Shop-local time (HH:MM) the worker starts the nightly refit; 'off' leaves "

@@ -147,6 +147,10 @@ def test_a_bad_setting_is_named_in_a_line_without_its_value(stack: Stack) -> Non
     DATABASE_URL=garbage), and RECONCILE_INTERVAL_S=abc blamed the encryption keys."""
     for name, value, says in (
         ("LEAD_TIME_DAYS", "abc", "LEAD_TIME_DAYS: Input should be a valid number"),
+        # NaN passed every bound and crashed the worker at each start; -5 shrank every plan.
+        ("LEAD_TIME_DAYS", "nan", "LEAD_TIME_DAYS: Input should be a finite number"),
+        ("LEAD_TIME_DAYS", "-5", "LEAD_TIME_DAYS: Input should be greater than or equal to 1"),
+        ("TARGET_COVER_DAYS", "inf", "TARGET_COVER_DAYS: Input should be a finite number"),
         ("SERVICE_LEVEL", "2", "SERVICE_LEVEL"),
         ("NIGHTLY_AT", "25:00", "NIGHTLY_AT"),
         ("SMTP_URL", "http://x:25", "SMTP_URL must start with smtp://"),
