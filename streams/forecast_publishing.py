@@ -145,6 +145,14 @@ async def _publish_shop_forecasts(
             conn, shop, [update for _, update in messages], ctx.settings, ctx.keeper.defaults
         )
         await conn.commit()
+        # A delete that committed while the round fitted has published its removal, the SKU's
+        # last word: a plan after it told consumers the SKU was back (a CI run saw one).
+        gone = {
+            v
+            for v, _ in await queries.removed_skus(conn, shop, [u.variant_id for _, u in messages])
+        }
+        await conn.commit()
+    messages = [(key, update) for key, update in messages if update.variant_id not in gone]
     await send_all(ctx.topics.forecasts, [(key, dumps(update)) for key, update in messages])
     await alerting.publish(ctx, fired)
     return len(messages)
