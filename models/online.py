@@ -17,6 +17,9 @@ what sells. Nor is the level any one day's units over its weekday's profile, whi
 on a quiet weekday blows up. It is a ratio of two means over the same recent days: their
 units, and the profile of the weekdays they fell on. A closed weekday adds nothing to either.
 
+The profile counts in full only once days that sold pile up behind it (half at
+PROFILE_EVIDENCE_DAYS): three orders on three weekdays are no weekly rhythm.
+
 River's own ``HoltWinters`` is not used: it initialises its seasonal terms multiplicatively
 even in additive mode and divides by the first week's level, which is zero for many new or
 intermittent SKUs.
@@ -48,11 +51,13 @@ FADING = 0.05  # ≈ 20 days of memory for the level, ≈ 20 weeks for each week
 # night in the nightly run's River member (3.5 minutes for 2,000 such SKUs, an outside test).
 LEARN_DAYS = 730
 WARMUP_DAYS = 14  # before two weeks, weekday profiles are noise: forecast the plain level
+# A weekly profile counts in full only as days that sold pile up behind it: at this many, half.
+PROFILE_EVIDENCE_DAYS = 5
 FLOOR = 1e-3  # keeps ratios finite for SKUs that have not sold yet
 INTERVAL_AFTER = 14
 ACCURACY_FADING = 0.02  # ≈ 50 days: how the model has done lately, not since the SKU launched
 # Stored states of another version are rebuilt from the demand history instead of loaded.
-STATE_VERSION = 4
+STATE_VERSION = 5
 
 
 class WeightedEWMean:
@@ -99,6 +104,7 @@ class OnlineDemandModel:
         self.days_profile = WeightedEWMean(fading)  # of the same days' weekdays
         self.weekday = [WeightedEWMean(fading) for _ in range(7)]  # units, by weekday
         self.weekday_days = [0] * 7
+        self.sale_days = 0  # days learnt that sold: the weekly profile's evidence
         self.recent = utils.Rolling(stats.Mean, window_size=7)  # the low-history fallback
         self.error_low = stats.Quantile(0.10)
         self.error_high = stats.Quantile(0.90)
@@ -125,7 +131,10 @@ class OnlineDemandModel:
         average = sum(means.values()) / len(means)
         if average <= FLOOR:
             return [1.0] * 7
-        return [means[i] / average if i in means else 1.0 for i in range(7)]
+        # As sure as the days that sold behind it: one order of 1,000 on a Wednesday made a
+        # profile with all of the week on Wednesdays, forecast every week (an outside test).
+        sure = self.sale_days / (self.sale_days + PROFILE_EVIDENCE_DAYS)
+        return [1.0 + sure * (means[i] / average - 1.0) if i in means else 1.0 for i in range(7)]
 
     def level(self) -> float:
         """Units on an average weekday lately."""
@@ -162,6 +171,8 @@ class OnlineDemandModel:
         self.days_profile.update(profile[day.weekday()])
         self.recent.update(units)
         self.days_learned += 1
+        if units > 0:
+            self.sale_days += 1
 
     def forecast(self, first: date, horizon: int) -> Forecast:
         """Expected units for ``horizon`` days from ``first``, with an 80 % interval."""

@@ -193,4 +193,6 @@ def test_one_big_old_order_does_not_come_back_every_week() -> None:
         model.learn_day(today - timedelta(days=ago), sold.get(ago, 0.0))
     week = model.forecast(today, 7).mean
     assert week.sum() < 111, week  # under what the last 28 days sold
-    assert week.max() < 100, week
+    # Three days that sold are little ground for a weekly profile: it counts in part (74 on
+    # Wednesdays, 9 on Fridays and 0 otherwise, with all of it).
+    assert week.max() < 50 and week.min() > 0, week
