@@ -343,16 +343,38 @@ def simulate(
     duration: float | None,
 ) -> None:
     """Send a demo store's signed webhooks to a running Stockpulse."""
-    from ops.simulator import StoreSimulator
+    from ops.simulator import Refused, StoreSimulator
 
     _logging("info")
+    _answers_at(url)
     secret = get_settings().webhook_secrets[0].decode()
-    sim = StoreSimulator(url, shop, secret, seed=seed, orders_per_minute=orders_per_minute)
+    # Unlike the demo of `up`, whose shop may be uninstalled on purpose, a refusal here is a
+    # mistake in the command: a secret or shop another deployment's (an outside test).
+    sim = StoreSimulator(
+        url, shop, secret, seed=seed, orders_per_minute=orders_per_minute, stop_when_refused=True
+    )
     try:
         asyncio.run(sim.run(backfill_days=backfill_days, duration_s=duration))
     except KeyboardInterrupt:
         pass
+    except Refused as exc:
+        hint = "; is SHOPIFY_API_SECRET the shop's webhook secret?" if exc.status == 401 else ""
+        raise click.ClickException(f"{exc}{hint}") from None
     click.echo(f"sent {sim.sent} webhooks")
+
+
+def _answers_at(url: str) -> None:
+    """ClickException unless a Stockpulse answers at ``url``. The simulator retries each
+    webhook for good, as Shopify does for hours, and a mistyped URL only ever logged retries
+    (an outside test); a web app that goes away later is still waited for."""
+    import httpx
+
+    try:
+        answer = httpx.get(f"{url.rstrip('/')}/healthz", timeout=5)
+    except (httpx.HTTPError, ValueError) as exc:
+        raise click.ClickException(f"nothing answers at {url} ({exc})") from None
+    if answer.status_code != 200:
+        raise click.ClickException(f"{url} is not a Stockpulse (/healthz: {answer.status_code})")
 
 
 @main.group()

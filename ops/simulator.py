@@ -42,6 +42,18 @@ _MIRRORED = {
 }
 
 
+# Answers no retry changes: a wrong secret or a shop this deployment does not know.
+_REFUSALS = frozenset({401, 403, 404})
+
+
+class Refused(Exception):
+    """The web app refused a webhook for good."""
+
+    def __init__(self, topic: str, status: int, body: str):
+        super().__init__(f"{topic} answered {status}: {body}")
+        self.status = status
+
+
 class StoreSimulator:
     """The demo store's live side. With ``mirror_url`` (a fake Shopify's base URL) each order,
     refund and stock change is first recorded there, then sent as its webhook, so the fake's
@@ -57,6 +69,7 @@ class StoreSimulator:
         orders_per_minute: float = 30.0,
         duplicate_rate: float = 0.02,
         mirror_url: str | None = None,
+        stop_when_refused: bool = False,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.shop = shop
@@ -65,6 +78,7 @@ class StoreSimulator:
         self.orders_per_minute = orders_per_minute
         self.duplicate_rate = duplicate_rate
         self.mirror_url = mirror_url.rstrip("/") if mirror_url else None
+        self.stop_when_refused = stop_when_refused
         self.products, self.skus = build_catalogue(self.rng)
         self._ids = int(time.time() * 1000) * 1000  # unique across runs of the same shop
         self._last_stamp = datetime.now(UTC)
@@ -92,6 +106,8 @@ class StoreSimulator:
                     )
                     if response.status_code < 300:
                         break
+                    if self.stop_when_refused and response.status_code in _REFUSALS:
+                        raise Refused(hook.topic, response.status_code, response.text[:200])
                     log.warning("%s answered %s; retrying", hook.topic, response.status_code)
                 except httpx.HTTPError as exc:
                     _stop_if_cancelled(exc)

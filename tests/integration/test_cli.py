@@ -186,6 +186,12 @@ def test_the_simulator_and_connect_refuse_what_they_cannot_use(stack: Stack) -> 
     credentials tried a real store with one of them (an outside test)."""
     refused(run(stack, "simulate", "--shop", "bad"), 2, "not a STORE.myshopify.com domain")
     refused(run(stack, "simulate", "--backfill-days", "-1"), 2, "-1 is not in the range")
+    # It retried a URL where nothing listens for good, saying only "retrying".
+    refused(run(stack, "simulate", "--url", "http://127.0.0.1:9"), 1, "nothing answers at")
+    refused(run(stack, "simulate", "--url", "not a url"), 1, "nothing answers at")
+    # And a secret the web app does not know was retried for good too.
+    wrong = run(stack, "simulate", "--url", stack.base_url, SHOPIFY_API_SECRET="not-the-secret")
+    refused(wrong, 1, "answered 401")
     both = ("--client-id", "a", "--client-secret", "b", "--token", "shpat_x")
     refused(run(stack, "connect", "--shop", "x1.myshopify.com", *both), 2, "give either")
 
