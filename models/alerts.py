@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from enum import StrEnum
 
 
@@ -264,14 +264,24 @@ def digest_day_due(now: datetime, zone: tzinfo, hour: int) -> date | None:
     return local.date() if local.hour >= hour else None
 
 
+def digest_instant(day: date, zone: tzinfo, hour: int) -> datetime:
+    """The instant ``day``'s digest is due (aware, in ``zone``): an alert after it waits for
+    the next day's. A wall time inside a DST gap does not exist; the round trip moves it past
+    the gap.
+
+    >>> from zoneinfo import ZoneInfo
+    >>> digest_instant(date(2026, 3, 8), ZoneInfo("America/New_York"), 2).isoformat()
+    '2026-03-08T03:00:00-04:00'
+    """
+    wall = datetime(day.year, day.month, day.day, hour, tzinfo=zone)
+    return wall.astimezone(UTC).astimezone(zone)
+
+
 def next_digest_at(now: datetime, zone: tzinfo, hour: int) -> datetime:
     """When the next digest goes out (aware, in ``zone``), for the settings page."""
     local = now.astimezone(zone)
     for days in range(0, 3):
-        day = local.date() + timedelta(days=days)
-        wall = datetime(day.year, day.month, day.day, hour, tzinfo=zone)
-        # A wall time inside a DST gap does not exist; the round trip moves it past the gap.
-        at = wall.astimezone(now.tzinfo).astimezone(zone)
+        at = digest_instant(local.date() + timedelta(days=days), zone, hour)
         if at > local:
             return at
     raise AssertionError("unreachable: a day has an hour")

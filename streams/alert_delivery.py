@@ -54,7 +54,7 @@ from connectors.mail import (
 from connectors.outages import log_failure
 from connectors.settings import Settings, get_settings
 from connectors.zones import zone_or_utc
-from models.alerts import SEVERITY, TITLES, Rule, digest_day_due, headline
+from models.alerts import SEVERITY, TITLES, Rule, digest_day_due, digest_instant, headline
 
 log = logging.getLogger("stockpulse.alert_sender")
 
@@ -219,9 +219,14 @@ class AlertSender:
                 )
             now = self.clock()
             for shop in await db.waiting_digest_shops(conn):
-                day = digest_day_due(now, zone_or_utc(shop["time_zone"]), shop["digest_hour"])
+                zone = zone_or_utc(shop["time_zone"])
+                day = digest_day_due(now, zone, shop["digest_hour"])
                 if day is None:
                     continue
+                # Only alerts from before the day's digest hour: a shop quiet at 08:00 got its
+                # "daily digest" with the first alert after it, at any hour (an outside test).
+                # An age, not an instant: the database's clock stamps the deliveries.
+                since_due = max(now - digest_instant(day, zone, shop["digest_hour"]), timedelta())
                 for recipient in await _digest_recipients(conn, shop["shop"]):
                     await db.make_email(
                         conn,
@@ -229,6 +234,7 @@ class AlertSender:
                         recipient,
                         kind="digest",
                         digest_day=day,
+                        older_than=since_due,
                         secret=self.settings.stockpulse_secret_key,
                         domain=self.domain,
                     )

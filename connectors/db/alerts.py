@@ -11,7 +11,7 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -345,11 +345,12 @@ async def make_email(
     secret: str,
     domain: str,
     digest_day: date | None = None,
+    older_than: timedelta = timedelta(),
 ) -> int | None:
     """Put every delivery waiting for ``recipient`` (of the digest when ``kind`` is digest,
-    else the immediate ones) into one new email; its id, or None when there was nothing to
-    put in or the day's digest was made already. Commit before sending: from then on the
-    email's content and Message-ID are fixed."""
+    else the immediate ones) and made at least ``older_than`` ago into one new email; its
+    id, or None when there was nothing to put in or the day's digest was made already.
+    Commit before sending: from then on the email's content and Message-ID are fixed."""
     cur = await conn.execute(
         "INSERT INTO alert_emails (shop, recipient, kind, digest_day, message_id, state,"
         " last_error)"
@@ -367,8 +368,8 @@ async def make_email(
     email_id: int = row["id"]
     taken = await conn.execute(
         "UPDATE alert_deliveries SET email_id = %s WHERE shop = %s AND recipient = %s"
-        " AND email_id IS NULL AND via_digest = %s",
-        (email_id, shop, recipient, kind == "digest"),
+        " AND email_id IS NULL AND via_digest = %s AND created_at <= clock_timestamp() - %s",
+        (email_id, shop, recipient, kind == "digest", older_than),
     )
     if taken.rowcount == 0:
         await conn.execute("DELETE FROM alert_emails WHERE id = %s", (email_id,))

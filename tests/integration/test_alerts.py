@@ -441,6 +441,18 @@ def test_a_sender_killed_after_the_server_took_the_mail_resends_the_same_message
     assert len({m["Message-ID"] for m in copies}) == 1
 
 
+def _sender_on_clock(stack: Stack, mailbox: Mailbox, clock: dict[str, datetime]) -> AlertSender:
+    """A sender of the stack's alerts to ``mailbox`` that reads the time from ``clock``."""
+    return AlertSender(
+        Settings(
+            database_url=stack.database_url,
+            smtp_url=f"smtp://127.0.0.1:{mailbox.port}?starttls=off",
+            stockpulse_base_url=stack.base_url,
+        ),
+        clock=lambda: clock["now"],
+    )
+
+
 async def test_digest_mode_sends_the_days_alerts_at_the_local_hour_across_a_dst_change(
     alert_stack: Stack, mailbox: Mailbox
 ) -> None:
@@ -450,14 +462,7 @@ async def test_digest_mode_sends_the_days_alerts_at_the_local_hour_across_a_dst_
     )
     variants = stocked_products(alert_stack, shop, 3, 20)
     clock = {"now": datetime(2026, 10, 31, 11, 59, tzinfo=UTC)}  # 07:59 EDT
-    sender = AlertSender(
-        Settings(
-            database_url=alert_stack.database_url,
-            smtp_url=f"smtp://127.0.0.1:{mailbox.port}?starttls=off",
-            stockpulse_base_url=alert_stack.base_url,
-        ),
-        clock=lambda: clock["now"],
-    )
+    sender = _sender_on_clock(alert_stack, mailbox, clock)
     assert alert_stack.sender is not None
     # The stack's own sender reads the real clock; this test's sender is the only one.
     alert_stack.sender.stop()
@@ -497,6 +502,38 @@ async def test_digest_mode_sends_the_days_alerts_at_the_local_hour_across_a_dst_
         assert "1 product(s)" in second["Subject"] and "Sun 01 Nov" in second["Subject"]
         assert f"({variants[2].sku})" in text_of(second)
         assert f"({variants[0].sku})" not in text_of(second)
+    finally:
+        await sender.close()
+        alert_stack.sender.start()
+
+
+async def test_an_alert_after_the_digest_hour_waits_for_the_next_days_digest(
+    alert_stack: Stack, mailbox: Mailbox
+) -> None:
+    """A shop with nothing to say at 08:00 sent its "daily digest" with its first alert after
+    it, at 20:05 (an outside test): the digest hour is when it goes out, whatever came first."""
+    recipient = "ops@late-digest.example"
+    shop = alert_shop(alert_stack, [recipient], mode="digest", timezone="UTC", digest_hour=8)
+    (variant,) = stocked_products(alert_stack, shop, 1, 20)
+    clock = {"now": datetime(2026, 12, 7, 20, 5, tzinfo=UTC)}
+    sender = _sender_on_clock(alert_stack, mailbox, clock)
+    assert alert_stack.sender is not None
+    alert_stack.sender.stop()
+    await sender.open()
+    try:
+        set_stock(alert_stack, shop, [variant], 3)
+        wait_until(lambda: alert_count(alert_stack, shop) == 1, what="an alert")
+        await sender.run_once()
+        emails = "SELECT digest_day, state FROM alert_emails WHERE shop = %s ORDER BY id"
+        assert query(alert_stack, emails, shop) == [] and mailbox.to(recipient) == []
+        clock["now"] += timedelta(hours=11, minutes=54)  # 07:59 the next day
+        await sender.run_once()
+        assert query(alert_stack, emails, shop) == []
+        clock["now"] += timedelta(minutes=1)
+        await sender.run_once()
+        assert query(alert_stack, emails, shop) == [(date(2026, 12, 8), "sent")]
+        (digest,) = mailbox.to(recipient)
+        assert "Tue 08 Dec: 1 product(s)" in digest["Subject"]
     finally:
         await sender.close()
         alert_stack.sender.start()
