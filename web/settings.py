@@ -194,13 +194,16 @@ class SettingsController(Controller):
         try:
             outcomes = await alert_settings.send_test(state.pool, state.settings, shop_domain)
         except alert_settings.TestTooSoon as wait:
+            # htmx swaps no 4xx answer: the box kept the last test's "accepted", as if this
+            # one had gone out too (an outside test). The button's request gets its answer in
+            # the box; a form posted without JavaScript keeps the 429.
             return await _page(
                 state,
                 shop,
                 caller,
                 role,
-                errors=f"A test email went out a moment ago: try again in {wait.wait_s} s.",
-                status_code=429,
+                test_wait_s=wait.wait_s,
+                status_code=200 if request.headers.get("hx-request") == "true" else 429,
             )
         return await _page(state, shop, caller, role, test_outcomes=outcomes)
 
@@ -311,6 +314,7 @@ async def _page(
     alerts_form: FormInput | None = None,
     alert_errors: dict[str, str] | None = None,
     test_outcomes: list[alert_settings.TestOutcome] | None = None,
+    test_wait_s: int | None = None,
     notice: str | None = None,
     status_code: int = 200,
 ) -> Template:
@@ -331,6 +335,7 @@ async def _page(
             "errors": errors,
             "alerts": alerts,
             "test_outcomes": test_outcomes,
+            "test_wait_s": test_wait_s,
             "notice": notice,
         },
         status_code=status_code,
