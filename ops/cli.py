@@ -238,10 +238,26 @@ def _time_zone(ctx: click.Context, param: click.Parameter, value: str | None) ->
 )
 def shops_add(domain: str, name: str | None, timezone: str | None) -> None:
     """Install a shop by hand (the Shopify OAuth flow does this for real shops)."""
-    from connectors.db.shops import install_shop
+    from connectors.db.shops import held_shop, install_shop
 
-    install_shop(get_settings().database_url, domain, name=name, timezone=timezone)
-    click.echo(f"installed {domain}")
+    database_url = get_settings().database_url
+    held = held_shop(database_url, domain)
+    # A connected shop's zone is Shopify's: one typed here moved its "today" until the next
+    # reconcile put it back, silently (an outside test).
+    if held and held.connected and timezone not in (None, held.timezone):
+        raise click.ClickException(
+            f"{domain} is connected to Shopify, whose time zone for it ({held.timezone}) "
+            "is the one it keeps; `stockpulse reconcile` reads it again"
+        )
+    install_shop(database_url, domain, name=name, timezone=timezone)
+    if held is None:
+        click.echo(f"installed {domain}")
+    elif not held.installed:
+        click.echo(f"installed {domain} again")
+    elif name in (None, held.name) and timezone in (None, held.timezone):
+        click.echo(f"{domain} was installed already; nothing changed")
+    else:
+        click.echo(f"{domain} was installed already; its name and time zone are as given now")
 
 
 @shops.command("assign")

@@ -7,10 +7,12 @@ means "the shops we serve" selects from :data:`ACTIVE_SHOPS`, so that rule is wr
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg.rows import dict_row
 
 from connectors.db.pool import DictConnection
 
@@ -81,6 +83,26 @@ def install_shop(
     before or beside any event loop, as migrations do."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(_INSTALL, {"domain": domain, "name": name, "timezone": timezone})
+
+
+@dataclass(frozen=True)
+class HeldShop:
+    installed: bool
+    timezone: str
+    name: str | None
+    connected: bool  # it reaches Shopify, which tells its time zone
+
+
+def held_shop(database_url: str, domain: str) -> HeldShop | None:
+    """What is held of ``domain`` before a hand install; None when nothing is."""
+    with psycopg.connect(database_url, row_factory=dict_row) as conn:
+        row = conn.execute(
+            "SELECT uninstalled_at IS NULL AS installed, timezone, name,"
+            " EXISTS (SELECT 1 FROM shop_credentials c WHERE c.shop = s.domain) AS connected"
+            " FROM shops s WHERE domain = %s",
+            (domain,),
+        ).fetchone()
+    return None if row is None else HeldShop(**row)
 
 
 async def install(

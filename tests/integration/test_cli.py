@@ -71,6 +71,29 @@ def test_a_zone_this_database_does_not_know_installs_the_shop_on_utc(stack: Stac
     assert scalar(stack, "SELECT timezone FROM shops WHERE domain = %s", name) == "Asia/Tokyo"
 
 
+def test_adding_a_shop_again_says_what_it_did_and_leaves_shopifys_zone_alone(stack: Stack) -> None:
+    """`shops add` on a connected shop with `--timezone` moved its day until the next
+    reconcile, and every add said "installed" (an outside test)."""
+    name = f"t{uuid.uuid4().hex[:12]}.myshopify.com"
+    zone = "SELECT timezone FROM shops WHERE domain = %s"
+    assert "installed " in run(stack, "shops", "add", name).stdout
+    assert "nothing changed" in run(stack, "shops", "add", name).stdout
+    by_hand = run(stack, "shops", "add", name, "--timezone", "Asia/Tokyo")
+    assert "as given now" in by_hand.stdout and scalar(stack, zone, name) == "Asia/Tokyo"
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO shop_credentials (shop, mode, access_token) VALUES (%s, 'static', '')",
+            (name,),
+        )
+        try:
+            moved = run(stack, "shops", "add", name, "--timezone", "Europe/Paris")
+            refused(moved, 1, "connected to Shopify")
+            assert scalar(stack, zone, name) == "Asia/Tokyo"
+            assert "nothing changed" in run(stack, "shops", "add", name).stdout
+        finally:
+            conn.execute("DELETE FROM shop_credentials WHERE shop = %s", (name,))
+
+
 def test_bad_input_and_an_unreachable_database_are_told_in_a_line(stack: Stack) -> None:
     nobody = f"nope{uuid.uuid4().hex[:8]}.myshopify.com"
     refused(run(stack, "reconcile", "--shop", nobody), 1, "not known")
