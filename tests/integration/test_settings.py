@@ -7,10 +7,12 @@ from datetime import UTC, datetime
 
 import httpx
 
+from ops.shopify_payloads import signed_webhook
 from ops.stack import Stack
 from tests.integration.test_accounts import csrf_of, sign_up, user_id
 from tests.integration.test_forecasting import seed_history
 from tests.support import (
+    SECRET,
     Ids,
     auth,
     deliver_ok,
@@ -24,6 +26,7 @@ from tests.support import (
     scalar,
     sku_api,
     stock_hook,
+    variant_deleted,
     wait_until,
 )
 
@@ -101,6 +104,14 @@ def test_bad_settings_get_a_clear_error_and_nothing_is_saved(stack: Stack) -> No
         f"{settings_url(stack, shop)}/products/{variant.variant_id}", headers=auth(stack)
     )
     assert cleared.status_code == 200, cleared.text
+    assert scalar(stack, "SELECT count(*) FROM shop_settings WHERE shop = %s", shop) == 0
+    # A deleted product took an override no page shows (an outside test); its override, if
+    # any, may still be cleared.
+    deliver_ok(stack, signed_webhook("products/delete", shop, {"id": variant.product_id}, SECRET))
+    wait_until(lambda: variant_deleted(stack, shop, variant), what="the product deleted")
+    gone = f"{settings_url(stack, shop)}/products/{variant.variant_id}"
+    assert httpx.put(gone, json={"lead_time_days": 60}, headers=auth(stack)).status_code == 404
+    assert httpx.delete(gone, headers=auth(stack)).status_code == 200
     assert scalar(stack, "SELECT count(*) FROM shop_settings WHERE shop = %s", shop) == 0
 
 
