@@ -662,6 +662,11 @@ def dead_letters_replay(ids: tuple[int, ...], every: bool, shop: str | None) -> 
 
     if not ids and not every:
         raise click.UsageError("name dead letter ids, or --all")
+    # Both were taken, and --all replayed every letter whatever the ids said (an outside test).
+    if ids and every:
+        raise click.UsageError("name dead letter ids or --all, not both")
+    if shop is not None and not every:
+        raise click.UsageError("--shop goes with --all")
 
     async def run() -> list[Any]:
         async with await _connect() as conn:
@@ -672,6 +677,9 @@ def dead_letters_replay(ids: tuple[int, ...], every: bool, shop: str | None) -> 
             return await replay(conn, sorted(wanted))
 
     results = asyncio.run(run())
+    if every and not results:
+        # It printed nothing, as if something had been done (an outside test).
+        click.echo(f"no open dead letters{f' of {shop}' if shop else ''}: nothing to replay")
     missing = sorted(set(ids) - {r.id for r in results})
     for r in results:
         click.echo(f"{r.id}: {'replayed' if r.ok else 'still failing'}: {_printable(r.detail)}")

@@ -126,6 +126,10 @@ def test_bad_input_and_an_unreachable_database_are_told_in_a_line(stack: Stack) 
     refused(run(stack, "nightly", "--processes", "-3"), 2, "-3")
     refused(run(stack, "dead-letters", "list", "--limit", "-1"), 2, "-1")
     refused(run(stack, "dead-letters", "replay", "999999999"), 1, "no open dead letter 999999999")
+    refused(run(stack, "dead-letters", "replay", "1", "--all"), 2, "not both")
+    refused(run(stack, "dead-letters", "replay", "1", "--shop", "x.myshopify.com"), 2, "--all")
+    nobody = run(stack, "dead-letters", "replay", "--all", "--shop", "nope.myshopify.com")
+    assert nobody.returncode == 0 and "nothing to replay" in nobody.stdout, nobody.stdout
     closed = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
     refused(run(stack, "dead-letters", "list", DATABASE_URL=closed), 1, "cannot reach the database")
 
