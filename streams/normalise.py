@@ -30,7 +30,7 @@ from connectors.shopify.payloads import (
     ShopifyPayload,
     ShopRedact,
 )
-from connectors.shopify.webhooks import CLOCK_SKEW, trigger_time
+from connectors.shopify.webhooks import CLOCK_SKEW, lifecycle_moment, trigger_time
 
 # Restocked refund lines give the units back to the shelf, so they stop counting as demand.
 # "no_restock" refunds (damaged goods, goodwill) leave the sale counted.
@@ -264,10 +264,15 @@ def normalise(env: WebhookEnvelope) -> list[tuple[bytes, SkuEvent]]:
             raise MalformedWebhook("app/uninstalled names another shop than its envelope")
         # Its moment orders it against a reinstall: a retry of an uninstall from before the
         # merchant installed again must not disconnect the shop.
-        events.add("shop", "app_uninstalled", {"at": _clock(env).anchor.isoformat()})
+        events.add("shop", "app_uninstalled", {"at": _lifecycle_moment(env)})
     elif isinstance(payload, ShopRedact):
         if payload.shop_domain != env.shop:
             raise MalformedWebhook("shop/redact names another shop than its envelope")
         # Its moment orders it against the uninstall it follows (connectors.db.ledger).
-        events.add("shop", "shop_redact", {"at": _clock(env).anchor.isoformat()})
+        events.add("shop", "shop_redact", {"at": _lifecycle_moment(env)})
     return events.out
+
+
+def _lifecycle_moment(env: WebhookEnvelope) -> str:
+    received = datetime.fromisoformat(env.received_at)
+    return lifecycle_moment(env.triggered_at, received).isoformat()

@@ -220,9 +220,8 @@ async def accept_webhook(body: bytes, headers: Mapping[str, str], state: Any) ->
         # The earlier of Shopify's trigger and our receipt: a trigger stamped by a clock ahead
         # of ours must not outrank a reinstall made just after (the mark then never cleared).
         # Not shop/redact: it erases only a shop already uninstalled (connectors.db.ledger).
-        received = datetime.now(UTC)
-        triggered = webhooks.trigger_time(parsed.triggered_at, received)
-        state.shops.note_uninstall(parsed.shop, min(triggered or received, received))
+        moment = webhooks.lifecycle_moment(parsed.triggered_at, datetime.now(UTC))
+        state.shops.note_uninstall(parsed.shop, moment)
     state.publisher.offer(row)
     return Outcome(200, "accepted", "accepted")
 

@@ -58,6 +58,31 @@ def trigger_time(header: str | None, received: datetime) -> datetime | None:
     return moment if received - TRIGGER_WINDOW <= moment <= received + CLOCK_SKEW else None
 
 
+def lifecycle_moment(header: str | None, received: datetime) -> datetime:
+    """When an install's lifecycle event (an uninstall, a shop's redact) happened, to order it
+    against the shop's installs: its trigger time however old, never after ``received``.
+
+    Unlike :func:`trigger_time`, an old trigger is believed: it can only place the event
+    before a later install, where it changes nothing. Read as "now", a signed uninstall
+    replayed with a trigger time days old disconnected a shop installed since, and its
+    redact then erased it (an outside test).
+
+    >>> from datetime import UTC
+    >>> at = datetime(2026, 1, 5, tzinfo=UTC)
+    >>> lifecycle_moment("2020-01-01T00:00:00Z", at).isoformat()
+    '2020-01-01T00:00:00+00:00'
+    >>> lifecycle_moment("2026-02-01T00:00:00Z", at) == lifecycle_moment(None, at) == at
+    True
+    """
+    if not header:
+        return received
+    try:
+        moment = _TRIGGER.validate_python(header)
+    except ValidationError:
+        return received
+    return min(moment, received)
+
+
 def sign(body: bytes, secret: bytes) -> str:
     """The header value Shopify would send for ``body``.
 

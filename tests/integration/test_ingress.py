@@ -165,6 +165,19 @@ def test_shop_redact_erases_the_shop(stack: Stack) -> None:
     deliver_ok(stack, later)  # the shop's webhooks are applied in order: the redacts went first
     wait_until(lambda: units_sold(stack, shop, variant.variant_id) == 3, what="the shop kept")
     uninstall = {"id": 1, "myshopify_domain": shop}
+    # An uninstall replayed with a trigger time older than any retry carries was read as
+    # "now": it disconnected the shop installed since, and a redact then erased it (an
+    # outside test). Triggered before the install, it changes nothing.
+    for age in (timedelta(hours=49), timedelta(days=400)):
+        old = datetime.now(UTC) - age
+        deliver_ok(
+            stack, signed_webhook("app/uninstalled", shop, uninstall, SECRET, triggered_at=old)
+        )
+    deliver_ok(stack, signed_webhook("shop/redact", shop, privacy, SECRET))
+    still, _ = order_hook(shop, [(Ids.next(), variant, 4)])
+    deliver_ok(stack, still)
+    wait_until(lambda: units_sold(stack, shop, variant.variant_id) == 7, what="still installed")
+    assert scalar(stack, "SELECT uninstalled_at FROM shops WHERE domain = %s", shop) is None
     deliver_ok(stack, signed_webhook("app/uninstalled", shop, uninstall, SECRET))
     wait_until(
         lambda: scalar(stack, "SELECT uninstalled_at FROM shops WHERE domain = %s", shop),
