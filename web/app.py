@@ -220,11 +220,15 @@ class _StaticFiles(BaseLocalFileSystem):
 
 
 def _log_exception(logger: Logger, scope: Scope, traceback: list[str]) -> None:
-    """Litestar's exception logging: a client error (4xx) is one line, anything else a traceback.
+    """Litestar's exception logging: a client error (4xx) is one line, the database away is
+    left to its own handler's line (a 503, not a bug: a traceback per request in flight when
+    PostgreSQL went down, an outside test), anything else a traceback.
 
     Litestar calls this inside the ``except`` block of the exception it is handling.
     """
     exc = sys.exc_info()[1]
+    if isinstance(exc, psycopg.OperationalError):
+        return
     if isinstance(exc, HTTPException) and exc.status_code < 500:
         logger.info(
             "%s %s %r: %d %s",
