@@ -117,13 +117,21 @@ def _finite_or_text(number: str) -> float | str:
     return value if math.isfinite(value) else number
 
 
+def _int_or_text(number: str) -> int | str:
+    # Past Python's 4,300 digits a number would fail the letter, and the webhook with it.
+    return int(number) if len(number) <= 4000 else number
+
+
 def _readable_json(topic: str, body: bytes) -> Any:
     """The body as JSON for a dead letter: only the fields its topic's model declares, so no
     customer data (NaN, Infinity and numbers too large for a float as text). A lone surrogate
     escape becomes "?" (PostgreSQL's jsonb refuses it, and the letter would fail with the
-    webhook on every retry); a body nested too deeply to walk is kept as a note."""
+    webhook on every retry); a body nested too deeply to walk is kept as a note. An integer of
+    more than 4,000 digits is kept as text."""
     try:
-        parsed = json.loads(body, parse_constant=str, parse_float=_finite_or_text)
+        parsed = json.loads(
+            body, parse_constant=str, parse_float=_finite_or_text, parse_int=_int_or_text
+        )
         kept = webhooks.without_pii(payloads.declared_only(topic, parsed))
         text = json.dumps(kept, ensure_ascii=False).encode("utf-8", "replace")
         return json.loads(text)

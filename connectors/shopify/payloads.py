@@ -323,6 +323,11 @@ def _read_strictly(body: bytes | str) -> bool:
 
     >>> _read_strictly(b'{"title": "NaN bread", "n": 1}'), _read_strictly(b'{"n": 1')
     (True, False)
+    >>> bom, utf16 = b"\\xef\\xbb\\xbf{}", '{"n": 1}'.encode("utf-16")
+    >>> _read_strictly(bom), _read_strictly(utf16)
+    (False, False)
+    >>> _read_strictly(b'{"id": ' + b"9" * 5000 + b"}")
+    True
     >>> _read_strictly(b'{"quantity": NaN}')
     Traceback (most recent call last):
     ...
@@ -348,7 +353,11 @@ def _read_strictly(body: bytes | str) -> bool:
         return out
 
     try:
-        json.loads(body, parse_constant=refuse, object_pairs_hook=once)
+        # JSON on the wire is UTF-8 without a byte order mark (RFC 8259 §8.1); Python's reader
+        # would take UTF-16 and a BOM. Integers stay text: one of 5,000 digits is JSON, past
+        # what Python converts.
+        text = body.decode("utf-8") if isinstance(body, bytes) else body
+        json.loads(text, parse_constant=refuse, parse_int=str, object_pairs_hook=once)
     except RecursionError:
         raise NotJson("nested too deeply") from None
     except (NotJson, UnreadablePayload):
