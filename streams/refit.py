@@ -45,7 +45,7 @@ from connectors.db.shops import active_shops, shop_held
 from connectors.outages import log_failure
 from connectors.settings import get_settings
 from models.accuracy import ACCURACY_AFTER_DAYS, mase, seasonal_naive_scale
-from models.combined import HORIZON, forecast_nightly
+from models.combined import HORIZON, NIGHTLY_MIN_DAYS, forecast_nightly
 from models.ensemble import (
     VALIDATION_DAYS,
     VALIDATION_RUNS,
@@ -505,6 +505,13 @@ def refit_and_report(
             # Refused, failed or nothing done: the reason is the line (a refusal is not an
             # error to log with a traceback; an unexpected failure was logged with its own).
             print(f"{r.shop} {r.run_day or ''}: {r.status}")
+            continue
+        if not r.fitted and not r.resumed:
+            # "committed; fitted 0" read as if forecasts had been made (an outside test).
+            print(
+                f"{r.shop} {r.run_day or ''}: nothing to forecast: no SKU had "
+                f"{NIGHTLY_MIN_DAYS} sellable days before that day"
+            )
             continue
         per_sku = r.cpu_seconds / r.fitted if r.fitted else 0.0
         members = ", ".join(f"{m} {s:.1f} s" for m, s in sorted(r.member_seconds.items()))

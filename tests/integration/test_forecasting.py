@@ -323,6 +323,11 @@ def test_nightly_weights_come_from_the_member_forecasts_of_earlier_runs(stack: S
     run = nightly(stack, shop, "--day", ahead.isoformat())
     output, _ = run.communicate(timeout=120)
     assert run.returncode == 1 and f"{ahead} is after the shop's today" in output, output
+    # A day before the shop's history has nothing to forecast, and says so ("committed;
+    # fitted 0" read as if forecasts had been made: an outside test).
+    run = nightly(stack, shop, "--day", "1990-01-01")
+    output, _ = run.communicate(timeout=120)
+    assert run.returncode == 0 and "nothing to forecast" in output, output
     assert (
         query(stack, "SELECT 1 FROM forecast_runs WHERE shop = %s AND run_day = %s", shop, ahead)
         == []
