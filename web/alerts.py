@@ -118,6 +118,10 @@ class AlertsQuery(_Filters):
         what is wanted (which day begins when depends on a zone the caller must name)."""
         if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
             raise ValueError(f"a time with its zone is needed, e.g. {value.strip()}T00:00:00Z")
+        # Anything else unreadable got pydantic's "a valid datetime or date", though a date
+        # is refused (an outside test).
+        if isinstance(value, str) and not re.match(r"\s*\d{4}-\d{2}-\d{2}[T ]", value):
+            raise ValueError("a time with its zone is needed, e.g. 2026-12-01T00:00:00Z")
         return value
 
     @field_validator("since", "until")

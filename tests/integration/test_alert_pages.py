@@ -323,7 +323,7 @@ def test_the_alerts_api_filters_pages_and_refuses_bad_filters(stack: Stack) -> N
         ({"limit": 201}, "limit"),
         ({"offset": -1}, "offset"),
         ({"variant_id": "abc"}, "variant_id"),
-        ({"since": "yesterday"}, "since"),
+        ({"since": "yesterday"}, "since: a time with its zone is needed"),
         ({"since": "2026-01-01T00:00:00"}, "timezone"),
         ({"since": "2026-01-01"}, "2026-01-01T00:00:00Z"),  # a day is not a time: say so
         ({"since": now.isoformat(), "until": (now - timedelta(days=1)).isoformat()}, "before"),
