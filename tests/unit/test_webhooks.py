@@ -11,6 +11,7 @@ from connectors.shopify.payloads import (
     NotJson,
     PayloadRejected,
     ProductDeleted,
+    UnreadablePayload,
     dump_payload,
     parse_payload,
 )
@@ -144,11 +145,23 @@ def test_inventory_levels_need_a_real_zoned_timestamp(updated_at: object) -> Non
 
 @pytest.mark.parametrize(
     "body",
-    [b"not json", b"[" * 10_000 + b"]" * 10_000, b'{"id": ' + b"9" * 5000 + b"}", b"{"],
+    [
+        b"not json",
+        b"[" * 10_000 + b"]" * 10_000,
+        b"{",
+        # Not JSON on the wire, which is UTF-8 without a byte order mark (RFC 8259).
+        b"\xef\xbb\xbf{}",
+        '{"id": 1}'.encode("utf-16"),
+    ],
 )
 def test_bodies_that_are_not_json_are_told_apart_from_bad_payloads(body: bytes) -> None:
     with pytest.raises(NotJson):
         parse_payload("orders/create", body)
+
+
+def test_a_number_of_thousands_of_digits_is_json_this_app_cannot_read() -> None:
+    with pytest.raises(UnreadablePayload):
+        parse_payload("orders/create", b'{"id": ' + b"9" * 5000 + b"}")
 
 
 def test_a_product_body_is_not_a_product_deletion() -> None:
