@@ -70,20 +70,43 @@ def reorder_point(lead_time_demand: float, safety: float) -> float:
 
 
 def reorder_quantity(
-    target_cover_days: float,
-    daily_demand: float,
+    demand_to_cover: float,
     safety: float,
     on_hand: float,
     incoming: float = 0.0,
 ) -> int:
-    """Units to order now to reach ``target_cover_days`` of demand plus safety stock
-    (order-up-to), never negative.
+    """Units to order now (order-up-to), never negative: ``demand_to_cover`` is the demand
+    until the order, arriving after the lead time, has run for the target cover days
+    (:func:`demand_over`), so stock on hand, what is on order and the order itself last that
+    long with the safety stock left.
 
-    >>> reorder_quantity(30, daily_demand=4, safety=10, on_hand=50, incoming=20)
-    60
+    >>> reorder_quantity(demand_to_cover=136, safety=10, on_hand=50, incoming=20)
+    76
     """
-    wanted = target_cover_days * daily_demand + safety - on_hand - incoming
+    wanted = demand_to_cover + safety - on_hand - incoming
     return max(0, math.ceil(wanted - 1e-9))
+
+
+TAIL_DAYS = 28  # beyond its horizon, a forecast goes on at the mean of its last four weeks
+
+
+def demand_over(daily_mean: Sequence[float], days: int) -> float:
+    """Units the forecast expects over its first ``days`` days; past its horizon, at the mean
+    of its last TAIL_DAYS (a lead time and a target cover may reach beyond it together).
+
+    >>> demand_over([1.0] * 60 + [2.0] * 30, 100)
+    140.0
+    >>> demand_over([3.0, 1.0], 1), demand_over([], 5)
+    (3.0, 0.0)
+    """
+    if days <= 0 or not daily_mean:
+        return 0.0
+    within = float(sum(daily_mean[:days]))
+    beyond = days - len(daily_mean)
+    if beyond <= 0:
+        return within
+    tail = daily_mean[-TAIL_DAYS:]
+    return within + beyond * float(sum(tail) / len(tail))
 
 
 @dataclass(frozen=True)
@@ -210,22 +233,26 @@ def inventory_plan(
     ...                       days_since_last_sale=1)
     >>> plan.days_of_cover, round(plan.safety_stock, 2), round(plan.reorder_point, 2)
     (12.5, 6.58, 22.58)
-    >>> plan.reorder_quantity  # 30 days × 4 + 6.58 − 50
-    77
+    >>> plan.reorder_quantity  # (4 days' lead + 30 days' cover) × 4 + 6.58 − 50
+    93
+
+    The order is what lasts the target cover once it arrives: stock on hand is spent over
+    the lead time first. Ordering the target cover's demand from today left a SKU below its
+    reorder point with an order of 0 whenever the lead time was longer than the cover, and
+    every order short by the lead time's demand (an outside test).
     """
     lead = max(1, lead_time_days)
     lead_demand = float(sum(daily_mean[:lead]))
     sd = float(sum(daily_sd[:lead]) / min(lead, len(daily_sd))) if daily_sd else 0.0
     safety = safety_stock(service_level, sd, lead)
-    cover_window = daily_mean[:target_cover_days]
-    daily = float(sum(cover_window) / len(cover_window)) if cover_window else 0.0
+    to_cover = demand_over(daily_mean, lead + max(0, target_cover_days))
     projection = project_stockout(stock, daily_mean, incoming)
     return InventoryPlan(
         days_of_cover=projection.days_of_cover,
         stockout_day_index=projection.stockout_day_index,
         safety_stock=safety,
         reorder_point=reorder_point(lead_demand, safety),
-        reorder_quantity=reorder_quantity(target_cover_days, daily, safety, stock, incoming),
+        reorder_quantity=reorder_quantity(to_cover, safety, stock, incoming),
         overstock=(days_on_sale is None or days_on_sale >= EXCESS_AFTER_DAYS)
         and is_overstock(projection.days_of_cover, stock, overstock_days),
         dead_stock_days=dead_stock_window(days_since_last_sale, stock, days_on_sale),

@@ -49,9 +49,36 @@ def test_velocity_ignores_out_of_stock_days_unless_overselling() -> None:
 
 
 def test_reorder_quantity_orders_up_to_target_cover() -> None:
-    assert reorder_quantity(30, daily_demand=2.5, safety=5, on_hand=20) == 60
-    assert reorder_quantity(30, daily_demand=2.5, safety=5, on_hand=200) == 0
-    assert reorder_quantity(10, daily_demand=0.35, safety=0, on_hand=0) == 4  # rounds up
+    assert reorder_quantity(75, safety=5, on_hand=20) == 60
+    assert reorder_quantity(75, safety=5, on_hand=200) == 0
+    assert reorder_quantity(3.5, safety=0, on_hand=0) == 4  # rounds up
+
+
+def test_an_order_covers_the_lead_time_and_then_the_target_cover() -> None:
+    """A SKU below its reorder point was told to order 0 when its lead time (45 days) was
+    longer than its target cover (30), and every order fell short by the lead time's demand
+    (an outside test)."""
+    from models.policy import inventory_plan
+
+    def plan(stock: float, lead: int, cover: int) -> tuple[float, int]:
+        p = inventory_plan(
+            stock,
+            [6.0] * 90,
+            [0.0] * 90,
+            lead_time_days=lead,
+            service_level=0.95,
+            target_cover_days=cover,
+            overstock_days=180,
+            days_since_last_sale=1,
+        )
+        return p.reorder_point, p.reorder_quantity
+
+    point, quantity = plan(200, lead=45, cover=30)
+    assert point == 270 and quantity == 75 * 6 - 200  # stock below its reorder point: order
+    # Past the forecast's 90 days, at its last weeks' level.
+    assert plan(0, lead=60, cover=60)[1] == 120 * 6
+    # Enough on hand for the lead time and the cover: nothing to order.
+    assert plan(500, lead=14, cover=30)[1] == 0
 
 
 def test_stockout_projection_counts_incoming_and_fractional_days() -> None:
