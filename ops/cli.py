@@ -238,7 +238,7 @@ def _time_zone(ctx: click.Context, param: click.Parameter, value: str | None) ->
 )
 def shops_add(domain: str, name: str | None, timezone: str | None) -> None:
     """Install a shop by hand (the Shopify OAuth flow does this for real shops)."""
-    from connectors.db.shops import held_shop, install_shop
+    from connectors.db.shops import held_shop, install_shop, rename_shop
 
     database_url = get_settings().database_url
     held = held_shop(database_url, domain)
@@ -249,15 +249,19 @@ def shops_add(domain: str, name: str | None, timezone: str | None) -> None:
             f"{domain} is connected to Shopify, whose time zone for it ({held.timezone}) "
             "is the one it keeps; `stockpulse reconcile` reads it again"
         )
-    install_shop(database_url, domain, name=name, timezone=timezone)
-    if held is None:
-        click.echo(f"installed {domain}")
-    elif not held.installed:
-        click.echo(f"installed {domain} again")
-    elif name in (None, held.name) and timezone in (None, held.timezone):
-        click.echo(f"{domain} was installed already; nothing changed")
-    else:
-        click.echo(f"{domain} was installed already; its name and time zone are as given now")
+    if held is None or not held.installed:
+        install_shop(database_url, domain, name=name, timezone=timezone)
+        click.echo(f"installed {domain}{'' if held is None else ' again'}")
+        return
+    changed = [
+        what
+        for what, given, has in (("name", name, held.name), ("time zone", timezone, held.timezone))
+        if given not in (None, has)
+    ]
+    if changed:
+        rename_shop(database_url, domain, name=name, timezone=timezone)
+    said = f"its {' and '.join(changed)} as given now" if changed else "nothing changed"
+    click.echo(f"{domain} was installed already; {said}")
 
 
 @shops.command("assign")
@@ -621,7 +625,7 @@ def dead_letters_group() -> None:
 
 
 @dead_letters_group.command("list")
-@click.option("--shop", default=None, help="Only this shop.")
+@click.option("--shop", default=None, callback=_shop_domain, help="Only this shop.")
 @click.option("--all", "include_replayed", is_flag=True, help="Include replayed ones.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000))
 def dead_letters_list(shop: str | None, include_replayed: bool, limit: int) -> None:
@@ -654,7 +658,7 @@ def dead_letters_list(shop: str | None, include_replayed: bool, limit: int) -> N
 @dead_letters_group.command("replay")
 @click.argument("ids", nargs=-1, type=int)
 @click.option("--all", "every", is_flag=True, help="Every open dead letter (with --shop: its).")
-@click.option("--shop", default=None)
+@click.option("--shop", default=None, callback=_shop_domain)
 def dead_letters_replay(ids: tuple[int, ...], every: bool, shop: str | None) -> None:
     """Put dead letters back where they failed, once their cause is fixed."""
     from connectors.db import dead_letters

@@ -93,6 +93,18 @@ class HeldShop:
     connected: bool  # it reaches Shopify, which tells its time zone
 
 
+def rename_shop(database_url: str, domain: str, *, name: str | None, timezone: str | None) -> None:
+    """Change an installed shop's name and time zone by hand, leaving its install as it
+    was: an uninstall triggered since still applies (an install's moment is when it was
+    granted; a hand re-add moving it to now dropped a genuine uninstall, an outside test)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE shops SET name = coalesce(%(name)s, name),"
+            f" timezone = coalesce({_KNOWN_ZONE}, timezone) WHERE domain = %(domain)s",
+            {"domain": domain, "name": name, "timezone": timezone},
+        )
+
+
 def held_shop(database_url: str, domain: str) -> HeldShop | None:
     """What is held of ``domain`` before a hand install; None when nothing is."""
     with psycopg.connect(database_url, row_factory=dict_row) as conn:
