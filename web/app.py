@@ -85,6 +85,7 @@ def days_of_cover(days: float | None, stock: int | None) -> str:
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
+    _quiet_when_the_database_cuts_a_response()
     # Refuse to start rather than store a shop's secrets unsealed.
     keyring = Keyring.parse(settings.stockpulse_encryption_keys)
 
@@ -242,6 +243,37 @@ def _log_exception(logger: Logger, scope: Scope, traceback: list[str]) -> None:
     logger.exception(
         "Uncaught exception (connection_type=%s, path=%r):", scope["type"], scope["path"]
     )
+
+
+class _DatabaseGoneMidResponse(logging.Filter):
+    """uvicorn's "Exception in ASGI application", for a response the database cut short (a
+    CSV report streaming when PostgreSQL went down), as one warning line: the connection is
+    dropped, so the client sees the download unfinished, and it is no bug to trace (an
+    outside test)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and _from_the_database(exc, set()):
+            record.msg, record.args = "a response was cut short: the database went away", ()
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def _from_the_database(exc: BaseException, seen: set[int]) -> bool:
+    if id(exc) in seen:
+        return False
+    seen.add(id(exc))
+    if isinstance(exc, psycopg.OperationalError):
+        return True
+    inner = list(exc.exceptions) if isinstance(exc, BaseExceptionGroup) else []
+    return any(_from_the_database(e, seen) for e in (*inner, exc.__cause__, exc.__context__) if e)
+
+
+def _quiet_when_the_database_cuts_a_response() -> None:
+    server = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _DatabaseGoneMidResponse) for f in server.filters):
+        server.addFilter(_DatabaseGoneMidResponse())
 
 
 async def _after(first: asyncio.Task, then: object) -> None:

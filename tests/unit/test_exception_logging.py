@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from litestar.exceptions import NotFoundException
 
-from web.app import _log_exception
+from web.app import _DatabaseGoneMidResponse, _log_exception
 
 SCOPE = {"type": "http", "method": "GET", "path": "/api/v1/shops/x.myshopify.com/skus"}
 
@@ -31,4 +31,39 @@ def test_the_database_going_away_is_no_traceback(caplog: pytest.LogCaptureFixtur
     (client,) = _logged(NotFoundException("unknown shop"), caplog)
     assert client.levelno == logging.INFO and client.exc_info is None
     (bug,) = _logged(ZeroDivisionError("a bug"), caplog)
+    assert bug.levelno == logging.ERROR and bug.exc_info is not None
+
+
+def test_a_response_the_database_cut_short_is_one_warning_line() -> None:
+    """A CSV report streaming when PostgreSQL was killed: uvicorn logged "Exception in ASGI
+    application" with the traceback of an exception group (an outside test)."""
+
+    def record_of(exc: BaseException) -> logging.LogRecord:
+        try:
+            raise exc
+        except BaseException:
+            import sys
+
+            return logging.LogRecord(
+                "uvicorn.error",
+                logging.ERROR,
+                "",
+                0,
+                "Exception in ASGI application",
+                (),
+                sys.exc_info(),
+            )
+
+    try:
+        try:
+            raise psycopg.errors.AdminShutdown("terminating connection")
+        except psycopg.Error as cause:
+            raise RuntimeError("Exception caught after response started") from cause
+    except RuntimeError as after_start:
+        cut = record_of(ExceptionGroup("unhandled errors in a TaskGroup", [after_start]))
+    assert _DatabaseGoneMidResponse().filter(cut)
+    assert cut.levelno == logging.WARNING and cut.exc_info is None
+    assert "database went away" in cut.getMessage()
+    bug = record_of(ExceptionGroup("unhandled errors in a TaskGroup", [ZeroDivisionError()]))
+    assert _DatabaseGoneMidResponse().filter(bug)
     assert bug.levelno == logging.ERROR and bug.exc_info is not None
