@@ -87,6 +87,18 @@ async def save_settings(conn: DictConnection, shop: str, values: AlertSettings) 
             sorted(values.rules, key=RULE_NAMES.index),
         ),
     )
+    if values.mode == "immediate":
+        # What waits for a digest goes now, as it would have had it fired now: switched back
+        # to immediate, those alerts waited for the digest hour (an outside test).
+        # Overstock and dead stock still go in the digest (digest_only).
+        released = await conn.execute(
+            "UPDATE alert_deliveries d SET via_digest = false FROM alerts a"
+            " WHERE a.id = d.alert_id AND d.shop = %s AND d.email_id IS NULL AND d.via_digest"
+            " AND NOT a.digest_only",
+            (shop,),
+        )
+        if released.rowcount:
+            await conn.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
 
 
 async def recipients(conn: DictConnection, shop: str) -> list[Recipient]:

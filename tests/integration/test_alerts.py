@@ -537,3 +537,28 @@ async def test_an_alert_after_the_digest_hour_waits_for_the_next_days_digest(
     finally:
         await sender.close()
         alert_stack.sender.start()
+
+
+def test_alerts_waiting_for_a_digest_go_at_once_when_the_shop_switches_to_immediate(
+    alert_stack: Stack, mailbox: Mailbox
+) -> None:
+    """Switched back to immediate, alerts held for the digest waited for its hour, up to a
+    day (an outside test)."""
+    recipient = "ops@back-to-immediate.example"
+    # Today's digest went at the top of this hour: an alert now waits for tomorrow's.
+    hour = datetime.now(UTC).hour
+    shop = alert_shop(alert_stack, [recipient], mode="digest", timezone="UTC", digest_hour=hour)
+    (variant,) = stocked_products(alert_stack, shop, 1, 20)
+    set_stock(alert_stack, shop, [variant], 3)
+    wait_until(lambda: alert_count(alert_stack, shop) == 1, what="an alert")
+    settle()
+    assert mailbox.to(recipient) == []
+    answer = httpx.put(
+        f"{alert_stack.base_url}/api/v1/shops/{shop}/alert-settings",
+        json={"mode": "immediate"},
+        headers=auth(alert_stack),
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    mail = mailbox.wait_for(recipient, timeout_s=30)
+    assert "digest" not in str(mail["Subject"])
