@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from models.forecast import SEASON, Forecast, fill_censored
+from models.one_offs import without_one_offs
 from models.season import season_factor
 from models.shop_calendar import closed_days, future_closed
 
@@ -427,6 +428,7 @@ class ShopFit:
     future_closed: np.ndarray
     last_day: date
     filled: list[np.ndarray]  # what the statsforecast members are fitted on
+    learnt: list[np.ndarray]  # each SKU's units as the members learn them (models.one_offs)
     season: np.ndarray  # the year-end season's factor by coming day (models.season)
 
     def blendable(self, i: int, season: bool = True) -> dict[str, np.ndarray]:
@@ -441,9 +443,9 @@ class ShopFit:
     def has_season(self) -> bool:
         return bool(np.any(self.season != 1))
 
-    def put_prophet(self, i: int, forecast: Forecast, units: np.ndarray) -> None:
-        """SKU ``i``'s Prophet forecast, fitted on ``units``, as the blend takes it."""
-        self.members.mean["prophet"][i] = prophet_member(forecast, units, self.classes[i])
+    def put_prophet(self, i: int, forecast: Forecast) -> None:
+        """SKU ``i``'s Prophet forecast (its :func:`prophet_jobs` job's) as the blend takes it."""
+        self.members.mean["prophet"][i] = prophet_member(forecast, self.learnt[i], self.classes[i])
 
 
 def fit_shop(
@@ -461,9 +463,9 @@ def fit_shop(
     fit = prepare_shop(units, in_stock, last_day, horizon, country)
     add_statistical(fit, fit_statistical(fit.filled, horizon, intervals=intervals, n_jobs=n_jobs))
     started = time.perf_counter()
-    jobs = prophet_jobs(fit, units, country, horizon)
+    jobs = prophet_jobs(fit, country, horizon)
     for (i, _), forecast in zip(jobs, run_map(prophet_forecast, [j for _, j in jobs]), strict=True):
-        fit.put_prophet(i, forecast, units[i])
+        fit.put_prophet(i, forecast)
     fit.members.seconds["prophet"] = time.perf_counter() - started
     return fit
 
@@ -480,12 +482,13 @@ def prepare_shop(
     from models.ensemble import demand_class
 
     days = max((y.size for y in units), default=0)
-    total = shop_total(units, days)
-    closed = closed_days(total)
+    closed = closed_days(shop_total(units, days))
     sellable = [
         np.asarray(ok, dtype=bool) & ~closed[days - y.size :]
         for y, ok in zip(units, in_stock, strict=True)
     ]
+    units = [without_one_offs(y, ok) for y, ok in zip(units, sellable, strict=True)]
+    total = shop_total(units, days)
     classes = [demand_class(y, ok) for y, ok in zip(units, sellable, strict=True)]
     members = MemberForecasts({}, {}, {}, {})
     started = time.perf_counter()
@@ -514,6 +517,7 @@ def prepare_shop(
         future_closed(closed, last_day, horizon, country),
         last_day,
         [fillable(y, ok) for y, ok in zip(units, sellable, strict=True)],
+        units,
         season_factor(
             total,
             closed,
@@ -543,16 +547,14 @@ def add_statistical(fit: ShopFit, *parts: MemberForecasts) -> None:
         fit.members.seconds[name] = sum(p.seconds[name] for p in parts)
 
 
-def prophet_jobs(
-    fit: ShopFit, units: Sequence[np.ndarray], country: str | None, horizon: int
-) -> list[tuple[int, ProphetJob]]:
+def prophet_jobs(fit: ShopFit, country: str | None, horizon: int) -> list[tuple[int, ProphetJob]]:
     """The Prophet fits a shop needs, by row: Prophet is the dearest member, so only SKUs
     allowed to blend it, with the history it needs, are fitted."""
     from models.ensemble import allowed_members
 
     recent = [
         (y[-PROPHET_LEARN_DAYS:], ok[-PROPHET_LEARN_DAYS:])
-        for y, ok in zip(units, fit.sellable, strict=True)
+        for y, ok in zip(fit.learnt, fit.sellable, strict=True)
     ]
     return [
         (i, ProphetJob(y, ok, fit.last_day - timedelta(days=y.size - 1), country, horizon))

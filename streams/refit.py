@@ -213,7 +213,7 @@ async def _run_locked(
         for m, seconds in fit.members.seconds.items()
     }
     eligible = {i for i, v in enumerate(ids) if forecast_nightly(fit.sellable[i]) and v not in done}
-    prophet_fits = dict(prophet_jobs(fit, units, country, HORIZON))
+    prophet_fits = dict(prophet_jobs(fit, country, HORIZON))
     by_prophet = {i: job for i, job in prophet_fits.items() if i in eligible}
     # The members that cannot forecast a SKU get no weight in its blend; Prophet's fits are
     # still to come. Whether a SKU could have one, not whether this run still fits it (a
@@ -252,7 +252,7 @@ async def _run_locked(
             finished, futures = await asyncio.wait(futures, return_when=asyncio.FIRST_COMPLETED)
             for f in finished:
                 i, forecast, cpu = f.result()
-                fit.put_prophet(i, forecast, units[i])
+                fit.put_prophet(i, forecast)
                 ready.append((i, cpu))
         while ready:
             i, cpu = ready.pop()
@@ -345,12 +345,12 @@ async def _make_validation_run(
         pool, kept_units, [in_stock[i][: cut[i]] for i in rows], last_day, VALIDATION_DAYS, country
     )
     loop = asyncio.get_running_loop()
-    jobs = prophet_jobs(fit, kept_units, country, VALIDATION_DAYS)
+    jobs = prophet_jobs(fit, country, VALIDATION_DAYS)
     forecasts = await asyncio.gather(
         *(loop.run_in_executor(pool, prophet_forecast, job) for _, job in jobs)
     )
     for (j, _), forecast in zip(jobs, forecasts, strict=True):
-        fit.put_prophet(j, forecast, kept_units[j])
+        fit.put_prophet(j, forecast)
     members = {
         ids[i]: _stored_members(fit, j)
         for j, i in enumerate(rows)

@@ -475,7 +475,7 @@ def test_prophet_and_river_learn_from_the_last_years_only() -> None:
         river_member(recent[-LEARN_DAYS:], every_day[:LEARN_DAYS], last_day, 28),
     )
     fit = prepare_shop([long_ago], [every_day], last_day, 28, None)
-    ((_, job),) = prophet_jobs(fit, [long_ago], None, 28)
+    ((_, job),) = prophet_jobs(fit, None, 28)
     assert job.units.size == PROPHET_LEARN_DAYS and np.array_equal(job.units, recent)
     assert job.first_day == last_day - timedelta(days=PROPHET_LEARN_DAYS - 1)
 
