@@ -76,8 +76,10 @@ def test_bad_input_is_refused_with_a_clear_error_and_nothing_is_produced(stack: 
     expect(400, order, body=malformed, headers=_resigned(order, malformed))
     too_deep = b"[" * 10_000 + b"]" * 10_000
     expect(400, order, body=too_deep, headers=_resigned(order, too_deep))
-    huge_number = b'{"id": ' + b"9" * 5000 + b"}"
-    expect(400, order, body=huge_number, headers=_resigned(order, huge_number))
+    # JSON on the wire is UTF-8 without a byte order mark (a number of 5,000 digits is JSON,
+    # set aside as a dead letter: tests/integration/test_poison.py).
+    with_bom = b"\xef\xbb\xbf" + order.body
+    expect(400, order, body=with_bom, headers=_resigned(order, with_bom))
     not_json_numbers = order.body.replace(b'"quantity":1', b'"quantity":NaN')
     expect(400, order, body=not_json_numbers, headers=_resigned(order, not_json_numbers))
     deep_with_nan_text = b'{"title": "NaN", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
