@@ -42,6 +42,11 @@ FIT_DAYS = 365
 # that every night). River learns as the stream's models do (models.online.LEARN_DAYS).
 PROPHET_LEARN_DAYS = 3 * 365
 SHARE_DAYS = 56  # a SKU's share of the shop: eight weeks, so every weekday counts eight times
+# A SKU that sold on before and then sold nothing for this many of its usual gaps between sales
+# (and at least STOPPED_MIN_DAYS days it could sell) has stopped: with gaps drawn at random, a
+# quiet spell five times the usual one comes once in a few hundred.
+STOPPED_GAPS = 5
+STOPPED_MIN_DAYS = 21
 TSB_ALPHA = 0.1  # TSB's smoothing of demand size and of demand probability: the usual 0.1
 MIN_FIT_DAYS = 2 * SEASON
 PROPHET_AFTER_DAYS = 30
@@ -228,6 +233,28 @@ def established(y: np.ndarray) -> bool:
     return first is not None and y.size - first > SHARE_DAYS
 
 
+def stopped(y: np.ndarray, sellable: np.ndarray) -> bool:
+    """Whether an established SKU has stopped selling: no sale on its last STOPPED_GAPS usual
+    gaps between sales (its last year's sellable days over its days with a sale), and on at
+    least STOPPED_MIN_DAYS sellable days.
+
+    >>> daily = np.r_[np.ones(100), np.zeros(21)]
+    >>> stopped(daily, np.ones(121, bool)), stopped(daily[:-1], np.ones(120, bool))
+    (True, False)
+    >>> monthly = np.zeros(200); monthly[::30] = 5  # 20 quiet days are its usual gap
+    >>> stopped(monthly[:-9], np.ones(191, bool))
+    False
+    """
+    days = np.asarray(y, dtype=float)[np.asarray(sellable, dtype=bool)]
+    sold = np.flatnonzero(days > 0)
+    if sold.size < 2 or not established(y):
+        return False
+    quiet = days.size - 1 - int(sold[-1])
+    before = days[: sold[-1] + 1][-365:]
+    gap = before.size / max(int(np.count_nonzero(before)), 1)
+    return quiet >= max(STOPPED_MIN_DAYS, STOPPED_GAPS * gap)
+
+
 def shop_member(
     units: Sequence[np.ndarray],
     sellable: Sequence[np.ndarray],
@@ -247,14 +274,21 @@ def shop_member(
     year-round basics in the weeks after a launch. A newer SKU takes its share of the whole
     shop's total. ``forecast_whole``: that total's forecast, when the caller has it already."""
     days = open_days.size
-    old = [established(y) for y in units]
-    whole = shop_total(units, days)
+    # A SKU that stopped selling is out of the total its share is taken of, from its first day:
+    # its fall is its own, not the shop's. Left in, one of a three-SKU shop's products going
+    # quiet took the others' forecasts down with it, and its own stayed at its old share (an
+    # outside test: 1 a day three weeks after its last sale).
+    gone = [stopped(y, ok) for y, ok in zip(units, sellable, strict=True)]
+    old = [established(y) and not g for y, g in zip(units, gone, strict=True)]
+    whole = shop_total([y for y, g in zip(units, gone, strict=True) if not g], days)
     of_old = shop_total([y for y, e in zip(units, old, strict=True) if e], days)
     if forecast_whole is None:
         forecast_whole = _total_forecast(whole, open_days, horizon)
     forecast_old = _total_forecast(of_old, open_days, horizon) if any(old) else forecast_whole
     out = np.zeros((len(units), horizon))
     for i, (y, ok, is_old) in enumerate(zip(units, sellable, old, strict=True)):
+        if gone[i]:
+            continue  # nothing: its share of late is none
         total, forecast = (of_old, forecast_old) if is_old else (whole, forecast_whole)
         recent = np.flatnonzero(ok)[-SHARE_DAYS:]
         shop_then = total[days - y.size :][recent].sum()
@@ -494,7 +528,10 @@ def prepare_shop(
     stocked = [
         fill_censored(y, np.asarray(ok, dtype=bool)) for y, ok in zip(units, in_stock, strict=True)
     ]
-    total = shop_total(stocked, days)
+    # Of the SKUs still selling, as the shop member takes its shares (:func:`stopped`).
+    total = shop_total(
+        [y for y, ok in zip(stocked, sellable, strict=True) if not stopped(y, ok)], days
+    )
     classes = [demand_class(y, ok) for y, ok in zip(units, sellable, strict=True)]
     members = MemberForecasts({}, {}, {}, {})
     started = time.perf_counter()
