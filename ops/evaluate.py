@@ -523,7 +523,7 @@ def _combined(
             past.append(
                 Validation(
                     {m: f[: end - start] for m, f in earlier.fit.blendable(then).items()},
-                    cut.units[j][window],
+                    cut.fit.learnt[j][window],  # as the nightly run sets them against
                     cut.fit.sellable[j][window],
                 )
             )
