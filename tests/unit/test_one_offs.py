@@ -50,3 +50,35 @@ def test_a_sku_out_of_stock_does_not_pull_the_others_down() -> None:
     assert np.all(np.abs(shop[0] - 4) < 0.5) and np.all(np.abs(shop[1] - 5) < 0.5), shop.round(2)
     assert np.ptp(shop[1]) < 0.1, shop.round(2)  # no fall carried on
     assert np.all(shop[2] == 0), shop.round(2)
+
+
+def test_a_one_off_in_the_validation_days_does_not_widen_the_band() -> None:
+    """The nightly run and `forecast evaluate` set the members' validation forecasts against
+    the SKU's units as the members learn them (``ShopFit.learnt``). Set against the order
+    itself, every member erred by it: a 1-a-day product's band was 0-33 and its safety stock
+    225 (an outside test)."""
+    from datetime import timedelta
+
+    from models.ensemble import ShopBlend, Validation
+
+    days, last = 120, date(2026, 12, 6)
+    wholesale = np.ones(days)
+    wholesale[days - 20] += 200
+    units = [wholesale, np.full(days, 5.0)]
+    every_day = [np.ones(days, dtype=bool)] * 2
+    before = fit_shop(
+        [u[:-28] for u in units], [o[:-28] for o in every_day], last - timedelta(28), 28, None
+    )
+    fit = fit_shop(units, every_day, last, 28, None)
+
+    def band(actual: list[np.ndarray]) -> tuple[float, float]:
+        validations = [
+            [Validation(before.blendable(i), actual[i][-28:], np.ones(28, dtype=bool))]
+            for i in range(2)
+        ]
+        published = ShopBlend(fit.classes, validations).forecast(0, fit.blendable(0), None)
+        return float(published.forecast.lower[0]), float(published.forecast.upper[0])
+
+    assert band(units)[1] > 20  # what the orders as they were would make of it
+    low, high = band(fit.learnt)
+    assert low <= 1 <= high < 3, (low, high)
