@@ -620,17 +620,20 @@ def test_a_variant_shopify_does_not_track_has_no_stock_cover_or_stock_alerts(sta
     for variant in (tracked, untracked):
         deliver_ok(stack, stock_hook(shop, variant, 2, datetime.now(UTC)))
         deliver_ok(stack, order_hook(shop, [(Ids.next(), variant, 3)])[0])
+    # Both planned after their sale: a plan of the stock alone, before the order, has no
+    # cover (nothing sold yet), and reading it failed this test once in CI.
     rows = wait_until(
         lambda: (
             (got := sku_api(stack, shop)).get(untracked.variant_id, {}).get("plan_as_of")
-            and got.get(tracked.variant_id, {}).get("plan_as_of")
+            and got[untracked.variant_id]["sold_today"] == 3
+            and got.get(tracked.variant_id, {}).get("sold_today") == 3
+            and got[tracked.variant_id]["days_of_cover"] is not None
             and got
         ),
         timeout_s=60,
-        what="both SKUs planned",
+        what="both SKUs planned after their sale, the tracked one with a cover",
     )
     assert rows[tracked.variant_id]["stock"] == 2
-    assert rows[tracked.variant_id]["days_of_cover"] is not None
     assert rows[untracked.variant_id]["stock"] is None
     assert rows[untracked.variant_id]["days_of_cover"] is None
     assert rows[untracked.variant_id]["stockout_date"] is None
